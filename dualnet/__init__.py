@@ -1,0 +1,44 @@
+"""dualnet: one body of CNN layer code on two backends, NumPy (reference) and CuPy (CUDA kernels).
+
+    import dualnet as dn
+    dn.use_device("cpu")            # or "gpu", "gpu:1", "emu"
+    model = dn.models.lenet5()
+    model.summary()
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from . import init, layers, losses, models, optim
+from .backend import (Device, DeviceInfo, device, devices, get_device, to_device, to_numpy,
+                      use_device)
+from .errors import (CheckpointError, DataError, DeviceMismatchError, DeviceUnavailableError,
+                     DualnetError, GradcheckError)
+from .gradcheck import gradcheck
+from .layers import Parameter
+from .sequential import Sequential
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Device", "DeviceInfo", "device", "devices", "get_device", "to_device", "to_numpy", "use_device",
+    "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
+    "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
+    "optim", "data", "testing", "fit", "evaluate", "save", "load", "__version__",
+]
+
+# modules and functions whose imports are heavier (h5py) or need test-only packages
+# (hypothesis) load on first use
+_LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots", None),
+         "fit": ("train", "fit"), "evaluate": ("train", "evaluate"),
+         "save": ("checkpoint", "save"), "load": ("checkpoint", "load")}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        mod = importlib.import_module(f".{module}", __name__)
+        return mod if attr is None else getattr(mod, attr)
+    raise AttributeError(f"module 'dualnet' has no attribute {name!r}")

@@ -1,0 +1,64 @@
+"""Losses with hand-written backward passes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import check_same_device, get_device
+
+__all__ = ["SoftmaxCrossEntropy"]
+
+
+class SoftmaxCrossEntropy:
+    """Softmax + cross-entropy, mean over the batch, log-sum-exp stable.
+
+    `loss = crit(logits, labels)` with logits (N, K) and integer labels (N,) returns a float;
+    `crit.backward()` returns dL/dlogits (N, K). `crit.loss_array` keeps the loss on the device
+    so a training loop can accumulate it without a host sync per step.
+    """
+
+    def __init__(self, device: Any = None) -> None:
+        self.device = device  # None: follow the arrays (see _ops_for)
+        self._cache: Any = None
+        self.loss_array: Any = None
+        self.probs: Any = None
+
+    def forward(self, logits: Any, labels: Any, sync: bool = True) -> Any:
+        if getattr(logits, "ndim", None) != 2:
+            raise ValueError(f"SoftmaxCrossEntropy: logits must be (N, K), got shape {tuple(getattr(logits, 'shape', ()))}")
+        if getattr(labels, "shape", None) != (logits.shape[0],):
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be ({logits.shape[0]},) to match logits "
+                             f"{tuple(logits.shape)}, got shape {tuple(getattr(labels, 'shape', ()))}")
+        if labels.dtype.kind not in "iu":
+            raise ValueError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
+        check_same_device("SoftmaxCrossEntropy", logits=logits, labels=labels)
+        ops = _ops_for(logits, self.device)
+        rows, probs = ops.softmax_xent_forward(logits, labels)
+        self.probs = probs
+        self._cache = (probs, labels)
+        self.loss_array = rows.mean()
+        return float(self.loss_array) if sync else self.loss_array
+
+    __call__ = forward
+
+    def backward(self, grad: float = 1.0) -> Any:
+        if self._cache is None:
+            raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward()")
+        probs, labels = self._cache
+        return _ops_for(probs, self.device).softmax_xent_backward(probs, labels, grad / probs.shape[0])
+
+
+def _ops_for(array: Any, device: Any = None) -> Any:
+    """The op table to use: an explicit device, else the array's own kind of device.
+
+    A CuPy array always uses its GPU's ops; a NumPy array uses the active device when that
+    holds NumPy arrays ("cpu" or "emu"), else the CPU reference.
+    """
+    from .backend import get_device_object
+
+    if device is not None:
+        return get_device_object(device).ops
+    if not hasattr(array, "__array_interface__") and hasattr(array, "device"):
+        return get_device_object(f"gpu:{array.device.id}").ops
+    dev = get_device()
+    return dev.ops if dev.kind != "gpu" else get_device_object("cpu").ops

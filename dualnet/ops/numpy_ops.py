@@ -1,0 +1,273 @@
+"""NumpyOps: the reference math of every dualnet op, forward and backward.
+
+Everything here is written against `self.xp`, so the same code runs on NumPy (the truth) and on
+CuPy; `CupyOps` overrides only the ops that have a hand-written CUDA kernel. Ops assume valid
+arguments: layers validate geometry and explain errors before calling in.
+
+Layouts shared with the kernels (dualnet/kernels/*.cu):
+  x     (n, c, h, w)                      images, C-contiguous
+  cols  (c, kh, kw, n, out_h, out_w)      im2col columns; one GEMM covers the whole batch
+  conv weight (o, c // groups, kh, kw)
+Geometry arguments always come in the order kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
+
+
+def out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
+    """Output length of a sliding window: floor((size + 2p - d(k-1) - 1) / s) + 1."""
+    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+
+
+class NumpyOps:
+    """Reference ops. Subclasses set `xp` and override kernel-backed methods."""
+
+    name = "numpy"
+    xp: Any = numpy
+
+    # --- helpers -------------------------------------------------------------------------
+
+    def _windows(self, x, geom: Geometry, fill: float = 0.0):
+        """Strided views of every kernel offset: returns (c, kh, kw, n, out_h, out_w).
+
+        A loop over the kh*kw offsets, each a strided slice of the padded batch: no loop over
+        pixels or images.
+        """
+        xp = self.xp
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        n, c, h, w = x.shape
+        if ph or pw:
+            padded = xp.full((c, n, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
+            padded[:, :, ph:ph + h, pw:pw + w] = x.transpose(1, 0, 2, 3)
+        else:
+            padded = x.transpose(1, 0, 2, 3)
+        cols = xp.empty((c, kh, kw, n, out_h, out_w), dtype=x.dtype)
+        for i in range(kh):
+            y0 = i * dh
+            for j in range(kw):
+                x0 = j * dw
+                cols[:, i, j] = padded[:, :, y0:y0 + sh * (out_h - 1) + 1:sh, x0:x0 + sw * (out_w - 1) + 1:sw]
+        return cols
+
+    # --- im2col / col2im -----------------------------------------------------------------
+
+    def im2col(self, x, geom: Geometry):
+        """x: (n, c, h, w) -> cols: (c, kh, kw, n, out_h, out_w); zero padding."""
+        return self._windows(x, geom, 0.0)
+
+    def col2im(self, cols, x_shape: tuple[int, int, int, int], geom: Geometry):
+        """Adjoint of im2col: cols (c, kh, kw, n, out_h, out_w) -> (n, c, h, w).
+
+        Each pixel sums the column entries that came from it, offsets in (i, j) order, the
+        order the gather kernel uses, so float64 results agree exactly.
+        """
+        xp = self.xp
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        n, c, h, w = x_shape
+        padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for i in range(kh):
+            y0 = i * dh
+            for j in range(kw):
+                x0 = j * dw
+                padded[:, :, y0:y0 + sh * (out_h - 1) + 1:sh, x0:x0 + sw * (out_w - 1) + 1:sw] += cols[:, i, j]
+        return xp.ascontiguousarray(padded[:, :, ph:ph + h, pw:pw + w].transpose(1, 0, 2, 3))
+
+    # --- bias + activation ---------------------------------------------------------------
+
+    def bias_act(self, x, bias, act: str | None, channel_major: bool):
+        """Add a per-channel bias and apply `act` ("relu" or None).
+
+        x: (c, n, inner) if channel_major (the output of one GEMM over the batch) else
+        (n, c, inner); bias: (c,) or None. Returns a contiguous (n, c, inner) array.
+        """
+        xp = self.xp
+        y = x.transpose(1, 0, 2) if channel_major else x
+        if bias is not None:
+            y = y + bias[None, :, None]
+        elif act is None:
+            return xp.ascontiguousarray(y)
+        if act == "relu":
+            y = xp.maximum(y, 0)
+        return xp.ascontiguousarray(y)
+
+    def relu_forward(self, x):
+        return self.xp.maximum(x, 0)
+
+    def relu_backward(self, dy, y):
+        """dL/dx of relu from its output y: dy where y > 0, else 0."""
+        return dy * (y > 0)
+
+    def tanh_forward(self, x):
+        return self.xp.tanh(x)
+
+    def tanh_backward(self, dy, y):
+        return dy * (1 - y * y)
+
+    def sigmoid_forward(self, x):
+        # tanh form: never overflows, for any sign of x
+        return (self.xp.tanh(x * 0.5) + 1) * 0.5
+
+    def sigmoid_backward(self, dy, y):
+        return dy * y * (1 - y)
+
+    # --- convolution ---------------------------------------------------------------------
+
+    def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
+        """x: (n, c, h, w), weight: (o, c/g, kh, kw), bias: (o,) or None.
+
+        Returns y: (n, o, out_h, out_w) and cols (kept for the weight gradient).
+        """
+        xp = self.xp
+        kh, kw, *_, out_h, out_w = geom
+        n, c, h, w = x.shape
+        o = weight.shape[0]
+        cols = self.im2col(x, geom)
+        g_cols = cols.reshape(groups, (c // groups) * kh * kw, n * out_h * out_w)
+        g_w = weight.reshape(groups, o // groups, (c // groups) * kh * kw)
+        y = xp.matmul(g_w, g_cols).reshape(o, n, out_h * out_w)
+        y = self.bias_act(y, bias, act, channel_major=True)
+        return y.reshape(n, o, out_h, out_w), cols
+
+    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool):
+        """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None)."""
+        xp = self.xp
+        kh, kw, *_, out_h, out_w = geom
+        n, c, h, w = x_shape
+        o = weight.shape[0]
+        k = (c // groups) * kh * kw
+        g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
+        g_cols = cols.reshape(groups, k, n * out_h * out_w)
+        g_w = weight.reshape(groups, o // groups, k)
+        dweight = xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
+        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
+        dx = self.col2im(dcols, x_shape, geom)
+        dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
+        return dx, dweight, dbias
+
+    # --- pooling -------------------------------------------------------------------------
+
+    def maxpool_forward(self, x, geom: Geometry):
+        """x: (n, c, h, w) -> y (n, c, out_h, out_w), argmax int32 (n, c, out_h, out_w).
+
+        argmax is the index iy * w + ix of the chosen input in its (h, w) plane; of equal
+        values the first in row-major window order wins, so a tie sends the gradient to
+        exactly one input.
+        """
+        xp = self.xp
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        n, c, h, w = x.shape
+        win = self._windows(x.reshape(n * c, 1, h, w), geom, -xp.inf)
+        win = win.reshape(kh * kw, n * c, out_h, out_w)
+        k = xp.argmax(win, axis=0)  # first maximum: the tie rule
+        y = xp.take_along_axis(win, k[None], axis=0)[0]
+        oy = xp.arange(out_h).reshape(1, out_h, 1)
+        ox = xp.arange(out_w).reshape(1, 1, out_w)
+        iy = oy * sh - ph + (k // kw) * dh
+        ix = ox * sw - pw + (k % kw) * dw
+        argmax = (iy * w + ix).astype(xp.int32)
+        return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
+
+    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
+        """Each input receives the gradients of the windows whose argmax it is."""
+        xp = self.xp
+        n, c, h, w = x_shape
+        plane = xp.arange(n * c, dtype=xp.int64).reshape(n * c, 1) * (h * w)
+        flat = (plane + argmax.reshape(n * c, -1)).ravel()
+        dx = xp.bincount(flat, weights=dy.ravel(), minlength=n * c * h * w)
+        return dx.astype(dy.dtype, copy=False).reshape(x_shape)
+
+    def avgpool_forward(self, x, geom: Geometry):
+        """Window mean with zero padding counted: the divisor is always kh * kw."""
+        kh, kw, *_, out_h, out_w = geom
+        n, c, h, w = x.shape
+        win = self._windows(x.reshape(n * c, 1, h, w), geom, 0.0)
+        total = win.reshape(kh * kw, n * c, out_h, out_w).sum(axis=0)
+        return (total / (kh * kw)).reshape(n, c, out_h, out_w)
+
+    def avgpool_backward(self, dy, x_shape, geom: Geometry):
+        kh, kw, *_, out_h, out_w = geom
+        n, c, h, w = x_shape
+        # every window passes dy / (kh*kw) to each of its inputs: col2im of a broadcast
+        cols = self.xp.broadcast_to(dy.reshape(1, 1, 1, n * c, out_h, out_w), (1, kh, kw, n * c, out_h, out_w))
+        total = self.col2im(cols, (n * c, 1, h, w), geom)
+        return (total / (kh * kw)).reshape(x_shape)
+
+    # --- linear --------------------------------------------------------------------------
+
+    def linear_forward(self, x, weight, bias, act: str | None = None):
+        """x: (n, in), weight: (out, in), bias: (out,) or None -> (n, out)."""
+        y = self.xp.matmul(x, weight.T)
+        n, o = y.shape
+        return self.bias_act(y.reshape(n, o, 1), bias, act, channel_major=False).reshape(n, o)
+
+    def linear_backward(self, dy, x, weight, need_bias: bool):
+        xp = self.xp
+        dx = xp.matmul(dy, weight)
+        dweight = xp.matmul(dy.T, x)
+        dbias = dy.sum(axis=0) if need_bias else None
+        return dx, dweight, dbias
+
+    # --- dropout -------------------------------------------------------------------------
+
+    def dropout_mask(self, shape, p: float, dtype, rng: numpy.random.Generator):
+        """Inverted-dropout mask: 0 with probability p, else 1 / (1 - p).
+
+        Drawn on the host from the layer's own seeded generator, so every device drops the
+        same units for the same seed.
+        """
+        keep = rng.random(shape) >= p
+        mask = keep.astype(dtype) / numpy.asarray(1.0 - p, dtype=dtype)
+        return self.xp.asarray(mask)
+
+    # --- loss ----------------------------------------------------------------------------
+
+    def softmax_xent_forward(self, logits, labels):
+        """logits: (n, k), labels: int (n,) -> (per-row loss (n,), probs (n, k)).
+
+        log-sum-exp with the row maximum subtracted, so no logit can overflow.
+        """
+        xp = self.xp
+        m = logits.max(axis=1, keepdims=True)
+        e = xp.exp(logits - m)
+        s = e.sum(axis=1, keepdims=True)
+        probs = e / s
+        picked = xp.take_along_axis(logits, labels.reshape(-1, 1).astype(xp.int64), axis=1)
+        loss = (xp.log(s) + m - picked).reshape(-1)
+        return loss, probs
+
+    def softmax_xent_backward(self, probs, labels, scale: float):
+        """(probs - onehot(labels)) * scale; scale = upstream gradient / n for a batch mean."""
+        xp = self.xp
+        d = probs.copy()
+        rows = xp.arange(probs.shape[0])
+        d[rows, labels] -= 1
+        d *= probs.dtype.type(scale)
+        return d
+
+    # --- optimizer updates (in place) ----------------------------------------------------
+
+    def sgd_update(self, param, grad, velocity, lr: float, momentum: float, weight_decay: float, nesterov: bool):
+        """PyTorch's SGD: g = grad + wd*p; v = mu*v + g; p -= lr * (g + mu*v if nesterov else v)."""
+        g = grad + param * weight_decay if weight_decay else grad
+        if momentum:
+            velocity *= momentum
+            velocity += g
+            g = g + velocity * momentum if nesterov else velocity
+        param -= g * lr
+
+    def adam_update(self, param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float,
+                    weight_decay: float, bias_correction1: float, bias_correction2: float):
+        """Adam (L2 weight decay added to the gradient); bias corrections 1 - beta**t."""
+        xp = self.xp
+        g = grad + param * weight_decay if weight_decay else grad
+        m *= beta1
+        m += g * (1 - beta1)
+        v *= beta2
+        v += g * g * (1 - beta2)
+        param -= (m / bias_correction1) * lr / (xp.sqrt(v / bias_correction2) + eps)

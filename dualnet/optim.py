@@ -1,0 +1,127 @@
+"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam.
+
+Each update runs in place through the op table of the parameter's device (one elementwise kernel
+per parameter on the GPU). Buffers live in `param.state`, so `model.to(...)` moves them too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable
+
+from .layers import Parameter
+
+__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS"]
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise ValueError(message)
+
+
+class Optimizer:
+    """Base: holds parameters, a learning rate and a step count."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float):
+        self.params = list(params)
+        _check(len(self.params) > 0, f"{type(self).__name__}: got no parameters to optimize")
+        for p in self.params:
+            _check(isinstance(p, Parameter), f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
+        _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+               f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
+        self.lr = float(lr)
+        self.steps = 0
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad[...] = 0
+
+    def step(self) -> None:
+        self.steps += 1
+        for p in self.params:
+            self._update(p)
+
+    def _update(self, p: Parameter) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def state_dict(self) -> dict[str, Any]:
+        """{"type", "hyper", "steps", "buffers": {param index: {name: array}}} (device arrays)."""
+        return {"type": type(self).__name__, "hyper": self.hyperparameters(), "steps": self.steps,
+                "buffers": {i: dict(p.state) for i, p in enumerate(self.params) if p.state}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        from .backend import to_device
+
+        if state.get("type") != type(self).__name__:
+            raise ValueError(f"{type(self).__name__}: cannot load state of a {state.get('type')!r} optimizer")
+        for k, v in state.get("hyper", {}).items():
+            setattr(self, k, v)
+        self.steps = int(state.get("steps", 0))
+        for i, p in enumerate(self.params):
+            buffers = state.get("buffers", {}).get(i, state.get("buffers", {}).get(str(i), {}))
+            for name, arr in buffers.items():
+                if tuple(arr.shape) != p.shape:
+                    raise ValueError(f"{type(self).__name__}: buffer {name} of parameter {i} has shape "
+                                     f"{tuple(arr.shape)}, expected {p.shape}")
+                p.state[name] = to_device(arr, p.device).astype(p.data.dtype)
+
+
+class SGD(Optimizer):
+    """SGD with optional (Nesterov) momentum and L2 weight decay, PyTorch's formulation."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
+                 nesterov: bool = False, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        _check(isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0,
+               f"SGD: momentum must be in [0, 1), got {momentum!r}")
+        _check(not nesterov or momentum > 0, "SGD: nesterov=True needs momentum > 0")
+        _check(isinstance(weight_decay, (int, float)) and weight_decay >= 0,
+               f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
+        self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
+                "weight_decay": self.weight_decay}
+
+    def _update(self, p: Parameter) -> None:
+        if "velocity" not in p.state:
+            p.state["velocity"] = p.data * 0
+        p.device.ops.sgd_update(p.data, p.grad, p.state["velocity"], self.lr, self.momentum,
+                                self.weight_decay, self.nesterov)
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba) with bias correction and optional L2 weight decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.0):
+        super().__init__(params, lr)
+        b1, b2 = betas
+        _check(0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0, f"Adam: betas must be in [0, 1), got {betas!r}")
+        _check(eps > 0, f"Adam: eps must be > 0, got {eps!r}")
+        _check(weight_decay >= 0, f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
+        self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
+
+    def hyperparameters(self) -> dict[str, Any]:
+        return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
+
+    def step(self) -> None:
+        self.steps += 1
+        b1, b2 = self.betas
+        self._bc = (1 - b1 ** self.steps, 1 - b2 ** self.steps)
+        for p in self.params:
+            self._update(p)
+
+    def _update(self, p: Parameter) -> None:
+        if "m" not in p.state:
+            p.state["m"] = p.data * 0
+            p.state["v"] = p.data * 0
+        b1, b2 = self.betas
+        p.device.ops.adam_update(p.data, p.grad, p.state["m"], p.state["v"], self.lr, b1, b2, self.eps,
+                                 self.weight_decay, self._bc[0], self._bc[1])
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}

@@ -1,0 +1,161 @@
+"""Public test helpers: Hypothesis strategies for layer geometries and device agreement.
+
+Use them to property-test your own layers and kernels:
+
+    @given(dn.testing.conv_geometries())
+    def test_my_conv(g): ...
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from hypothesis import strategies as st
+
+from .backend import device as device_scope
+from .backend import to_device, to_numpy
+from .ops.numpy_ops import out_size
+
+__all__ = ["conv_geometries", "pool_geometries", "linear_geometries", "invalid_conv_geometries",
+           "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree", "conv_layer_kwargs"]
+
+
+@st.composite
+def conv_geometries(draw: Any, max_size: int = 20, max_batch: int = 4, max_channels: int = 6) -> dict:
+    """A valid Conv2d geometry: batch 1-4, channels 1-6 with groups dividing both counts,
+    kernels 1-5 (non-square allowed), stride 1-3, padding 0-3, dilation 1-3, and an input just
+    large enough for a 1x1 output up to ~max_size (larger when dilation demands it)."""
+    groups = draw(st.integers(1, 3))
+    cin = groups * draw(st.integers(1, max(1, max_channels // groups)))
+    cout = groups * draw(st.integers(1, max(1, max_channels // groups)))
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, 3)), draw(st.integers(0, 3))
+    dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    min_h = max(1, dh * (kh - 1) + 1 - 2 * ph)
+    min_w = max(1, dw * (kw - 1) + 1 - 2 * pw)
+    h = draw(st.integers(min_h, max(min_h, max_size)))
+    w = draw(st.integers(min_w, max(min_w, max_size)))
+    n = draw(st.integers(1, max_batch))
+    return dict(n=n, c=cin, out_channels=cout, groups=groups, h=h, w=w, kernel_size=(kh, kw),
+                stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
+                out_h=out_size(h, kh, sh, ph, dh), out_w=out_size(w, kw, sw, pw, dw))
+
+
+def conv_layer_kwargs(g: dict) -> dict:
+    """Conv2d constructor arguments of a geometry drawn by conv_geometries."""
+    return dict(in_channels=g["c"], out_channels=g["out_channels"], kernel_size=g["kernel_size"],
+                stride=g["stride"], padding=g["padding"], dilation=g["dilation"], groups=g["groups"])
+
+
+@st.composite
+def pool_geometries(draw: Any, max_size: int = 20, max_batch: int = 4, max_channels: int = 6) -> dict:
+    """A valid pooling geometry: kernel 1-5, stride 1-3 (overlapping windows included),
+    padding at most half the kernel."""
+    kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
+    h = draw(st.integers(max(1, kh - 2 * ph), max(kh, max_size)))
+    w = draw(st.integers(max(1, kw - 2 * pw), max(kw, max_size)))
+    return dict(n=draw(st.integers(1, max_batch)), c=draw(st.integers(1, max_channels)), h=h, w=w,
+                kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
+                out_h=out_size(h, kh, sh, ph), out_w=out_size(w, kw, sw, pw))
+
+
+@st.composite
+def linear_geometries(draw: Any) -> dict:
+    return dict(n=draw(st.integers(1, 4)), in_features=draw(st.integers(1, 24)),
+                out_features=draw(st.integers(1, 24)))
+
+
+@st.composite
+def invalid_conv_geometries(draw: Any) -> tuple[dict, tuple[int, ...], str]:
+    """(Conv2d kwargs, input shape, what is wrong) where either the constructor or forward
+    must raise ValueError: empty output, groups not dividing the channels, wrong rank, wrong
+    channel count, non-positive sizes."""
+    kind = draw(st.sampled_from(["empty", "groups", "rank", "channels", "nonpositive"]))
+    k = draw(st.integers(2, 5))
+    kwargs = dict(in_channels=2, out_channels=4, kernel_size=k)
+    shape: tuple[int, ...] = (1, 2, 8, 8)
+    if kind == "empty":
+        size = draw(st.integers(1, k - 1))
+        shape = (1, 2, size, draw(st.integers(1, 10)))
+    elif kind == "groups":
+        kwargs.update(in_channels=draw(st.sampled_from([3, 5])), groups=2)
+        shape = (1, kwargs["in_channels"], 8, 8)
+    elif kind == "rank":
+        shape = draw(st.sampled_from([(2, 8, 8), (8,), (1, 1, 2, 8, 8)]))
+    elif kind == "channels":
+        shape = (1, draw(st.sampled_from([1, 3, 4])), 8, 8)
+    else:
+        field = draw(st.sampled_from(["in_channels", "out_channels", "kernel_size", "stride", "dilation"]))
+        kwargs[field] = draw(st.sampled_from([0, -1, (0, 1), (1, -2)])) if field not in (
+            "in_channels", "out_channels") else draw(st.sampled_from([0, -3]))
+    return kwargs, shape, kind
+
+
+@st.composite
+def invalid_pool_geometries(draw: Any) -> tuple[dict, tuple[int, ...], str]:
+    kind = draw(st.sampled_from(["empty", "padding", "rank", "nonpositive"]))
+    k = draw(st.integers(2, 5))
+    kwargs: dict = dict(kernel_size=k)
+    shape: tuple[int, ...] = (1, 2, 8, 8)
+    if kind == "empty":
+        shape = (1, 2, draw(st.integers(1, k - 1)), 8)
+    elif kind == "padding":
+        kwargs["padding"] = k // 2 + draw(st.integers(1, 2))
+    elif kind == "rank":
+        shape = (2, 8, 8)
+    else:
+        kwargs[draw(st.sampled_from(["kernel_size", "stride"]))] = draw(st.sampled_from([0, -2]))
+    return kwargs, shape, kind
+
+
+def tie_free(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64) -> np.ndarray:
+    """Distinct values (a shuffled linspace over [-1, 1]): max pooling has no ties, and the
+    gap between values (2 / size) dwarfs a finite-difference step."""
+    size = int(np.prod(shape))
+    values = np.linspace(-1.0, 1.0, size)
+    np.random.default_rng(seed).shuffle(values)
+    return values.reshape(shape).astype(dtype)
+
+
+def uniform(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64, low: float = -1.0,
+            high: float = 1.0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(low, high, size=tuple(shape)).astype(dtype)
+
+
+def _as_tuple(out: Any) -> tuple:
+    return tuple(out) if isinstance(out, (tuple, list)) else (out,)
+
+
+def assert_devices_agree(fn: Callable[..., Any], *inputs: Any, devices: Sequence[str] = ("cpu", "emu"),
+                         rtol: float = 1e-12, atol: float = 0.0) -> list[tuple]:
+    """Run `fn(*inputs)` on each device (inputs moved there, fn called inside `with
+    dn.device(d)`) and assert every output equals the first device's within rtol/atol.
+
+    Returns the outputs per device as NumPy arrays. The message names both devices, the
+    output index, the worst element and both values.
+    """
+    results = []
+    for name in devices:
+        with device_scope(name):
+            moved = [to_device(a, name) if isinstance(a, np.ndarray) else a for a in inputs]
+            out = _as_tuple(fn(*moved))
+        results.append(tuple(None if o is None else to_numpy(o) for o in out))
+    ref = results[0]
+    for name, res in zip(devices[1:], results[1:]):
+        if len(res) != len(ref):
+            raise AssertionError(f"{devices[0]} returned {len(ref)} outputs, {name} returned {len(res)}")
+        for i, (a, b) in enumerate(zip(ref, res)):
+            if a is None and b is None:
+                continue
+            if a.shape != b.shape or a.dtype != b.dtype:
+                raise AssertionError(f"output {i}: {devices[0]} gave {a.shape} {a.dtype}, {name} gave {b.shape} {b.dtype}")
+            if not np.allclose(b, a, rtol=rtol, atol=atol, equal_nan=True):
+                err = np.abs(b.astype(np.float64) - a) - rtol * np.abs(a)
+                k = np.unravel_index(int(np.argmax(err)), a.shape)
+                raise AssertionError(f"output {i}: {name} disagrees with {devices[0]} at {k}: "
+                                     f"{b[k]!r} vs {a[k]!r} (rtol {rtol:g}, atol {atol:g})")
+    return results

@@ -1,0 +1,52 @@
+"""Hypothesis profiles (the one place test settings live) and shared fixtures.
+
+HYPOTHESIS_PROFILE=default (CI: the whole suite within minutes on 2 cores) or thorough
+(many more examples, for a night run).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+settings.register_profile("default", max_examples=25, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("thorough", max_examples=300, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+def _gpu_skip_reason() -> str | None:
+    from dualnet.backend import _cupy_status
+
+    ok, reason = _cupy_status(0)
+    return None if ok else reason
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not any("gpu" in item.keywords for item in items):
+        return
+    reason = _gpu_skip_reason()
+    if reason:
+        skip = pytest.mark.skip(reason=f"no usable GPU: {reason}")
+        for item in items:
+            if "gpu" in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _cpu_default_device():
+    """Every test starts on the CPU; tests that want another device say so."""
+    import dualnet as dn
+
+    dn.use_device("cpu")
+    yield
+    dn.use_device("cpu")
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)

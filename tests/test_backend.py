@@ -1,0 +1,52 @@
+"""Devices: names, scoping, and true reasons when the GPU is unavailable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import dualnet as dn
+from dualnet.backend import _cupy_status, parse_device_name
+
+
+@pytest.mark.parametrize("name,canonical", [("cpu", "cpu"), ("GPU", "gpu:0"), ("gpu:2", "gpu:2"), ("emu", "emu")])
+def test_device_names_parse(name, canonical):
+    assert parse_device_name(name) == canonical
+
+
+@pytest.mark.parametrize("bad", ["tpu", "gpu:-1", "cpu:1", "", "gpu:x", 3])
+def test_bad_device_names_say_what_is_allowed(bad):
+    with pytest.raises(ValueError, match="'gpu"):
+        parse_device_name(bad)
+
+
+def test_devices_lists_cpu_gpu_emu_with_reasons():
+    infos = {d.name.split(":")[0]: d for d in dn.devices()}
+    assert set(infos) == {"cpu", "gpu", "emu"}
+    assert infos["cpu"].available
+    for d in infos.values():
+        assert d.available or d.reason
+
+
+def test_gpu_unavailable_raises_with_the_true_reason():
+    ok, reason = _cupy_status(0)
+    if ok:
+        pytest.skip("a GPU is usable here")
+    with pytest.raises(dn.DeviceUnavailableError) as info:
+        dn.use_device("gpu")
+    message = str(info.value)
+    assert reason in message
+    assert any(w in message for w in ("CuPy is not installed", "driver", "no CUDA device", "does not exist"))
+    assert dn.get_device().name == "cpu"  # nothing fell back or changed
+
+
+def test_device_context_scopes_and_restores():
+    assert dn.get_device().name == "cpu"
+    with dn.device("cpu") as d:
+        assert d.xp is np
+    assert dn.get_device().name == "cpu"
+
+
+def test_to_device_cpu_roundtrip():
+    a = np.arange(6.0)
+    assert dn.to_numpy(dn.to_device(a, "cpu")) is a
