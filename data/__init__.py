@@ -1,0 +1,1 @@
+"""Bundled datasets for dualnet (installed as the package ``dualnet_data``)."""
