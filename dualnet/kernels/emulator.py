@@ -1,0 +1,292 @@
+"""Run the CUDA kernel sources on the CPU: g++ + a tiny CUDA header + generated wrappers.
+
+Each ``.cu`` file is compiled with ``g++ -O2 -shared -fPIC`` under ``emulator.h`` together with one
+generated ``extern "C"`` wrapper per instantiation (from the signature table) that loops over every
+block and thread of the grid and calls the kernel with arguments unpacked from a ``void**`` array
+(one pointer to each argument's value, like ``cuLaunchKernel``).  The wrappers are called through
+ctypes.  Compiled libraries are cached on disk by a hash of everything that went into them.
+
+    emu = EmulatorLauncher(check=True)
+    emu.launch("relu_backward", np.float32, dy, y, dx, dy.size)
+
+With ``check=True`` every array is staged in a larger buffer with guard zones on both sides;
+``out`` arrays start filled with a sentinel (a NaN payload for floats, 0xDEADBEEF for int32).
+After the launch the guards must be intact, no sentinel may remain in an ``out`` array and ``in``
+arrays must be unchanged, else KernelCheckError says which kernel, which parameter and where.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import EmulatorUnavailableError, KernelCheckError, KernelCompileError
+from .signatures import (KERNELS, Bound, Kernel, KernelTable, bind, check_launch_config,
+                         grid_size)
+
+HEADER_PATH = Path(__file__).resolve().parent / "emulator.h"
+CXX_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c++14", "-ffp-contract=off", "-Wall")
+
+#: number of compiler runs / disk-cache hits in this process (tests read these)
+stats = {"compiles": 0, "disk_hits": 0}
+
+_GUARD_BYTE = 0xA5
+_UNWRITTEN = {  # dtype -> (unsigned view dtype, bit pattern) filling "out" arrays in check mode
+    np.dtype(np.float32): (np.uint32, 0x7FC0DEAD),
+    np.dtype(np.float64): (np.uint64, 0x7FF8DEADBEEFDEAD),
+    np.dtype(np.int32): (np.uint32, 0xDEADBEEF),
+    np.dtype(np.int64): (np.uint64, 0xDEADBEEFDEADBEEF),
+}
+_CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "float": ctypes.c_float,
+           "double": ctypes.c_double}
+
+
+def compiler() -> str:
+    """The C++ compiler the emulator runs: ``$DUALNET_CXX`` or ``g++``."""
+    return os.environ.get("DUALNET_CXX") or "g++"
+
+
+def emulator_available() -> tuple[bool, str]:
+    """(True, "") when the emulator can compile kernels here, else (False, why and how to fix)."""
+    cxx = compiler()
+    if shutil.which(cxx) is None:
+        return False, (f"{cxx} not found on PATH; install g++ (apt-get install g++) or set "
+                       "DUALNET_CXX to a C++14 compiler")
+    return True, ""
+
+
+def default_cache_dir() -> Path:
+    """``$DUALNET_CACHE_DIR``, else ``$XDG_CACHE_HOME/dualnet/emu``, else ``~/.cache/dualnet/emu``."""
+    if os.environ.get("DUALNET_CACHE_DIR"):
+        return Path(os.environ["DUALNET_CACHE_DIR"])
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "dualnet" / "emu"
+
+
+@lru_cache(maxsize=None)
+def _compiler_identity(cxx: str) -> str:
+    try:
+        out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60)
+    except OSError as e:
+        raise EmulatorUnavailableError(f"cannot run {cxx}: {e}; install g++ (apt-get install "
+                                       "g++) or set DUALNET_CXX") from e
+    return (shutil.which(cxx) or cxx) + "\n" + out.stdout.strip()
+
+
+def wrapper_source(kernel: Kernel, t: str) -> str:
+    """The generated ``extern "C"`` grid loop for one instantiation."""
+    unpack = "\n".join(f"    {p.c_type(t)} a{i} = *static_cast<{p.c_type(t)}*>(args[{i}]);"
+                       for i, p in enumerate(kernel.params))
+    call = ", ".join(f"a{i}" for i in range(len(kernel.params)))
+    return f"""
+extern "C" void {symbol(kernel, t)}(void** args, unsigned int grid, unsigned int block) {{
+{unpack}
+    gridDim = dim3(grid, 1, 1);
+    blockDim = dim3(block, 1, 1);
+    for (unsigned int b = 0; b < grid; ++b) {{
+        blockIdx.x = b; blockIdx.y = 0; blockIdx.z = 0;
+        for (unsigned int t = 0; t < block; ++t) {{
+            threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
+            {kernel.name}<{t}>({call});
+        }}
+    }}
+}}
+"""
+
+
+def symbol(kernel: Kernel, t: str) -> str:
+    return f"dn_emu_{kernel.name}_{t}"
+
+
+def translation_unit(table: KernelTable, source: str) -> str:
+    """Header + kernel source + wrappers for every instantiation in it, as one C++ file."""
+    path = table.source_path(source)
+    parts = [f'#line 1 "{HEADER_PATH.name}"\n', HEADER_PATH.read_text(),
+             f'\n#line 1 "{path}"\n', table.read_source(source),
+             '\n#line 1 "<generated emulator wrappers>"\n']
+    parts += [wrapper_source(k, t) for k in table.sources()[source] for t in k.types]
+    return "".join(parts)
+
+
+_LOADED: dict[Path, ctypes.CDLL] = {}
+_LOCKS: dict[Path, threading.Lock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def load_library(table: KernelTable, source: str, cache_dir: Path | None = None) -> ctypes.CDLL:
+    """Compile (or find in the cache) and load the emulator library of one source file."""
+    cxx = compiler()
+    ok, why = emulator_available()
+    if not ok:
+        raise EmulatorUnavailableError(f"kernel emulator unavailable: {why}")
+    code = translation_unit(table, source)
+    key = "\0".join([code, cxx, _compiler_identity(cxx), *CXX_FLAGS])
+    digest = hashlib.sha256(key.encode()).hexdigest()[:24]
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    final = folder / f"{Path(source).stem}-{digest}.so"
+    with _LOCKS_GUARD:
+        lock = _LOCKS.setdefault(final, threading.Lock())
+    with lock:
+        if final in _LOADED:
+            return _LOADED[final]
+        if final.exists():
+            stats["disk_hits"] += 1
+        else:
+            _compile(code, final, cxx, table.source_path(source))
+        lib = ctypes.CDLL(str(final))
+        _LOADED[final] = lib
+        return lib
+
+
+def _compile(code: str, final: Path, cxx: str, source_path: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
+    try:
+        src, out = tmp / (final.stem + ".cpp"), tmp / final.name
+        src.write_text(code)
+        cmd = [cxx, *CXX_FLAGS, "-o", str(out), str(src)]
+        try:
+            res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        except OSError as e:
+            raise EmulatorUnavailableError(f"cannot run {cxx}: {e}") from e
+        stats["compiles"] += 1
+        if res.returncode != 0:
+            raise KernelCompileError(
+                f"{cxx} failed to compile {source_path.name} for the emulator "
+                f"({source_path}; exit {res.returncode}):\n{res.stdout}{res.stderr}")
+        os.replace(out, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class EmulatorLauncher:
+    """Launch the kernels on the CPU; same API as ``launch.CupyLauncher`` with NumPy arrays.
+
+    ``launch(name, dtype, *args)`` checks the arguments against the declaration (see
+    ``signatures.bind``), then runs ``min(ceil(size / block), max_blocks)`` blocks of ``block``
+    threads sequentially.  ``table`` and ``cache_dir`` select other kernel sources (tests) and
+    another cache folder.
+    """
+
+    def __init__(self, block: int = 256, max_blocks: int = 65535, check: bool = False,
+                 table: KernelTable | None = None, cache_dir: str | Path | None = None) -> None:
+        check_launch_config(block, max_blocks)
+        ok, why = emulator_available()
+        if not ok:
+            raise EmulatorUnavailableError(f"kernel emulator unavailable: {why}")
+        self.block, self.max_blocks, self.check = block, max_blocks, bool(check)
+        self.table = KERNELS if table is None else table
+        self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self._fns: dict[tuple[str, str], Any] = {}  # (kernel, type) -> ctypes function
+
+    def __repr__(self) -> str:
+        return (f"EmulatorLauncher(block={self.block}, max_blocks={self.max_blocks}, "
+                f"check={self.check})")
+
+    def library(self, source: str) -> ctypes.CDLL:
+        """The loaded library of one source file (compiled or taken from the cache)."""
+        return load_library(self.table, source, self.cache_dir)
+
+    def compile_all(self, workers: int = 4) -> None:
+        """Compile every source of the table now (in parallel) instead of on first use."""
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(self.library, self.table.sources()))
+
+    def launch(self, name: str, dtype: Any, *args: Any) -> None:
+        """Run kernel ``name`` instantiated for ``dtype`` (np.float32 / np.float64) on ``args``."""
+        kernel = self.table[name]
+        bound = bind(kernel, dtype, args, np.ndarray, "numpy")
+        fn = self._function(kernel, bound.t)
+        grid = grid_size(bound.size, self.block, self.max_blocks)
+        if not self.check:
+            self._call(fn, bound, bound.values, grid)
+            return
+        staged = {p.name: self._stage(p, v, bound.counts[p.name])
+                  for p, v in zip(kernel.params, bound.values) if p.is_pointer}
+        self._call(fn, bound, [staged[p.name][1] if p.is_pointer else v
+                               for p, v in zip(kernel.params, bound.values)], grid)
+        problems: list[str] = []
+        for p, v in zip(kernel.params, bound.values):
+            if p.is_pointer:
+                problems += self._verify(bound, p, v, *staged[p.name])
+        if problems:
+            raise KernelCheckError(problems)
+
+    def _function(self, kernel: Kernel, t: str) -> Any:
+        key = (kernel.name, t)
+        fn = self._fns.get(key)
+        if fn is None:
+            fn = getattr(self.library(kernel.source), symbol(kernel, t))
+            fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint, ctypes.c_uint]
+            fn.restype = None
+            self._fns[key] = fn
+        return fn
+
+    def _call(self, fn: Any, bound: Bound, values: list[Any], grid: int) -> None:
+        holders = []
+        for p, v in zip(bound.kernel.params, values):
+            if p.is_pointer:
+                holders.append(ctypes.c_void_p(v.ctypes.data))
+            else:
+                holders.append(_CTYPES[bound.t if p.base == "T" else p.base](v.item()))
+        argv = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
+        if grid > 0:
+            fn(argv, grid, self.block)
+
+    @staticmethod
+    def _stage(p: Any, v: Any, n: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Stage one array: (buffer with guard zones, interior view, guard length)."""
+        g = max(256, min(n, 1 << 20))
+        buf = np.empty(n + 2 * g, dtype=v.dtype)
+        buf.view(np.uint8)[:] = _GUARD_BYTE
+        inner = buf[g:g + n]
+        if p.role == "out":
+            utype, pattern = _UNWRITTEN[v.dtype]
+            inner.view(utype)[:] = pattern
+        else:
+            inner[:] = v.reshape(-1)
+        return buf, inner, g
+
+    @staticmethod
+    def _verify(bound: Bound, p: Any, v: Any, buf: np.ndarray, inner: np.ndarray,
+                g: int) -> list[str]:
+        problems = []
+        inst, n = bound.instantiation, inner.size
+        what = f"parameter {p.name} ({p.role}, {n} elements)"
+        isz = buf.itemsize
+        before = np.flatnonzero(buf[:g].view(np.uint8) != _GUARD_BYTE)
+        if before.size:
+            k = g - int(before[-1]) // isz  # the write closest to the start
+            problems.append(f"kernel {inst} wrote out of bounds of {what} at offset -{k} "
+                            f"before the start")
+        after = np.flatnonzero(buf[g + n:].view(np.uint8) != _GUARD_BYTE)
+        if after.size:
+            k = int(after[0]) // isz
+            problems.append(f"kernel {inst} wrote out of bounds of {what} at offset +{k} past "
+                            f"the end")
+        if p.role == "out":
+            utype, pattern = _UNWRITTEN[inner.dtype]
+            missing = np.flatnonzero(inner.view(utype) == utype(pattern))
+            if missing.size:
+                problems.append(f"kernel {inst} never wrote {missing.size} elements of "
+                                f"parameter {p.name}, first at flat index {int(missing[0])} "
+                                f"(of {n})")
+        if p.role == "in":
+            changed = np.flatnonzero(inner.view(np.uint8) != v.reshape(-1).view(np.uint8))
+            if changed.size:
+                problems.append(f"kernel {inst} modified input parameter {p.name}, first at "
+                                f"flat index {int(changed[0]) // isz}")
+        else:
+            np.copyto(v, inner.reshape(v.shape))
+        return problems

@@ -1,0 +1,99 @@
+"""Typed launcher of the CUDA kernels through CuPy.
+
+    launcher = CupyLauncher(device_id=0)
+    launcher.launch("im2col", np.float32, x, cols, n, c, h, w, kh, kw, sh, sw, ph, pw, dh, dw,
+                    out_h, out_w)
+
+``launch(name, dtype, *args)``: ``name`` is a kernel of the table (``signatures.KERNELS``),
+``dtype`` picks the instantiation (np.float32 -> ``name<float>``, np.float64 -> ``name<double>``),
+``args`` follow the declared C signature in order.  Arrays must be C-contiguous ``cupy.ndarray``s
+on this launcher's device with exactly the declared dtype and element count; Python ints and floats
+are cast to the declared width (range-checked); NumPy scalars must already have the exact declared
+type.  See ``signatures.bind`` (shared with the emulator).
+
+Each source file is compiled once per (device, source text), lazily, by ``cupy.RawModule`` with
+every instantiation of the table as a name expression.  CuPy is imported on first use only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from typing import Any
+
+from dualnet.errors import DeviceMismatchError, DeviceUnavailableError
+
+from .errors import KernelCompileError
+from .signatures import KERNELS, KernelTable, bind, check_launch_config, grid_size
+
+NVRTC_OPTIONS = ("--std=c++14",)
+
+_MODULES: dict[tuple[int, str, str], dict[str, Any]] = {}
+_LOCK = threading.Lock()
+
+
+def _cupy() -> Any:
+    try:
+        import cupy
+    except ImportError as e:
+        raise DeviceUnavailableError(
+            f"CuPy cannot be imported ({e}); install it with pip install cupy-cuda12x") from e
+    return cupy
+
+
+class CupyLauncher:
+    """Launch the kernels on CUDA device ``device_id`` through CuPy."""
+
+    def __init__(self, device_id: int = 0, block: int = 256, max_blocks: int = 65535,
+                 table: KernelTable | None = None) -> None:
+        check_launch_config(block, max_blocks)
+        self.device_id, self.block, self.max_blocks = int(device_id), block, max_blocks
+        self.table = KERNELS if table is None else table
+
+    def __repr__(self) -> str:
+        return (f"CupyLauncher(device_id={self.device_id}, block={self.block}, "
+                f"max_blocks={self.max_blocks})")
+
+    def functions(self, source: str) -> dict[str, Any]:
+        """Compile ``source`` for this device (once) and return {instantiation: RawKernel}."""
+        code = self.table.read_source(source)
+        key = (self.device_id, str(self.table.source_path(source)),
+               hashlib.sha256(code.encode()).hexdigest())
+        with _LOCK:
+            if key not in _MODULES:
+                _MODULES[key] = self._compile(source, code)
+            return _MODULES[key]
+
+    def _compile(self, source: str, code: str) -> dict[str, Any]:
+        cp = _cupy()
+        names = self.table.name_expressions(source)
+        path = self.table.source_path(source)
+        try:
+            with cp.cuda.Device(self.device_id):
+                module = cp.RawModule(code=code, options=NVRTC_OPTIONS, name_expressions=names)
+                return {name: module.get_function(name) for name in names}
+        except cp.cuda.compiler.CompileException as e:
+            raise KernelCompileError(f"NVRTC failed to compile {path.name} ({path}) for device "
+                                     f"{self.device_id}:\n{e.get_message()}") from e
+
+    def compile_all(self) -> None:
+        """Compile every source of the table now instead of on first use."""
+        for source in self.table.sources():
+            self.functions(source)
+
+    def launch(self, name: str, dtype: Any, *args: Any) -> None:
+        """Run kernel ``name`` instantiated for ``dtype`` on ``args`` (see the module docstring)."""
+        cp = _cupy()
+        kernel = self.table[name]
+        bound = bind(kernel, dtype, args, cp.ndarray, "cupy")
+        for p, v in zip(kernel.params, bound.values):
+            if p.is_pointer and v.device.id != self.device_id:
+                raise DeviceMismatchError(
+                    f"kernel {bound.instantiation}, parameter {p.name}: array is on gpu:"
+                    f"{v.device.id} but this launcher runs on gpu:{self.device_id}")
+        fn = self.functions(kernel.source)[bound.instantiation]
+        grid = grid_size(bound.size, self.block, self.max_blocks)
+        if grid == 0:
+            return
+        with cp.cuda.Device(self.device_id):
+            fn((grid,), (self.block,), tuple(bound.values))

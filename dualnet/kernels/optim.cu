@@ -1,0 +1,46 @@
+// Optimizer steps, elementwise over size elements (PyTorch semantics, no dampening).
+// Expressions are evaluated left to right exactly as written, like the NumPy reference.
+
+__device__ __forceinline__ float dn_sqrt(float v) { return sqrtf(v); }
+__device__ __forceinline__ double dn_sqrt(double v) { return sqrt(v); }
+
+// g = grad + weight_decay * param            (grad itself when weight_decay == 0)
+// if momentum != 0: v = momentum * v + g;  g = nesterov ? g + momentum * v : v
+// param -= lr * g
+// velocity is neither read nor written when momentum == 0.
+template <typename T>
+__global__ void sgd_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity,
+                           long long size, T lr, T momentum, T weight_decay, int nesterov) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const T p = param[idx];
+        T g = grad[idx];
+        if (weight_decay != T(0)) g += weight_decay * p;
+        if (momentum != T(0)) {
+            const T v = momentum * velocity[idx] + g;
+            velocity[idx] = v;
+            g = nesterov ? g + momentum * v : v;
+        }
+        param[idx] = p - lr * g;
+    }
+}
+
+// g = grad + weight_decay * param            (grad itself when weight_decay == 0)
+// m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * (g * g)
+// param -= lr * (m / bias_correction1) / (sqrt(v / bias_correction2) + eps)
+template <typename T>
+__global__ void adam_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                            T* __restrict__ v, long long size, T lr, T beta1, T beta2, T eps,
+                            T weight_decay, T bias_correction1, T bias_correction2) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const T p = param[idx];
+        T g = grad[idx];
+        if (weight_decay != T(0)) g += weight_decay * p;
+        const T mi = beta1 * m[idx] + (T(1) - beta1) * g;
+        const T vi = beta2 * v[idx] + (T(1) - beta2) * (g * g);
+        m[idx] = mi;
+        v[idx] = vi;
+        param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
+    }
+}

@@ -1,0 +1,128 @@
+// 2-D max and average pooling, forward and backward.
+//
+// x, dx : (n, c, h, w)          y, dy, argmax : (n, c, out_h, out_w)      all C-contiguous
+// Window (oy, ox) covers rows oy*sh - ph + i (0 <= i < kh) and columns ox*sw - pw + j (0 <= j < kw).
+// Padding is never chosen by max pooling and counts as zeros in average pooling (the divisor is
+// always kh*kw).  Callers guarantee every window holds at least one in-bounds element.
+// Backward kernels gather (one thread per dx element, the only writer of it): deterministic.
+
+// First and last output row (or column) whose window covers input position p, clamped to [0, out).
+__device__ __forceinline__ int dn_pool_first(int p, int k, int s, int pad) {
+    const int t = p + pad - k + 1;
+    return t <= 0 ? 0 : (t + s - 1) / s;
+}
+__device__ __forceinline__ int dn_pool_last(int p, int s, int pad, int out) {
+    const int t = (p + pad) / s;
+    return t < out - 1 ? t : out - 1;
+}
+
+// y = max over the in-bounds window, scanned row-major; a strictly greater value replaces the
+// current one, so the first maximal element wins ties.  argmax = iy * w + ix of the winner.
+template <typename T>
+__global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int* __restrict__ argmax,
+                                int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                                int ph, int pw, int out_h, int out_w) {
+    const long long total = (long long)n * c * out_h * out_w;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int ox = (int)(idx % out_w);
+        const int oy = (int)((idx / out_w) % out_h);
+        const long long plane = idx / ((long long)out_w * out_h);  // b * c + ci
+        const T* xp = x + plane * h * w;
+        T best = T(0);
+        int arg = -1;
+        for (int i = 0; i < kh; ++i) {
+            const int iy = oy * sh - ph + i;
+            if (iy < 0 || iy >= h) continue;
+            for (int j = 0; j < kw; ++j) {
+                const int ix = ox * sw - pw + j;
+                if (ix < 0 || ix >= w) continue;
+                const T v = xp[iy * w + ix];
+                if (arg < 0 || v > best) {
+                    best = v;
+                    arg = iy * w + ix;
+                }
+            }
+        }
+        y[idx] = best;
+        argmax[idx] = arg;
+    }
+}
+
+// dx[b, ci, iy, ix] = sum of dy over the windows that chose (iy, ix); oy ascending outer, ox inner.
+template <typename T>
+__global__ void maxpool_backward(const T* __restrict__ dy, const int* __restrict__ argmax,
+                                 T* __restrict__ dx,
+                                 int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int out_h, int out_w) {
+    const long long total = (long long)n * c * h * w;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int ix = (int)(idx % w);
+        const int iy = (int)((idx / w) % h);
+        const long long base = (idx / ((long long)w * h)) * out_h * out_w;
+        const int me = iy * w + ix;
+        const int oy1 = dn_pool_last(iy, sh, ph, out_h);
+        const int ox0 = dn_pool_first(ix, kw, sw, pw);
+        const int ox1 = dn_pool_last(ix, sw, pw, out_w);
+        T sum = T(0);
+        for (int oy = dn_pool_first(iy, kh, sh, ph); oy <= oy1; ++oy) {
+            for (int ox = ox0; ox <= ox1; ++ox) {
+                const long long o = base + (long long)oy * out_w + ox;
+                if (argmax[o] == me) sum += dy[o];
+            }
+        }
+        dx[idx] = sum;
+    }
+}
+
+// y = (sum of the in-bounds window elements, row-major) / (kh * kw).
+template <typename T>
+__global__ void avgpool_forward(const T* __restrict__ x, T* __restrict__ y,
+                                int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                                int ph, int pw, int out_h, int out_w) {
+    const long long total = (long long)n * c * out_h * out_w;
+    const T area = (T)(kh * kw);
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int ox = (int)(idx % out_w);
+        const int oy = (int)((idx / out_w) % out_h);
+        const T* xp = x + (idx / ((long long)out_w * out_h)) * h * w;
+        T sum = T(0);
+        for (int i = 0; i < kh; ++i) {
+            const int iy = oy * sh - ph + i;
+            if (iy < 0 || iy >= h) continue;
+            for (int j = 0; j < kw; ++j) {
+                const int ix = ox * sw - pw + j;
+                if (ix < 0 || ix >= w) continue;
+                sum += xp[iy * w + ix];
+            }
+        }
+        y[idx] = sum / area;
+    }
+}
+
+// dx[b, ci, iy, ix] = (sum of dy over the windows covering (iy, ix)) / (kh * kw); the sum runs
+// oy descending outer, ox descending inner, i.e. kernel offsets (i, j) ascending like col2im.
+template <typename T>
+__global__ void avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx,
+                                 int n, int c, int h, int w, int kh, int kw, int sh, int sw,
+                                 int ph, int pw, int out_h, int out_w) {
+    const long long total = (long long)n * c * h * w;
+    const T area = (T)(kh * kw);
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int ix = (int)(idx % w);
+        const int iy = (int)((idx / w) % h);
+        const T* dyp = dy + (idx / ((long long)w * h)) * out_h * out_w;
+        const int ox0 = dn_pool_first(ix, kw, sw, pw);
+        const int ox1 = dn_pool_last(ix, sw, pw, out_w);
+        // descending window index = ascending kernel offset (i outer, j inner), as in col2im
+        const int oy0 = dn_pool_first(iy, kh, sh, ph);
+        T sum = T(0);
+        for (int oy = dn_pool_last(iy, sh, ph, out_h); oy >= oy0; --oy) {
+            for (int ox = ox1; ox >= ox0; --ox) sum += dyp[(long long)oy * out_w + ox];
+        }
+        dx[idx] = sum / area;
+    }
+}

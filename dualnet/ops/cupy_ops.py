@@ -1,0 +1,165 @@
+"""Kernel-backed ops: CupyOps for "gpu", EmulatedOps for "emu".
+
+CupyOps inherits every op from NumpyOps (written against `self.xp`, here CuPy) and overrides
+only those with a hand-written CUDA kernel: im2col, col2im, pooling, bias + activation, ReLU
+backward, softmax cross-entropy and the optimizer updates. Matrix products stay `xp.matmul`
+(cuBLAS; CuPy leaves TF32 off unless CUPY_TF32=1 is set).
+
+EmulatedOps is the same class with `xp = numpy` and the kernel emulator as launcher: the whole
+GPU code path, kernels included, running on the CPU where the NumPy reference can check it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from .numpy_ops import Geometry, NumpyOps
+
+_ACT = {None: 0, "relu": 1}
+
+
+class CupyOps(NumpyOps):
+    """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
+
+    name = "cupy"
+
+    def __init__(self, device_id: int = 0, launcher: Any = None, xp: Any = None):
+        if xp is None:
+            import cupy as xp
+        self.xp = xp
+        if launcher is None:
+            from ..kernels.launch import CupyLauncher
+
+            launcher = CupyLauncher(device_id)
+        self.launcher = launcher
+
+    def _c(self, a: Any) -> Any:
+        return self.xp.ascontiguousarray(a)
+
+    # --- im2col / col2im -----------------------------------------------------------------
+
+    def im2col(self, x, geom: Geometry):
+        x = self._c(x)
+        n, c, h, w = x.shape
+        kh, kw, *_, out_h, out_w = geom
+        cols = self.xp.empty((c, kh, kw, n, out_h, out_w), dtype=x.dtype)
+        self.launcher.launch("im2col", x.dtype, x, cols, n, c, h, w, *geom)
+        return cols
+
+    def col2im(self, cols, x_shape, geom: Geometry):
+        cols = self._c(cols)
+        n, c, h, w = x_shape
+        x = self.xp.empty((n, c, h, w), dtype=cols.dtype)
+        self.launcher.launch("col2im", cols.dtype, cols, x, n, c, h, w, *geom)
+        return x
+
+    # --- pooling (no dilation: the kernels take kh, kw, sh, sw, ph, pw, out_h, out_w) ----
+
+    @staticmethod
+    def _pool_geom(geom: Geometry) -> tuple[int, ...]:
+        kh, kw, sh, sw, ph, pw, _dh, _dw, out_h, out_w = geom
+        return kh, kw, sh, sw, ph, pw, out_h, out_w
+
+    def maxpool_forward(self, x, geom: Geometry):
+        x = self._c(x)
+        n, c, h, w = x.shape
+        g = self._pool_geom(geom)
+        y = self.xp.empty((n, c, g[-2], g[-1]), dtype=x.dtype)
+        argmax = self.xp.empty((n, c, g[-2], g[-1]), dtype=numpy.int32)
+        self.launcher.launch("maxpool_forward", x.dtype, x, y, argmax, n, c, h, w, *g)
+        return y, argmax
+
+    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
+        dy = self._c(dy)
+        n, c, h, w = x_shape
+        dx = self.xp.empty(x_shape, dtype=dy.dtype)
+        self.launcher.launch("maxpool_backward", dy.dtype, dy, self._c(argmax), dx, n, c, h, w,
+                             *self._pool_geom(geom))
+        return dx
+
+    def avgpool_forward(self, x, geom: Geometry):
+        x = self._c(x)
+        n, c, h, w = x.shape
+        g = self._pool_geom(geom)
+        y = self.xp.empty((n, c, g[-2], g[-1]), dtype=x.dtype)
+        self.launcher.launch("avgpool_forward", x.dtype, x, y, n, c, h, w, *g)
+        return y
+
+    def avgpool_backward(self, dy, x_shape, geom: Geometry):
+        dy = self._c(dy)
+        n, c, h, w = x_shape
+        dx = self.xp.empty(x_shape, dtype=dy.dtype)
+        self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *self._pool_geom(geom))
+        return dx
+
+    # --- bias + activation ---------------------------------------------------------------
+
+    def bias_act(self, x, bias, act, channel_major: bool):
+        x = self._c(x)
+        if channel_major:
+            c, n, inner = x.shape
+        else:
+            n, c, inner = x.shape
+        if bias is None:
+            if act is None and not channel_major:
+                return x
+            bias = self.xp.zeros(c, dtype=x.dtype)
+        y = self.xp.empty((n, c, inner), dtype=x.dtype)
+        self.launcher.launch("bias_act_forward", x.dtype, x, self._c(bias), y, n, c, inner, _ACT[act],
+                             int(channel_major))
+        return y
+
+    def relu_backward(self, dy, y):
+        dy, y = self._c(dy), self._c(y)
+        dx = self.xp.empty_like(dy)
+        self.launcher.launch("relu_backward", dy.dtype, dy, y, dx, dy.size)
+        return dx
+
+    # --- loss ----------------------------------------------------------------------------
+
+    def softmax_xent_forward(self, logits, labels):
+        logits = self._c(logits)
+        n, k = logits.shape
+        probs = self.xp.empty_like(logits)
+        loss = self.xp.empty(n, dtype=logits.dtype)
+        self.launcher.launch("softmax_xent_forward", logits.dtype, logits, self._labels(labels), probs, loss, n, k)
+        return loss, probs
+
+    def softmax_xent_backward(self, probs, labels, scale: float):
+        probs = self._c(probs)
+        n, k = probs.shape
+        d = self.xp.empty_like(probs)
+        self.launcher.launch("softmax_xent_backward", probs.dtype, probs, self._labels(labels), d, n, k, float(scale))
+        return d
+
+    def _labels(self, labels):
+        return self._c(self.xp.asarray(labels).astype(numpy.int32, copy=False))
+
+    # --- optimizer updates ---------------------------------------------------------------
+
+    def sgd_update(self, param, grad, velocity, lr, momentum, weight_decay, nesterov):
+        self.launcher.launch("sgd_update", param.dtype, param, self._c(grad), velocity, param.size,
+                             float(lr), float(momentum), float(weight_decay), int(bool(nesterov)))
+
+    def adam_update(self, param, grad, m, v, lr, beta1, beta2, eps, weight_decay, bias_correction1,
+                    bias_correction2):
+        self.launcher.launch("adam_update", param.dtype, param, self._c(grad), m, v, param.size, float(lr),
+                             float(beta1), float(beta2), float(eps), float(weight_decay),
+                             float(bias_correction1), float(bias_correction2))
+
+
+class EmulatedOps(CupyOps):
+    """The CupyOps code path with NumPy arrays and the kernel emulator: device "emu".
+
+    check=True runs every launch in the emulator's checking mode (NaN-filled outputs, guard
+    zones); small block/max_blocks make the grid-stride loops wrap.
+    """
+
+    name = "emu"
+
+    def __init__(self, check: bool = False, block: int = 256, max_blocks: int = 65535):
+        from ..kernels.emulator import EmulatorLauncher
+
+        super().__init__(launcher=EmulatorLauncher(block=block, max_blocks=max_blocks, check=check), xp=numpy)
