@@ -30,7 +30,8 @@ class _Seeds:
 
 
 def lenet5(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, in_channels: int = 1) -> Sequential:
-    """LeNet-5 with ReLU and max pooling, 61,706 parameters for 28x28 MNIST:
+    """LeNet-5 with ReLU and max pooling (61,706 parameters on 28x28 MNIST).
+
     conv 1->6 5x5 pad 2, ReLU, maxpool 2; conv 6->16 5x5, ReLU, maxpool 2; flatten 400;
     linear 120, ReLU; linear 84, ReLU; linear 10."""
     s = _Seeds(seed)
@@ -58,8 +59,9 @@ def lenet5_classic(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10
 
 
 def theano_lenet(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, in_channels: int = 1) -> Sequential:
-    """The Theano tutorial's LeNet: 20 and 50 5x5 filters, each conv max-pooled then tanh,
-    500 tanh hidden units, softmax over 10."""
+    """The Theano tutorial's LeNet: 20 and 50 5x5 filters, max-pool then tanh, 500 tanh units.
+
+    Each convolution is max-pooled, then tanh; the classifier is softmax over 10."""
     s = _Seeds(seed)
     return Sequential(
         Conv2d(in_channels, 20, 5, init="glorot", dtype=dtype, seed=s()), MaxPool2d(2), Tanh(),
@@ -95,8 +97,10 @@ def mlp(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, in_channe
 
 
 def lenet5_separable(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, in_channels: int = 1) -> Sequential:
-    """LeNet-5 whose second convolution is depthwise-separable: a 5x5 depthwise conv
-    (groups=6) then a 1x1 pointwise conv 6->16, the Xception/MobileNet factorisation."""
+    """LeNet-5 with a depthwise-separable second convolution (5x5 depthwise, 1x1 pointwise).
+
+    The depthwise conv has groups=6; the pointwise conv maps 6->16: the Xception/MobileNet
+    factorisation of the seeds' section on convolution types."""
     s = _Seeds(seed)
     return Sequential(
         Conv2d(in_channels, 6, 5, padding=2, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),

@@ -1,0 +1,1 @@
+"""The dualnet command-line application (installed as the package dualnet_cli)."""

@@ -1,0 +1,43 @@
+"""Options and helpers shared by several commands."""
+
+from __future__ import annotations
+
+import click
+
+import dualnet as dn
+
+DEVICE_CHOICES = "auto, cpu, gpu, gpu:N or emu"
+
+
+def resolve_device(name: str, echo: bool = True) -> dn.Device:
+    """The device to use; "auto" is the CLI's only fallback (gpu if usable, else cpu)."""
+    if name == "auto":
+        infos = dn.devices()
+        gpus = [d for d in infos if d.name.startswith("gpu") and d.available]
+        if gpus:
+            dev = dn.use_device(gpus[0].name)
+            why = "a CUDA device is available"
+        else:
+            dev = dn.use_device("cpu")
+            reason = next((d.reason for d in infos if d.name.startswith("gpu")), "")
+            why = f"no usable GPU: {reason}"
+        if echo:
+            click.echo(f"device: {dev.name} (auto; {why})", err=True)
+        return dev
+    try:
+        dev = dn.use_device(name)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--device'") from None
+    if echo:
+        click.echo(f"device: {dev.name}", err=True)
+    return dev
+
+
+def device_option(default: str = "auto"):
+    return click.option("--device", default=default, show_default=True, metavar="NAME",
+                        help=f"Where to compute: {DEVICE_CHOICES}.")
+
+
+def data_option():
+    return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|PATH",
+                        help="The bundled MNIST, a folder of IDX files, or an HDF5 file with images/labels.")

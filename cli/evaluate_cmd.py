@@ -1,0 +1,101 @@
+"""`dualnet evaluate` and `dualnet predict`: use a trained checkpoint."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import click
+import numpy as np
+
+import dualnet as dn
+from dualnet import checkpoint
+
+from .common import data_option, device_option, resolve_device
+
+CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
+
+
+def format_confusion(confusion: np.ndarray) -> str:
+    k = confusion.shape[0]
+    width = max(5, len(f"{confusion.max():,}") + 1)
+    head = "true\\pred" + "".join(f"{j:>{width}}" for j in range(k))
+    rows = [f"{i:>9}" + "".join(f"{v:>{width}}" for v in confusion[i]) for i in range(k)]
+    return "\n".join([head] + rows)
+
+
+@click.command()
+@click.argument("ckpt", type=CKPT)
+@data_option()
+@device_option()
+@click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
+@click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+              help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def evaluate(ckpt, data_source, device, split, limit, plot_path, as_json):
+    """Accuracy, per-class accuracy and confusion matrix of a checkpoint.
+
+    \b
+    Examples:
+      dualnet evaluate runs/lenet5.h5
+      dualnet evaluate runs/lenet5.h5 --split val --device gpu --plot confusion.png
+    """
+    if plot_path is not None:
+        from dualnet.plots import require_matplotlib
+        require_matplotlib()
+    dev = resolve_device(device, echo=not as_json)
+    model = checkpoint.load(ckpt, device=dev.name)
+    dataset = dn.data.load(data_source, split, limit=limit)
+    result = dn.evaluate(model, dataset)
+    if plot_path is not None:
+        from dualnet import plots
+        plots.save_figure(plots.evaluation_figure(result, dataset), plot_path)
+    if as_json:
+        click.echo(json.dumps({"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"],
+                               "per_class": result["per_class"].tolist(),
+                               "confusion": result["confusion"].tolist()}))
+        return
+    click.echo(f"{ckpt}: {split} accuracy {result['accuracy']:.2%} on {result['n']:,} images "
+               f"(loss {result['loss']:.4f})")
+    click.echo("per-class accuracy: " + "  ".join(f"{i}: {a:.2%}" for i, a in enumerate(result["per_class"])))
+    click.echo(format_confusion(result["confusion"]))
+    if plot_path is not None:
+        click.echo(f"plot: {plot_path}")
+
+
+@click.command()
+@click.argument("ckpt", type=CKPT)
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@device_option(default="cpu")
+@click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="How many classes to list.")
+@click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
+@click.option("--json", "as_json", is_flag=True)
+def predict(ckpt, files, device, top, invert, as_json):
+    """Classify images (PNG, PGM or .npy, grayscale; resized to the model's input).
+
+    \b
+    Example:
+      dualnet predict runs/lenet5.h5 digit.png other.npy
+    """
+    from dualnet.images import load_images
+
+    dev = resolve_device(device, echo=False)
+    model = checkpoint.load(ckpt, device=dev.name)
+    c, h, w = model.input_shape or (1, 28, 28)
+    x = load_images([str(f) for f in files], size=(h, w), invert=invert)
+    model.eval()
+    logits = dn.to_numpy(model(dn.to_device(x, dev))).astype(np.float64)
+    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    for f, p in zip(files, probs):
+        order = np.argsort(-p)[:top]
+        if as_json:
+            click.echo(json.dumps({"file": str(f), "class": int(order[0]),
+                                   "top": [{"class": int(k), "probability": float(p[k])} for k in order]}))
+        else:
+            click.echo(f"{f}: {order[0]}  (" + ", ".join(f"{k}: {p[k]:.1%}" for k in order) + ")")
+
+
+COMMANDS = [evaluate, predict]

@@ -1,0 +1,68 @@
+"""`dualnet`: the click application and its one rule for errors.
+
+A user's mistake (bad option, missing file, corrupt data, unavailable device) prints one line,
+`dualnet: error: ...`, and exits 2 for usage errors, 1 otherwise; never a traceback. Bugs keep
+their traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from . import evaluate_cmd, gradcheck_cmd, info_cmd, train_cmd
+
+CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(package_name="dualnet", prog_name="dualnet")
+def cli() -> None:
+    """dualnet: train and inspect CNNs on NumPy (cpu) or CUDA (gpu) with one body of code.
+
+    \b
+    Examples:
+      dualnet train                          # LeNet-5 on the bundled MNIST
+      dualnet train --device gpu --epochs 20
+      dualnet evaluate runs/lenet5.h5
+      dualnet devices
+    """
+
+
+for module in (train_cmd, evaluate_cmd, info_cmd, gradcheck_cmd):
+    for command in module.COMMANDS:
+        cli.add_command(command)
+
+
+def _one_line(message: str) -> str:
+    return " ".join(str(message).split())
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the CLI and turn user errors into one line."""
+    from dualnet.errors import DualnetError
+
+    try:
+        cli.main(args=argv, prog_name="dualnet", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("dualnet: aborted", err=True)
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see: {exc.ctx.command_path} --help)" if exc.ctx is not None else ""
+        click.echo(f"dualnet: error: {_one_line(exc.format_message())}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"dualnet: error: {_one_line(exc.format_message())}", err=True)
+        sys.exit(exc.exit_code)
+    except (DualnetError, ValueError, OSError) as exc:
+        click.echo(f"dualnet: error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("dualnet: interrupted", err=True)
+        sys.exit(130)
+    sys.exit(0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

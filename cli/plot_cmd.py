@@ -1,0 +1,121 @@
+"""`dualnet plot`, `dualnet filters`, `dualnet featuremaps`: pictures of checkpoints (need matplotlib)."""
+
+from __future__ import annotations
+
+import pathlib
+
+import click
+
+import dualnet as dn
+from dualnet import checkpoint
+
+from .common import data_option
+
+CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
+PNG = click.Path(dir_okay=False, path_type=pathlib.Path)
+
+
+def _beside(ckpt: pathlib.Path, kind: str) -> pathlib.Path:
+    """`runs/lenet5.h5` -> `runs/lenet5.<kind>.png`."""
+    return ckpt.with_name(f"{ckpt.stem}.{kind}.png")
+
+
+def _require_matplotlib() -> None:
+    from dualnet.plots import require_matplotlib
+
+    require_matplotlib()
+
+
+@click.command()
+@click.argument("ckpts", nargs=-1, required=True, type=CKPT, metavar="CKPT...")
+@click.option("-o", "--out", type=PNG, default=None,
+              help="PNG to write [default: <first CKPT stem>.curves.png beside it].")
+@click.option("--label", "labels", multiple=True, metavar="TEXT",
+              help="Legend label of each checkpoint, in order (repeat once per CKPT).")
+def plot(ckpts, out, labels):
+    """Training curves (loss and accuracy per epoch, train and validation) of checkpoints.
+
+    Several checkpoints share one figure, one colour per run.
+
+    \b
+    Examples:
+      dualnet plot runs/lenet5.h5
+      dualnet plot runs/sgd.h5 runs/adam.h5 --label SGD --label Adam -o compare.png
+    """
+    _require_matplotlib()
+    from dualnet import plots
+
+    if labels and len(labels) != len(ckpts):
+        raise click.BadParameter(f"got {len(labels)} labels for {len(ckpts)} checkpoints; give one per CKPT "
+                                 "or none", param_hint="'--label'")
+    out = out or _beside(ckpts[0], "curves")
+    fig = plots.training_curves(list(ckpts), labels=list(labels) or None)
+    click.echo(str(plots.save_figure(fig, out)))
+
+
+@click.command()
+@click.argument("ckpt", type=CKPT)
+@click.option("--layer", default="conv1", show_default=True, metavar="NAME|INDEX",
+              help="The Conv2d to show, by name (see `dualnet summary`) or position in the model.")
+@click.option("-o", "--out", type=PNG, default=None, help="PNG to write [default: <CKPT stem>.filters.png].")
+def filters(ckpt, layer, out):
+    """The learned kernels of one convolution layer, on one colour scale around 0.
+
+    \b
+    Examples:
+      dualnet filters runs/lenet5.h5
+      dualnet filters runs/lenet5.h5 --layer conv2 -o conv2.png
+    """
+    _require_matplotlib()
+    from dualnet import plots
+
+    model = checkpoint.read(ckpt, device="cpu").model
+    which = int(layer) if layer.lstrip("-").isdigit() else layer
+    out = out or _beside(ckpt, "filters")
+    click.echo(str(plots.save_figure(plots.filters(model, which), out)))
+
+
+@click.command()
+@click.argument("ckpt", type=CKPT)
+@click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
+@click.option("--index", type=click.IntRange(0), default=None, metavar="N",
+              help="Use image number N of the data split instead of an IMAGE file.")
+@data_option()
+@click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True,
+              help="The split --index counts in.")
+@click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
+              help="Invert a dark-on-light IMAGE to MNIST's light-on-dark (auto: by the border).")
+@click.option("-o", "--out", type=PNG, default=None, help="PNG to write [default: <CKPT stem>.featuremaps.png].")
+def featuremaps(ckpt, image, index, data_source, split, invert, out):
+    """Activation maps of one image after each convolution and pooling stage.
+
+    Give an IMAGE file (PNG, PGM or .npy, resized to the model's input) or --index N.
+
+    \b
+    Examples:
+      dualnet featuremaps runs/lenet5.h5 --index 0
+      dualnet featuremaps runs/lenet5.h5 digit.png -o digit-maps.png
+    """
+    if (image is None) == (index is None):
+        raise click.UsageError("give exactly one of IMAGE or --index N")
+    _require_matplotlib()
+    from dualnet import plots
+
+    model = checkpoint.read(ckpt, device="cpu").model
+    c, h, w = model.input_shape or (1, 28, 28)
+    label = None
+    if image is not None:
+        from dualnet.images import load_images
+
+        x = load_images([str(image)], size=(h, w), invert=invert)[0]
+    else:
+        dataset = dn.data.load(data_source, split, limit=index + 1)
+        if index >= len(dataset):
+            raise click.BadParameter(f"the {split} split of {data_source} holds {len(dataset):,} images; "
+                                     f"N must be below that", param_hint="'--index'")
+        x, label = dataset.images[index], int(dataset.labels[index])
+    out = out or _beside(ckpt, "featuremaps")
+    click.echo(str(plots.save_figure(plots.feature_maps(model, x, label=label), out)))
+
+
+COMMANDS = [plot, filters, featuremaps]

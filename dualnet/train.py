@@ -1,0 +1,258 @@
+"""The training loop: `dn.fit` and `dn.evaluate`.
+
+The dataset moves to the model's device once per fit and batches are sliced there; loss and
+accuracy accumulate on the device, so a GPU step does not wait for the host. Every random choice
+(batch order, augmentation shifts) is a pure function of (seed, epoch, step): the same seed gives
+the same result bit for bit on the CPU, and a run stopped at any step resumes exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Iterable
+
+import numpy as np
+
+from . import data as _data
+from .backend import to_device, to_numpy
+from .errors import DualnetError
+from .losses import SoftmaxCrossEntropy
+from .schedules import SCHEDULES, learning_rate
+
+__all__ = ["fit", "evaluate", "TrainState", "TrainingDiverged", "TrainingInterrupted"]
+
+
+class TrainingDiverged(DualnetError, FloatingPointError):
+    """A loss or gradient became NaN or infinite; the message names the step and the layer."""
+
+
+class TrainingInterrupted(DualnetError, KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; `state` resumes the run exactly from the next step."""
+
+    def __init__(self, message: str, state: "TrainState", signum: int):
+        super().__init__(message)
+        self.state = state
+        self.signum = signum
+
+
+@dataclass
+class TrainState:
+    """Where a run stands: enough to resume it exactly (saved in checkpoints as `rng`)."""
+
+    seed: int = 0
+    epoch: int = 0            # epochs completed
+    step: int = 0             # steps completed inside the current epoch
+    global_step: int = 0
+    loss_sum: float = 0.0     # running sums of the current epoch
+    correct: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+    base_lr: float | None = None  # the schedule's starting point (optimizer.lr moves with it)
+    history: list = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainState":
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        return cls(**known)
+
+
+def _check_positive_int(value: Any, what: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"fit: {what} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _first_nonfinite_layer(model: Any, images: Any, labels: Any) -> str:
+    """Re-run the failing batch layer by layer to name where NaN/inf first appears."""
+    xp = model.device.xp
+    for name, p in model.named_parameters():
+        if not bool(xp.isfinite(p.data).all()):
+            return f"parameter {name}"
+    x = images
+    for layer in getattr(model, "layers", [model]):
+        x = layer.forward(x)
+        if not bool(xp.isfinite(x).all()):
+            return f"layer {layer.name} (its output)"
+    for name, p in reversed(list(model.named_parameters())):
+        if not bool(xp.isfinite(p.grad).all()):
+            return f"the gradient of {name}"
+    return "the loss (every layer output was finite)"
+
+
+def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: int = 64,
+        optimizer: Any = None, schedule: str = "none", seed: int = 0,
+        callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
+        progress_every: int = 20, clip_grad_norm: float | None = None,
+        handle_signals: bool = False) -> list[dict]:
+    """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
+
+    Each history entry (one per epoch): epoch, train_loss, train_acc, val_loss, val_acc, lr,
+    seconds, images_per_s. `callbacks` are objects with optional methods
+    `on_batch(state, info)` (every `progress_every` steps: info has loss, acc, images_per_s,
+    step, steps) and `on_epoch(state, record, model, optimizer)`. Pass `state` (from a
+    checkpoint) to resume exactly where a run stopped.
+    """
+    from .optim import SGD
+
+    epochs = _check_positive_int(epochs, "epochs")
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    if schedule not in SCHEDULES:
+        raise ValueError(f"fit: unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    if augment_shift < 0:
+        raise ValueError(f"fit: augment_shift must be >= 0, got {augment_shift}")
+    if len(train) == 0:
+        raise ValueError("fit: the training set is empty")
+    optimizer = optimizer or SGD(model.parameters(), lr=0.01, momentum=0.9)
+    state = state or TrainState(seed=seed)
+    if state.base_lr is None:
+        state.base_lr = optimizer.lr
+    base_lr = state.base_lr
+    callbacks = list(callbacks)
+    dev = model.device
+    xp = dev.xp
+    crit = SoftmaxCrossEntropy(device=dev)
+    n = len(train)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * epochs
+    # one transfer per fit; augmentation works on the host copy batch by batch
+    images_dev = to_device(train.images, dev) if not augment_shift else None
+    labels_dev = to_device(train.labels.astype(np.int32), dev)
+
+    stop = {"signum": None}
+    old_handlers: dict[int, Any] = {}
+    if handle_signals and threading.current_thread() is threading.main_thread():
+        def _ask_stop(signum: int, frame: Any) -> None:
+            stop["signum"] = signum
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            old_handlers[sig] = signal.signal(sig, _ask_stop)
+    # divergence is detected and explained below; NumPy's overflow warnings would only be noise
+    errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+    errstate.__enter__()
+    try:
+        while state.epoch < epochs:
+            epoch = state.epoch
+            order = _data.epoch_order(n, state.seed, epoch)
+            model.train()
+            loss_dev = xp.zeros((), dtype=xp.float64) + state.loss_sum
+            correct_dev = xp.zeros((), dtype=xp.int64) + state.correct
+            t0 = time.perf_counter() - state.seconds
+            last_report = (time.perf_counter(), state.seen)
+            for step in range(state.step, steps_per_epoch):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                if augment_shift:
+                    rng = np.random.default_rng([state.seed, epoch, step, 1])
+                    xb = to_device(_data.random_shift(train.images[idx], augment_shift, rng), dev)
+                else:
+                    xb = images_dev[to_device(idx, dev)]
+                yb = labels_dev[to_device(idx, dev)]
+                lr = learning_rate(schedule, base_lr, state.global_step, total_steps, steps_per_epoch, epochs)
+                optimizer.lr = lr
+                model.zero_grad()
+                logits = model(xb)
+                loss = crit.forward(logits, yb, sync=False)
+                model.backward(crit.backward())
+                if clip_grad_norm:
+                    _clip(model, clip_grad_norm)
+                # on the CPU the loss is already on the host: check every step; on a GPU
+                # only at progress points, so that steps don't wait for the host
+                check_now = dev.kind != "gpu" or (step + 1) % progress_every == 0
+                if check_now and not math.isfinite(float(loss)):
+                    where = _first_nonfinite_layer(model, xb, yb)
+                    raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
+                                           f"(global step {state.global_step + 1}): the loss is {float(loss)}; "
+                                           f"non-finite values first appear in {where}. Try a lower --lr "
+                                           f"or --clip-grad")
+                optimizer.step()
+                loss_dev += loss * len(idx)
+                correct_dev += (logits.argmax(axis=1) == yb).sum()
+                state.step = step + 1
+                state.global_step += 1
+                state.seen += len(idx)
+                if (step + 1) % progress_every == 0 or step + 1 == steps_per_epoch:
+                    now = time.perf_counter()
+                    rate = (state.seen - last_report[1]) / max(now - last_report[0], 1e-9)
+                    last_report = (now, state.seen)
+                    info = dict(epoch=epoch + 1, epochs=epochs, step=step + 1, steps=steps_per_epoch,
+                                loss=float(loss_dev) / state.seen, acc=int(correct_dev) / state.seen,
+                                images_per_s=rate, lr=lr)
+                    for cb in callbacks:
+                        if hasattr(cb, "on_batch"):
+                            cb.on_batch(state, info)
+                if stop["signum"] is not None:
+                    state.loss_sum, state.correct = float(loss_dev), int(correct_dev)
+                    state.seconds = time.perf_counter() - t0
+                    name = signal.Signals(stop["signum"]).name
+                    raise TrainingInterrupted(f"{name} received at epoch {epoch + 1}, step {step + 1}",
+                                              state, stop["signum"])
+            seconds = time.perf_counter() - t0
+            record = dict(epoch=epoch + 1, train_loss=float(loss_dev) / state.seen,
+                          train_acc=int(correct_dev) / state.seen, lr=optimizer.lr, seconds=seconds,
+                          images_per_s=state.seen / max(seconds, 1e-9))
+            if not math.isfinite(record["train_loss"]):
+                raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the mean loss is "
+                                       f"{record['train_loss']}; try a lower --lr or --clip-grad")
+            if val is not None and len(val):
+                ev = evaluate(model, val)
+                record.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
+            state.history.append(record)
+            state.epoch, state.step, state.loss_sum, state.correct, state.seen, state.seconds = \
+                epoch + 1, 0, 0.0, 0, 0, 0.0
+            for cb in callbacks:
+                if hasattr(cb, "on_epoch"):
+                    cb.on_epoch(state, record, model, optimizer)
+    finally:
+        errstate.__exit__(None, None, None)
+        for sig, handler in old_handlers.items():
+            signal.signal(sig, handler)
+    return state.history
+
+
+def _clip(model: Any, max_norm: float) -> None:
+    """Scale all gradients together so that their global L2 norm is at most max_norm."""
+    xp = model.device.xp
+    total = float(xp.sqrt(sum((p.grad.astype(xp.float64) ** 2).sum() for p in model.parameters())))
+    if total > max_norm:
+        scale = max_norm / (total + 1e-12)
+        for p in model.parameters():
+            p.grad *= scale
+
+
+def evaluate(model: Any, dataset: Any, batch_size: int = 1000) -> dict:
+    """Accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true class).
+
+    Returns {"accuracy", "loss", "n", "per_class" (K,), "confusion" (K, K) int64,
+    "predictions" (N,) int64, "probabilities" (N, K) float32}.
+    """
+    batch_size = _check_positive_int(batch_size, "batch_size")
+    was_training = model.training
+    model.eval()
+    dev = model.device
+    crit = SoftmaxCrossEntropy(device=dev)
+    k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
+    preds, probs, loss_sum = [], [], 0.0
+    try:
+        for start in range(0, len(dataset), batch_size):
+            xb = to_device(dataset.images[start:start + batch_size], dev)
+            yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
+            logits = model(xb)
+            loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)
+            probs.append(to_numpy(crit.probs).astype(np.float32))
+            preds.append(to_numpy(logits.argmax(axis=1)).astype(np.int64))
+    finally:
+        model.train(was_training)
+    pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
+    true = dataset.labels.astype(np.int64)
+    kk = max(k, int(pred.max(initial=-1)) + 1)
+    confusion = np.bincount(true * kk + pred, minlength=kk * kk).reshape(kk, kk)
+    per_class = np.diag(confusion) / np.maximum(confusion.sum(axis=1), 1)
+    n = len(true)
+    return dict(accuracy=float((pred == true).mean()) if n else float("nan"), loss=loss_sum / max(n, 1), n=n,
+                per_class=per_class, confusion=confusion, predictions=pred,
+                probabilities=np.concatenate(probs) if probs else np.zeros((0, kk), np.float32))
