@@ -10,7 +10,11 @@ DEVICE_CHOICES = "auto, cpu, gpu, gpu:N or emu"
 
 
 def resolve_device(name: str, echo: bool = True) -> dn.Device:
-    """The device to use; "auto" is the CLI's only fallback (gpu if usable, else cpu)."""
+    """The device to use; "auto" is the CLI's only fallback (gpu if usable, else cpu).
+
+    The line saying which device was chosen (and why, for auto) is printed now if `echo`, and
+    kept in `resolve_device.note` for commands that print it later.
+    """
     if name == "auto":
         infos = dn.devices()
         gpus = [d for d in infos if d.name.startswith("gpu") and d.available]
@@ -21,16 +25,21 @@ def resolve_device(name: str, echo: bool = True) -> dn.Device:
             dev = dn.use_device("cpu")
             reason = next((d.reason for d in infos if d.name.startswith("gpu")), "")
             why = f"no usable GPU: {reason}"
+        resolve_device.note = f"device: {dev.name} (auto; {why})"
         if echo:
-            click.echo(f"device: {dev.name} (auto; {why})", err=True)
+            click.echo(resolve_device.note, err=True)
         return dev
     try:
         dev = dn.use_device(name)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="'--device'") from None
+    resolve_device.note = f"device: {dev.name}"
     if echo:
-        click.echo(f"device: {dev.name}", err=True)
+        click.echo(resolve_device.note, err=True)
     return dev
+
+
+resolve_device.note = ""
 
 
 def device_option(default: str = "auto"):

@@ -44,9 +44,11 @@ def evaluate(ckpt, data_source, device, split, limit, plot_path, as_json):
     if plot_path is not None:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
-    dev = resolve_device(device, echo=not as_json)
+    dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
     dataset = dn.data.load(data_source, split, limit=limit)
+    if not as_json:
+        click.echo(resolve_device.note, err=True)
     result = dn.evaluate(model, dataset)
     if plot_path is not None:
         from dualnet import plots

@@ -118,7 +118,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     if plot:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
-    dev = resolve_device(device, echo=not as_json)
+    # nothing is printed until the run can start: a mistake gives exactly one line
+    dev = resolve_device(device, echo=False)
     config = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                   augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad)
@@ -153,6 +154,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
                                    config["weight_decay"])
     if not as_json:
+        click.echo(resolve_device.note, err=True)
         model.summary(file=sys.stderr)
         click.echo(f"data: {len(train_set):,} train / {len(val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config['data']}", err=True)
