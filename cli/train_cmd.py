@@ -178,7 +178,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         result["test_accuracy"] = ev["accuracy"]
     if plot:
         from dualnet import plots
-        png = out.with_suffix(".png")
+        png = out.with_name(out.stem + ".curves.png")
         plots.save_figure(plots.training_curves([out]), png)
         result["plot"] = str(png)
     if as_json:
