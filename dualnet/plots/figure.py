@@ -1,0 +1,102 @@
+"""Figures and files: the matplotlib guard, figure factory, atomic PNG writes, shared helpers."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import secrets
+from typing import Any
+
+import numpy as np
+
+from ..errors import DualnetError
+
+INSTALL_HINT = "matplotlib is not installed; install it with: pip install 'dualnet[plot]'"
+TITLED_FILTERS_MAX = 64     # up to this many kernel panels each gets a label; beyond, a compact grid
+MOSAIC_FILTERS_ABOVE = 400  # beyond this many kernels, one mosaic image instead of one panel each
+MAPS_PER_ROW = 16           # feature-map panels per row before a stage wraps onto another row
+
+# --- figures and files ---------------------------------------------------------------------------
+
+
+def require_matplotlib() -> None:
+    """Raise DualnetError with the install command when matplotlib cannot be imported."""
+    try:
+        import matplotlib  # noqa: F401
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise DualnetError(INSTALL_HINT) from None
+
+
+def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
+    """A pyplot-free Figure with an Agg canvas (and constrained layout unless layout=None)."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout=layout)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> pathlib.Path:
+    """Write `fig` to `path` as a PNG (creating the folder), atomically: temp file + os.replace."""
+    require_matplotlib()
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    path = pathlib.Path(path)
+    if path.is_dir():
+        raise DualnetError(f"cannot write picture to {path}: it is an existing directory")
+    if not isinstance(fig.canvas, FigureCanvasAgg):
+        FigureCanvasAgg(fig)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            fig.savefig(f, format="png", dpi=dpi)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise DualnetError(f"cannot write picture to {path}: {exc.strerror or exc}") from None
+        raise
+    return path
+
+
+def _model_of(obj: Any) -> Any:
+    """A Sequential from a Sequential, a Checkpoint or a checkpoint path."""
+    from ..sequential import Sequential
+
+    if isinstance(obj, Sequential):
+        return obj
+    if isinstance(obj, (str, os.PathLike)):
+        from .. import checkpoint
+
+        return checkpoint.read(obj, device="cpu").model
+    if isinstance(getattr(obj, "model", None), Sequential):
+        return obj.model
+    raise DualnetError(f"expected a dualnet Sequential, a Checkpoint or a checkpoint path, got {type(obj).__name__}")
+
+
+def _hide_ticks(ax: Any) -> None:
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _digit(ax: Any, image: np.ndarray) -> None:
+    """Show one (C, H, W) image in [0, 1]: gray for one channel, RGB for three."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[0] == 3:
+        ax.imshow(np.clip(image.transpose(1, 2, 0), 0, 1), interpolation="nearest")
+    else:
+        ax.imshow(image.reshape(image.shape[-2:]) if image.ndim == 2 or image.shape[0] == 1 else image[0],
+                  cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    _hide_ticks(ax)
+
+
+# --- training curves -----------------------------------------------------------------------------
+
