@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import click
 
 import dualnet as dn
@@ -50,3 +52,21 @@ def device_option(default: str = "auto"):
 def data_option():
     return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|PATH",
                         help="The bundled MNIST, a folder of IDX files, or an HDF5 file with images/labels.")
+
+
+def _what(value) -> str:
+    return "a finite number" if isinstance(value, float) else "an integer"
+
+
+def positive(ctx, param, value):
+    """Option callback: a number > 0, finite if a float (None passes: an unset optional value)."""
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise click.BadParameter(f"must be {_what(value)} > 0, got {value}")
+    return value
+
+
+def non_negative(ctx, param, value):
+    """Option callback: a number >= 0, finite if a float."""
+    if value is not None and not (math.isfinite(value) and value >= 0):
+        raise click.BadParameter(f"must be {_what(value)} >= 0, got {value}")
+    return value

@@ -10,6 +10,7 @@ import numpy as np
 
 import dualnet as dn
 from dualnet import checkpoint
+from dualnet.train import check_fits
 
 from .common import data_option, device_option, resolve_device
 
@@ -30,10 +31,14 @@ def format_confusion(confusion: np.ndarray) -> str:
 @device_option()
 @click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
+@click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True,
+              help="Images per forward pass (lower it if the GPU runs out of memory).")
+@click.option("--validation", type=click.IntRange(0), default=10000, show_default=True,
+              help="How many trailing training images form the val split (as in `train --validation`).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def evaluate(ckpt, data_source, device, split, limit, plot_path, as_json):
+def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, plot_path, as_json):
     """Accuracy, per-class accuracy and confusion matrix of a checkpoint.
 
     \b
@@ -46,10 +51,11 @@ def evaluate(ckpt, data_source, device, split, limit, plot_path, as_json):
         require_matplotlib()
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    dataset = dn.data.load(data_source, split, limit=limit)
+    dataset = dn.data.load(data_source, split, validation=validation, limit=limit)
+    check_fits(model, dataset, f"the model in {ckpt}")
     if not as_json:
         click.echo(resolve_device.note, err=True)
-    result = dn.evaluate(model, dataset)
+    result = dn.evaluate(model, dataset, batch_size=batch_size)
     if plot_path is not None:
         from dualnet import plots
         plots.save_figure(plots.evaluation_figure(result, dataset), plot_path)
@@ -85,7 +91,11 @@ def predict(ckpt, files, device, top, invert, as_json):
 
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    c, h, w = model.input_shape or (1, 28, 28)
+    shape = tuple(model.input_shape or (1, 28, 28))
+    if len(shape) != 3 or shape[0] != 1:
+        raise click.ClickException(f"{ckpt}: the model takes inputs of shape {shape}; predict can only feed "
+                                   "it one-channel (grayscale) images, of shape (1, H, W)")
+    c, h, w = shape
     x = load_images([str(f) for f in files], size=(h, w), invert=invert)
     model.eval()
     logits = dn.to_numpy(model(dn.to_device(x, dev))).astype(np.float64)

@@ -8,7 +8,7 @@ import numpy as np
 import dualnet as dn
 from dualnet import layers as L
 
-from .common import device_option, resolve_device
+from .common import device_option, positive, resolve_device
 
 
 def _cases(name: str, rng: np.random.Generator):
@@ -49,7 +49,8 @@ LAYERS = ("conv2d", "maxpool2d", "avgpool2d", "linear", "relu", "tanh", "sigmoid
 @click.option("--examples", type=click.IntRange(1, 10000), default=5, show_default=True,
               help="Random geometries per layer.")
 @click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
-@click.option("--rtol", type=float, default=1e-6, show_default=True)
+@click.option("--rtol", type=float, default=1e-6, show_default=True, callback=positive,
+              help="Largest accepted relative error (a finite number > 0).")
 def gradcheck(layer, device, examples, seed, rtol):
     """Check every layer's backward against float64 central differences.
 

@@ -2,7 +2,11 @@
 
 A user's mistake (bad option, missing file, corrupt data, unavailable device) prints one line,
 `dualnet: error: ...`, and exits 2 for usage errors, 1 otherwise; never a traceback. Bugs keep
-their traceback.
+their traceback. Running out of host memory is reported the same way (exit 1).
+
+One exception to "one line": a kernel that fails to compile prints `dualnet: error: <what failed
+to compile>` and below it the compiler's log, indented (at most LOG_LINES lines), since a log
+squeezed onto one line is unreadable. The first line alone still says what went wrong.
 """
 
 from __future__ import annotations
@@ -35,13 +39,26 @@ for module in (train_cmd, evaluate_cmd, info_cmd, gradcheck_cmd, plot_cmd):
         cli.add_command(command)
 
 
+LOG_LINES = 40
+
+
 def _one_line(message: str) -> str:
     return " ".join(str(message).split())
+
+
+def _with_log(message: str) -> str:
+    """First line as the error, the rest (a compiler log) indented below it, shortened."""
+    head, _, log = str(message).partition("\n")
+    lines = [line.rstrip() for line in log.strip("\n").splitlines()]
+    if len(lines) > LOG_LINES:
+        lines = lines[:LOG_LINES] + [f"... ({len(lines) - LOG_LINES} more lines)"]
+    return "\n".join([f"dualnet: error: {_one_line(head)}"] + ["  " + line for line in lines])
 
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
     from dualnet.errors import DualnetError
+    from dualnet.kernels.errors import KernelCompileError
 
     try:
         cli.main(args=argv, prog_name="dualnet", standalone_mode=False)
@@ -55,8 +72,16 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         click.echo(f"dualnet: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
+    except KernelCompileError as exc:
+        click.echo(_with_log(exc), err=True)
+        sys.exit(1)
     except (DualnetError, ValueError, OSError) as exc:
         click.echo(f"dualnet: error: {_one_line(exc)}", err=True)
+        sys.exit(1)
+    except MemoryError as exc:
+        detail = f" ({_one_line(exc)})" if str(exc) else ""
+        click.echo(f"dualnet: error: out of memory{detail}; try a smaller --batch-size or --limit",
+                   err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("dualnet: interrupted", err=True)

@@ -3,24 +3,27 @@
 from __future__ import annotations
 
 import json
+import math
 import pathlib
 import sys
 import time
 
 import click
+from click.core import ParameterSource
 
 import dualnet as dn
 from dualnet import checkpoint
 from dualnet.schedules import SCHEDULES
-from dualnet.train import TrainingInterrupted, TrainState
+from dualnet.train import TrainingInterrupted, TrainState, check_fits
 
-from .common import data_option, device_option, resolve_device
+from .common import data_option, device_option, non_negative, resolve_device
+from .common import positive as _positive
 from .progress import ProgressPrinter
 
 # Defaults measured on MNIST (see README): SGD momentum 0.9 with a cosine schedule and random
 # shifts of one pixel reaches >= 99.0% test accuracy in 10 epochs.
 DEFAULTS = dict(model="lenet5", epochs=10, batch_size=64, lr=0.02, optimizer="nesterov", momentum=0.9,
-                weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0)
+                weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0, validation=10000)
 
 OPTIMIZERS = ("sgd", "momentum", "nesterov", "adam")
 
@@ -33,16 +36,68 @@ def make_optimizer(name: str, params, lr: float, momentum: float, weight_decay: 
     return dn.optim.SGD(params, lr=lr, momentum=momentum, nesterov=name == "nesterov", weight_decay=weight_decay)
 
 
-def _positive(ctx, param, value):
-    if value is not None and value <= 0:
-        raise click.BadParameter(f"must be > 0, got {value}")
-    return value
+# run configuration key -> the train command's parameter that sets it
+CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", batch_size="batch_size", lr="lr",
+                     optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
+                     schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
+                     clip_grad="clip_grad", validation="validation")
+# keys that checkpoints of older versions may lack, with the value those runs used
+OPTIONAL_CONFIG = dict(validation=10000)
+_STATE_INTS = ("seed", "epoch", "step", "global_step", "correct", "seen")
+_STATE_FLOATS = ("loss_sum", "seconds")
 
 
-def _non_negative(ctx, param, value):
-    if value is not None and value < 0:
-        raise click.BadParameter(f"must be >= 0, got {value}")
-    return value
+def _stored_run(ckpt, resume: pathlib.Path, ctx: click.Context) -> tuple[dict, TrainState]:
+    """The run configuration and TrainState stored by `dualnet train`, each value validated
+    by the same rules as the command line's (a damaged or hand-edited file fails here)."""
+    stored, rng = ckpt.metadata.get("train_config"), ckpt.rng_state
+    if not isinstance(stored, dict) or not isinstance(rng, dict) or not isinstance(rng.get("train_state"), dict):
+        raise click.ClickException(f"{resume} was not written by `dualnet train`; it cannot be resumed")
+
+    def damaged(problem: str) -> click.ClickException:
+        return click.ClickException(f"{resume}: cannot resume: the stored run is damaged: {problem}")
+
+    params = {p.name: p for p in ctx.command.params}
+    config = {}
+    for key, name in CONFIG_PARAMS.items():
+        if key not in stored and key not in OPTIONAL_CONFIG:
+            raise damaged(f"train_config has no {key!r}")
+        value = stored.get(key, OPTIONAL_CONFIG.get(key))
+        try:
+            config[key] = params[name].process_value(ctx, value)
+        except click.BadParameter as exc:
+            raise damaged(f"train_config {key}={value!r}: {exc.format_message()}") from None
+    raw = rng["train_state"]
+    for key in _STATE_INTS:
+        value = raw.get(key, 0)
+        if type(value) is not int or value < 0:
+            raise damaged(f"train_state {key}={value!r} is not an int >= 0")
+    for key in _STATE_FLOATS:
+        value = raw.get(key, 0.0)
+        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+            raise damaged(f"train_state {key}={value!r} is not a finite number >= 0")
+    base_lr = raw.get("base_lr")
+    if base_lr is not None and (type(base_lr) not in (int, float) or not math.isfinite(base_lr) or base_lr <= 0):
+        raise damaged(f"train_state base_lr={base_lr!r} is not a finite number > 0")
+    history = raw.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise damaged("train_state history is not a list of epoch records")
+    best = rng.get("best_acc", -1.0)
+    if type(best) not in (int, float) or not math.isfinite(best):
+        raise damaged(f"best_acc={best!r} is not a finite number")
+    return config, TrainState.from_dict(raw)
+
+
+def _conflicts(ctx: click.Context, given: dict, stored: dict) -> list[str]:
+    """Options typed on the command line that differ from the resumed run's stored values."""
+    out = []
+    for key, name in CONFIG_PARAMS.items():
+        if key == "epochs" or ctx.get_parameter_source(name) not in (ParameterSource.COMMANDLINE,
+                                                                   ParameterSource.ENVIRONMENT):
+            continue
+        if given[key] != stored[key]:
+            out.append(f"--{key.replace('_', '-')} {given[key]} (stored: {stored[key]})")
+    return out
 
 
 def _best_path(out: pathlib.Path) -> pathlib.Path:
@@ -86,9 +141,9 @@ class JsonLines:
 @click.option("--optimizer", "optimizer_name", type=click.Choice(OPTIMIZERS), default=DEFAULTS["optimizer"],
               show_default=True)
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS["momentum"],
-              show_default=True, help="Momentum for --optimizer momentum/nesterov.")
+              show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
 @click.option("--weight-decay", type=float, default=DEFAULTS["weight_decay"], show_default=True,
-              callback=_non_negative)
+              callback=non_negative)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS["schedule"],
               show_default=True, help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, 8), default=DEFAULTS["augment_shift"], show_default=True,
@@ -100,12 +155,14 @@ class JsonLines:
               help="Continue a run from its checkpoint, exactly where it stopped.")
 @click.option("--limit", type=int, default=None, callback=_positive,
               help="Use only the first N images of each split (quick runs).")
+@click.option("--validation", type=click.IntRange(0), default=DEFAULTS["validation"], show_default=True,
+              help="Hold out the last N training images as the validation split.")
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of progress.")
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
-          schedule, augment_shift, seed, out, resume, limit, clip_grad, plot, as_json):
+          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json):
     """Train a model (LeNet-5 by default) and save checkpoints.
 
     \b
@@ -122,18 +179,24 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     dev = resolve_device(device, echo=False)
     config = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                   optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad)
+                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation)
     state, best_acc = None, -1.0
     if resume is not None:
+        ctx = click.get_current_context()
         ckpt = checkpoint.read(resume, device=dev.name)
-        stored = ckpt.metadata.get("train_config")
-        if not stored or not ckpt.rng_state or "train_state" not in ckpt.rng_state:
-            raise click.ClickException(f"{resume} was not written by `dualnet train`; it cannot be resumed")
-        # the stored run configuration wins, so the resumed run is the same run
+        stored, state = _stored_run(ckpt, resume, ctx)
+        # the stored run configuration wins, so the resumed run is the same run; options typed
+        # on the command line that would change it are refused rather than silently ignored
+        conflicts = _conflicts(ctx, config, stored)
+        if conflicts:
+            raise click.UsageError(f"{resume} is resumed with its stored settings, but these options differ "
+                                   f"from them: {', '.join(conflicts)}; drop them, or start a new run "
+                                   "without --resume", ctx=ctx)
         config = {**stored, "epochs": epochs}
         model = ckpt.model
         optimizer = ckpt.make_optimizer()
-        state = TrainState.from_dict(ckpt.rng_state["train_state"])
+        if optimizer is None:
+            raise click.ClickException(f"{resume} holds no optimizer state; it cannot be resumed")
         best_acc = float(ckpt.rng_state.get("best_acc", -1.0))
         out = out or resume
         if state.epoch >= epochs:
@@ -143,13 +206,20 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         model = dn.models.get(config["model"], seed=seed)
     out = out or pathlib.Path("runs") / f"{config['model']}.h5"
     checkpoint.check_writable(out)  # before any data or training time is spent
-    train_set = dn.data.load(config["data"], "train", limit=config["limit"])
-    val_set = dn.data.load(config["data"], "val", limit=config["limit"])
+    train_set = dn.data.load(config["data"], "train", validation=config["validation"], limit=config["limit"])
+    val_set = dn.data.load(config["data"], "val", validation=config["validation"], limit=config["limit"])
     test_set = _optional_test(config["data"], config["limit"])
     model_shape = tuple(model.input_shape or ())
     if model_shape and tuple(train_set.shape) != model_shape:
         raise click.ClickException(f"data {config['data']} has images {train_set.shape}, but model "
                                    f"{config['model']} expects {model_shape}")
+    # everything fit would refuse is refused here, before anything is printed
+    check_fits(model, train_set)
+    check_fits(model, val_set)
+    steps = math.ceil(len(train_set) / config["batch_size"])
+    if state is not None and not 0 <= state.step < steps:
+        raise click.ClickException(f"{resume}: cannot resume at step {state.step} of an epoch of {steps} steps: "
+                                   "the stored state does not match its data")
     if resume is None:
         optimizer = make_optimizer(config["optimizer"], model.parameters(), config["lr"], config["momentum"],
                                    config["weight_decay"])
@@ -197,10 +267,8 @@ def _optional_test(source: str, limit):
     """The test split, or None for data that has none (an HDF5 file with one images set)."""
     try:
         return dn.data.load(source, "test", limit=limit)
-    except dn.DataError as exc:
-        if "test" in str(exc).lower() and ("no test" in str(exc).lower() or "missing" in str(exc).lower()):
-            return None
-        raise
+    except dn.data.MissingTestSplit:
+        return None
 
 
 COMMANDS = [train]

@@ -41,7 +41,8 @@ import numpy as np
 
 from .backend import device as _device_scope
 from .backend import get_device, get_device_object, to_device, to_numpy
-from .errors import CheckpointError
+from .data import _MAX_STORED_RATIO, _SMALL_BYTES, h5_check_size
+from .errors import CheckpointError, DataError
 from .layers import Dropout, Parameter
 from .sequential import Sequential, from_config
 
@@ -50,6 +51,8 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "check_writable", "load", "
 FORMAT = "dualnet-checkpoint"
 FORMAT_VERSION = 1
 _FLOAT_DTYPES = ("float16", "float32", "float64")
+# One input example (input_shape) may hold at most this many values: predict allocates it.
+MAX_INPUT_VALUES = 2**24
 
 
 def _json(value: Any, what: str, path: Any) -> str:
@@ -78,6 +81,11 @@ def check_writable(path: str | os.PathLike) -> pathlib.Path:
 
     if path.is_dir():
         raise fail("it is an existing directory")
+    for folder in path.parents:  # mkdir would only say "File exists" or "Not a directory"
+        if folder.exists():
+            if not folder.is_dir():
+                raise fail(f"{folder} is a file, not a folder")
+            break
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=path.parent)
@@ -285,6 +293,20 @@ def _read_json(node: Any, key: str, where: str, fail: Any, required: bool = True
         raise fail(f"attribute {key!r} of {where} is not valid JSON ({exc})") from None
 
 
+def _check_stored(ds: Any, label: str, fail: Any) -> None:
+    """Refuse a dataset that declares far more data than the file stores (see data.h5_check_size)."""
+    try:
+        h5_check_size(ds, label)
+    except DataError as exc:
+        raise fail(str(exc)) from None
+
+
+def _credible_size(ds: Any) -> int:
+    """How many of the elements `ds` declares its file can really hold (unwritten chunks hold none)."""
+    limit = (_MAX_STORED_RATIO * ds.id.get_storage_size() + _SMALL_BYTES) // max(1, ds.dtype.itemsize)
+    return min(ds.size, limit)
+
+
 def _dataset(group: Any, name: str, shape: tuple, dtype: Any, label: str, fail: Any) -> np.ndarray:
     """Read a float dataset after checking its shape and dtype from the file's metadata alone."""
     ds = group.get(name)
@@ -294,6 +316,7 @@ def _dataset(group: Any, name: str, shape: tuple, dtype: Any, label: str, fail: 
         raise fail(f"{label} has shape {tuple(ds.shape)} in the file but the model needs {tuple(shape)}")
     if ds.dtype != dtype:
         raise fail(f"{label} has dtype {ds.dtype} in the file but the checkpoint's dtype is {dtype}")
+    _check_stored(ds, label, fail)
     arr = ds[()]
     finite = np.isfinite(arr)
     if not finite.all():
@@ -359,9 +382,9 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         raise fail("missing group 'model/parameters'")
     if not isinstance(config.get("layers"), list):
         raise fail("bad model config: it has no 'layers' list")
-    # a hostile config must not make us allocate huge layers: compare with what the file declares
+    # a hostile config must not make us allocate huge layers: compare with what the file stores
     needed = sum(_config_size(entry) for entry in config["layers"])
-    stored = sum(ds.size for ds in pg.values() if isinstance(ds, h5py.Dataset))
+    stored = sum(_credible_size(ds) for ds in pg.values() if isinstance(ds, h5py.Dataset))
     if needed > 2 * stored + 10**6:
         raise fail(f"the architecture in 'config' needs {needed:,} parameters but the file stores {stored:,}")
     try:
@@ -369,6 +392,8 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
             model = from_config(config)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise fail(f"bad model config: {exc}") from None
+    if model.input_shape is not None:
+        _check_input_shape(model, config.get("input_shape"), fail)
     model.spec = spec
     model.astype(dtype)
     named = dict(model.named_parameters())
@@ -396,6 +421,20 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
                 except (TypeError, ValueError, KeyError) as exc:
                     raise fail(f"bad rng state of {layer.name}: {exc}") from None
     return Checkpoint(model, optimizer_state, history, metadata, rng_state, attrs, path)
+
+
+def _check_input_shape(model: Sequential, shape: Any, fail: Any) -> None:
+    """The stored input shape must be a few positive ints of bounded size that the layers accept."""
+    ok = (isinstance(shape, list) and 1 <= len(shape) <= 3
+          and all(type(v) is int and v >= 1 for v in shape) and math.prod(shape) <= MAX_INPUT_VALUES)
+    if not ok:
+        raise fail(f"bad model config: input_shape {shape!r} is not 1 to 3 positive sizes of at most "
+                   f"{MAX_INPUT_VALUES:,} values in all")
+    try:
+        model.output_shape(tuple(shape))
+    except ValueError as exc:
+        raise fail(f"bad model config: the layers do not accept the stored input_shape {tuple(shape)}: "
+                   f"{exc}") from None
 
 
 def _config_size(entry: Any) -> int:
@@ -454,6 +493,7 @@ def _read_history(f: Any, fail: Any) -> list[dict]:
         ds = hg[k]
         if not isinstance(ds, h5py.Dataset) or ds.ndim != 1 or ds.dtype.kind not in "iuf":
             raise fail(f"history {k!r} is not a 1-D numeric dataset")
+        _check_stored(ds, f"history {k!r}", fail)
         columns[k] = ds
     lengths = {len(ds) for ds in columns.values()}
     if len(lengths) > 1:

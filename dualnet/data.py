@@ -17,11 +17,15 @@ Sources accepted by `load`:
 Images may be uint8 (divided by 255) or float (kept, but must be finite and in [0, 1]), of shape
 (N, H, W) or (N, C, H, W). Splits: "train" is the training data minus its last `validation`
 records, "val" those last records, "all-train" all of it, "test" the test data.
+
+Shapes, dtypes and sizes are checked from a file's header or metadata before anything is read
+(see `h5_check_size` and dualnet.idx): a damaged or hostile file raises DataError naming it.
 """
 
 from __future__ import annotations
 
 import importlib.resources
+import math
 import operator
 import os
 import pathlib
@@ -30,17 +34,29 @@ from collections.abc import Iterator
 import numpy as np
 
 from .errors import DataError
-from .idx import read_idx, read_idx_header
+from .idx import MAX_PAYLOAD_BYTES, read_idx, read_idx_header
 
 __all__ = [
-    "Dataset", "SPLITS", "batches", "bundled_mnist_dir", "load", "load_mnist", "random_shift",
-    "read_idx", "read_idx_header", "shift_images",
+    "Dataset", "MissingTestSplit", "SPLITS", "batches", "bundled_mnist_dir", "h5_check_size", "load",
+    "load_mnist", "random_shift", "read_idx", "read_idx_header", "shift_images",
 ]
 
 SPLITS = ("train", "val", "test", "all-train")
 MNIST_NUM_CLASSES = 10
+# More classes than this is taken for a corrupt label or attribute (a confusion matrix of
+# MAX_CLASSES**2 counts must fit in memory).
+MAX_CLASSES = 10_000
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
+# An HDF5 dataset may declare far more data than its file stores (unwritten chunks read back as
+# the fill value), so a few kilobytes could make a reader allocate gigabytes. Real data, even
+# deflated zeros (~1032:1 at best), stays within this ratio of its stored bytes.
+_MAX_STORED_RATIO = 1100
+_SMALL_BYTES = 1 << 20
+
+
+class MissingTestSplit(DataError):
+    """The source holds no test data (a valid state for training; an error for evaluating it)."""
 
 
 class Dataset:
@@ -216,8 +232,8 @@ def _find_idx(folder: pathlib.Path, part: str, kind: str, required: bool = True)
             return folder / name
     if not required:
         return None
-    raise DataError(f"{folder}: no {part} {kind} file; looked for {names[0]} and variants "
-                    f"({', '.join(names[1:])})")
+    raise (MissingTestSplit if part == "test" else DataError)(
+        f"{folder}: no {part} {kind} file; looked for {names[0]} and variants ({', '.join(names[1:])})")
 
 
 def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
@@ -229,32 +245,53 @@ def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dat
         f = h5py.File(path, "r")
     except OSError as exc:
         raise DataError(f"{path}: cannot open as HDF5: {exc}") from None
-    with f:
-        flat = "images" in f or "labels" in f
-        group = "test" if split == "test" else "" if flat else "train"
-        if group and group not in f:
-            hint = "top-level images/labels or a 'train' group" if group == "train" else \
-                "a 'test' group with images and labels"
-            raise DataError(f"{path}: no '{group}' group for split {split!r}; expected {hint}")
-        images_ds = _h5_dataset(f, path, f"{group}/images" if group else "images")
-        labels_ds = _h5_dataset(f, path, f"{group}/labels" if group else "labels")
-        images_from, labels_from = f"{path}:{images_ds.name}", f"{path}:{labels_ds.name}"
-        if images_ds.ndim not in (3, 4):
-            raise DataError(f"{images_from}: images have shape {images_ds.shape}; expected "
-                            "(N, H, W) or (N, C, H, W)")
-        if labels_ds.ndim != 1:
-            raise DataError(f"{labels_from}: labels have shape {labels_ds.shape}; expected (N,)")
-        if len(images_ds) != len(labels_ds):
-            raise DataError(f"{path}: {images_ds.name} holds {len(images_ds)} images but "
-                            f"{labels_ds.name} holds {len(labels_ds)} labels")
-        rows = _rows(split, len(images_ds), validation, limit, images_from)
-        if num_classes is None and "num_classes" in f.attrs:
-            num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)
-        if num_classes is None:
-            names = ("labels", "train/labels", "test/labels")
-            num_classes = _infer_classes([f[n][()] for n in names if _is_dataset(f, n)])
-        images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
-                                               images_from, labels_from)
+    try:
+        with f:
+            return _read_hdf5(f, path, split, validation, limit, num_classes)
+    except DataError:
+        raise
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:  # damaged beyond our checks
+        raise DataError(f"{path}: damaged or unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+    flat = "images" in f or "labels" in f
+    group = "test" if split == "test" else "" if flat else "train"
+    if group and group not in f:
+        hint = "top-level images/labels or a 'train' group" if group == "train" else \
+            "a 'test' group with images and labels"
+        raise (MissingTestSplit if group == "test" else DataError)(
+            f"{path}: no '{group}' group for split {split!r}; expected {hint}")
+    images_ds = _h5_dataset(f, path, f"{group}/images" if group else "images")
+    labels_ds = _h5_dataset(f, path, f"{group}/labels" if group else "labels")
+    images_from, labels_from = f"{path}:{images_ds.name}", f"{path}:{labels_ds.name}"
+    if images_ds.ndim not in (3, 4):
+        raise DataError(f"{images_from}: images have shape {images_ds.shape}; expected "
+                        "(N, H, W) or (N, C, H, W)")
+    if labels_ds.ndim != 1:
+        raise DataError(f"{labels_from}: labels have shape {labels_ds.shape}; expected (N,)")
+    # dtypes and sizes come from the file's metadata: refuse before reading anything
+    if images_ds.dtype != np.uint8 and images_ds.dtype.kind != "f":
+        raise DataError(f"{images_from}: images have dtype {images_ds.dtype}; expected uint8 "
+                        "(0..255) or float in [0, 1]")
+    if labels_ds.dtype.kind not in "iu":
+        raise DataError(f"{labels_from}: labels have dtype {labels_ds.dtype}; expected "
+                        "integers")
+    if len(images_ds) != len(labels_ds):
+        raise DataError(f"{path}: {images_ds.name} holds {len(images_ds)} images but "
+                        f"{labels_ds.name} holds {len(labels_ds)} labels")
+    rows = _rows(split, len(images_ds), validation, limit, images_from)
+    h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
+    h5_check_size(labels_ds, labels_from)
+    if num_classes is None and "num_classes" in f.attrs:
+        num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)
+    if num_classes is None:
+        names = [n for n in ("labels", "train/labels", "test/labels") if _is_dataset(f, n)]
+        for n in names:
+            h5_check_size(f[n], f"{path}:/{n}")
+        num_classes = _infer_classes([f[n][()] for n in names])
+    images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
+                                           images_from, labels_from)
     return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
 
 
@@ -268,6 +305,23 @@ def _h5_dataset(f, path, name: str):
     if not _is_dataset(f, name):
         raise DataError(f"{path}: missing dataset '/{name}' (need 'images' and 'labels')")
     return f[name]
+
+
+def h5_check_size(ds, where, rows: int | None = None) -> None:
+    """Raise DataError unless reading `rows` records (default: all) of HDF5 dataset `ds` is safe.
+
+    Checked from the file's metadata alone: the bytes to read must stay within MAX_PAYLOAD_BYTES,
+    and the dataset must not declare far more data than the file stores for it.
+    """
+    per_row = math.prod(ds.shape[1:]) * ds.dtype.itemsize
+    wanted = (len(ds) if rows is None else rows) * per_row if ds.ndim else ds.dtype.itemsize
+    if wanted > MAX_PAYLOAD_BYTES:
+        raise DataError(f"{where}: reading shape {ds.shape} of {ds.dtype} needs {wanted:,} bytes, "
+                        f"more than the {MAX_PAYLOAD_BYTES:,} accepted; the file is corrupt or too large")
+    declared, stored = ds.size * ds.dtype.itemsize, ds.id.get_storage_size()
+    if declared > _SMALL_BYTES and declared > _MAX_STORED_RATIO * stored:
+        raise DataError(f"{where}: declares shape {ds.shape} ({declared:,} bytes) but the file stores "
+                        f"only {stored:,} bytes for it; the file is damaged or was never fully written")
 
 
 def _infer_classes(label_sets) -> int | None:
@@ -293,6 +347,9 @@ def _checked(images, labels, num_classes, images_from, labels_from):
     if num_classes is None:
         num_classes = int(labels.max()) + 1 if labels.size else 0
     num_classes = _count(num_classes, "num_classes")
+    if num_classes > MAX_CLASSES:
+        raise DataError(f"{labels_from}: {num_classes:,} classes (from the labels or the num_classes "
+                        f"attribute); at most {MAX_CLASSES:,} are supported")
     # Compared in the source dtype, so uint64 labels past int64's range cannot wrap around.
     bad = np.flatnonzero((labels < 0) | (labels >= num_classes))
     if bad.size:

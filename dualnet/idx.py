@@ -39,6 +39,10 @@ MAX_PAYLOAD_BYTES = 2**31
 _GZIP_MAGIC = b"\x1f\x8b"
 # Bounded reads keep the transient copy of a gzip stream small next to the output array.
 _CHUNK = 1 << 22
+# First buffer for a gzip payload whose trailer does not confirm the header's size; it doubles
+# as data arrives, so allocation stays within twice what really decompresses.
+_FIRST_ALLOCATION = 1 << 20
+_MAX_DEFLATE_RATIO = 1032
 
 
 def read_idx_header(path: str | os.PathLike) -> tuple[np.dtype, tuple[int, ...]]:
@@ -62,8 +66,10 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             payload = os.fstat(f.fileno()).st_size - header_len
             if payload != nbytes:
                 raise DataError(_size_problem(path, dims, nbytes, payload))
-        buf = np.empty(nbytes, dtype=np.uint8)
-        got = _read_into(f, memoryview(buf), path)
+            buf = np.empty(nbytes, dtype=np.uint8)
+            got = _read_into(f, memoryview(buf), path)
+        else:
+            buf, got = _read_gzip_payload(f, path, header_len + nbytes, nbytes)
         if got < nbytes:
             raise DataError(_size_problem(path, dims, nbytes, got))
         if _read_guarded(f, 1, path):
@@ -111,6 +117,42 @@ def _read_into(f, view: memoryview, path) -> int:
     return pos
 
 
+def _read_gzip_payload(f, path, total: int, nbytes: int) -> tuple[np.ndarray, int]:
+    """Decompress up to nbytes of payload: (buffer, bytes that arrived).
+
+    A gzip header cannot be checked against the file size, so the output grows with the data
+    that actually decompresses: a few hundred bytes claiming gigabytes allocate a megabyte. A
+    valid file costs one allocation: the buffer is sized in one go when the gzip trailer's ISIZE
+    (uncompressed size mod 2**32) agrees with the header and deflate's best ratio (~1032:1)
+    makes that size possible for the file.
+    """
+    isize, packed = _gzip_trailer(path)
+    trusted = isize == total % 2**32 and total <= _MAX_DEFLATE_RATIO * packed
+    size = nbytes if trusted else min(nbytes, _FIRST_ALLOCATION)
+    buf = np.empty(size, dtype=np.uint8)
+    got = _read_into(f, memoryview(buf), path)
+    while got == size < nbytes:
+        size = min(nbytes, 2 * size)
+        grown = np.empty(size, dtype=np.uint8)
+        grown[:got] = buf[:got]
+        buf = grown
+        got += _read_into(f, memoryview(buf)[got:], path)
+    return buf, got
+
+
+def _gzip_trailer(path) -> tuple[int | None, int]:
+    """(ISIZE of a gzip file's last member, or None; the file's size in bytes)."""
+    try:
+        with open(path, "rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            if size < 18:  # shorter than an empty gzip member
+                return None, size
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little"), size
+    except OSError:
+        return None, 0
+
+
 def _read_header(f, path) -> tuple[np.dtype, tuple[int, ...], int, int]:
     """Parse and bound-check the header: (disk dtype, dims, header bytes, payload bytes)."""
     magic = _read_guarded(f, 4, path)
@@ -133,9 +175,12 @@ def _read_header(f, path) -> tuple[np.dtype, tuple[int, ...], int, int]:
     dims = struct.unpack(f">{ndim}I", raw_dims)
     dtype = IDX_TYPES[code]
     nbytes = math.prod(dims) * dtype.itemsize
-    if nbytes > MAX_PAYLOAD_BYTES:
+    # a zero-size dimension does not excuse the others: NumPy cannot even describe (0, 2**32, 2**32)
+    claimed = math.prod(d for d in dims if d) * dtype.itemsize
+    if claimed > MAX_PAYLOAD_BYTES:
+        size = f"{nbytes} bytes" if nbytes else f"{claimed} bytes without its zero dimensions"
         raise DataError(
-            f"{path}: header declares shape {dims} of {dtype.name}, {nbytes} bytes, more than "
+            f"{path}: header declares shape {dims} of {dtype.name}, {size}, more than "
             f"the {MAX_PAYLOAD_BYTES} bytes accepted; the header is corrupt"
         )
     return dtype, dims, 4 + 4 * ndim, nbytes

@@ -214,6 +214,9 @@ class Conv2d(Layer):
         return kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3 or shape[0] != self.in_channels:
+            raise ValueError(f"{self.name}: expected inputs of shape ({self.in_channels}, H, W), got "
+                             f"{tuple(shape)}")
         g = self.geometry(shape[-2], shape[-1])
         return (self.out_channels, g[8], g[9])
 
@@ -265,6 +268,8 @@ class _Pool2d(Layer):
         return kh, kw, sh, sw, ph, pw, 1, 1, oh, ow
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3:
+            raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
         g = self.geometry(shape[-2], shape[-1])
         return (shape[0], g[8], g[9])
 
@@ -322,6 +327,9 @@ class Linear(Layer):
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(shape) != (self.in_features,):
+            raise ValueError(f"{self.name}: expected {self.in_features} input features, got inputs "
+                             f"of shape {tuple(shape)}")
         return (self.out_features,)
 
     def forward(self, x: Any, act: str | None = None) -> Any:

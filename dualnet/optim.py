@@ -7,7 +7,10 @@ per parameter on the GPU). Buffers live in `param.state`, so `model.to(...)` mov
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any, Iterable
+
+import numpy as np
 
 from .layers import Parameter
 
@@ -19,6 +22,11 @@ def _check(cond: bool, message: str) -> None:
         raise ValueError(message)
 
 
+def _real(value: Any) -> bool:
+    """A finite real number (Python or NumPy), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and math.isfinite(value)
+
+
 class Optimizer:
     """Base: holds parameters, a learning rate and a step count."""
 
@@ -27,7 +35,7 @@ class Optimizer:
         _check(len(self.params) > 0, f"{type(self).__name__}: got no parameters to optimize")
         for p in self.params:
             _check(isinstance(p, Parameter), f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
-        _check(isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+        _check(_real(lr) and lr > 0,
                f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
@@ -75,11 +83,11 @@ class SGD(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 0.01, momentum: float = 0.0,
                  nesterov: bool = False, weight_decay: float = 0.0):
         super().__init__(params, lr)
-        _check(isinstance(momentum, (int, float)) and 0.0 <= momentum < 1.0,
+        _check(_real(momentum) and 0.0 <= momentum < 1.0,
                f"SGD: momentum must be in [0, 1), got {momentum!r}")
         _check(not nesterov or momentum > 0, "SGD: nesterov=True needs momentum > 0")
-        _check(isinstance(weight_decay, (int, float)) and weight_decay >= 0,
-               f"SGD: weight_decay must be >= 0, got {weight_decay!r}")
+        _check(_real(weight_decay) and weight_decay >= 0,
+               f"SGD: weight_decay must be a finite number >= 0, got {weight_decay!r}")
         self.momentum, self.nesterov, self.weight_decay = float(momentum), bool(nesterov), float(weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -99,10 +107,12 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
                  eps: float = 1e-8, weight_decay: float = 0.0):
         super().__init__(params, lr)
+        _check(isinstance(betas, (tuple, list)) and len(betas) == 2 and all(_real(b) and 0.0 <= b < 1.0 for b in betas),
+               f"Adam: betas must be two numbers in [0, 1), got {betas!r}")
         b1, b2 = betas
-        _check(0.0 <= b1 < 1.0 and 0.0 <= b2 < 1.0, f"Adam: betas must be in [0, 1), got {betas!r}")
-        _check(eps > 0, f"Adam: eps must be > 0, got {eps!r}")
-        _check(weight_decay >= 0, f"Adam: weight_decay must be >= 0, got {weight_decay!r}")
+        _check(_real(eps) and eps > 0, f"Adam: eps must be a finite number > 0, got {eps!r}")
+        _check(_real(weight_decay) and weight_decay >= 0,
+               f"Adam: weight_decay must be a finite number >= 0, got {weight_decay!r}")
         self.betas, self.eps, self.weight_decay = (float(b1), float(b2)), float(eps), float(weight_decay)
 
     def hyperparameters(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import signal
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -19,11 +20,31 @@ import numpy as np
 
 from . import data as _data
 from .backend import to_device, to_numpy
-from .errors import DualnetError
+from .errors import DataError, DualnetError
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, learning_rate
 
-__all__ = ["fit", "evaluate", "TrainState", "TrainingDiverged", "TrainingInterrupted"]
+__all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
+           "DeviceOutOfMemory", "OOM_ERRORS"]
+
+#: Exception types that mean "the device ran out of memory", besides CuPy's OutOfMemoryError
+#: (recognised without importing CuPy: only a loaded CuPy can raise it). Tests register stand-ins.
+OOM_ERRORS: tuple[type[BaseException], ...] = ()
+
+
+def _oom_errors() -> tuple[type[BaseException], ...]:
+    cupy = sys.modules.get("cupy")
+    oom = getattr(getattr(getattr(cupy, "cuda", None), "memory", None), "OutOfMemoryError", None)
+    return OOM_ERRORS + ((oom,) if isinstance(oom, type) else ())
+
+
+class DeviceOutOfMemory(DualnetError, MemoryError):
+    """The GPU ran out of memory; the message suggests a smaller batch."""
+
+    def __init__(self, batch_size: int, during: str):
+        self.batch_size = batch_size
+        super().__init__(f"out of GPU memory at batch size {batch_size} ({during}): try --batch-size "
+                         f"{max(1, batch_size // 2)}")
 
 
 class TrainingDiverged(DualnetError, FloatingPointError):
@@ -69,6 +90,25 @@ def _check_positive_int(value: Any, what: str) -> int:
     return int(value)
 
 
+def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
+    """Raise DataError unless `model` accepts `dataset`'s images and outputs a score for every label.
+
+    Checked from shapes alone, before any computation, so that a mismatch is explained instead
+    of failing deep inside a layer (or reading past the logits with an out-of-range label).
+    """
+    if not hasattr(model, "layers") or len(dataset) == 0:
+        return
+    shape = tuple(dataset.images.shape[1:])
+    try:
+        out = model.output_shape(shape)
+    except ValueError as exc:
+        raise DataError(f"{dataset.name}: images of shape {shape} do not fit {model_name}: {exc}") from None
+    classes = max(int(getattr(dataset, "num_classes", 0) or 0), int(dataset.labels.max()) + 1)
+    if len(out) != 1 or classes > out[0]:
+        raise DataError(f"{dataset.name}: the data has {classes} classes (labels 0..{classes - 1}), but "
+                        f"{model_name} outputs {'x'.join(map(str, out))} scores per image (one per class needed)")
+
+
 def _first_nonfinite_layer(model: Any, images: Any, labels: Any) -> str:
     """Re-run the failing batch layer by layer to name where NaN/inf first appears."""
     xp = model.device.xp
@@ -98,6 +138,12 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     `on_batch(state, info)` (every `progress_every` steps: info has loss, acc, images_per_s,
     step, steps) and `on_epoch(state, record, model, optimizer)`. Pass `state` (from a
     checkpoint) to resume exactly where a run stopped.
+
+    Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
+    or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
+    every step on the CPU, every `progress_every` steps on a GPU, and on the parameters at each
+    epoch's end, before the callbacks save anything); running out of GPU memory raises
+    DeviceOutOfMemory suggesting half the batch size.
     """
     from .optim import SGD
 
@@ -109,6 +155,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         raise ValueError(f"fit: augment_shift must be >= 0, got {augment_shift}")
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
+    check_fits(model, train)
+    if val is not None:
+        check_fits(model, val)
     optimizer = optimizer or SGD(model.parameters(), lr=0.01, momentum=0.9)
     state = state or TrainState(seed=seed)
     if state.base_lr is None:
@@ -121,6 +170,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
+    if not 0 <= state.step < steps_per_epoch or (state.step and not state.seen):
+        raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
+                         f"steps ({state.seen} images seen): the state belongs to another run")
     # one transfer per fit; augmentation works on the host copy batch by batch
     images_dev = to_device(train.images, dev) if not augment_shift else None
     labels_dev = to_device(train.labels.astype(np.int32), dev)
@@ -163,7 +215,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 # on the CPU the loss is already on the host: check every step; on a GPU
                 # only at progress points, so that steps don't wait for the host
                 check_now = dev.kind != "gpu" or (step + 1) % progress_every == 0
-                if check_now and not math.isfinite(float(loss)):
+                if check_now and not (math.isfinite(float(loss)) and _grads_finite(model)):
                     where = _first_nonfinite_layer(model, xb, yb)
                     raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
                                            f"(global step {state.global_step + 1}): the loss is {float(loss)}; "
@@ -198,6 +250,13 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             if not math.isfinite(record["train_loss"]):
                 raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the mean loss is "
                                        f"{record['train_loss']}; try a lower --lr or --clip-grad")
+            # the last update of the epoch has not been seen by a loss yet: nothing non-finite
+            # may reach the callbacks (they save checkpoints)
+            for name, p in model.named_parameters():
+                if not bool(xp.isfinite(p.data).all()):
+                    raise TrainingDiverged(f"training diverged by the end of epoch {epoch + 1} (step "
+                                           f"{steps_per_epoch}, global step {state.global_step}): parameter "
+                                           f"{name} became non-finite. Try a lower --lr or --clip-grad")
             if val is not None and len(val):
                 ev = evaluate(model, val)
                 record.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
@@ -207,11 +266,18 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for cb in callbacks:
                 if hasattr(cb, "on_epoch"):
                     cb.on_epoch(state, record, model, optimizer)
+    except _oom_errors():
+        raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
         errstate.__exit__(None, None, None)
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     return state.history
+
+
+def _grads_finite(model: Any) -> bool:
+    xp = model.device.xp
+    return all(bool(xp.isfinite(p.grad).all()) for p in model.parameters())
 
 
 def _clip(model: Any, max_norm: float) -> None:
@@ -228,9 +294,11 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 1000) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true class).
 
     Returns {"accuracy", "loss", "n", "per_class" (K,), "confusion" (K, K) int64,
-    "predictions" (N,) int64, "probabilities" (N, K) float32}.
+    "predictions" (N,) int64, "probabilities" (N, K) float32}. Raises DataError for data the model
+    cannot take and DeviceOutOfMemory (suggesting half the batch size) when the GPU runs out.
     """
     batch_size = _check_positive_int(batch_size, "batch_size")
+    check_fits(model, dataset)
     was_training = model.training
     model.eval()
     dev = model.device
@@ -245,6 +313,8 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 1000) -> dict:
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)
             probs.append(to_numpy(crit.probs).astype(np.float32))
             preds.append(to_numpy(logits.argmax(axis=1)).astype(np.int64))
+    except _oom_errors():
+        raise DeviceOutOfMemory(batch_size, "evaluation") from None
     finally:
         model.train(was_training)
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
