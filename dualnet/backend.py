@@ -172,9 +172,9 @@ def _gpu_description(index: int) -> str:
 @lru_cache(maxsize=None)
 def _make_device(name: str) -> Device:
     if name == "cpu":
-        from .ops.numpy_ops import NumpyOps
+        from .ops.cpu_ops import CpuOps
 
-        return Device("cpu", np, NumpyOps())
+        return Device("cpu", np, CpuOps())
     if name == "emu":
         ok, reason = _emulator_status()
         if not ok:

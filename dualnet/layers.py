@@ -220,24 +220,63 @@ class Conv2d(Layer):
         g = self.geometry(shape[-2], shape[-1])
         return (self.out_channels, g[8], g[9])
 
-    def forward(self, x: Any, act: str | None = None) -> Any:
+    def _input_geometry(self, x: Any) -> tuple[int, ...]:
         self._check_input(x, 4, "(N, C, H, W)")
         if x.shape[1] != self.in_channels:
             raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got input of "
                              f"shape {tuple(x.shape)}")
-        geom = self.geometry(x.shape[2], x.shape[3])
+        return self.geometry(x.shape[2], x.shape[3])
+
+    def forward(self, x: Any, act: str | None = None) -> Any:
+        geom = self._input_geometry(x)
         bias = self.bias.data if self.bias is not None else None
         y, cols = self.ops.conv2d_forward(x, self.weight.data, bias, geom, self.groups, act)
         self._cache = (cols, tuple(x.shape), geom) if self.training else None
         return y
 
-    def backward(self, dy: Any) -> Any:
-        cols, x_shape, geom = self._need_cache()
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy: (N, out_channels, out_h, out_w) -> dx (N, C, H, W), or None if not need_input_grad."""
+        cache = self._need_cache()
+        if not isinstance(cache, tuple):
+            raise RuntimeError(f"{self.name}: the last forward ran fused with the ReLU and pooling after "
+                               "it; call backward on the Sequential that ran it")
+        cols, x_shape, geom = cache
         dx, dw, db = self.ops.conv2d_backward(dy, cols, self.weight.data, x_shape, geom, self.groups,
-                                              self.bias is not None)
+                                              self.bias is not None, need_input_grad)
+        self._accumulate(dw, db)
+        return dx
+
+    def _accumulate(self, dw: Any, db: Any) -> None:
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db
+
+    def forward_relu_maxpool(self, x: Any, relu: "ReLU", pool: "MaxPool2d") -> Any:
+        """pool(relu(self(x))) through the device's fused op (see CpuOps), or None where the
+        device has none or does not cover the shapes: the caller then runs the three layers.
+
+        Used by Sequential, whose backward then calls `backward_relu_maxpool` for the three.
+        """
+        fused = getattr(self.ops, "conv_relu_maxpool_forward", None)
+        if fused is None or self.groups != 1:
+            return None
+        geom = self._input_geometry(x)
+        pool_geom = pool.geometry(geom[8], geom[9])
+        bias = self.bias.data if self.bias is not None else None
+        out = fused(x, self.weight.data, bias, geom, pool_geom)
+        if out is None:
+            return None
+        y, cache = out
+        self._cache = cache if self.training else None
+        relu._cache = pool._cache = None  # their backward runs inside backward_relu_maxpool
+        return y
+
+    def backward_relu_maxpool(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """Backward of `forward_relu_maxpool`: dy (N, out_channels, pooled h, pooled w) -> dx."""
+        cache = self._need_cache()
+        dx, dw, db = self.ops.conv_relu_maxpool_backward(dy, cache, self.weight.data, self.bias is not None,
+                                                         need_input_grad)
+        self._accumulate(dw, db)
         return dx
 
 
@@ -341,9 +380,10 @@ class Linear(Layer):
         self._cache = x if self.training else None
         return self.ops.linear_forward(x, self.weight.data, bias, act)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy: (N, out_features) -> dx (N, in_features), or None if not need_input_grad."""
         x = self._need_cache()
-        dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None)
+        dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None, need_input_grad)
         self.weight.grad += dw
         if self.bias is not None:
             self.bias.grad += db

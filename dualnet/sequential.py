@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .backend import Device, get_device_object
-from .layers import Conv2d, Layer, Linear, Parameter, ReLU
+from .layers import Conv2d, Layer, Linear, MaxPool2d, Parameter, ReLU
 
 
 class Sequential(Layer):
@@ -50,10 +50,20 @@ class Sequential(Layer):
             yield from layer.named_parameters(f"{prefix}{layer.name}.")
 
     def forward(self, x: Any) -> Any:
+        layers = self.layers
+        self._fused_at: set[int] = set()  # starts of conv + ReLU + max-pool triples run as one op
         i = 0
-        while i < len(self.layers):
-            layer = self.layers[i]
-            nxt = self.layers[i + 1] if i + 1 < len(self.layers) else None
+        while i < len(layers):
+            layer = layers[i]
+            nxt = layers[i + 1] if i + 1 < len(layers) else None
+            if (self.fuse and type(layer) is Conv2d and type(nxt) is ReLU and i + 2 < len(layers)
+                    and type(layers[i + 2]) is MaxPool2d):
+                y = layer.forward_relu_maxpool(x, nxt, layers[i + 2])
+                if y is not None:
+                    self._fused_at.add(i)
+                    x = y
+                    i += 3
+                    continue
             if self.fuse and isinstance(layer, (Conv2d, Linear)) and type(nxt) is ReLU:
                 x = nxt.accept_output(layer.forward(x, act="relu"))
                 i += 2
@@ -62,10 +72,32 @@ class Sequential(Layer):
                 i += 1
         return x
 
-    def backward(self, dy: Any) -> Any:
-        for layer in reversed(self.layers):
-            dy = layer.backward(dy)
-        return dy
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """Backward through every layer; returns dL/dx.
+
+        need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
+        stops at the first layer with parameters, which skips computing its input gradient.
+        """
+        first = 0
+        if not need_input_grad:
+            first = next((i for i, layer in enumerate(self.layers) if any(True for _ in layer.parameters())),
+                         len(self.layers))
+        fused_at = getattr(self, "_fused_at", set())
+        i = len(self.layers) - 1
+        while i >= first:
+            start = i - 2 if i - 2 in fused_at else i
+            layer = self.layers[start]
+            last = start == first and not need_input_grad
+            if start != i:
+                dy = layer.backward_relu_maxpool(dy, need_input_grad=not last)
+            elif last and isinstance(layer, (Conv2d, Linear, Sequential)):
+                layer.backward(dy, need_input_grad=False)
+            else:
+                dy = layer.backward(dy)
+            if last:
+                return None
+            i = start - 1
+        return dy if need_input_grad else None
 
     def train(self, mode: bool = True) -> "Sequential":
         self.training = mode

@@ -23,6 +23,7 @@ from .backend import to_device, to_numpy
 from .errors import DataError, DualnetError
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, learning_rate
+from .sequential import Sequential
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
            "DeviceOutOfMemory", "OOM_ERRORS"]
@@ -209,7 +210,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 model.zero_grad()
                 logits = model(xb)
                 loss = crit.forward(logits, yb, sync=False)
-                model.backward(crit.backward())
+                if isinstance(model, Sequential):
+                    model.backward(crit.backward(), need_input_grad=False)
+                else:
+                    model.backward(crit.backward())
                 if clip_grad_norm:
                     _clip(model, clip_grad_norm)
                 # on the CPU the loss is already on the host: check every step; on a GPU

@@ -134,8 +134,12 @@ class NumpyOps:
         y = self.bias_act(y, bias, act, channel_major=True)
         return y.reshape(n, o, out_h, out_w), cols
 
-    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool):
-        """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None)."""
+    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+                        need_dx: bool = True):
+        """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None).
+
+        need_dx=False (a first layer, whose input needs no gradient) skips dx and returns None.
+        """
         xp = self.xp
         kh, kw, *_, out_h, out_w = geom
         n, c, h, w = x_shape
@@ -145,10 +149,11 @@ class NumpyOps:
         g_cols = cols.reshape(groups, k, n * out_h * out_w)
         g_w = weight.reshape(groups, o // groups, k)
         dweight = xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
-        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
-        dx = self.col2im(dcols, x_shape, geom)
         dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
-        return dx, dweight, dbias
+        if not need_dx:
+            return None, dweight, dbias
+        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
+        return self.col2im(dcols, x_shape, geom), dweight, dbias
 
     # --- pooling -------------------------------------------------------------------------
 
@@ -206,9 +211,10 @@ class NumpyOps:
         n, o = y.shape
         return self.bias_act(y.reshape(n, o, 1), bias, act, channel_major=False).reshape(n, o)
 
-    def linear_backward(self, dy, x, weight, need_bias: bool):
+    def linear_backward(self, dy, x, weight, need_bias: bool, need_dx: bool = True):
+        """dy: (n, out) -> (dx (n, in) or None if not need_dx, dweight (out, in), dbias (out,) or None)."""
         xp = self.xp
-        dx = xp.matmul(dy, weight)
+        dx = xp.matmul(dy, weight) if need_dx else None
         dweight = xp.matmul(dy.T, x)
         dbias = dy.sum(axis=0) if need_bias else None
         return dx, dweight, dbias

@@ -1,0 +1,240 @@
+"""dualnet on "cpu" against PyTorch's CPU build: one training epoch of LeNet-5 on MNIST, side by side.
+
+Both frameworks train the same network (DESIGN.md's lenet5) from the same initial weights (copied
+from dualnet's seeded initialisation), on the same batches in the same order, with the same
+optimizer (SGD, momentum 0.9, lr 0.01, float32) and the same number of threads. Each run happens in
+a fresh child process, so that peak resident memory is that framework's own, and the two
+frameworks alternate (dualnet, torch, dualnet, torch, ...): on a noisy machine only ratios between
+neighbouring runs mean anything.
+
+Printed: epoch seconds (median, min), inference images/s (batch 1000 over the test set), peak
+resident memory of the training process, the ratios dualnet/PyTorch and the two test accuracies.
+
+Usage:
+    pip install -e '.[bench]'            # PyTorch 2.13.0, CPU build (never needed by the library)
+    python benchmarks/compare_torch.py [--runs 3] [--threads 2] [--limit N] [--json FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import pathlib
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+BATCH = 64
+LR = 0.01
+MOMENTUM = 0.9
+SEED = 0
+INFERENCE_BATCH = 1000
+
+
+# --- child side: one framework, one run ------------------------------------------------------
+
+
+def _load_mnist(limit: int | None):
+    import numpy as np
+
+    import dualnet as dn
+
+    train = dn.data.load("mnist", "all-train", limit=limit)
+    test = dn.data.load("mnist", "test")
+    order = dn.data.epoch_order(len(train), SEED, 0)
+    return (train.images.astype(np.float32), train.labels.astype(np.int64), test.images.astype(np.float32),
+            test.labels.astype(np.int64), order)
+
+
+def _initial_weights() -> dict:
+    """dualnet's seeded lenet5 initialisation, by parameter name (the torch side copies it)."""
+    import dualnet as dn
+
+    model = dn.models.get("lenet5")
+    return {name: p.data.copy() for name, p in model.named_parameters()}
+
+
+def run_dualnet(limit: int | None, weights_file: str) -> dict:
+    import numpy as np
+
+    import dualnet as dn
+
+    x_train, y_train, x_test, y_test, order = _load_mnist(limit)
+    model = dn.models.get("lenet5")
+    stored = np.load(weights_file)
+    for name, p in model.named_parameters():
+        p.data[...] = stored[name]
+    train = dn.data.Dataset(x_train, y_train, name="bench")
+    opt = dn.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    t = time.perf_counter()
+    history = dn.fit(model, train, None, epochs=1, batch_size=BATCH, optimizer=opt, seed=SEED)
+    epoch_s = time.perf_counter() - t
+    assert history and len(order) == len(x_train)
+
+    model.eval()
+
+    def predict():
+        return np.concatenate([model(x_test[i:i + INFERENCE_BATCH]).argmax(axis=1)
+                               for i in range(0, len(x_test), INFERENCE_BATCH)])
+
+    predict()  # warm-up: first-touch allocations
+    t = time.perf_counter()
+    pred = predict()
+    infer_s = time.perf_counter() - t
+    return dict(epoch_s=epoch_s, images_per_s=len(x_test) / infer_s, accuracy=float((pred == y_test).mean()),
+                train_loss=history[0]["train_loss"])
+
+
+def run_torch(limit: int | None, weights_file: str) -> dict:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    x_train, y_train, x_test, y_test, order = _load_mnist(limit)
+    net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
+                        nn.ReLU(), nn.Linear(84, 10))
+    stored = np.load(weights_file)
+    torch_names = {"conv1": net[0], "conv2": net[3], "fc1": net[7], "fc2": net[9], "fc3": net[11]}
+    with torch.no_grad():
+        for layer_name, module in torch_names.items():
+            module.weight.copy_(torch.from_numpy(stored[f"{layer_name}.weight"]))
+            module.bias.copy_(torch.from_numpy(stored[f"{layer_name}.bias"]))
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
+    loss_fn = nn.CrossEntropyLoss()
+    xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train)
+    idx_all = torch.from_numpy(order.astype(np.int64))
+    net.train()
+    t = time.perf_counter()
+    loss_sum = 0.0
+    for start in range(0, len(order), BATCH):
+        idx = idx_all[start:start + BATCH]
+        xb, yb = xs[idx], ys[idx]
+        opt.zero_grad()
+        loss = loss_fn(net(xb), yb)
+        loss.backward()
+        opt.step()
+        loss_sum += loss.item() * len(idx)  # as dn.fit, which reports the epoch's mean loss
+    epoch_s = time.perf_counter() - t
+
+    net.eval()
+    xt = torch.from_numpy(x_test)
+
+    def predict():
+        with torch.no_grad():
+            return torch.cat([net(xt[i:i + INFERENCE_BATCH]).argmax(dim=1)
+                              for i in range(0, len(xt), INFERENCE_BATCH)]).numpy()
+
+    predict()
+    t = time.perf_counter()
+    pred = predict()
+    infer_s = time.perf_counter() - t
+    return dict(epoch_s=epoch_s, images_per_s=len(x_test) / infer_s, accuracy=float((pred == y_test).mean()),
+                train_loss=loss_sum / len(order))
+
+
+def child(framework: str, limit: int | None, weights_file: str) -> None:
+    result = (run_dualnet if framework == "dualnet" else run_torch)(limit, weights_file)
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(result))
+
+
+# --- parent side: alternate runs, print ratios ------------------------------------------------
+
+
+def _spawn(framework: str, args, weights_file: str) -> dict:
+    env = dict(os.environ, BENCH_THREADS=str(args.threads))
+    # the thread count must be fixed before NumPy's BLAS (or torch) starts its pool
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(args.threads)
+    cmd = [sys.executable, __file__, "--child", framework, "--weights", weights_file]
+    if args.limit:
+        cmd += ["--limit", str(args.limit)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"compare_torch: the {framework} run failed:\n{proc.stderr.strip()}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _torch_version() -> str | None:
+    proc = subprocess.run([sys.executable, "-c", "import torch; print(torch.__version__)"],
+                          capture_output=True, text=True)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs per framework (alternating)")
+    parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads for both")
+    parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    parser.add_argument("--json", dest="json_out", default=None, help="also write the results here")
+    parser.add_argument("--child", choices=("dualnet", "torch"), help=argparse.SUPPRESS)
+    parser.add_argument("--weights", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.limit, args.weights)
+        return
+    if args.runs < 1 or args.threads < 1:
+        parser.error("--runs and --threads must be >= 1")
+    torch_version = _torch_version()
+    if torch_version is None:
+        sys.exit("compare_torch: PyTorch is not installed; `pip install torch==2.13.0` (the CPU build) "
+                 "or `pip install -e '.[bench]'`")
+
+    import numpy as np
+
+    import dualnet as dn
+
+    with tempfile.TemporaryDirectory() as tmp:
+        weights_file = str(pathlib.Path(tmp) / "lenet5_init.npz")
+        np.savez(weights_file, **_initial_weights())
+        results: dict[str, list[dict]] = {"dualnet": [], "torch": []}
+        for run in range(args.runs):
+            for framework in ("dualnet", "torch"):
+                r = _spawn(framework, args, weights_file)
+                results[framework].append(r)
+                print(f"run {run + 1}/{args.runs} {framework:8s} epoch {r['epoch_s']:6.2f} s  "
+                      f"inference {r['images_per_s']:8.0f} img/s  peak {r['peak_rss_mb']:5.0f} MB  "
+                      f"loss {r['train_loss']:.4f}  test acc {r['accuracy']:.4f}", flush=True)
+
+    def med(fw: str, key: str) -> float:
+        return statistics.median(r[key] for r in results[fw])
+
+    def low(fw: str, key: str) -> float:
+        return min(r[key] for r in results[fw])
+
+    summary = {
+        "machine": f"{os.cpu_count()} cpus, {args.threads} threads", "numpy": np.__version__,
+        "dualnet": dn.__version__, "torch": torch_version, "runs": args.runs, "limit": args.limit,
+        "epoch_s": {fw: {"median": med(fw, "epoch_s"), "min": low(fw, "epoch_s")} for fw in results},
+        "images_per_s": {fw: med(fw, "images_per_s") for fw in results},
+        "peak_rss_mb": {fw: max(r["peak_rss_mb"] for r in results[fw]) for fw in results},
+        "accuracy": {fw: med(fw, "accuracy") for fw in results},
+        "epoch_ratio": med("dualnet", "epoch_s") / med("torch", "epoch_s"),
+        "inference_ratio": med("dualnet", "images_per_s") / med("torch", "images_per_s"),
+    }
+    print()
+    print(f"{'':24s}{'dualnet':>12s}{'PyTorch ' + torch_version:>20s}{'ratio':>10s}")
+    e = summary["epoch_s"]
+    print(f"{'epoch s (median)':24s}{e['dualnet']['median']:12.2f}{e['torch']['median']:20.2f}"
+          f"{summary['epoch_ratio']:10.2f}   (dualnet/PyTorch; <= 1.0 is parity or better)")
+    print(f"{'epoch s (min)':24s}{e['dualnet']['min']:12.2f}{e['torch']['min']:20.2f}"
+          f"{e['dualnet']['min'] / e['torch']['min']:10.2f}")
+    i = summary["images_per_s"]
+    print(f"{'inference img/s':24s}{i['dualnet']:12.0f}{i['torch']:20.0f}{summary['inference_ratio']:10.2f}"
+          "   (dualnet/PyTorch; higher is better)")
+    m = summary["peak_rss_mb"]
+    print(f"{'peak RSS MB':24s}{m['dualnet']:12.0f}{m['torch']:20.0f}{m['dualnet'] / m['torch']:10.2f}")
+    a = summary["accuracy"]
+    print(f"{'test accuracy':24s}{a['dualnet']:12.4f}{a['torch']:20.4f}")
+    if args.json_out:
+        pathlib.Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

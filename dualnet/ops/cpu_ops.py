@@ -1,0 +1,309 @@
+"""CpuOps: the op table of device "cpu", NumpyOps made fast on the hot paths of training.
+
+NumpyOps stays the readable reference (and the parent of the GPU ops); CpuOps computes the same
+functions with fewer passes over memory, which is what a CPU step is short of: the matrix
+products are a minority of its time. tests/ops/test_cpu_ops_agree_with_numpy.py holds the two to
+each other on drawn geometries. What changes (profile and figures: benchmarks/RESULTS.md):
+
+- Batch-last buffers. im2col writes cols as (c*kh*kw, out_h*out_w*n), the batch innermost, so
+  every kernel offset is one copy of long contiguous runs (the reference's (..., n, out_h,
+  out_w) order copies rows of out_w values); the product then comes out as (o, out_h, out_w, n)
+  and is returned as a transposed *view* of shape (n, o, out_h, out_w). Values and shapes are the
+  reference's; only strides differ, which NumPy hides, and the next op reads the buffer as is.
+- The bias rides in the product: cols gets a row of ones and the weight matrix the bias as a
+  column, so the weight-gradient product yields the bias gradient as its last column.
+- Max pooling whose windows tile the input copies each window offset into one contiguous plane,
+  reduces across planes and keeps boolean first-maximum masks; backward is one multiply per
+  offset. The first-maximum rule is the reference's, so ties (common: MNIST's blank borders give
+  equal conv outputs) still send the gradient to exactly one input.
+- conv + ReLU + max pooling fused (Sequential asks for it): ReLU commutes with max, so it is
+  applied to the pooled output only, and its gradient mask is (pooled > 0).
+- First layers skip their input gradient (need_dx=False); updates work in place; and glibc is
+  asked to keep freed buffers (see keep_freed_memory).
+
+Every geometry the fast paths do not cover (groups > 1, overlapping or padded pooling) falls
+through to NumpyOps unchanged.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+
+import numpy
+
+from .numpy_ops import Geometry, NumpyOps
+
+
+class _PoolMask:
+    """What tiling max pooling keeps for backward: first[t] (c, out_h, out_w, n) is True where
+    window offset t (row-major) holds the window's first maximum; exactly one t per window."""
+
+    __slots__ = ("first",)
+
+    def __init__(self, first):
+        self.first = first
+
+
+def _batch_last(x):
+    """(n, c, h, w) array -> (c, h, w, n) view; contiguous when x came from a CpuOps op."""
+    return x.transpose(1, 2, 3, 0)
+
+
+def _batch_first(x):
+    """(c, h, w, n) array -> the (n, c, h, w) view every caller expects."""
+    return x.transpose(3, 0, 1, 2)
+
+
+def _window_slices(geom: Geometry, i: int, j: int):
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    y0, x0 = i * dh, j * dw
+    return slice(y0, y0 + sh * (out_h - 1) + 1, sh), slice(x0, x0 + sw * (out_w - 1) + 1, sw)
+
+
+def _keep_first(equal, axis: int) -> None:
+    """In place: along `axis` (the window offsets, row-major), keep only the first True of each
+    window: the reference's tie rule, so a tie sends the gradient to exactly one input."""
+    planes = numpy.moveaxis(equal, axis, 0)
+    taken = planes[0].copy()
+    for t in range(1, planes.shape[0]):
+        numpy.logical_and(planes[t], numpy.logical_not(taken), out=planes[t])
+        if t + 1 < planes.shape[0]:
+            numpy.logical_or(taken, planes[t], out=taken)
+
+
+class _ConvPoolCache:
+    """What the fused conv + ReLU + max pooling keeps for backward."""
+
+    __slots__ = ("cols", "first", "positive", "x_shape", "geom", "pool_geom")
+
+    def __init__(self, cols, first, positive, x_shape, geom, pool_geom):
+        self.cols, self.first, self.positive = cols, first, positive
+        self.x_shape, self.geom, self.pool_geom = x_shape, geom, pool_geom
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc to keep freed buffers for reuse instead of returning them to the kernel.
+
+    A training step allocates and frees the same few megabytes-sized buffers every step; by
+    default glibc unmaps or trims them each time, and every step then pays ~150 page faults per
+    megabyte to get them back (measured: 150,000 faults and 20% of an epoch's time). Buffers up
+    to 32 MiB now come from the heap, and up to 128 MiB of free heap is kept. Peak memory is
+    unchanged: it only stops shrinking between steps. Returns whether the setting took (glibc
+    only; elsewhere a no-op). DUALNET_KEEP_FREED_MEMORY=0 turns it off.
+    """
+    if os.environ.get("DUALNET_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
+
+
+class CpuOps(NumpyOps):
+    """NumpyOps with fused, copy-free fast paths for the shapes a CNN trains with."""
+
+    name = "cpu"
+    xp = numpy
+
+    def __init__(self) -> None:
+        self.keeps_freed_memory = keep_freed_memory()
+
+    # --- convolution ---------------------------------------------------------------------
+
+    @staticmethod
+    def _im2col(x, geom: Geometry, bias_row: bool):
+        """x: (n, c, h, w) -> cols (c*kh*kw [+1 row of ones], out_h*out_w*n), batch innermost, so
+        that each kernel offset is one copy of long contiguous runs."""
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        n, c, h, w = x.shape
+        k = c * kh * kw
+        if ph or pw:
+            padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+            padded[:, ph:ph + h, pw:pw + w] = _batch_last(x)
+        else:
+            padded = _batch_last(x)
+        cols = numpy.empty((k + bias_row, out_h * out_w * n), dtype=x.dtype)
+        windows = cols[:k].reshape(c, kh, kw, out_h, out_w, n)
+        for i in range(kh):
+            for j in range(kw):
+                ys, xs = _window_slices(geom, i, j)
+                windows[:, i, j] = padded[:, ys, xs]
+        if bias_row:
+            cols[k] = 1
+        return cols
+
+    @staticmethod
+    def _col2im(dcols, x_shape, geom: Geometry):
+        """Adjoint of _im2col (without the ones row): (c*kh*kw, out_h*out_w*n) -> (n, c, h, w) view."""
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        n, c, h, w = x_shape
+        windows = dcols.reshape(c, kh, kw, out_h, out_w, n)
+        padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=dcols.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                ys, xs = _window_slices(geom, i, j)
+                padded[:, ys, xs] += windows[:, i, j]
+        return _batch_first(padded[:, ph:ph + h, pw:pw + w])
+
+    @staticmethod
+    def _product(weight, bias, cols):
+        """(o, k [+1]) @ cols: with a bias, it rides along as the column against the ones row."""
+        o = weight.shape[0]
+        wmat = weight.reshape(o, -1)
+        if bias is not None:
+            wmat = numpy.concatenate([wmat, bias.reshape(o, 1)], axis=1)
+        return numpy.matmul(wmat, cols)
+
+    @staticmethod
+    def _weight_grads(dym, cols, weight, need_bias: bool):
+        """dym (o, out_h*out_w*n) -> dweight, dbias: one product; the bias gradient is the
+        column of the ones row."""
+        grads = numpy.matmul(dym, cols.T)
+        k = weight[0].size
+        return grads[:, :k].reshape(weight.shape), (grads[:, k].copy() if need_bias else None)
+
+    def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
+        """As NumpyOps.conv2d_forward; y is a view of a batch-last buffer, and the returned cols
+        is (c*kh*kw [+1 row of ones if bias], out_h*out_w*n)."""
+        if groups != 1:
+            return super().conv2d_forward(x, weight, bias, geom, groups, act)
+        out_h, out_w = geom[8], geom[9]
+        cols = self._im2col(x, geom, bias is not None)
+        y = self._product(weight, bias, cols)
+        if act == "relu":
+            numpy.maximum(y, 0, out=y)
+        return _batch_first(y.reshape(weight.shape[0], out_h, out_w, x.shape[0])), cols
+
+    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+                        need_dx: bool = True):
+        """As NumpyOps.conv2d_backward, for the cols of CpuOps.conv2d_forward."""
+        if cols.ndim != 2:
+            return super().conv2d_backward(dy, cols, weight, x_shape, geom, groups, need_bias, need_dx)
+        o = weight.shape[0]
+        dym = numpy.ascontiguousarray(_batch_last(dy)).reshape(o, -1)
+        dweight, dbias = self._weight_grads(dym, cols, weight, need_bias)
+        if not need_dx:
+            return None, dweight, dbias
+        return self._col2im(numpy.matmul(weight.reshape(o, -1).T, dym), x_shape, geom), dweight, dbias
+
+    # --- convolution + ReLU + max pooling, fused -------------------------------------------
+
+    def conv_relu_maxpool_forward(self, x, weight, bias, geom: Geometry, pool_geom: Geometry):
+        """maxpool(relu(conv2d(x))) for groups == 1 and pooling windows that tile the conv output;
+        returns (y (n, o, out_h / pkh, out_w / pkw), cache), or None where not covered.
+
+        ReLU is monotone, so it commutes with max: pooling first leaves the ReLU a fraction of
+        the work, and its gradient mask is (pooled > 0); nor is the full-size ReLU output ever
+        written. The first-maximum rule of pooling is unchanged, so ties route as the reference.
+        """
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        pkh, pkw, *_, oh2, ow2 = pool_geom
+        if not self._tiles(pool_geom, out_h, out_w):
+            return None
+        n = x.shape[0]
+        o = weight.shape[0]
+        cols = self._im2col(x, geom, bias is not None)
+        z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
+        planes = numpy.empty((o, pkh * pkw, oh2, ow2, n), dtype=x.dtype)
+        for t in range(pkh * pkw):
+            planes[:, t] = z[:, t // pkw::pkh, t % pkw::pkw]
+        best = planes.max(axis=1)
+        first = planes == best[:, None]
+        _keep_first(first, axis=1)
+        positive = best > 0
+        numpy.maximum(best, 0, out=best)
+        return _batch_first(best), _ConvPoolCache(cols, first, positive, tuple(x.shape), geom, pool_geom)
+
+    def conv_relu_maxpool_backward(self, dy, cache, weight, need_bias: bool, need_dx: bool = True):
+        """dy: (n, o, oh2, ow2) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = cache.geom
+        pkh, pkw = cache.pool_geom[0], cache.pool_geom[1]
+        n = cache.x_shape[0]
+        o = weight.shape[0]
+        dyb = numpy.multiply(_batch_last(dy), cache.positive)  # the ReLU's gradient
+        dz = numpy.empty((o, out_h, out_w, n), dtype=dy.dtype)  # the windows tile it: all written
+        for t in range(pkh * pkw):  # each window's gradient to its first maximum
+            numpy.multiply(dyb, cache.first[:, t], out=dz[:, t // pkw::pkh, t % pkw::pkw])
+        dzm = dz.reshape(o, -1)
+        dweight, dbias = self._weight_grads(dzm, cache.cols, weight, need_bias)
+        if not need_dx:
+            return None, dweight, dbias
+        dx = self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x_shape, cache.geom)
+        return dx, dweight, dbias
+
+    # --- pooling -------------------------------------------------------------------------
+
+    @staticmethod
+    def _tiles(geom: Geometry, h: int, w: int) -> bool:
+        """True when the windows tile the input exactly: no overlap, no padding, nothing left over."""
+        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+        return (kh, kw) == (sh, sw) and not (ph or pw) and out_h * kh == h and out_w * kw == w
+
+    def maxpool_forward(self, x, geom: Geometry):
+        """As NumpyOps.maxpool_forward; for tiling windows the second result is a _PoolMask."""
+        n, c, h, w = x.shape
+        kh, kw, *_, out_h, out_w = geom
+        if not self._tiles(geom, h, w):
+            return super().maxpool_forward(x, geom)
+        xb = _batch_last(x)
+        # one contiguous plane per window offset: reductions across planes are fast, strided
+        # comparisons and masked copies are not
+        planes = numpy.empty((kh * kw, c, out_h, out_w, n), dtype=x.dtype)
+        for t in range(kh * kw):
+            planes[t] = xb[:, t // kw::kh, t % kw::kw]
+        best = planes.max(axis=0)
+        first = planes == best
+        _keep_first(first, axis=0)
+        return _batch_first(best), _PoolMask(first)
+
+    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
+        if not isinstance(argmax, _PoolMask):
+            return super().maxpool_backward(dy, argmax, x_shape, geom)
+        n, c, h, w = x_shape
+        kh, kw = geom[0], geom[1]
+        dyb = _batch_last(dy)
+        dx = numpy.empty((c, h, w, n), dtype=dy.dtype)  # the offsets tile it: every element is written
+        for t in range(kh * kw):
+            numpy.multiply(dyb, argmax.first[t], out=dx[:, t // kw::kh, t % kw::kw])
+        return _batch_first(dx)
+
+    # --- activations ---------------------------------------------------------------------
+
+    def relu_backward(self, dy, y):
+        return numpy.multiply(dy, y > 0)
+
+    # --- linear --------------------------------------------------------------------------
+
+    def linear_forward(self, x, weight, bias, act: str | None = None):
+        y = numpy.matmul(x, weight.T)
+        if bias is not None:
+            y += bias
+        if act == "relu":
+            numpy.maximum(y, 0, out=y)
+        return y
+
+    # --- optimizer -----------------------------------------------------------------------
+
+    def sgd_update(self, param, grad, velocity, lr: float, momentum: float, weight_decay: float, nesterov: bool):
+        """As NumpyOps.sgd_update, with every step in place (one temporary at most)."""
+        dtype = param.dtype.type
+        g = grad
+        if weight_decay:
+            g = param * dtype(weight_decay)
+            g += grad
+        if momentum:
+            velocity *= dtype(momentum)
+            velocity += g
+            if nesterov:
+                step = velocity * dtype(momentum)
+                step += g
+            else:
+                step = velocity
+        else:
+            step = g
+        param -= step * dtype(lr)

@@ -1,0 +1,208 @@
+"""CpuOps (device "cpu") computes what the NumPy reference computes, on Hypothesis-drawn geometries.
+
+CpuOps reorders work (batch-last buffers, the bias folded into the product, pooling before ReLU),
+so float64 results agree to rounding (1e-12 relative), float32 within 1e-5; where inputs hold
+small integers every sum is exact and the two must agree bit for bit, ties in max pooling included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import dualnet as dn
+from dualnet.ops.cpu_ops import CpuOps
+from dualnet.ops.numpy_ops import NumpyOps, out_size
+from dualnet.testing import conv_geometries, pool_geometries, uniform
+
+REF = NumpyOps()
+CPU = CpuOps()
+DTYPES = st.sampled_from([np.float64, np.float32])
+
+
+def tol(dtype):
+    return dict(rtol=1e-12, atol=1e-12) if dtype == np.float64 else dict(rtol=1e-5, atol=1e-5)
+
+
+def batch_last_view(x):
+    """The same values as x, laid out the way CpuOps hands activations on: batch innermost."""
+    return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
+
+
+def conv_geom(g):
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g["kernel_size"], g["stride"], g["padding"], g["dilation"]
+    return kh, kw, sh, sw, ph, pw, dh, dw, g["out_h"], g["out_w"]
+
+
+@st.composite
+def tiling_pools(draw, max_out=6):
+    """Pooling whose windows tile the input (kernel == stride, no padding, nothing left over)."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    oh, ow = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
+    return (kh, kw, kh, kw, 0, 0, 1, 1, oh, ow)
+
+
+@given(g=conv_geometries(), dtype=DTYPES, bias=st.booleans(), act=st.sampled_from([None, "relu"]),
+       need_dx=st.booleans(), strided=st.booleans(), seed=st.integers(0, 2**16))
+def test_cpu_conv2d_forward_and_backward_agree_with_numpy(g, dtype, bias, act, need_dx, strided, seed):
+    x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
+    w = uniform((g["out_channels"], g["c"] // g["groups"], *g["kernel_size"]), seed + 1, dtype)
+    b = uniform((g["out_channels"],), seed + 2, dtype) if bias else None
+    dy = uniform((g["n"], g["out_channels"], g["out_h"], g["out_w"]), seed + 3, dtype)
+    geom = conv_geom(g)
+    y_ref, cols_ref = REF.conv2d_forward(x, w, b, geom, g["groups"], act)
+    y, cols = CPU.conv2d_forward(batch_last_view(x) if strided else x, w, b, geom, g["groups"], act)
+    np.testing.assert_allclose(y, y_ref, **tol(dtype))
+    assert y.dtype == dtype
+    ref = REF.conv2d_backward(dy, cols_ref, w, x.shape, geom, g["groups"], bias, need_dx)
+    got = CPU.conv2d_backward(batch_last_view(dy) if strided else dy, cols, w, x.shape, geom, g["groups"], bias,
+                              need_dx)
+    for name, a, r in zip(("dx", "dweight", "dbias"), got, ref):
+        assert (a is None) == (r is None), name
+        if r is not None:
+            np.testing.assert_allclose(a, r, err_msg=name, **tol(dtype))
+            assert a.shape == r.shape and a.dtype == dtype, name
+
+
+@given(g=pool_geometries(), dtype=DTYPES, seed=st.integers(0, 2**16))
+def test_cpu_maxpool_agrees_with_numpy_on_any_geometry(g, dtype, seed):
+    (kh, kw), (sh, sw), (ph, pw) = g["kernel_size"], g["stride"], g["padding"]
+    geom = (kh, kw, sh, sw, ph, pw, 1, 1, g["out_h"], g["out_w"])
+    x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
+    dy = uniform((g["n"], g["c"], g["out_h"], g["out_w"]), seed + 1, dtype)
+    y_ref, arg_ref = REF.maxpool_forward(x, geom)
+    y, arg = CPU.maxpool_forward(x, geom)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(CPU.maxpool_backward(dy, arg, x.shape, geom),
+                                  REF.maxpool_backward(dy, arg_ref, x.shape, geom))
+
+
+@given(geom=tiling_pools(), n=st.integers(1, 3), c=st.integers(1, 4), levels=st.integers(1, 3),
+       strided=st.booleans(), seed=st.integers(0, 2**16))
+def test_cpu_maxpool_sends_each_tied_window_gradient_to_the_reference_input(geom, n, c, levels, strided, seed):
+    """Few distinct values: most windows tie. The gradient must go to the same single input as
+    the reference's (the first maximum), and be bitwise equal."""
+    kh, kw, *_, oh, ow = geom
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, levels, size=(n, c, oh * kh, ow * kw)).astype(np.float32)
+    dy = rng.integers(1, 5, size=(n, c, oh, ow)).astype(np.float32)
+    y_ref, arg_ref = REF.maxpool_forward(x, geom)
+    y, arg = CPU.maxpool_forward(batch_last_view(x) if strided else x, geom)
+    np.testing.assert_array_equal(y, y_ref)
+    dx = CPU.maxpool_backward(batch_last_view(dy) if strided else dy, arg, x.shape, geom)
+    np.testing.assert_array_equal(dx, REF.maxpool_backward(dy, arg_ref, x.shape, geom))
+    assert np.count_nonzero(dx) == np.count_nonzero(dy)  # one input per window, never two
+
+
+@st.composite
+def conv_then_tiling_pool(draw):
+    """A conv geometry (no groups) and a pooling whose windows tile the conv's output."""
+    kh, kw = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    sh, sw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    ph, pw = draw(st.integers(0, 2)), draw(st.integers(0, 2))
+    dh, dw = draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    pkh, pkw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    oh2, ow2 = draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    # the smallest input giving exactly pkh*oh2 conv rows, plus up to sh-1 rows the stride skips
+    h = max(1, sh * (pkh * oh2 - 1) + dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, sh - 1))
+    w = max(1, sw * (pkw * ow2 - 1) + dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, sw - 1))
+    out_h, out_w = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
+    pool = (pkh, pkw, pkh, pkw, 0, 0, 1, 1, out_h // pkh, out_w // pkw)
+    return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), o=draw(st.integers(1, 4)), h=h, w=w,
+                conv=(kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w), pool=pool)
+
+
+@given(g=conv_then_tiling_pool(), bias=st.booleans(), need_dx=st.booleans(), strided=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_fused_conv_relu_maxpool_equals_conv_then_relu_then_maxpool_bit_for_bit(g, bias, need_dx, strided, seed):
+    """Small integers make every sum exact, so reordering may not change a single bit; they also
+    make ties and exact zeros common, the cases where pooling before ReLU could route wrongly."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(g["n"], g["c"], g["h"], g["w"])).astype(np.float64)
+    w = rng.integers(-2, 3, size=(g["o"], g["c"], g["conv"][0], g["conv"][1])).astype(np.float64)
+    b = rng.integers(-2, 3, size=g["o"]).astype(np.float64) if bias else None
+    conv, pool = g["conv"], g["pool"]
+    if not CPU._tiles(pool, conv[8], conv[9]):
+        pytest.skip("the drawn pooling leaves conv output rows over")  # not reached by the strategy
+    z, cols = REF.conv2d_forward(x, w, b, conv, 1, "relu")
+    y_ref, arg = REF.maxpool_forward(z, pool)
+    y, cache = CPU.conv_relu_maxpool_forward(batch_last_view(x) if strided else x, w, b, conv, pool)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.integers(-3, 4, size=y_ref.shape).astype(np.float64)
+    dz = REF.relu_backward(REF.maxpool_backward(dy, arg, z.shape, pool), z)
+    ref = REF.conv2d_backward(dz, cols, w, x.shape, conv, 1, bias, need_dx)
+    got = CPU.conv_relu_maxpool_backward(batch_last_view(dy) if strided else dy, cache, w, bias, need_dx)
+    for name, a, r in zip(("dx", "dweight", "dbias"), got, ref):
+        assert (a is None) == (r is None), name
+        if r is not None:
+            np.testing.assert_array_equal(a, r, err_msg=name)
+
+
+def test_fused_conv_relu_maxpool_declines_pooling_that_does_not_tile():
+    x = uniform((1, 1, 9, 9), 0)
+    w = uniform((2, 1, 3, 3), 1)
+    conv = (3, 3, 1, 1, 0, 0, 1, 1, 7, 7)
+    assert CPU.conv_relu_maxpool_forward(x, w, None, conv, (2, 2, 2, 2, 0, 0, 1, 1, 3, 3)) is None
+
+
+@given(dtype=DTYPES, n=st.integers(1, 5), i=st.integers(1, 12), o=st.integers(1, 12), bias=st.booleans(),
+       act=st.sampled_from([None, "relu"]), seed=st.integers(0, 2**16))
+def test_cpu_linear_forward_agrees_with_numpy(dtype, n, i, o, bias, act, seed):
+    x, w = uniform((n, i), seed, dtype), uniform((o, i), seed + 1, dtype)
+    b = uniform((o,), seed + 2, dtype) if bias else None
+    np.testing.assert_allclose(CPU.linear_forward(x, w, b, act), REF.linear_forward(x, w, b, act), **tol(dtype))
+
+
+@given(dtype=DTYPES, momentum=st.sampled_from([0.0, 0.9]), nesterov=st.booleans(),
+       weight_decay=st.sampled_from([0.0, 1e-3]), seed=st.integers(0, 2**16))
+def test_cpu_sgd_update_agrees_with_numpy(dtype, momentum, nesterov, weight_decay, seed):
+    p0, g, v0 = uniform((7, 5), seed, dtype), uniform((7, 5), seed + 1, dtype), uniform((7, 5), seed + 2, dtype)
+    p_ref, v_ref, p, v = p0.copy(), v0.copy(), p0.copy(), v0.copy()
+    REF.sgd_update(p_ref, g, v_ref, 0.05, momentum, weight_decay, nesterov)
+    CPU.sgd_update(p, g, v, 0.05, momentum, weight_decay, nesterov)
+    np.testing.assert_allclose(p, p_ref, **tol(dtype))
+    np.testing.assert_allclose(v, v_ref, **tol(dtype))
+
+
+@pytest.mark.parametrize("model_name", ["lenet5", "theano-lenet", "lenet5-classic"])
+def test_sequential_training_step_is_the_same_fused_or_not(model_name):
+    """model.fuse=False runs every layer on its own; fused, conv + ReLU + pooling run as one op.
+    Outputs, parameter gradients and the input gradient agree."""
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, size=(5, 1, 28, 28))
+    labels = rng.integers(0, 10, size=5)
+    results = []
+    for fuse in (True, False):
+        with dn.device("cpu"):
+            model = dn.models.get(model_name).astype(np.float64)
+        model.fuse = fuse
+        crit = dn.losses.SoftmaxCrossEntropy()
+        model.zero_grad()
+        logits = model(x)
+        crit(logits, labels)
+        dx = model.backward(crit.backward())
+        results.append((logits, dx, [p.grad.copy() for p in model.parameters()]))
+    (y1, dx1, g1), (y2, dx2, g2) = results
+    np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx1, dx2, rtol=1e-12, atol=1e-14)
+    for a, b in zip(g1, g2):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_a_training_loop_needs_no_input_gradient_and_gets_none():
+    with dn.device("cpu"):
+        model = dn.models.lenet5().astype(np.float64)
+    crit = dn.losses.SoftmaxCrossEntropy()
+    x = np.random.default_rng(1).uniform(0, 1, size=(3, 1, 28, 28))
+    labels = np.array([1, 2, 3])
+    grads = []
+    for need in (True, False):
+        model.zero_grad()
+        crit(model(x), labels)
+        out = model.backward(crit.backward(), need_input_grad=need)
+        assert (out is None) == (not need)
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
