@@ -7,6 +7,9 @@ HYPOTHESIS_PROFILE=default (CI: the whole suite within minutes on 2 cores) or th
 from __future__ import annotations
 
 import os
+import pathlib
+import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -50,3 +53,13 @@ def _cpu_default_device():
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+@pytest.fixture
+def dualnet_executable() -> str:
+    """The installed `dualnet` console script, for tests that run it as a user would."""
+    candidate = pathlib.Path(sys.executable).parent / "dualnet"
+    found = str(candidate) if candidate.exists() else shutil.which("dualnet")
+    if not found:
+        pytest.fail("the `dualnet` console script is not installed next to this Python")
+    return found

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import os
 import pathlib
-import secrets
 from typing import Any
 
 import numpy as np
 
+from ..atomic import replacing
 from ..errors import DualnetError
 
 INSTALL_HINT = "matplotlib is not installed; install it with: pip install 'dualnet[plot]'"
@@ -50,20 +50,11 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> pathlib.Pa
         raise DualnetError(f"cannot write picture to {path}: it is an existing directory")
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
+        with replacing(path) as tmp, open(tmp, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if isinstance(exc, OSError):
-            raise DualnetError(f"cannot write picture to {path}: {exc.strerror or exc}") from None
-        raise
+    except OSError as exc:
+        raise DualnetError(f"cannot write picture to {path}: {exc.strerror or exc}") from None
     return path
 
 

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import re
-import shutil
 import signal
 import subprocess
-import sys
 import time
 
 import numpy as np
@@ -139,34 +136,26 @@ def test_resume_continues_to_the_same_parameters(tmp_path):
     assert all(np.array_equal(p.data, q.data) for p, q in zip(ma.parameters(), mb.parameters()))
 
 
-def dualnet_executable() -> str:
-    candidate = pathlib.Path(sys.executable).parent / "dualnet"
-    found = str(candidate) if candidate.exists() else shutil.which("dualnet")
-    if not found:
-        pytest.fail("the `dualnet` console script is not installed next to this Python")
-    return found
-
-
-def test_installed_executable_trains_and_reports(tmp_path):
+def test_installed_executable_trains_and_reports(tmp_path, dualnet_executable):
     out = tmp_path / "exe.h5"
-    proc = subprocess.run([dualnet_executable(), "train", "--epochs", "1", "--limit", "300", "--device", "emu",
+    proc = subprocess.run([dualnet_executable, "train", "--epochs", "1", "--limit", "300", "--device", "emu",
                            "--out", str(out)], capture_output=True, text=True, cwd=tmp_path, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "device: emu" in proc.stderr and "61,706 trainable parameters" in proc.stderr
     assert "test accuracy" in proc.stdout and out.exists()
 
 
-def test_installed_executable_reports_errors_in_one_line(tmp_path):
-    proc = subprocess.run([dualnet_executable(), "evaluate", str(tmp_path / "missing.h5")], capture_output=True,
+def test_installed_executable_reports_errors_in_one_line(tmp_path, dualnet_executable):
+    proc = subprocess.run([dualnet_executable, "evaluate", str(tmp_path / "missing.h5")], capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "missing.h5" in proc.stderr and "Traceback" not in proc.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_saves_a_resumable_checkpoint_and_exits_130(tmp_path, sig):
+def test_signal_saves_a_resumable_checkpoint_and_exits_130(tmp_path, sig, dualnet_executable):
     out = tmp_path / "sig.h5"
-    proc = subprocess.Popen([dualnet_executable(), "train", "--epochs", "50", "--limit", "3000", "--device", "cpu",
+    proc = subprocess.Popen([dualnet_executable, "train", "--epochs", "50", "--limit", "3000", "--device", "cpu",
                              "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=tmp_path)
     deadline = time.time() + 120

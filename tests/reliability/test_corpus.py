@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import pathlib
 import re
-import shutil
 import subprocess
 import sys
 
@@ -72,18 +71,10 @@ def test_bad_input_gives_one_line_and_exit_code(case_id, tmp_path, capsys, monke
     check(case, info.value.code, captured.out, captured.err)
 
 
-def dualnet_executable() -> str:
-    candidate = pathlib.Path(sys.executable).parent / "dualnet"
-    found = str(candidate) if candidate.exists() else shutil.which("dualnet")
-    if not found:
-        pytest.fail("the `dualnet` console script is not installed next to this Python")
-    return found
-
-
 @pytest.mark.parametrize("case_id", SUBPROCESS)
-def test_bad_input_through_the_installed_executable(case_id, tmp_path):
+def test_bad_input_through_the_installed_executable(case_id, tmp_path, dualnet_executable):
     case = CASES[case_id]
-    proc = subprocess.run([dualnet_executable(), *argv_of(case, tmp_path)], capture_output=True, text=True,
+    proc = subprocess.run([dualnet_executable, *argv_of(case, tmp_path)], capture_output=True, text=True,
                           cwd=tmp_path, timeout=120)
     check(case, proc.returncode, proc.stdout, proc.stderr)
 

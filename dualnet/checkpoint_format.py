@@ -1,0 +1,67 @@
+"""The checkpoint file format: its HDF5 layout, version, and JSON attributes both ways.
+
+Layout (every structured value is a JSON string attribute; arrays are plain numeric datasets, so
+h5py, h5dump or HDFView read the file without dualnet):
+
+    /                       attrs: format = "dualnet-checkpoint", format_version = 1,
+                                   dualnet_version, created (ISO-8601 UTC), device (e.g. "cpu"),
+                                   dtype (parameter dtype, e.g. "float32"), metadata (JSON object)
+    /model                  attrs: config (JSON of Sequential.config()), spec (JSON of model.spec)
+    /model/parameters/<name>        one dataset per named parameter, e.g. "conv1.weight"
+    /optimizer              (only when an optimizer is saved) attrs: type ("SGD", "Adam"),
+                                   hyper (JSON), steps
+    /optimizer/buffers/<i>/<buffer> buffers of the optimizer's i-th parameter ("velocity", "m", ...)
+    /history                attrs: keys (JSON list, column order); one 1-D dataset per key, one
+                                   entry per epoch (int64 if every value is an int, else float64;
+                                   a value missing from an epoch, or None, is stored as NaN)
+    /rng                    attrs: dropout (JSON list of each Dropout layer's bit_generator.state,
+                                   in layer order), state (JSON of `rng_state`, only when given)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+from .errors import CheckpointError
+
+FORMAT = "dualnet-checkpoint"
+FORMAT_VERSION = 1
+_FLOAT_DTYPES = ("float16", "float32", "float64")
+
+
+def _json(value: Any, what: str, path: Any) -> str:
+    def default(obj: Any) -> Any:
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+        raise TypeError(f"{type(obj).__name__} is not JSON-serialisable")
+
+    try:
+        return json.dumps(value, default=default)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"cannot save checkpoint {path}: {what} is not JSON-serialisable ({exc})") from None
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
+
+
+def _read_json(node: Any, key: str, where: str, fail: Any, required: bool = True) -> Any:
+    if key not in node.attrs:
+        if required:
+            raise fail(f"missing attribute {key!r} of {where}")
+        return None
+    try:
+        return json.loads(_plain(node.attrs[key]))
+    except (TypeError, ValueError) as exc:
+        raise fail(f"attribute {key!r} of {where} is not valid JSON ({exc})") from None

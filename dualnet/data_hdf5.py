@@ -1,0 +1,85 @@
+"""An HDF5 file of images and labels as a Dataset (layout: see the dualnet.data docstring).
+
+h5py is imported on first use, so `import dualnet.data` does not load it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+
+import numpy as np
+
+from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
+from .errors import DataError
+from .h5limits import h5_check_size
+
+
+def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+    try:
+        import h5py
+    except ImportError:
+        raise DataError(f"{path}: reading HDF5 needs h5py: pip install h5py") from None
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open as HDF5: {exc}") from None
+    try:
+        with f:
+            return _read_hdf5(f, path, split, validation, limit, num_classes)
+    except DataError:
+        raise
+    except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:  # damaged beyond our checks
+        raise DataError(f"{path}: damaged or unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
+
+
+def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+    flat = "images" in f or "labels" in f
+    group = "test" if split == "test" else "" if flat else "train"
+    if group and group not in f:
+        hint = "top-level images/labels or a 'train' group" if group == "train" else \
+            "a 'test' group with images and labels"
+        raise (MissingTestSplit if group == "test" else DataError)(
+            f"{path}: no '{group}' group for split {split!r}; expected {hint}")
+    images_ds = _h5_dataset(f, path, f"{group}/images" if group else "images")
+    labels_ds = _h5_dataset(f, path, f"{group}/labels" if group else "labels")
+    images_from, labels_from = f"{path}:{images_ds.name}", f"{path}:{labels_ds.name}"
+    if images_ds.ndim not in (3, 4):
+        raise DataError(f"{images_from}: images have shape {images_ds.shape}; expected "
+                        "(N, H, W) or (N, C, H, W)")
+    if labels_ds.ndim != 1:
+        raise DataError(f"{labels_from}: labels have shape {labels_ds.shape}; expected (N,)")
+    # dtypes and sizes come from the file's metadata: refuse before reading anything
+    if images_ds.dtype != np.uint8 and images_ds.dtype.kind != "f":
+        raise DataError(f"{images_from}: images have dtype {images_ds.dtype}; expected uint8 "
+                        "(0..255) or float in [0, 1]")
+    if labels_ds.dtype.kind not in "iu":
+        raise DataError(f"{labels_from}: labels have dtype {labels_ds.dtype}; expected "
+                        "integers")
+    if len(images_ds) != len(labels_ds):
+        raise DataError(f"{path}: {images_ds.name} holds {len(images_ds)} images but "
+                        f"{labels_ds.name} holds {len(labels_ds)} labels")
+    rows = _rows(split, len(images_ds), validation, limit, images_from)
+    h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
+    h5_check_size(labels_ds, labels_from)
+    if num_classes is None and "num_classes" in f.attrs:
+        num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)
+    if num_classes is None:
+        names = [n for n in ("labels", "train/labels", "test/labels") if _is_dataset(f, n)]
+        for n in names:
+            h5_check_size(f[n], f"{path}:/{n}")
+        num_classes = _infer_classes([f[n][()] for n in names])
+    images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
+                                           images_from, labels_from)
+    return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+
+
+def _is_dataset(f, name: str) -> bool:
+    import h5py
+
+    return isinstance(f.get(name), h5py.Dataset)
+
+
+def _h5_dataset(f, path, name: str):
+    if not _is_dataset(f, name):
+        raise DataError(f"{path}: missing dataset '/{name}' (need 'images' and 'labels')")
+    return f[name]
