@@ -62,10 +62,9 @@ def _window_slices(geom: Geometry, i: int, j: int):
     return slice(y0, y0 + sh * (out_h - 1) + 1, sh), slice(x0, x0 + sw * (out_w - 1) + 1, sw)
 
 
-def _keep_first(equal, axis: int) -> None:
-    """In place: along `axis` (the window offsets, row-major), keep only the first True of each
+def _keep_first(planes) -> None:
+    """In place: along axis 0 (the window offsets, row-major), keep only the first True of each
     window: the reference's tie rule, so a tie sends the gradient to exactly one input."""
-    planes = numpy.moveaxis(equal, axis, 0)
     taken = planes[0].copy()
     for t in range(1, planes.shape[0]):
         numpy.logical_and(planes[t], numpy.logical_not(taken), out=planes[t])
@@ -209,12 +208,12 @@ class CpuOps(NumpyOps):
         o = weight.shape[0]
         cols = self._im2col(x, geom, bias is not None)
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
-        planes = numpy.empty((o, pkh * pkw, oh2, ow2, n), dtype=x.dtype)
+        planes = numpy.empty((pkh * pkw, o, oh2, ow2, n), dtype=x.dtype)
         for t in range(pkh * pkw):
-            planes[:, t] = z[:, t // pkw::pkh, t % pkw::pkw]
-        best = planes.max(axis=1)
-        first = planes == best[:, None]
-        _keep_first(first, axis=1)
+            planes[t] = z[:, t // pkw::pkh, t % pkw::pkw]
+        best = planes.max(axis=0)
+        first = planes == best
+        _keep_first(first)
         positive = best > 0
         numpy.maximum(best, 0, out=best)
         return _batch_first(best), _ConvPoolCache(cols, first, positive, tuple(x.shape), geom, pool_geom)
@@ -228,7 +227,7 @@ class CpuOps(NumpyOps):
         dyb = numpy.multiply(_batch_last(dy), cache.positive)  # the ReLU's gradient
         dz = numpy.empty((o, out_h, out_w, n), dtype=dy.dtype)  # the windows tile it: all written
         for t in range(pkh * pkw):  # each window's gradient to its first maximum
-            numpy.multiply(dyb, cache.first[:, t], out=dz[:, t // pkw::pkh, t % pkw::pkw])
+            numpy.multiply(dyb, cache.first[t], out=dz[:, t // pkw::pkh, t % pkw::pkw])
         dzm = dz.reshape(o, -1)
         dweight, dbias = self._weight_grads(dzm, cache.cols, weight, need_bias)
         if not need_dx:
@@ -258,7 +257,7 @@ class CpuOps(NumpyOps):
             planes[t] = xb[:, t // kw::kh, t % kw::kw]
         best = planes.max(axis=0)
         first = planes == best
-        _keep_first(first, axis=0)
+        _keep_first(first)
         return _batch_first(best), _PoolMask(first)
 
     def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
