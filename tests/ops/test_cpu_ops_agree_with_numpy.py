@@ -206,3 +206,15 @@ def test_a_training_loop_needs_no_input_gradient_and_gets_none():
         grads.append([p.grad.copy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
+
+
+@given(dtype=DTYPES, n=st.integers(1, 6), k=st.integers(1, 12), scale=st.sampled_from([1.0, 50.0, 1e4]),
+       seed=st.integers(0, 2**16))
+def test_cpu_softmax_cross_entropy_agrees_with_numpy_even_for_huge_logits(dtype, n, k, scale, seed):
+    logits = uniform((n, k), seed, dtype) * dtype(scale)
+    labels = np.random.default_rng(seed).integers(0, k, size=n).astype(np.int32)
+    loss, probs = CPU.softmax_xent_forward(logits, labels)
+    loss_ref, probs_ref = REF.softmax_xent_forward(logits, labels)
+    assert np.isfinite(loss).all()
+    np.testing.assert_allclose(loss, loss_ref, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * scale)
+    np.testing.assert_allclose(probs, probs_ref, **tol(dtype))
