@@ -32,6 +32,7 @@ import os
 import sys
 
 import numpy
+from numpy.lib.stride_tricks import as_strided
 
 from .numpy_ops import Geometry, NumpyOps
 
@@ -60,6 +61,26 @@ def _window_slices(geom: Geometry, i: int, j: int):
     kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
     y0, x0 = i * dh, j * dw
     return slice(y0, y0 + sh * (out_h - 1) + 1, sh), slice(x0, x0 + sw * (out_w - 1) + 1, sw)
+
+
+def _window_view(padded, geom: Geometry):
+    """padded (c, H, W, n) -> read-only view (c, kh, kw, out_h, out_w, n) of every kernel offset's
+    window: im2col as one copy (one NumPy call instead of kh*kw, the same bytes moved)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    c, _, _, n = padded.shape
+    s_c, s_h, s_w, s_n = padded.strides
+    return as_strided(padded, shape=(c, kh, kw, out_h, out_w, n),
+                      strides=(s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_n), writeable=False)
+
+
+def _tile_view(a, kh: int, kw: int, writeable: bool = False):
+    """a (c, kh*oh, kw*ow, n) -> view (kh, kw, c, oh, ow, n): element [i, j, ..., y, x, :] is
+    a[..., kh*y + i, kw*x + j, :], so offset (i, j) of every tiling window is one plane. The
+    windows do not overlap, so a writeable view writes each element of `a` exactly once."""
+    c, h, w, n = a.shape
+    s_c, s_h, s_w, s_n = a.strides
+    return as_strided(a, shape=(kh, kw, c, h // kh, w // kw, n),
+                      strides=(s_h, s_w, s_c, kh * s_h, kw * s_w, s_n), writeable=writeable)
 
 
 def _keep_first(planes) -> None:
@@ -128,11 +149,7 @@ class CpuOps(NumpyOps):
         else:
             padded = _batch_last(x)
         cols = numpy.empty((k + bias_row, out_h * out_w * n), dtype=x.dtype)
-        windows = cols[:k].reshape(c, kh, kw, out_h, out_w, n)
-        for i in range(kh):
-            for j in range(kw):
-                ys, xs = _window_slices(geom, i, j)
-                windows[:, i, j] = padded[:, ys, xs]
+        numpy.copyto(cols[:k].reshape(c, kh, kw, out_h, out_w, n), _window_view(padded, geom))
         if bias_row:
             cols[k] = 1
         return cols
@@ -209,9 +226,7 @@ class CpuOps(NumpyOps):
         o = weight.shape[0]
         cols = self._im2col(x, geom, bias is not None)
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
-        planes = numpy.empty((pkh * pkw, o, oh2, ow2, n), dtype=x.dtype)
-        for t in range(pkh * pkw):
-            planes[t] = z[:, t // pkw::pkh, t % pkw::pkw]
+        planes = numpy.ascontiguousarray(_tile_view(z, pkh, pkw)).reshape(pkh * pkw, o, oh2, ow2, n)
         best = planes.max(axis=0)
         first = planes == best
         _keep_first(first)
@@ -230,8 +245,9 @@ class CpuOps(NumpyOps):
         o = weight.shape[0]
         dyb = numpy.multiply(_batch_last(dy), cache.positive)  # the ReLU's gradient
         dz = numpy.empty((o, out_h, out_w, n), dtype=dy.dtype)  # the windows tile it: all written
-        for t in range(pkh * pkw):  # each window's gradient to its first maximum
-            numpy.multiply(dyb, cache.first[t], out=dz[:, t // pkw::pkh, t % pkw::pkw])
+        # each window's gradient to its first maximum
+        numpy.multiply(cache.first.reshape(pkh, pkw, o, out_h // pkh, out_w // pkw, n), dyb,
+                       out=_tile_view(dz, pkh, pkw, writeable=True))
         dzm = dz.reshape(o, -1)
         cols = self._im2col(cache.x, cache.geom, cache.has_bias)
         dweight, dbias = self._weight_grads(dzm, cols, weight, need_bias)
@@ -255,12 +271,9 @@ class CpuOps(NumpyOps):
         kh, kw, *_, out_h, out_w = geom
         if not self._tiles(geom, h, w):
             return super().maxpool_forward(x, geom)
-        xb = _batch_last(x)
-        # one contiguous plane per window offset: reductions across planes are fast, strided
-        # comparisons and masked copies are not
-        planes = numpy.empty((kh * kw, c, out_h, out_w, n), dtype=x.dtype)
-        for t in range(kh * kw):
-            planes[t] = xb[:, t // kw::kh, t % kw::kw]
+        # one contiguous plane per window offset (a copy): reductions across planes are fast,
+        # strided comparisons and masked copies are not
+        planes = numpy.ascontiguousarray(_tile_view(_batch_last(x), kh, kw)).reshape(kh * kw, c, out_h, out_w, n)
         best = planes.max(axis=0)
         first = planes == best
         _keep_first(first)
@@ -271,10 +284,9 @@ class CpuOps(NumpyOps):
             return super().maxpool_backward(dy, argmax, x_shape, geom)
         n, c, h, w = x_shape
         kh, kw = geom[0], geom[1]
-        dyb = _batch_last(dy)
         dx = numpy.empty((c, h, w, n), dtype=dy.dtype)  # the offsets tile it: every element is written
-        for t in range(kh * kw):
-            numpy.multiply(dyb, argmax.first[t], out=dx[:, t // kw::kh, t % kw::kw])
+        numpy.multiply(argmax.first.reshape(kh, kw, c, h // kh, w // kw, n), _batch_last(dy),
+                       out=_tile_view(dx, kh, kw, writeable=True))
         return _batch_first(dx)
 
     # --- activations ---------------------------------------------------------------------
