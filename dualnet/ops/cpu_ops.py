@@ -94,14 +94,15 @@ def _keep_first(planes) -> None:
 
 
 class _ConvPoolCache:
-    """What the fused conv + ReLU + max pooling keeps for backward: its input (cols is rebuilt),
-    the first-maximum masks (pkh*pkw, o, oh2, ow2, n) and the ReLU mask (o, oh2, ow2, n)."""
+    """What the fused conv + ReLU + max pooling keeps for backward: its padded batch-last input
+    (cols is rebuilt from it), the first-maximum masks (pkh*pkw, o, oh2, ow2, n) and the ReLU
+    mask (o, oh2, ow2, n)."""
 
-    __slots__ = ("x", "has_bias", "first", "positive", "geom", "pool_geom")
+    __slots__ = ("padded", "x_shape", "has_bias", "first", "positive", "geom", "pool_geom")
 
-    def __init__(self, x, has_bias, first, positive, geom, pool_geom):
-        self.x, self.has_bias, self.first, self.positive = x, has_bias, first, positive
-        self.geom, self.pool_geom = geom, pool_geom
+    def __init__(self, padded, x_shape, has_bias, first, positive, geom, pool_geom):
+        self.padded, self.x_shape, self.has_bias = padded, x_shape, has_bias
+        self.first, self.positive, self.geom, self.pool_geom = first, positive, geom, pool_geom
 
 
 def keep_freed_memory() -> bool:
@@ -137,18 +138,24 @@ class CpuOps(NumpyOps):
     # --- convolution ---------------------------------------------------------------------
 
     @staticmethod
-    def _im2col(x, geom: Geometry, bias_row: bool):
-        """x: (n, c, h, w) -> cols (c*kh*kw [+1 row of ones], out_h*out_w*n), batch innermost, so
-        that each kernel offset is one copy of long contiguous runs."""
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    def _padded(x, geom: Geometry):
+        """x: (n, c, h, w) -> (c, h + 2ph, w + 2pw, n) batch-last, zero-padded (a view if no padding)."""
+        ph, pw = geom[4], geom[5]
+        if not (ph or pw):
+            return _batch_last(x)
         n, c, h, w = x.shape
+        padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+        padded[:, ph:ph + h, pw:pw + w] = _batch_last(x)
+        return padded
+
+    @staticmethod
+    def _im2col(padded, geom: Geometry, bias_row: bool):
+        """padded (c, H, W, n) from _padded -> cols (c*kh*kw [+1 row of ones], out_h*out_w*n),
+        batch innermost, so that each kernel offset is a copy of long contiguous runs."""
+        kh, kw, *_, out_h, out_w = geom
+        c, n = padded.shape[0], padded.shape[3]
         k = c * kh * kw
-        if ph or pw:
-            padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
-            padded[:, ph:ph + h, pw:pw + w] = _batch_last(x)
-        else:
-            padded = _batch_last(x)
-        cols = numpy.empty((k + bias_row, out_h * out_w * n), dtype=x.dtype)
+        cols = numpy.empty((k + bias_row, out_h * out_w * n), dtype=padded.dtype)
         numpy.copyto(cols[:k].reshape(c, kh, kw, out_h, out_w, n), _window_view(padded, geom))
         if bias_row:
             cols[k] = 1
@@ -190,7 +197,7 @@ class CpuOps(NumpyOps):
         if groups != 1:
             return super().conv2d_forward(x, weight, bias, geom, groups, act)
         out_h, out_w = geom[8], geom[9]
-        cols = self._im2col(x, geom, bias is not None)
+        cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         y = self._product(weight, bias, cols)
         if act == "relu":
             numpy.maximum(y, 0, out=y)
@@ -224,7 +231,8 @@ class CpuOps(NumpyOps):
             return None
         n = x.shape[0]
         o = weight.shape[0]
-        cols = self._im2col(x, geom, bias is not None)
+        padded = self._padded(x, geom)
+        cols = self._im2col(padded, geom, bias is not None)
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
         planes = numpy.ascontiguousarray(_tile_view(z, pkh, pkw)).reshape(pkh * pkw, o, oh2, ow2, n)
         best = planes.max(axis=0)
@@ -232,16 +240,17 @@ class CpuOps(NumpyOps):
         _keep_first(first)
         positive = best > 0
         numpy.maximum(best, 0, out=best)
-        # x, not cols, is kept: rebuilding cols in backward, right before the weight-gradient
+        # the input, not cols, is kept: rebuilding cols in backward, right before the weight-gradient
         # product reads it, costs less than that product reading a cols the rest of the step
         # has pushed out of the caches (measured 4% of a step), and holds far less memory
-        return _batch_first(best), _ConvPoolCache(x, bias is not None, first, positive, geom, pool_geom)
+        cache = _ConvPoolCache(padded, tuple(x.shape), bias is not None, first, positive, geom, pool_geom)
+        return _batch_first(best), cache
 
     def conv_relu_maxpool_backward(self, dy, cache, weight, need_bias: bool, need_dx: bool = True):
         """dy: (n, o, oh2, ow2) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = cache.geom
         pkh, pkw = cache.pool_geom[0], cache.pool_geom[1]
-        n = cache.x.shape[0]
+        n = cache.x_shape[0]
         o = weight.shape[0]
         dyb = numpy.multiply(_batch_last(dy), cache.positive)  # the ReLU's gradient
         dz = numpy.empty((o, out_h, out_w, n), dtype=dy.dtype)  # the windows tile it: all written
@@ -249,12 +258,12 @@ class CpuOps(NumpyOps):
         numpy.multiply(cache.first.reshape(pkh, pkw, o, out_h // pkh, out_w // pkw, n), dyb,
                        out=_tile_view(dz, pkh, pkw, writeable=True))
         dzm = dz.reshape(o, -1)
-        cols = self._im2col(cache.x, cache.geom, cache.has_bias)
+        cols = self._im2col(cache.padded, cache.geom, cache.has_bias)
         dweight, dbias = self._weight_grads(dzm, cols, weight, need_bias)
         del cols
         if not need_dx:
             return None, dweight, dbias
-        dx = self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x.shape, cache.geom)
+        dx = self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x_shape, cache.geom)
         return dx, dweight, dbias
 
     # --- pooling -------------------------------------------------------------------------
