@@ -9,7 +9,11 @@ from __future__ import annotations
 from typing import Any, Iterator
 
 from .backend import Device, get_device_object
-from .layers import Conv2d, Layer, Linear, MaxPool2d, Parameter, ReLU
+from .layers.base import Layer, Parameter
+from .layers.conv import Conv2d
+from .layers.elementwise import ReLU
+from .layers.linear import Linear
+from .layers.pooling import MaxPool2d
 
 
 class Sequential(Layer):

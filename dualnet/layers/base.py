@@ -1,0 +1,149 @@
+"""Parameter, the Layer base class and the argument validators every layer shares."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy as np
+
+from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+
+
+class Parameter:
+    """A trainable array `data` and its accumulated gradient `grad` (same device and dtype)."""
+
+    def __init__(self, data: Any, name: str = "", device: Device | None = None):
+        self.data = data
+        self.grad = data * 0
+        self.name = name
+        self.device = device if device is not None else get_device()
+        # optimizer buffers (momentum, Adam moments) live with the parameter, so that moving
+        # a model moves its optimizer state too
+        self.state: dict[str, Any] = {}
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.data.shape)
+
+    @property
+    def size(self) -> int:
+        return int(self.data.size)
+
+    def __repr__(self) -> str:
+        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self.data.dtype})"
+
+
+def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
+    """An int or an (h, w) pair of ints, each >= minimum; ValueError names the layer."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    ok = (isinstance(pair, (tuple, list)) and len(pair) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair))
+    if not ok or isinstance(value, bool):
+        raise ValueError(f"{layer}: {what} must be an int or an (h, w) pair of ints, got {value!r}")
+    if min(pair) < minimum:
+        raise ValueError(f"{layer}: {what} must be >= {minimum}, got {value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def _positive_int(value: Any, what: str, layer: str) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
+    return int(value)
+
+
+class Layer:
+    """Base layer: parameters, train/eval mode, device and dtype moves."""
+
+    kind = "layer"  # prefix of automatic names in Sequential (conv1, pool1, fc1, ...)
+
+    def __init__(self) -> None:
+        self.training = True
+        self.device: Device = get_device()
+        self.name = type(self).__name__
+
+    # the protocol
+    def forward(self, x: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: Any) -> Any:
+        return self.forward(x)
+
+    def own_parameters(self) -> list[tuple[str, Parameter]]:
+        return []
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        for name, p in self.own_parameters():
+            yield prefix + name, p
+
+    def parameters(self) -> Iterator[Parameter]:
+        for _, p in self.named_parameters():
+            yield p
+
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments that rebuild this layer (stored in checkpoints)."""
+        return {}
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output example for one input example of `shape` (no batch axis)."""
+        return shape
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.grad[...] = 0
+
+    def train(self, mode: bool = True) -> "Layer":
+        self.training = mode
+        return self
+
+    def eval(self) -> "Layer":
+        return self.train(False)
+
+    def to(self, name: str | Device) -> "Layer":
+        """Move parameters (and their gradients) to a device."""
+        dev = get_device_object(name)
+        for p in self.parameters():
+            p.data = to_device(p.data, dev)
+            p.grad = to_device(p.grad, dev)
+            p.state = {k: to_device(v, dev) for k, v in p.state.items()}
+            p.device = dev
+        self.device = dev
+        self._cache = None
+        return self
+
+    def astype(self, dtype: Any) -> "Layer":
+        """Cast parameters and gradients (float32 to train, float64 for gradient checks)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = p.grad.astype(dtype)
+            p.state = {k: v.astype(dtype) for k, v in p.state.items()}
+        return self
+
+    @property
+    def ops(self) -> Any:
+        return self.device.ops
+
+    def _check_input(self, x: Any, ndim: int, what: str) -> None:
+        if getattr(x, "ndim", None) != ndim:
+            raise ValueError(f"{self.name}: expected a {ndim}-D input {what}, got shape "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        if x.dtype.kind != "f":
+            raise ValueError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
+        params = list(self.parameters())
+        if params:
+            check_same_device(self.name, input=x, weight=params[0].data)
+            if params[0].data.dtype != x.dtype:
+                raise ValueError(f"{self.name}: input dtype {x.dtype} differs from parameter dtype "
+                                 f"{params[0].data.dtype}; cast one of them (model.astype(...))")
+
+    def _need_cache(self) -> Any:
+        cache = getattr(self, "_cache", None)
+        if cache is None:
+            raise RuntimeError(f"{self.name}: backward() called without a forward() in training mode")
+        return cache
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"

@@ -1,0 +1,59 @@
+"""Linear: the fully connected layer, y = x W^T + b."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .. import init as _init
+from ..backend import to_device
+from .base import Layer, Parameter, _positive_int
+
+
+class Linear(Layer):
+    """y = x W^T + b; x: (N, in_features) -> (N, out_features); weight (out, in)."""
+
+    kind = "fc"
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init: str = "he",
+                 dtype: Any = np.float32, seed: int | None = None):
+        super().__init__()
+        self.in_features = _positive_int(in_features, "in_features", "Linear")
+        self.out_features = _positive_int(out_features, "out_features", "Linear")
+        self.init = init
+        w = _init.initialize(init, (out_features, in_features), in_features, out_features, _init.rng(seed), dtype)
+        self.weight = Parameter(to_device(w, self.device), "weight", self.device)
+        self.bias = (Parameter(to_device(np.zeros(out_features, dtype), self.device), "bias", self.device)
+                     if bias else None)
+        self._cache = None
+
+    def own_parameters(self) -> list[tuple[str, Parameter]]:
+        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
+
+    def config(self) -> dict[str, Any]:
+        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if tuple(shape) != (self.in_features,):
+            raise ValueError(f"{self.name}: expected {self.in_features} input features, got inputs "
+                             f"of shape {tuple(shape)}")
+        return (self.out_features,)
+
+    def forward(self, x: Any, act: str | None = None) -> Any:
+        self._check_input(x, 2, "(N, in_features)")
+        if x.shape[1] != self.in_features:
+            raise ValueError(f"{self.name}: expected {self.in_features} input features, got input of "
+                             f"shape {tuple(x.shape)}")
+        bias = self.bias.data if self.bias is not None else None
+        self._cache = x if self.training else None
+        return self.ops.linear_forward(x, self.weight.data, bias, act)
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy: (N, out_features) -> dx (N, in_features), or None if not need_input_grad."""
+        x = self._need_cache()
+        dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None, need_input_grad)
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db
+        return dx
