@@ -108,12 +108,13 @@ class _ConvPoolCache:
 def keep_freed_memory() -> bool:
     """Ask glibc to keep freed buffers for reuse instead of returning them to the kernel.
 
-    A training step allocates and frees the same few megabytes-sized buffers every step; by
-    default glibc unmaps or trims them each time, and every step then pays ~150 page faults per
-    megabyte to get them back (measured: 150,000 faults and 20% of an epoch's time). Buffers up
-    to 32 MiB now come from the heap, and up to 128 MiB of free heap is kept. Peak memory is
-    unchanged: it only stops shrinking between steps. Returns whether the setting took (glibc
-    only; elsewhere a no-op). DUALNET_KEEP_FREED_MEMORY=0 turns it off.
+    A training step allocates and frees the same megabyte-sized buffers every step; by default
+    glibc unmaps or trims them each time, and every step then pays page faults to get them back
+    (measured on a LeNet-5 epoch: 32,000 minor faults instead of 9,000, and 6-7% of the epoch's
+    time in alternating runs). Buffers up to 32 MiB now come from the heap, and up to 128 MiB of
+    free heap is kept. Peak memory is unchanged: it only stops shrinking between steps. Returns
+    whether the setting took (glibc only; elsewhere a no-op). DUALNET_KEEP_FREED_MEMORY=0 turns
+    it off.
     """
     if os.environ.get("DUALNET_KEEP_FREED_MEMORY", "1") == "0" or not sys.platform.startswith("linux"):
         return False
