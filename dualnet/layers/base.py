@@ -91,8 +91,8 @@ class Layer:
         return shape
 
     def zero_grad(self) -> None:
-        for p in self.parameters():
-            p.grad[...] = 0
+        for _, p in self.own_parameters():
+            p.grad.fill(0)
 
     def train(self, mode: bool = True) -> "Layer":
         self.training = mode
@@ -131,12 +131,14 @@ class Layer:
                              f"{tuple(getattr(x, 'shape', ()))}")
         if x.dtype.kind != "f":
             raise ValueError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
-        params = list(self.parameters())
-        if params:
-            check_same_device(self.name, input=x, weight=params[0].data)
-            if params[0].data.dtype != x.dtype:
+        own = self.own_parameters()
+        if own:
+            weight = own[0][1].data
+            if not (type(x) is np.ndarray and type(weight) is np.ndarray):  # both on the host: fine
+                check_same_device(self.name, input=x, weight=weight)
+            if weight.dtype != x.dtype:
                 raise ValueError(f"{self.name}: input dtype {x.dtype} differs from parameter dtype "
-                                 f"{params[0].data.dtype}; cast one of them (model.astype(...))")
+                                 f"{weight.dtype}; cast one of them (model.astype(...))")
 
     def _need_cache(self) -> Any:
         cache = getattr(self, "_cache", None)
