@@ -32,8 +32,8 @@ from typing import Any
 import numpy as np
 
 from .errors import EmulatorUnavailableError, KernelCheckError, KernelCompileError
-from .signatures import (KERNELS, Bound, Kernel, KernelTable, bind, check_launch_config,
-                         grid_size)
+from .binding import Bound, bind, check_launch_config, grid_size
+from .signatures import KERNELS, Kernel, KernelTable
 
 HEADER_PATH = Path(__file__).resolve().parent / "emulator.h"
 CXX_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c++14", "-ffp-contract=off", "-Wall")
@@ -174,7 +174,7 @@ class EmulatorLauncher:
     """Launch the kernels on the CPU; same API as ``launch.CupyLauncher`` with NumPy arrays.
 
     ``launch(name, dtype, *args)`` checks the arguments against the declaration (see
-    ``signatures.bind``), then runs ``min(ceil(size / block), max_blocks)`` blocks of ``block``
+    ``binding.bind``), then runs ``min(ceil(size / block), max_blocks)`` blocks of ``block``
     threads sequentially.  ``table`` and ``cache_dir`` select other kernel sources (tests) and
     another cache folder.
     """

@@ -9,7 +9,7 @@
 ``args`` follow the declared C signature in order.  Arrays must be C-contiguous ``cupy.ndarray``s
 on this launcher's device with exactly the declared dtype and element count; Python ints and floats
 are cast to the declared width (range-checked); NumPy scalars must already have the exact declared
-type.  See ``signatures.bind`` (shared with the emulator).
+type.  See ``binding.bind`` (shared with the emulator).
 
 Each source file is compiled once per (device, source text), lazily, by ``cupy.RawModule`` with
 every instantiation of the table as a name expression.  CuPy is imported on first use only.
@@ -24,7 +24,8 @@ from typing import Any
 from dualnet.errors import DeviceMismatchError, DeviceUnavailableError
 
 from .errors import KernelCompileError
-from .signatures import KERNELS, KernelTable, bind, check_launch_config, grid_size
+from .binding import bind, check_launch_config, grid_size
+from .signatures import KERNELS, KernelTable
 
 NVRTC_OPTIONS = ("--std=c++14",)
 

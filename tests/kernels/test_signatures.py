@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from dualnet.kernels.signatures import (KERNELS, Kernel, KernelTable, Param, array_out, grid_size,
-                                        int32)
+from dualnet.kernels.binding import grid_size
+from dualnet.kernels.signatures import KERNELS, Kernel, KernelTable, Param, array_out, int32
 
 SOURCES = sorted(KERNELS.sources())
 TEMPLATE = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)\s*\{")

@@ -1,0 +1,176 @@
+"""Argument binding, shared by both launchers: every argument of a kernel call checked against its
+declaration in the table (dtype, scalar width, element count, contiguity, aliasing) and converted to
+the exact C type, plus the launch-size helpers. See signatures.py for the declarations.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import KernelArgTypeError, KernelArgValueError
+from .signatures import TYPE_DTYPES, Kernel, Param
+
+@dataclass
+class Bound:
+    """A checked call: values converted to their exact declared types."""
+
+    kernel: Kernel
+    t: str                   # template type, "float" or "double"
+    dtype: np.dtype
+    values: list[Any]        # arrays as given; scalars as np.int32 / np.int64 / np.float32 / ...
+    scalars: dict[str, int]  # integer scalar values by name (used by the count expressions)
+    counts: dict[str, int]   # pointer parameter name -> declared element count
+    size: int                # launch size
+
+    @property
+    def instantiation(self) -> str:
+        return self.kernel.name_expression(self.t)
+
+
+def template_type(kernel: Kernel, dtype: Any) -> tuple[str, np.dtype]:
+    """Map a dtype (np.float32, "float64", ...) to the kernel's template type name."""
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as e:
+        raise KernelArgTypeError(f"kernel {kernel.name}: {dtype!r} is not a dtype") from e
+    for t in kernel.types:
+        if TYPE_DTYPES[t] == dt:
+            return t, dt
+    allowed = ", ".join(str(TYPE_DTYPES[t]) for t in kernel.types)
+    raise KernelArgTypeError(f"kernel {kernel.name}: no instantiation for dtype {dt} "
+                             f"(available: {allowed})")
+
+
+def _is_array(v: Any) -> bool:
+    return hasattr(v, "dtype") and hasattr(v, "shape") and not isinstance(v, np.generic)
+
+
+def _cast_scalar(kernel: Kernel, t: str, p: Param, v: Any) -> Any:
+    dt = p.dtype(t)
+    where = f"kernel {kernel.name}<{t}>, parameter {p.name} ({p.ctype})"
+    if isinstance(v, np.generic):
+        if v.dtype != dt:
+            raise KernelArgTypeError(f"{where}: expected a scalar of type {dt}, got {v.dtype} ({v!r}); "
+                                     f"pass a Python number or np.{dt.name}")
+        return v
+    if _is_array(v):
+        raise KernelArgTypeError(f"{where}: expected a scalar, got an array of shape "
+                                 f"{tuple(v.shape)}")
+    if dt.kind == "i":
+        if not isinstance(v, int):
+            raise KernelArgTypeError(f"{where}: expected an int, got {type(v).__name__} ({v!r})")
+        info = np.iinfo(dt)
+        if not info.min <= v <= info.max:
+            raise KernelArgValueError(f"{where}: {v} does not fit in {dt} "
+                                      f"[{info.min}, {info.max}]")
+        return dt.type(v)
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, float)):
+        raise KernelArgTypeError(f"{where}: expected a real number, got {type(v).__name__} "
+                                 f"({v!r})")
+    try:
+        with np.errstate(over="ignore"):
+            out = dt.type(v)
+        overflow = math.isfinite(v) and not np.isfinite(out)
+    except OverflowError:
+        overflow = True
+    if overflow:
+        raise KernelArgValueError(f"{where}: {v!r} overflows {dt}")
+    return out
+
+
+def bind(kernel: Kernel, dtype: Any, args: Sequence[Any], array_type: type | tuple[type, ...],
+         array_module: str) -> Bound:
+    """Check ``args`` against the kernel's declaration and cast the scalars.
+
+    Shared by both launchers (``array_type`` is ``cupy.ndarray`` or ``numpy.ndarray``).  Raises
+    KernelArgTypeError for a wrong kind of argument, dtype or scalar width, and KernelArgValueError
+    for a wrong size, a non-C-contiguous or read-only output array, or an out-of-range scalar.
+    """
+    t, dt = template_type(kernel, dtype)
+    params = kernel.params
+    if len(args) != len(params):
+        raise KernelArgTypeError(f"kernel {kernel.name} takes {len(params)} arguments "
+                                 f"{kernel.signature()}, got {len(args)}")
+    values: list[Any] = [None] * len(params)
+    scalars: dict[str, int] = {}
+    for i, (p, v) in enumerate(zip(params, args)):
+        if not p.is_pointer:
+            values[i] = _cast_scalar(kernel, t, p, v)
+            if p.base != "T":
+                scalars[p.name] = int(values[i])
+    counts: dict[str, int] = {}
+    for i, (p, v) in enumerate(zip(params, args)):
+        if not p.is_pointer:
+            continue
+        where = f"kernel {kernel.name}<{t}>, parameter {p.name} ({p.ctype}, {p.role})"
+        if not isinstance(v, array_type):
+            raise KernelArgTypeError(f"{where}: expected a {array_module} array, got "
+                                     f"{type(v).__module__}.{type(v).__name__}")
+        want = p.dtype(t)
+        if v.dtype != want:
+            raise KernelArgTypeError(f"{where}: expected dtype {want}, got {v.dtype}")
+        n = kernel.count(p, scalars)
+        if v.size != n:
+            raise KernelArgValueError(f"{where}: expected {n} elements ({p.count} with "
+                                      f"{_mention(p.count, scalars)}), got {v.size} "
+                                      f"(shape {tuple(v.shape)})")
+        if not v.flags.c_contiguous:
+            raise KernelArgValueError(f"{where}: array is not C-contiguous (strides "
+                                      f"{v.strides}); pass ascontiguousarray(...)")
+        if p.role != "in" and not getattr(v.flags, "writeable", True):
+            raise KernelArgValueError(f"{where}: array is read-only")
+        counts[p.name] = n
+        values[i] = v
+    _check_aliasing(kernel, t, values)
+    size = kernel.launch_size(scalars)
+    if size < 0:
+        raise KernelArgValueError(f"kernel {kernel.name}: negative launch size {size} "
+                                  f"({kernel.size} with {_mention(kernel.size, scalars)})")
+    return Bound(kernel, t, dt, values, scalars, counts, size)
+
+
+def _extent(v: Any) -> tuple[int, int] | None:
+    """[start, end) byte addresses of an array (NumPy or CuPy), None if unknown or empty."""
+    iface = getattr(v, "__cuda_array_interface__", None) or getattr(v, "__array_interface__", None)
+    if not iface or not getattr(v, "nbytes", 0):
+        return None
+    start = iface["data"][0]
+    return start, start + v.nbytes
+
+
+def _check_aliasing(kernel: Kernel, t: str, values: list[Any]) -> None:
+    """Written arrays must not overlap any other array argument (kernel pointers are restrict)."""
+    arrays = [(p, _extent(v)) for p, v in zip(kernel.params, values) if p.is_pointer]
+    for i, (p, a) in enumerate(arrays):
+        for q, b in arrays[i + 1:]:
+            written = p.role != "in" or q.role != "in"
+            if written and a and b and a[0] < b[1] and b[0] < a[1]:
+                raise KernelArgValueError(
+                    f"kernel {kernel.name}<{t}>: parameters {p.name} ({p.role}) and {q.name} "
+                    f"({q.role}) overlap in memory; arrays a kernel writes must not alias its "
+                    "other arguments")
+
+
+def _mention(expr: str, scalars: Mapping[str, int]) -> str:
+    names = [n for n in scalars if n in {x.id for x in ast.walk(ast.parse(expr))
+                                         if isinstance(x, ast.Name)}]
+    return ", ".join(f"{n}={scalars[n]}" for n in names) or "no scalars"
+
+
+def grid_size(size: int, block: int, max_blocks: int) -> int:
+    """Blocks to launch for ``size`` grid-stride elements: min(ceil(size / block), max_blocks)."""
+    return min(-(-size // block), max_blocks)
+
+
+def check_launch_config(block: int, max_blocks: int) -> None:
+    if not (isinstance(block, int) and 1 <= block <= 1024):
+        raise ValueError(f"block must be an int in [1, 1024], got {block!r}")
+    if not (isinstance(max_blocks, int) and 1 <= max_blocks <= 2**31 - 1):
+        raise ValueError(f"max_blocks must be an int in [1, 2**31 - 1], got {max_blocks!r}")
+
+
