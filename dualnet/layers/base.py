@@ -149,3 +149,23 @@ class Layer:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
         return f"{type(self).__name__}({args})"
+
+
+class WeightedLayer(Layer):
+    """A layer with a `weight` and an optional per-output `bias` (Conv2d, Linear)."""
+
+    def _init_parameters(self, weight: Any, out_features: int, bias: bool, dtype: Any) -> None:
+        """weight: the initialised host array; bias starts at zero."""
+        self.weight = Parameter(to_device(weight, self.device), "weight", self.device)
+        self.bias = (Parameter(to_device(np.zeros(out_features, dtype), self.device), "bias", self.device)
+                     if bias else None)
+        self._cache = None
+
+    def own_parameters(self) -> list[tuple[str, Parameter]]:
+        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
+
+    def _accumulate(self, dw: Any, db: Any) -> None:
+        """Add one backward's parameter gradients (every backward path of the layer lands here)."""
+        self.weight.grad += dw
+        if self.bias is not None:
+            self.bias.grad += db

@@ -7,16 +7,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import init as _init
-from ..backend import to_device
 from ..ops.numpy_ops import out_size
-from .base import Layer, Parameter, _pair, _positive_int
+from .base import WeightedLayer, _pair, _positive_int
 
 if TYPE_CHECKING:
     from .elementwise import ReLU
     from .pooling import MaxPool2d
 
 
-class Conv2d(Layer):
+class Conv2d(WeightedLayer):
     """2-D convolution (cross-correlation) by im2col and one matrix product over the batch.
 
     x: (N, C, H, W) -> (N, out_channels, out_h, out_w); weight (out, C // groups, kh, kw).
@@ -45,14 +44,7 @@ class Conv2d(Layer):
         fan_out = out_channels // groups * kh * kw
         shape = (out_channels, in_channels // groups, kh, kw)
         rng = _init.rng(seed)
-        w = _init.initialize(init, shape, fan_in, fan_out, rng, dtype)
-        self.weight = Parameter(to_device(w, self.device), "weight", self.device)
-        self.bias = (Parameter(to_device(np.zeros(out_channels, dtype), self.device), "bias", self.device)
-                     if bias else None)
-        self._cache = None
-
-    def own_parameters(self) -> list[tuple[str, Parameter]]:
-        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
+        self._init_parameters(_init.initialize(init, shape, fan_in, fan_out, rng, dtype), out_channels, bias, dtype)
 
     def config(self) -> dict[str, Any]:
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,
@@ -101,11 +93,6 @@ class Conv2d(Layer):
                                               self.bias is not None, need_input_grad)
         self._accumulate(dw, db)
         return dx
-
-    def _accumulate(self, dw: Any, db: Any) -> None:
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
 
     def forward_relu_maxpool(self, x: Any, relu: "ReLU", pool: "MaxPool2d") -> Any:
         """pool(relu(self(x))) through the device's fused op (see CpuOps), or None where the

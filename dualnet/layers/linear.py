@@ -7,11 +7,10 @@ from typing import Any
 import numpy as np
 
 from .. import init as _init
-from ..backend import to_device
-from .base import Layer, Parameter, _positive_int
+from .base import WeightedLayer, _positive_int
 
 
-class Linear(Layer):
+class Linear(WeightedLayer):
     """y = x W^T + b; x: (N, in_features) -> (N, out_features); weight (out, in)."""
 
     kind = "fc"
@@ -23,13 +22,7 @@ class Linear(Layer):
         self.out_features = _positive_int(out_features, "out_features", "Linear")
         self.init = init
         w = _init.initialize(init, (out_features, in_features), in_features, out_features, _init.rng(seed), dtype)
-        self.weight = Parameter(to_device(w, self.device), "weight", self.device)
-        self.bias = (Parameter(to_device(np.zeros(out_features, dtype), self.device), "bias", self.device)
-                     if bias else None)
-        self._cache = None
-
-    def own_parameters(self) -> list[tuple[str, Parameter]]:
-        return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
+        self._init_parameters(w, out_features, bias, dtype)
 
     def config(self) -> dict[str, Any]:
         return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None)
@@ -53,7 +46,5 @@ class Linear(Layer):
         """dy: (N, out_features) -> dx (N, in_features), or None if not need_input_grad."""
         x = self._need_cache()
         dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None, need_input_grad)
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        self._accumulate(dw, db)
         return dx

@@ -83,6 +83,20 @@ def _tile_view(a, kh: int, kw: int, writeable: bool = False):
                       strides=(s_h, s_w, s_c, kh * s_h, kw * s_w, s_n), writeable=writeable)
 
 
+def _pool_planes(a, kh: int, kw: int):
+    """Max pooling of a (c, kh*oh, kw*ow, n) by tiling windows: (best (c, oh, ow, n), first
+    (kh*kw, c, oh, ow, n) bool, True at each window's first maximum).
+
+    One contiguous plane per window offset (a copy): reductions across planes are fast, strided
+    comparisons and masked copies are not."""
+    c, h, w, n = a.shape
+    planes = numpy.ascontiguousarray(_tile_view(a, kh, kw)).reshape(kh * kw, c, h // kh, w // kw, n)
+    best = planes.max(axis=0)
+    first = planes == best
+    _keep_first(first)
+    return best, first
+
+
 def _keep_first(planes) -> None:
     """In place: along axis 0 (the window offsets, row-major), keep only the first True of each
     window: the reference's tie rule, so a tie sends the gradient to exactly one input."""
@@ -227,7 +241,7 @@ class CpuOps(NumpyOps):
         written. The first-maximum rule of pooling is unchanged, so ties route as the reference.
         """
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-        pkh, pkw, *_, oh2, ow2 = pool_geom
+        pkh, pkw = pool_geom[0], pool_geom[1]
         if not self._tiles(pool_geom, out_h, out_w):
             return None
         n = x.shape[0]
@@ -235,10 +249,7 @@ class CpuOps(NumpyOps):
         padded = self._padded(x, geom)
         cols = self._im2col(padded, geom, bias is not None)
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
-        planes = numpy.ascontiguousarray(_tile_view(z, pkh, pkw)).reshape(pkh * pkw, o, oh2, ow2, n)
-        best = planes.max(axis=0)
-        first = planes == best
-        _keep_first(first)
+        best, first = _pool_planes(z, pkh, pkw)
         positive = best > 0
         numpy.maximum(best, 0, out=best)
         # the input, not cols, is kept: rebuilding cols in backward, right before the weight-gradient
@@ -277,16 +288,10 @@ class CpuOps(NumpyOps):
 
     def maxpool_forward(self, x, geom: Geometry):
         """As NumpyOps.maxpool_forward; for tiling windows the second result is a _PoolMask."""
-        n, c, h, w = x.shape
-        kh, kw, *_, out_h, out_w = geom
-        if not self._tiles(geom, h, w):
+        kh, kw = geom[0], geom[1]
+        if not self._tiles(geom, x.shape[2], x.shape[3]):
             return super().maxpool_forward(x, geom)
-        # one contiguous plane per window offset (a copy): reductions across planes are fast,
-        # strided comparisons and masked copies are not
-        planes = numpy.ascontiguousarray(_tile_view(_batch_last(x), kh, kw)).reshape(kh * kw, c, out_h, out_w, n)
-        best = planes.max(axis=0)
-        first = planes == best
-        _keep_first(first)
+        best, first = _pool_planes(_batch_last(x), kh, kw)
         return _batch_first(best), _PoolMask(first)
 
     def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
