@@ -18,7 +18,7 @@ from .errors import (CheckpointError, DataError, DeviceMismatchError, DeviceUnav
                      DualnetError, GradcheckError)
 from .gradcheck import gradcheck
 from .layers import Parameter
-from .sequential import Sequential
+from .layers import Sequential
 
 __version__ = "0.1.0"
 

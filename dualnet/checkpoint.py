@@ -31,7 +31,7 @@ from .checkpoint_read import MAX_INPUT_VALUES as MAX_INPUT_VALUES
 from .checkpoint_read import Checkpoint, load, read
 from .errors import CheckpointError
 from .layers import Dropout
-from .sequential import Sequential
+from .layers import Sequential
 
 __all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "check_writable", "load", "read", "save"]
 

@@ -21,7 +21,7 @@ from .checkpoint_format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _r
 from .errors import CheckpointError, DataError
 from .h5limits import h5_check_size, h5_credible_size
 from .layers import Dropout, Parameter
-from .sequential import Sequential, from_config
+from .layers import Sequential, from_config
 
 __all__ = ["Checkpoint", "load", "read"]
 

@@ -11,7 +11,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .layers import AvgPool2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
-from .sequential import Sequential
+from .layers import Sequential
 
 __all__ = ["lenet5", "lenet5_classic", "theano_lenet", "tutorial_net", "mlp", "lenet5_separable",
            "get", "names", "describe", "MODELS"]

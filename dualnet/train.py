@@ -23,7 +23,7 @@ from .backend import to_device, to_numpy
 from .errors import DataError, DualnetError
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, learning_rate
-from .sequential import Sequential
+from .layers import Sequential
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
            "DeviceOutOfMemory", "OOM_ERRORS"]

@@ -17,7 +17,7 @@ import dualnet as dn
 from dualnet import checkpoint as ck
 from dualnet.errors import CheckpointError
 from dualnet.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
-from dualnet.sequential import Sequential
+from dualnet.layers import Sequential
 
 HISTORY = [{"epoch": e, "train_loss": 1.0 / e, "train_acc": 0.9 + e / 100, "val_acc": 0.95, "seconds": 12.5,
             "images_per_s": 4000.0 + e, "lr": 0.01 / e} for e in (1, 2, 3)]

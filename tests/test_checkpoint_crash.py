@@ -23,7 +23,7 @@ import sys
 import h5py  # imported before 'ready' so that the kills land among the saves
 from dualnet.checkpoint import save
 from dualnet.layers import Linear
-from dualnet.sequential import Sequential
+from dualnet.layers import Sequential
 
 def make(seed):
     return Sequential(Linear(256, 128, seed=seed), Linear(128, 10, seed=seed + 1))

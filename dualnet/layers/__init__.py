@@ -13,15 +13,8 @@ from .conv import Conv2d
 from .elementwise import Dropout, Flatten, ReLU, Sigmoid, Tanh
 from .linear import Linear
 from .pooling import AvgPool2d, MaxPool2d
-
-# private base classes that dualnet.plots.network imports from here
-from .elementwise import _Activation  # noqa: F401
-from .pooling import _Pool2d  # noqa: F401
+from .registry import LAYER_TYPES, from_config, register
+from .sequential import Sequential
 
 __all__ = ["Parameter", "Layer", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Tanh",
-           "Sigmoid", "Flatten", "Dropout", "Sequential", "LAYER_TYPES"]
-
-from ..sequential import Sequential  # noqa: E402  (Sequential builds on the layers above)
-
-LAYER_TYPES: dict[str, type] = {cls.__name__: cls for cls in
-                                (Conv2d, MaxPool2d, AvgPool2d, Linear, ReLU, Tanh, Sigmoid, Flatten, Dropout)}
+           "Sigmoid", "Flatten", "Dropout", "Sequential", "LAYER_TYPES", "register", "from_config"]

@@ -60,7 +60,7 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> pathlib.Pa
 
 def _model_of(obj: Any) -> Any:
     """A Sequential from a Sequential, a Checkpoint or a checkpoint path."""
-    from ..sequential import Sequential
+    from ..layers import Sequential
 
     if isinstance(obj, Sequential):
         return obj

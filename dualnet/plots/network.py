@@ -139,7 +139,9 @@ def _input_batch(model: Any, image: Any) -> np.ndarray:
 
 def _stages(model: Any, x: Any) -> tuple[list[tuple[str, np.ndarray]], np.ndarray]:
     """(title, (C, H, W) activations) after each conv (and its activation) and pooling layer."""
-    from ..layers import Conv2d, _Activation, _Pool2d
+    from ..layers.conv import Conv2d
+    from ..layers.elementwise import _Activation
+    from ..layers.pooling import _Pool2d
 
     was_training = model.training
     model.eval()

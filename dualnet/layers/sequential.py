@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-from .backend import Device, get_device_object
-from .layers.base import Layer, Parameter
-from .layers.conv import Conv2d
-from .layers.elementwise import ReLU
-from .layers.linear import Linear
-from .layers.pooling import MaxPool2d
+from ..backend import Device, get_device_object
+from .base import Layer, Parameter
+from .conv import Conv2d
+from .elementwise import ReLU
+from .linear import Linear
+from .pooling import MaxPool2d
 
 
 class Sequential(Layer):
@@ -161,19 +161,3 @@ class Sequential(Layer):
         print(text, file=file)
         return text
 
-
-def from_config(config: dict[str, Any]) -> Sequential:
-    """Rebuild a Sequential from `Sequential.config()` (checkpoints), validating every entry."""
-    from .layers import LAYER_TYPES
-
-    layers = []
-    for i, entry in enumerate(config.get("layers", [])):
-        kind = entry.get("type")
-        if kind not in LAYER_TYPES:
-            raise ValueError(f"layer {i}: unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.get("config", {}).items()}
-        layer = LAYER_TYPES[kind](**cfg)
-        layer.name = entry.get("name", layer.name)
-        layers.append(layer)
-    shape = config.get("input_shape")
-    return Sequential(*layers, input_shape=tuple(shape) if shape else None)
