@@ -8,7 +8,7 @@ import click
 
 import dualnet as dn
 
-DEVICE_CHOICES = "auto, cpu, gpu, gpu:N or emu"
+DEVICE_CHOICES = "auto, ref, cpu, gpu, gpu:N or emu"
 
 
 def resolve_device(name: str, echo: bool = True) -> dn.Device:

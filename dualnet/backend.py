@@ -1,7 +1,8 @@
 """Devices: which array module and which op table the layers use.
 
-Three device names exist:
-  "cpu"          NumPy and the reference ops (always available);
+Four device names exist:
+  "ref"          NumPy and the reference op table, ReferenceOps: slow, readable, the truth;
+  "cpu"          NumPy and the fast CPU op table, CpuOps (always available);
   "gpu", "gpu:N" CuPy on CUDA device N with kernel-backed ops;
   "emu"          the GPU code path (CupyOps and its kernels) run on the CPU by the emulator.
 
@@ -37,7 +38,7 @@ __all__ = [
     "parse_device_name",
 ]
 
-_NAME_RE = re.compile(r"^(cpu|emu|gpu)(?::(\d+))?$")
+_NAME_RE = re.compile(r"^(ref|cpu|emu|gpu)(?::(\d+))?$")
 
 
 def parse_device_name(name: str) -> str:
@@ -45,10 +46,10 @@ def parse_device_name(name: str) -> str:
     if isinstance(name, Device):
         return name.name
     if not isinstance(name, str):
-        raise ValueError(f"device must be a string such as 'cpu', 'gpu', 'gpu:1' or 'emu', got {name!r}")
+        raise ValueError(f"device must be a string such as 'ref', 'cpu', 'gpu', 'gpu:1' or 'emu', got {name!r}")
     m = _NAME_RE.match(name.strip().lower())
     if not m:
-        raise ValueError(f"unknown device {name!r}: expected 'cpu', 'gpu', 'gpu:N' (N >= 0) or 'emu'")
+        raise ValueError(f"unknown device {name!r}: expected 'ref', 'cpu', 'gpu', 'gpu:N' (N >= 0) or 'emu'")
     kind, index = m.group(1), m.group(2)
     if kind == "gpu":
         return f"gpu:{int(index or 0)}"
@@ -138,7 +139,8 @@ def _emulator_status() -> tuple[bool, str]:
 
 def devices() -> list[DeviceInfo]:
     """Every device name with `available` and, where not, the reason."""
-    out = [DeviceInfo("cpu", True, "", "NumPy reference backend")]
+    out = [DeviceInfo("ref", True, "", "NumPy, the reference op table (slow, the truth)"),
+           DeviceInfo("cpu", True, "", "NumPy, the fast CPU op table")]
     ok, reason = _cupy_status(0)
     count = 0
     if ok:
@@ -171,15 +173,19 @@ def _gpu_description(index: int) -> str:
 
 @lru_cache(maxsize=None)
 def _make_device(name: str) -> Device:
+    if name == "ref":
+        from .ops.reference import ReferenceOps
+
+        return Device("ref", np, ReferenceOps())
     if name == "cpu":
-        from .ops.cpu_ops import CpuOps
+        from .ops.cpu import CpuOps
 
         return Device("cpu", np, CpuOps())
     if name == "emu":
         ok, reason = _emulator_status()
         if not ok:
             raise DeviceUnavailableError(f"device 'emu' is unavailable: {reason}")
-        from .ops.cupy_ops import EmulatedOps
+        from .ops.cuda import EmulatedOps
 
         return Device("emu", np, EmulatedOps())
     index = int(name.split(":")[1])
@@ -188,7 +194,7 @@ def _make_device(name: str) -> Device:
         raise DeviceUnavailableError(f"device '{name}' is unavailable: {reason}")
     import cupy
 
-    from .ops.cupy_ops import CupyOps
+    from .ops.cuda import CupyOps
 
     return Device(name, cupy, CupyOps(index), index)
 

@@ -15,17 +15,21 @@ from hypothesis import strategies as st
 
 from .backend import device as device_scope
 from .backend import to_device, to_numpy
-from .ops.numpy_ops import out_size
+from .ops.geometry import ConvGeometry, PoolGeometry
 
-__all__ = ["conv_geometries", "pool_geometries", "linear_geometries", "invalid_conv_geometries",
-           "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree", "conv_layer_kwargs"]
+__all__ = ["conv_geometries", "pool_geometries", "tiling_pool_geometries", "linear_geometries",
+           "invalid_conv_geometries", "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree",
+           "conv_layer_kwargs", "default_tolerance"]
 
 
 @st.composite
 def conv_geometries(draw: Any, max_size: int = 20, max_batch: int = 4, max_channels: int = 6) -> dict:
     """A valid Conv2d geometry: batch 1-4, channels 1-6 with groups dividing both counts,
     kernels 1-5 (non-square allowed), stride 1-3, padding 0-3, dilation 1-3, and an input just
-    large enough for a 1x1 output up to ~max_size (larger when dilation demands it)."""
+    large enough for a 1x1 output up to ~max_size (larger when dilation demands it).
+
+    A dict: n, c, out_channels, groups, h, w, kernel_size, stride, padding, dilation, out_h,
+    out_w, and geom (the ConvGeometry the ops take)."""
     groups = draw(st.integers(1, 3))
     cin = groups * draw(st.integers(1, max(1, max_channels // groups)))
     cout = groups * draw(st.integers(1, max(1, max_channels // groups)))
@@ -38,9 +42,10 @@ def conv_geometries(draw: Any, max_size: int = 20, max_batch: int = 4, max_chann
     h = draw(st.integers(min_h, max(min_h, max_size)))
     w = draw(st.integers(min_w, max(min_w, max_size)))
     n = draw(st.integers(1, max_batch))
+    geom = ConvGeometry.of(h, w, (kh, kw), (sh, sw), (ph, pw), (dh, dw))
     return dict(n=n, c=cin, out_channels=cout, groups=groups, h=h, w=w, kernel_size=(kh, kw),
-                stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw),
-                out_h=out_size(h, kh, sh, ph, dh), out_w=out_size(w, kw, sw, pw, dw))
+                stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), out_h=geom.out_h, out_w=geom.out_w,
+                geom=geom)
 
 
 def conv_layer_kwargs(g: dict) -> dict:
@@ -52,15 +57,26 @@ def conv_layer_kwargs(g: dict) -> dict:
 @st.composite
 def pool_geometries(draw: Any, max_size: int = 20, max_batch: int = 4, max_channels: int = 6) -> dict:
     """A valid pooling geometry: kernel 1-5, stride 1-3 (overlapping windows included),
-    padding at most half the kernel."""
+    padding at most half the kernel. A dict: n, c, h, w, kernel_size, stride, padding, out_h,
+    out_w, and geom (the PoolGeometry the ops take)."""
     kh, kw = draw(st.integers(1, 5)), draw(st.integers(1, 5))
     sh, sw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
     ph, pw = draw(st.integers(0, kh // 2)), draw(st.integers(0, kw // 2))
     h = draw(st.integers(max(1, kh - 2 * ph), max(kh, max_size)))
     w = draw(st.integers(max(1, kw - 2 * pw), max(kw, max_size)))
+    geom = PoolGeometry.of(h, w, (kh, kw), (sh, sw), (ph, pw))
     return dict(n=draw(st.integers(1, max_batch)), c=draw(st.integers(1, max_channels)), h=h, w=w,
-                kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw),
-                out_h=out_size(h, kh, sh, ph), out_w=out_size(w, kw, sw, pw))
+                kernel_size=(kh, kw), stride=(sh, sw), padding=(ph, pw), out_h=geom.out_h, out_w=geom.out_w,
+                geom=geom)
+
+
+@st.composite
+def tiling_pool_geometries(draw: Any, max_out: int = 6) -> PoolGeometry:
+    """Pooling whose windows tile its input (kernel == stride, no padding, nothing left over):
+    the case the CPU's fast max pooling covers. The input is (out_h * kh, out_w * kw)."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    oh, ow = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
+    return PoolGeometry(kh, kw, kh, kw, 0, 0, 1, 1, oh, ow)
 
 
 @st.composite
@@ -130,13 +146,31 @@ def _as_tuple(out: Any) -> tuple:
     return tuple(out) if isinstance(out, (tuple, list)) else (out,)
 
 
-def assert_devices_agree(fn: Callable[..., Any], *inputs: Any, devices: Sequence[str] = ("cpu", "emu"),
-                         rtol: float = 1e-12, atol: float = 0.0) -> list[tuple]:
-    """Run `fn(*inputs)` on each device (inputs moved there, fn called inside `with
-    dn.device(d)`) and assert every output equals the first device's within rtol/atol.
+#: (rtol, atol) by dtype for host tables against each other: float64 results differ only by the
+#: order of sums (the fast tables reorder them), float32 ones by float32 rounding of such sums
+_TOLERANCE = {np.dtype(np.float64): (1e-10, 1e-12), np.dtype(np.float32): (1e-4, 1e-5),
+              np.dtype(np.float16): (1e-2, 1e-3)}
 
-    Returns the outputs per device as NumPy arrays. The message names both devices, the
-    output index, the worst element and both values.
+
+def default_tolerance(dtype: Any) -> tuple[float, float]:
+    """(rtol, atol) that assert_devices_agree uses for outputs of `dtype` unless told otherwise:
+    float64 (1e-10, 1e-12), float32 (1e-4, 1e-5), float16 (1e-2, 1e-3); exact (0, 0) for
+    integer and boolean outputs, which no reordering of sums can change."""
+    dt = np.dtype(dtype)
+    if dt.kind != "f":
+        return 0.0, 0.0
+    return _TOLERANCE.get(dt, (1e-4, 1e-5))
+
+
+def assert_devices_agree(fn: Callable[..., Any], *inputs: Any, devices: Sequence[str] = ("ref", "cpu", "emu"),
+                         rtol: float | None = None, atol: float | None = None) -> list[tuple]:
+    """Run `fn(*inputs)` on each device (inputs moved there, fn called inside `with
+    dn.device(d)`) and assert every output equals the first device's (by default "ref", the
+    reference ops) within rtol/atol.
+
+    Tolerances left as None come from each output's dtype (`default_tolerance`). Returns the
+    outputs per device as NumPy arrays. The message names both devices, the output index, the
+    worst element and both values.
     """
     results = []
     for name in devices:
@@ -151,11 +185,16 @@ def assert_devices_agree(fn: Callable[..., Any], *inputs: Any, devices: Sequence
         for i, (a, b) in enumerate(zip(ref, res)):
             if a is None and b is None:
                 continue
-            if a.shape != b.shape or a.dtype != b.dtype:
-                raise AssertionError(f"output {i}: {devices[0]} gave {a.shape} {a.dtype}, {name} gave {b.shape} {b.dtype}")
-            if not np.allclose(b, a, rtol=rtol, atol=atol, equal_nan=True):
-                err = np.abs(b.astype(np.float64) - a) - rtol * np.abs(a)
+            if a is None or b is None or a.shape != b.shape or a.dtype != b.dtype:
+                raise AssertionError(f"output {i}: {devices[0]} gave {getattr(a, 'shape', None)} "
+                                     f"{getattr(a, 'dtype', None)}, {name} gave {getattr(b, 'shape', None)} "
+                                     f"{getattr(b, 'dtype', None)}")
+            d_rtol, d_atol = default_tolerance(a.dtype)
+            r = d_rtol if rtol is None else rtol
+            t = d_atol if atol is None else atol
+            if not np.allclose(b, a, rtol=r, atol=t, equal_nan=True):
+                err = np.abs(b.astype(np.float64) - a) - r * np.abs(a)
                 k = np.unravel_index(int(np.argmax(err)), a.shape)
                 raise AssertionError(f"output {i}: {name} disagrees with {devices[0]} at {k}: "
-                                     f"{b[k]!r} vs {a[k]!r} (rtol {rtol:g}, atol {atol:g})")
+                                     f"{b[k]!r} vs {a[k]!r} (rtol {r:g}, atol {t:g})")
     return results

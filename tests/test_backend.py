@@ -9,7 +9,7 @@ import dualnet as dn
 from dualnet.backend import _cupy_status, parse_device_name
 
 
-@pytest.mark.parametrize("name,canonical", [("cpu", "cpu"), ("GPU", "gpu:0"), ("gpu:2", "gpu:2"), ("emu", "emu")])
+@pytest.mark.parametrize("name,canonical", [("ref", "ref"), ("cpu", "cpu"), ("GPU", "gpu:0"), ("gpu:2", "gpu:2"), ("emu", "emu")])
 def test_device_names_parse(name, canonical):
     assert parse_device_name(name) == canonical
 
@@ -20,10 +20,10 @@ def test_bad_device_names_say_what_is_allowed(bad):
         parse_device_name(bad)
 
 
-def test_devices_lists_cpu_gpu_emu_with_reasons():
+def test_devices_lists_ref_cpu_gpu_emu_with_reasons():
     infos = {d.name.split(":")[0]: d for d in dn.devices()}
-    assert set(infos) == {"cpu", "gpu", "emu"}
-    assert infos["cpu"].available
+    assert set(infos) == {"ref", "cpu", "gpu", "emu"}
+    assert infos["ref"].available and infos["cpu"].available
     for d in infos.values():
         assert d.available or d.reason
 
@@ -50,3 +50,16 @@ def test_device_context_scopes_and_restores():
 def test_to_device_cpu_roundtrip():
     a = np.arange(6.0)
     assert dn.to_numpy(dn.to_device(a, "cpu")) is a
+
+
+def test_ref_device_runs_the_reference_op_table():
+    from dualnet.backend import get_device_object
+    from dualnet.ops.cpu import CpuOps
+    from dualnet.ops.reference import ReferenceOps
+
+    ref = dn.use_device("ref")
+    assert type(ref.ops) is ReferenceOps and ref.xp is np
+    assert type(get_device_object("cpu").ops) is CpuOps
+    model = dn.models.lenet5()
+    assert model.device.name == "ref"
+    assert model(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 10)

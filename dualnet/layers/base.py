@@ -65,7 +65,9 @@ class Layer:
     def forward(self, x: Any) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def backward(self, dy: Any) -> Any:  # pragma: no cover - abstract
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:  # pragma: no cover - abstract
+        """dy: dL/d(output) -> dL/d(input), or None if not need_input_grad (parameter gradients
+        are still added); every layer has this signature."""
         raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
@@ -164,7 +166,11 @@ class WeightedLayer(Layer):
     def own_parameters(self) -> list[tuple[str, Parameter]]:
         return [("weight", self.weight)] + ([("bias", self.bias)] if self.bias is not None else [])
 
-    def _accumulate(self, dw: Any, db: Any) -> None:
+    def bias_data(self) -> Any:
+        """The bias array, or None for a layer built with bias=False."""
+        return self.bias.data if self.bias is not None else None
+
+    def accumulate(self, dw: Any, db: Any) -> None:
         """Add one backward's parameter gradients (every backward path of the layer lands here)."""
         self.weight.grad += dw
         if self.bias is not None:

@@ -12,30 +12,56 @@ from .base import Layer
 class _Activation(Layer):
     """Elementwise activation whose backward needs only its output y."""
 
+    def apply(self, ops: Any, x: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def gradient(self, ops: Any, dy: Any, y: Any) -> Any:  # pragma: no cover - abstract
+        raise NotImplementedError
+
     def forward(self, x: Any) -> Any:
-        y = getattr(self.ops, f"{self.kind}_forward")(x)
+        y = self.apply(self.ops, x)
         self._cache = y if self.training else None
         return y
 
-    def accept_output(self, y: Any) -> Any:
-        """Record y computed by a fused producer (e.g. conv + relu in one kernel)."""
-        self._cache = y if self.training else None
-        return y
-
-    def backward(self, dy: Any) -> Any:
-        return getattr(self.ops, f"{self.kind}_backward")(dy, self._need_cache())
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        y = self._need_cache()
+        return self.gradient(self.ops, dy, y) if need_input_grad else None
 
 
 class ReLU(_Activation):
+    """max(x, 0) elementwise; x: any shape."""
+
     kind = "relu"
+
+    def apply(self, ops: Any, x: Any) -> Any:
+        return ops.relu_forward(x)
+
+    def gradient(self, ops: Any, dy: Any, y: Any) -> Any:
+        return ops.relu_backward(dy, y)
 
 
 class Tanh(_Activation):
+    """tanh(x) elementwise; x: any shape."""
+
     kind = "tanh"
+
+    def apply(self, ops: Any, x: Any) -> Any:
+        return ops.tanh_forward(x)
+
+    def gradient(self, ops: Any, dy: Any, y: Any) -> Any:
+        return ops.tanh_backward(dy, y)
 
 
 class Sigmoid(_Activation):
+    """1 / (1 + exp(-x)) elementwise; x: any shape."""
+
     kind = "sigmoid"
+
+    def apply(self, ops: Any, x: Any) -> Any:
+        return ops.sigmoid_forward(x)
+
+    def gradient(self, ops: Any, dy: Any, y: Any) -> Any:
+        return ops.sigmoid_backward(dy, y)
 
 
 class Flatten(Layer):
@@ -47,8 +73,9 @@ class Flatten(Layer):
         self._cache = tuple(x.shape)
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, dy: Any) -> Any:
-        return dy.reshape(self._need_cache())
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        shape = self._need_cache()
+        return dy.reshape(shape) if need_input_grad else None
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         return (int(np.prod(shape)),)
@@ -79,6 +106,8 @@ class Dropout(Layer):
         self._cache = mask
         return x * mask
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         mask = self._need_cache()
+        if not need_input_grad:
+            return None
         return dy if isinstance(mask, str) else dy * mask

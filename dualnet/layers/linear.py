@@ -33,18 +33,21 @@ class Linear(WeightedLayer):
                              f"of shape {tuple(shape)}")
         return (self.out_features,)
 
-    def forward(self, x: Any, act: str | None = None) -> Any:
+    def check_input(self, x: Any) -> None:
+        """Validate x: (N, in_features) against this layer."""
         self._check_input(x, 2, "(N, in_features)")
         if x.shape[1] != self.in_features:
             raise ValueError(f"{self.name}: expected {self.in_features} input features, got input of "
                              f"shape {tuple(x.shape)}")
-        bias = self.bias.data if self.bias is not None else None
+
+    def forward(self, x: Any) -> Any:
+        self.check_input(x)
         self._cache = x if self.training else None
-        return self.ops.linear_forward(x, self.weight.data, bias, act)
+        return self.ops.linear_forward(x, self.weight.data, self.bias_data())
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """dy: (N, out_features) -> dx (N, in_features), or None if not need_input_grad."""
         x = self._need_cache()
         dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None, need_input_grad)
-        self._accumulate(dw, db)
+        self.accumulate(dw, db)
         return dx

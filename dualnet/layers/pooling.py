@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..ops.numpy_ops import out_size
+from ..ops.geometry import PoolGeometry
 from .base import Layer, _pair
 
 
@@ -26,19 +26,15 @@ class _Pool2d(Layer):
     def config(self) -> dict[str, Any]:
         return dict(kernel_size=list(self.kernel_size), stride=list(self.stride), padding=list(self.padding))
 
-    def geometry(self, h: int, w: int) -> tuple[int, ...]:
-        (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        oh, ow = out_size(h, kh, sh, ph), out_size(w, kw, sw, pw)
-        if oh < 1 or ow < 1:
-            raise ValueError(f"{self.name}: input {h}x{w} with kernel {kh}x{kw}, stride {sh}x{sw}, "
-                             f"padding {ph}x{pw} gives an empty {oh}x{ow} output")
-        return kh, kw, sh, sw, ph, pw, 1, 1, oh, ow
+    def geometry(self, h: int, w: int) -> PoolGeometry:
+        """The window geometry for an h x w input; ValueError if the output is empty."""
+        return PoolGeometry.of(h, w, self.kernel_size, self.stride, self.padding, self.name)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3:
             raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
         g = self.geometry(shape[-2], shape[-1])
-        return (shape[0], g[8], g[9])
+        return (shape[0], g.out_h, g.out_w)
 
 
 class MaxPool2d(_Pool2d):
@@ -47,13 +43,13 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: Any) -> Any:
         self._check_input(x, 4, "(N, C, H, W)")
         geom = self.geometry(x.shape[2], x.shape[3])
-        y, argmax = self.ops.maxpool_forward(x, geom)
-        self._cache = (argmax, tuple(x.shape), geom) if self.training else None
+        y, saved = self.ops.maxpool_forward(x, geom)
+        self._cache = (saved, tuple(x.shape), geom) if self.training else None
         return y
 
-    def backward(self, dy: Any) -> Any:
-        argmax, x_shape, geom = self._need_cache()
-        return self.ops.maxpool_backward(dy, argmax, x_shape, geom)
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        saved, x_shape, geom = self._need_cache()
+        return self.ops.maxpool_backward(dy, saved, x_shape, geom) if need_input_grad else None
 
 
 class AvgPool2d(_Pool2d):
@@ -65,6 +61,6 @@ class AvgPool2d(_Pool2d):
         self._cache = (tuple(x.shape), geom) if self.training else None
         return self.ops.avgpool_forward(x, geom)
 
-    def backward(self, dy: Any) -> Any:
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         x_shape, geom = self._need_cache()
-        return self.ops.avgpool_backward(dy, x_shape, geom)
+        return self.ops.avgpool_backward(dy, x_shape, geom) if need_input_grad else None

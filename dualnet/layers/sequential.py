@@ -1,19 +1,18 @@
 """Sequential: a chain of layers, the model type of dualnet.
 
-Forward fuses a Conv2d or Linear directly followed by ReLU into one bias + ReLU step (one kernel
-on the GPU); the ReLU layer still records its output, so backward is unchanged.
+Before running, the layers become a list of steps once (`fused.plan`): a Conv2d or Linear
+followed by ReLU, or a Conv2d + ReLU + MaxPool2d, runs as one fused step. Forward and backward
+are then two plain loops over the steps; the plan is made again only when the layers change.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..backend import Device, get_device_object
 from .base import Layer, Parameter
-from .conv import Conv2d
-from .elementwise import ReLU
-from .linear import Linear
-from .pooling import MaxPool2d
+from .fused import plan
 
 
 class Sequential(Layer):
@@ -53,54 +52,35 @@ class Sequential(Layer):
         for layer in self.layers:
             yield from layer.named_parameters(f"{prefix}{layer.name}.")
 
+    def steps(self) -> list[Layer]:
+        """The steps forward runs: the layers, with fusable runs replaced by fused steps."""
+        key = (tuple(map(id, self.layers)), self.fuse)
+        if getattr(self, "_plan_key", None) != key:
+            self._plan = plan(self.layers) if self.fuse else list(self.layers)
+            self._plan_key = key
+        return self._plan
+
     def forward(self, x: Any) -> Any:
-        layers = self.layers
-        self._fused_at: set[int] = set()  # starts of conv + ReLU + max-pool triples run as one op
-        i = 0
-        while i < len(layers):
-            layer = layers[i]
-            nxt = layers[i + 1] if i + 1 < len(layers) else None
-            if (self.fuse and type(layer) is Conv2d and type(nxt) is ReLU and i + 2 < len(layers)
-                    and type(layers[i + 2]) is MaxPool2d):
-                y = layer.forward_relu_maxpool(x, nxt, layers[i + 2])
-                if y is not None:
-                    self._fused_at.add(i)
-                    x = y
-                    i += 3
-                    continue
-            if self.fuse and isinstance(layer, (Conv2d, Linear)) and type(nxt) is ReLU:
-                x = nxt.accept_output(layer.forward(x, act="relu"))
-                i += 2
-            else:
-                x = layer.forward(x)
-                i += 1
+        steps = self._ran = self.steps()
+        for step in steps:
+            x = step(x)
         return x
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
-        """Backward through every layer; returns dL/dx.
+        """Backward through every step of the last forward; returns dL/dx.
 
         need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
-        stops at the first layer with parameters, which skips computing its input gradient.
+        stops at the first step with parameters, which skips computing its input gradient.
         """
+        steps = getattr(self, "_ran", None) or self.steps()
         first = 0
         if not need_input_grad:
-            first = next((i for i, layer in enumerate(self.layers) if any(True for _ in layer.parameters())),
-                         len(self.layers))
-        fused_at = getattr(self, "_fused_at", set())
-        i = len(self.layers) - 1
-        while i >= first:
-            start = i - 2 if i - 2 in fused_at else i
-            layer = self.layers[start]
-            last = start == first and not need_input_grad
-            if start != i:
-                dy = layer.backward_relu_maxpool(dy, need_input_grad=not last)
-            elif last and isinstance(layer, (Conv2d, Linear, Sequential)):
-                layer.backward(dy, need_input_grad=False)
+            first = next((i for i, s in enumerate(steps) if any(True for _ in s.parameters())), len(steps))
+        for i in range(len(steps) - 1, first - 1, -1):
+            if i == first and not need_input_grad:
+                steps[i].backward(dy, need_input_grad=False)
             else:
-                dy = layer.backward(dy)
-            if last:
-                return None
-            i = start - 1
+                dy = steps[i].backward(dy)
         return dy if need_input_grad else None
 
     def train(self, mode: bool = True) -> "Sequential":

@@ -1,5 +1,60 @@
-"""Op tables: NumpyOps (reference) and CupyOps / EmulatedOps (kernel-backed)."""
+"""The op interface: one declared table of ops, three tables that implement it.
 
-from .numpy_ops import NumpyOps, out_size
+`ReferenceOps` (reference.py, device "ref") declares and implements every op a layer, loss or
+optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices "gpu"/"gpu:N";
+`EmulatedOps` for "emu") override only what they make faster. Which table overrides which op
+(`tests/ops/test_op_table.py` holds this table to the code):
 
-__all__ = ["NumpyOps", "out_size"]
+| op                         | reference | cpu | cuda (kernel) |
+| -------------------------- | --------- | --- | ------------- |
+| im2col                     | yes       |     | im2col.cu     |
+| col2im                     | yes       |     | im2col.cu     |
+| conv2d_forward             | yes       | yes |               |
+| conv2d_backward            | yes       | yes |               |
+| conv_relu_maxpool_forward  | yes       | yes |               |
+| conv_relu_maxpool_backward | yes       | yes |               |
+| maxpool_forward            | yes       | yes | pooling.cu    |
+| maxpool_backward           | yes       | yes | pooling.cu    |
+| avgpool_forward            | yes       |     | pooling.cu    |
+| avgpool_backward           | yes       |     | pooling.cu    |
+| bias_act                   | yes       |     | activation.cu |
+| relu_forward               | yes       |     |               |
+| relu_backward              | yes       | yes | activation.cu |
+| tanh_forward               | yes       |     |               |
+| tanh_backward              | yes       |     |               |
+| sigmoid_forward            | yes       |     |               |
+| sigmoid_backward           | yes       |     |               |
+| linear_forward             | yes       | yes |               |
+| linear_backward            | yes       |     |               |
+| dropout_mask               | yes       |     |               |
+| softmax_xent_forward       | yes       | yes | loss.cu       |
+| softmax_xent_backward      | yes       |     | loss.cu       |
+| sgd_update                 | yes       | yes | optim.cu      |
+| adam_update                | yes       |     | optim.cu      |
+
+`saved` values (what a forward op returns for its own backward) belong to the table that made
+them; see reference.py.
+"""
+
+from __future__ import annotations
+
+from .geometry import ConvGeometry, PoolGeometry, out_size
+from .reference import ReferenceOps
+
+#: every op of the interface, in the order of the table above
+OPS: tuple[str, ...] = (
+    "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_relu_maxpool_forward",
+    "conv_relu_maxpool_backward", "maxpool_forward", "maxpool_backward", "avgpool_forward",
+    "avgpool_backward", "bias_act", "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
+    "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
+    "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update",
+)
+
+
+def overrides(table: type) -> list[str]:
+    """The ops of OPS that `table` (a ReferenceOps subclass) defines itself or inherits from a
+    table between it and the reference."""
+    return [op for op in OPS if getattr(table, op) is not getattr(ReferenceOps, op)]
+
+
+__all__ = ["OPS", "ConvGeometry", "PoolGeometry", "ReferenceOps", "out_size", "overrides"]

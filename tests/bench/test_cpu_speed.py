@@ -21,7 +21,7 @@ import pytest
 
 import dualnet as dn
 from dualnet.backend import Device, get_device_object
-from dualnet.ops.numpy_ops import NumpyOps
+from dualnet.ops.reference import ReferenceOps
 
 pytestmark = pytest.mark.bench
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -51,10 +51,10 @@ def test_cpu_ops_train_lenet5_at_least_twice_as_fast_as_the_numpy_reference():
     labels = rng.integers(0, 10, size=64).astype(np.int32)
     reference, fast = [], []
     for _ in range(3):  # alternate, so a noisy neighbour hits both
-        reference.append(_step_ms(NumpyOps(), x, labels))
+        reference.append(_step_ms(ReferenceOps(), x, labels))
         fast.append(_step_ms(get_device_object("cpu").ops, x, labels))
     ratio = statistics.median(reference) / statistics.median(fast)
-    print(f"lenet5 step: NumpyOps {statistics.median(reference):.2f} ms, CpuOps {statistics.median(fast):.2f} ms, "
+    print(f"lenet5 step: ReferenceOps {statistics.median(reference):.2f} ms, CpuOps {statistics.median(fast):.2f} ms, "
           f"speed-up {ratio:.2f}x")
     assert ratio >= 2.0
 

@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dualnet.ops.geometry import out_size
+
 DTYPES = [np.float32, np.float64]
 RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
 BACKWARD = ["col2im", "maxpool_backward", "avgpool_backward", "relu_backward",
@@ -39,10 +41,6 @@ def close(got, want):
     rtol = RTOL[got.dtype]
     assert got.dtype == want.dtype and got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
-
-
-def out_size(size, k, s, p, d=1):
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
 
 
 @st.composite

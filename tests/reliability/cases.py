@@ -222,7 +222,7 @@ usage("seed-negative", ("train", "--seed", "-1"), r"'--seed': -1 is not in the r
 usage("unknown-model", ("train", "--model", "resnet50"), r"'--model': 'resnet50' is not one of 'lenet5'")
 usage("unknown-optimizer", ("train", "--optimizer", "rmsprop"), r"'--optimizer': 'rmsprop' is not one of 'sgd'")
 usage("unknown-schedule", ("train", "--schedule", "warmup"), r"'--schedule': 'warmup' is not one of 'none'")
-usage("unknown-device", ("train", "--device", "tpu"), r"'--device': unknown device 'tpu': expected 'cpu', 'gpu', "
+usage("unknown-device", ("train", "--device", "tpu"), r"'--device': unknown device 'tpu': expected 'ref', 'cpu', 'gpu', "
       r"'gpu:N' \(N >= 0\) or 'emu'")
 usage("device-bad-index", ("train", "--device", "gpu:first"), r"unknown device 'gpu:first'")
 usage("device-index-on-cpu", ("train", "--device", "cpu:1"), r"device 'cpu:1': only 'gpu' takes an index")

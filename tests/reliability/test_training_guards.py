@@ -92,14 +92,14 @@ def test_a_non_finite_update_on_the_last_step_of_an_epoch_is_caught_before_savin
 
 
 def test_a_non_finite_gradient_is_caught_at_its_step(tmp_path, capsys, monkeypatch):
-    original = Conv2d._accumulate  # where every backward path of a conv layer lands its gradients
+    original = Conv2d.accumulate  # where every backward path of a conv layer lands its gradients
 
     def accumulate(self, dw, db):
         original(self, dw, db)
         if self.name == "conv2":
             self.weight.grad[0, 0, 0, 0] = np.nan
 
-    monkeypatch.setattr(Conv2d, "_accumulate", accumulate)
+    monkeypatch.setattr(Conv2d, "accumulate", accumulate)
     code, _, err = run(["train", "--epochs", "1", "--out", str(tmp_path / "g.h5"), *QUICK], capsys)
     line = one_error_line(err)
     assert code == 1 and "diverged at epoch 1, step 1 " in line and "the gradient of conv2.weight" in line, line
@@ -119,9 +119,8 @@ def gpu_runs_out_of_memory(monkeypatch):
     def forward(self, x, *args, **kwargs):
         raise FakeOutOfMemory("Out of memory allocating 1,073,741,824 bytes")
 
-    # both ways into a conv layer: alone, and fused with the ReLU and pooling after it
-    monkeypatch.setattr(Conv2d, "forward", forward)
-    monkeypatch.setattr(Conv2d, "forward_relu_maxpool", forward)
+    # every way into a conv layer (alone, or in a fused step) validates its input here first
+    monkeypatch.setattr(Conv2d, "input_geometry", forward)
 
 
 def test_out_of_gpu_memory_in_training_suggests_half_the_batch(tmp_path, capsys, gpu_runs_out_of_memory):
@@ -148,8 +147,7 @@ def test_host_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     def forward(self, x, *args, **kwargs):
         raise MemoryError("Unable to allocate 4.00 GiB for an array")
 
-    monkeypatch.setattr(Conv2d, "forward", forward)
-    monkeypatch.setattr(Conv2d, "forward_relu_maxpool", forward)
+    monkeypatch.setattr(Conv2d, "input_geometry", forward)
     code, _, err = run(["train", "--epochs", "1", "--out", str(tmp_path / "h.h5"), *QUICK], capsys)
     assert code == 1 and "out of memory (Unable to allocate 4.00 GiB" in one_error_line(err)
 

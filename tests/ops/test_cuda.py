@@ -1,4 +1,4 @@
-"""The kernel-backed ops agree with the NumPy reference: on "emu" everywhere, on "gpu" where
+"""The kernel-backed ops (ops/cuda.py) agree with the reference ops: on "emu" everywhere, on "gpu" where
 CuPy sees a device.
 
 Every op, forward and backward, on Hypothesis-drawn geometries: float64 within 1e-12 relative
@@ -14,11 +14,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dualnet.ops.cupy_ops import EmulatedOps
-from dualnet.ops.numpy_ops import NumpyOps
+from dualnet.ops.cuda import EmulatedOps
+from dualnet.ops.geometry import ConvGeometry, PoolGeometry
+from dualnet.ops.reference import ReferenceOps
 from dualnet.testing import conv_geometries, pool_geometries, tie_free, uniform
 
-REF = NumpyOps()
+REF = ReferenceOps()
 DTYPES = st.sampled_from([np.float64, np.float32])
 _OPS: dict = {}
 
@@ -55,7 +56,7 @@ def kernel_ops(name):
         if name == "emu":
             _OPS[name] = EmulatedOps(check=True, block=32, max_blocks=3)
         else:
-            from dualnet.ops.cupy_ops import CupyOps
+            from dualnet.ops.cuda import CupyOps
             _OPS[name] = HostView(CupyOps(0))
     return _OPS[name]
 
@@ -87,18 +88,12 @@ def agree(a, b, dtype):
         np.testing.assert_allclose(b, a, **tol(dtype))
 
 
-def conv_geom(g):
-    return (*g["kernel_size"], *g["stride"], *g["padding"], *g["dilation"], g["out_h"], g["out_w"])
-
-
-def pool_geom(g):
-    return (*g["kernel_size"], *g["stride"], *g["padding"], 1, 1, g["out_h"], g["out_w"])
 
 
 @DEVICES
 @given(conv_geometries(), DTYPES, st.integers(0, 2**16))
 def test_im2col_and_col2im_agree(device, g, dtype, seed):
-    geom = conv_geom(g)
+    geom = g["geom"]
     x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
     cols = REF.im2col(x, geom)
     agree(REF.im2col(x, geom), kernel_ops(device).im2col(x, geom), dtype)
@@ -108,7 +103,7 @@ def test_im2col_and_col2im_agree(device, g, dtype, seed):
 @DEVICES
 @given(conv_geometries(), DTYPES, st.booleans(), st.sampled_from([None, "relu"]), st.integers(0, 2**16))
 def test_conv2d_forward_and_backward_agree(device, g, dtype, bias, act, seed):
-    geom = conv_geom(g)
+    geom = g["geom"]
     x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
     w = uniform((g["out_channels"], g["c"] // g["groups"], *g["kernel_size"]), seed + 1, dtype)
     b = uniform((g["out_channels"],), seed + 2, dtype) if bias else None
@@ -123,7 +118,7 @@ def test_conv2d_forward_and_backward_agree(device, g, dtype, bias, act, seed):
 @DEVICES
 @given(pool_geometries(), DTYPES, st.integers(0, 2**16))
 def test_maxpool_agrees_on_tie_free_inputs(device, g, dtype, seed):
-    geom = pool_geom(g)
+    geom = g["geom"]
     x = tie_free((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
     (y, arg), (y2, arg2) = REF.maxpool_forward(x, geom), kernel_ops(device).maxpool_forward(x, geom)
     agree((y, arg), (y2, arg2), dtype)
@@ -134,7 +129,7 @@ def test_maxpool_agrees_on_tie_free_inputs(device, g, dtype, seed):
 @DEVICES
 @given(pool_geometries(), DTYPES)
 def test_maxpool_agrees_on_exact_ties(device, g, dtype):
-    geom = pool_geom(g)
+    geom = g["geom"]
     x = np.zeros((g["n"], g["c"], g["h"], g["w"]), dtype)
     x[..., ::2, :] = 1.0  # rows of ties, as on MNIST's blank borders and saturated strokes
     (y, arg), (y2, arg2) = REF.maxpool_forward(x, geom), kernel_ops(device).maxpool_forward(x, geom)
@@ -146,7 +141,7 @@ def test_maxpool_agrees_on_exact_ties(device, g, dtype):
 @DEVICES
 @given(pool_geometries(), DTYPES, st.integers(0, 2**16))
 def test_avgpool_agrees(device, g, dtype, seed):
-    geom = pool_geom(g)
+    geom = g["geom"]
     x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
     y = REF.avgpool_forward(x, geom)
     agree(y, kernel_ops(device).avgpool_forward(x, geom), dtype)
@@ -199,16 +194,17 @@ def test_optimizer_updates_agree(device, size, dtype, momentum, nesterov, wd, se
 @DEVICES
 def test_backward_kernels_are_bitwise_deterministic(device, op):
     rng = np.random.default_rng(0)
-    geom = (3, 3, 1, 1, 1, 1, 1, 1, 9, 9)
+    geom = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 9, 9)
+    pool = PoolGeometry(*geom)
     x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
     ops = EmulatedOps(block=64, max_blocks=4) if device == "emu" else kernel_ops(device)
     if op == "col2im":
         args = (ops.im2col(x, geom), x.shape, geom)
     elif op == "maxpool_backward":
-        y, arg = ops.maxpool_forward(x, geom)
-        args = (np.ones_like(y), arg, x.shape, geom)
+        y, arg = ops.maxpool_forward(x, pool)
+        args = (np.ones_like(y), arg, x.shape, pool)
     elif op == "avgpool_backward":
-        args = (x, x.shape, geom)
+        args = (x, x.shape, pool)
     elif op == "relu_backward":
         args = (x, x)
     else:

@@ -1,8 +1,8 @@
-"""CpuOps: the op table of device "cpu", NumpyOps made fast on the hot paths of training.
+"""CpuOps: the op table of device "cpu", ReferenceOps made fast on the hot paths of training.
 
-NumpyOps stays the readable reference (and the parent of the GPU ops); CpuOps computes the same
+ReferenceOps stays the readable reference (and the parent of the GPU ops); CpuOps computes the same
 functions with fewer passes over memory, which is what a CPU step is short of: the matrix
-products are a minority of its time. tests/ops/test_cpu_ops_agree_with_numpy.py holds the two to
+products are a minority of its time. tests/ops/test_cpu.py holds the two to
 each other on drawn geometries. What changes (profile and figures: benchmarks/RESULTS.md):
 
 - Batch-last buffers. im2col writes cols as (c*kh*kw, out_h*out_w*n), the batch innermost, so
@@ -16,13 +16,13 @@ each other on drawn geometries. What changes (profile and figures: benchmarks/RE
   reduces across planes and keeps boolean first-maximum masks; backward is one multiply per
   offset. The first-maximum rule is the reference's, so ties (common: MNIST's blank borders give
   equal conv outputs) still send the gradient to exactly one input.
-- conv + ReLU + max pooling fused (Sequential asks for it): ReLU commutes with max, so it is
+- conv + ReLU + max pooling fused (the ConvReLUMaxPool step): ReLU commutes with max, so it is
   applied to the pooled output only, and its gradient mask is (pooled > 0).
 - First layers skip their input gradient (need_dx=False); updates work in place; and glibc is
   asked to keep freed buffers (see keep_freed_memory).
 
 Every geometry the fast paths do not cover (groups > 1, overlapping or padded pooling) falls
-through to NumpyOps unchanged.
+through to ReferenceOps unchanged (the reference's composition, for the fused op).
 """
 
 from __future__ import annotations
@@ -34,7 +34,17 @@ import sys
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from .numpy_ops import Geometry, NumpyOps
+from .geometry import ConvGeometry, PoolGeometry
+from .reference import Geometry, ReferenceOps
+
+
+class _BatchLastCols:
+    """What CpuOps.conv2d_forward keeps for backward: cols (c*kh*kw [+1 row of ones], out_h*out_w*n)."""
+
+    __slots__ = ("cols",)
+
+    def __init__(self, cols):
+        self.cols = cols
 
 
 class _PoolMask:
@@ -58,9 +68,9 @@ def _batch_first(x):
 
 
 def _window_slices(geom: Geometry, i: int, j: int):
-    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-    y0, x0 = i * dh, j * dw
-    return slice(y0, y0 + sh * (out_h - 1) + 1, sh), slice(x0, x0 + sw * (out_w - 1) + 1, sw)
+    y0, x0 = i * geom.dh, j * geom.dw
+    return (slice(y0, y0 + geom.sh * (geom.out_h - 1) + 1, geom.sh),
+            slice(x0, x0 + geom.sw * (geom.out_w - 1) + 1, geom.sw))
 
 
 def _window_view(padded, geom: Geometry):
@@ -141,8 +151,8 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
 
 
-class CpuOps(NumpyOps):
-    """NumpyOps with fused, copy-free fast paths for the shapes a CNN trains with."""
+class CpuOps(ReferenceOps):
+    """ReferenceOps with fused, copy-free fast paths for the shapes a CNN trains with."""
 
     name = "cpu"
     xp = numpy
@@ -155,7 +165,7 @@ class CpuOps(NumpyOps):
     @staticmethod
     def _padded(x, geom: Geometry):
         """x: (n, c, h, w) -> (c, h + 2ph, w + 2pw, n) batch-last, zero-padded (a view if no padding)."""
-        ph, pw = geom[4], geom[5]
+        ph, pw = geom.ph, geom.pw
         if not (ph or pw):
             return _batch_last(x)
         n, c, h, w = x.shape
@@ -167,11 +177,10 @@ class CpuOps(NumpyOps):
     def _im2col(padded, geom: Geometry, bias_row: bool):
         """padded (c, H, W, n) from _padded -> cols (c*kh*kw [+1 row of ones], out_h*out_w*n),
         batch innermost, so that each kernel offset is a copy of long contiguous runs."""
-        kh, kw, *_, out_h, out_w = geom
         c, n = padded.shape[0], padded.shape[3]
-        k = c * kh * kw
-        cols = numpy.empty((k + bias_row, out_h * out_w * n), dtype=padded.dtype)
-        numpy.copyto(cols[:k].reshape(c, kh, kw, out_h, out_w, n), _window_view(padded, geom))
+        k = c * geom.kh * geom.kw
+        cols = numpy.empty((k + bias_row, geom.out_h * geom.out_w * n), dtype=padded.dtype)
+        numpy.copyto(cols[:k].reshape(c, geom.kh, geom.kw, geom.out_h, geom.out_w, n), _window_view(padded, geom))
         if bias_row:
             cols[k] = 1
         return cols
@@ -207,22 +216,22 @@ class CpuOps(NumpyOps):
         return grads[:, :k].reshape(weight.shape), (grads[:, k].copy() if need_bias else None)
 
     def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
-        """As NumpyOps.conv2d_forward; y is a view of a batch-last buffer, and the returned cols
-        is (c*kh*kw [+1 row of ones if bias], out_h*out_w*n)."""
+        """As ReferenceOps.conv2d_forward; y is a view of a batch-last buffer, and `saved` holds
+        cols (c*kh*kw [+1 row of ones if bias], out_h*out_w*n)."""
         if groups != 1:
             return super().conv2d_forward(x, weight, bias, geom, groups, act)
-        out_h, out_w = geom[8], geom[9]
         cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         y = self._product(weight, bias, cols)
         if act == "relu":
             numpy.maximum(y, 0, out=y)
-        return _batch_first(y.reshape(weight.shape[0], out_h, out_w, x.shape[0])), cols
+        return _batch_first(y.reshape(weight.shape[0], geom.out_h, geom.out_w, x.shape[0])), _BatchLastCols(cols)
 
-    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
                         need_dx: bool = True):
-        """As NumpyOps.conv2d_backward, for the cols of CpuOps.conv2d_forward."""
-        if cols.ndim != 2:
-            return super().conv2d_backward(dy, cols, weight, x_shape, geom, groups, need_bias, need_dx)
+        """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there)."""
+        if not isinstance(saved, _BatchLastCols):
+            return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, need_bias, need_dx)
+        cols = saved.cols
         o = weight.shape[0]
         dym = numpy.ascontiguousarray(_batch_last(dy)).reshape(o, -1)
         dweight, dbias = self._weight_grads(dym, cols, weight, need_bias)
@@ -232,18 +241,19 @@ class CpuOps(NumpyOps):
 
     # --- convolution + ReLU + max pooling, fused -------------------------------------------
 
-    def conv_relu_maxpool_forward(self, x, weight, bias, geom: Geometry, pool_geom: Geometry):
-        """maxpool(relu(conv2d(x))) for groups == 1 and pooling windows that tile the conv output;
-        returns (y (n, o, out_h / pkh, out_w / pkw), cache), or None where not covered.
+    def conv_relu_maxpool_forward(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
+                                  groups: int = 1):
+        """maxpool(relu(conv2d(x))) fast for groups == 1 and pooling windows that tile the conv
+        output (the reference's composition elsewhere): (y (n, o, out_h / pkh, out_w / pkw), saved).
 
         ReLU is monotone, so it commutes with max: pooling first leaves the ReLU a fraction of
         the work, and its gradient mask is (pooled > 0); nor is the full-size ReLU output ever
         written. The first-maximum rule of pooling is unchanged, so ties route as the reference.
         """
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-        pkh, pkw = pool_geom[0], pool_geom[1]
-        if not self._tiles(pool_geom, out_h, out_w):
-            return None
+        out_h, out_w = geom.out_h, geom.out_w
+        pkh, pkw = pool_geom.kh, pool_geom.kw
+        if groups != 1 or not pool_geom.tiles(out_h, out_w):
+            return super().conv_relu_maxpool_forward(x, weight, bias, geom, pool_geom, groups)
         n = x.shape[0]
         o = weight.shape[0]
         padded = self._padded(x, geom)
@@ -260,8 +270,10 @@ class CpuOps(NumpyOps):
 
     def conv_relu_maxpool_backward(self, dy, cache, weight, need_bias: bool, need_dx: bool = True):
         """dy: (n, o, oh2, ow2) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = cache.geom
-        pkh, pkw = cache.pool_geom[0], cache.pool_geom[1]
+        if not isinstance(cache, _ConvPoolCache):
+            return super().conv_relu_maxpool_backward(dy, cache, weight, need_bias, need_dx)
+        out_h, out_w = cache.geom.out_h, cache.geom.out_w
+        pkh, pkw = cache.pool_geom.kh, cache.pool_geom.kw
         n = cache.x_shape[0]
         o = weight.shape[0]
         dyb = numpy.multiply(_batch_last(dy), cache.positive)  # the ReLU's gradient
@@ -280,25 +292,19 @@ class CpuOps(NumpyOps):
 
     # --- pooling -------------------------------------------------------------------------
 
-    @staticmethod
-    def _tiles(geom: Geometry, h: int, w: int) -> bool:
-        """True when the windows tile the input exactly: no overlap, no padding, nothing left over."""
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-        return (kh, kw) == (sh, sw) and not (ph or pw) and out_h * kh == h and out_w * kw == w
-
-    def maxpool_forward(self, x, geom: Geometry):
-        """As NumpyOps.maxpool_forward; for tiling windows the second result is a _PoolMask."""
-        kh, kw = geom[0], geom[1]
-        if not self._tiles(geom, x.shape[2], x.shape[3]):
+    def maxpool_forward(self, x, geom: PoolGeometry):
+        """As ReferenceOps.maxpool_forward; for tiling windows `saved` is a _PoolMask."""
+        if not geom.tiles(x.shape[2], x.shape[3]):
             return super().maxpool_forward(x, geom)
-        best, first = _pool_planes(_batch_last(x), kh, kw)
+        best, first = _pool_planes(_batch_last(x), geom.kh, geom.kw)
         return _batch_first(best), _PoolMask(first)
 
-    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
-        if not isinstance(argmax, _PoolMask):
-            return super().maxpool_backward(dy, argmax, x_shape, geom)
+    def maxpool_backward(self, dy, saved, x_shape, geom: PoolGeometry):
+        if not isinstance(saved, _PoolMask):
+            return super().maxpool_backward(dy, saved, x_shape, geom)
         n, c, h, w = x_shape
-        kh, kw = geom[0], geom[1]
+        kh, kw = geom.kh, geom.kw
+        argmax = saved
         dx = numpy.empty((c, h, w, n), dtype=dy.dtype)  # the offsets tile it: every element is written
         numpy.multiply(argmax.first.reshape(kh, kw, c, h // kh, w // kw, n), _batch_last(dy),
                        out=_tile_view(dx, kh, kw, writeable=True))
@@ -312,7 +318,7 @@ class CpuOps(NumpyOps):
     # --- loss ----------------------------------------------------------------------------
 
     def softmax_xent_forward(self, logits, labels):
-        """As NumpyOps.softmax_xent_forward, in fewer passes: the probabilities are normalised in
+        """As ReferenceOps.softmax_xent_forward, in fewer passes: the probabilities are normalised in
         place and the picked logit is read from the shifted logits."""
         shifted = logits - logits.max(axis=1, keepdims=True)
         probs = numpy.exp(shifted)
@@ -334,7 +340,7 @@ class CpuOps(NumpyOps):
     # --- optimizer -----------------------------------------------------------------------
 
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float, weight_decay: float, nesterov: bool):
-        """As NumpyOps.sgd_update, with every step in place (one temporary at most)."""
+        """As ReferenceOps.sgd_update, with every step in place (one temporary at most)."""
         dtype = param.dtype.type
         g = grad
         if weight_decay:

@@ -1,4 +1,4 @@
-"""CpuOps (device "cpu") computes what the NumPy reference computes, on Hypothesis-drawn geometries.
+"""CpuOps (device "cpu") computes what the reference ops compute, on Hypothesis-drawn geometries.
 
 CpuOps reorders work (batch-last buffers, the bias folded into the product, pooling before ReLU),
 so float64 results agree to rounding (1e-12 relative), float32 within 1e-5; where inputs hold
@@ -13,11 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dualnet as dn
-from dualnet.ops.cpu_ops import CpuOps
-from dualnet.ops.numpy_ops import NumpyOps, out_size
-from dualnet.testing import conv_geometries, pool_geometries, uniform
+from dualnet.ops.cpu import CpuOps
+from dualnet.ops.geometry import ConvGeometry, PoolGeometry, out_size
+from dualnet.ops.reference import ReferenceOps
+from dualnet.testing import conv_geometries, pool_geometries, tiling_pool_geometries, uniform
 
-REF = NumpyOps()
+REF = ReferenceOps()
 CPU = CpuOps()
 DTYPES = st.sampled_from([np.float64, np.float32])
 
@@ -31,19 +32,6 @@ def batch_last_view(x):
     return np.ascontiguousarray(x.transpose(1, 2, 3, 0)).transpose(3, 0, 1, 2)
 
 
-def conv_geom(g):
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = g["kernel_size"], g["stride"], g["padding"], g["dilation"]
-    return kh, kw, sh, sw, ph, pw, dh, dw, g["out_h"], g["out_w"]
-
-
-@st.composite
-def tiling_pools(draw, max_out=6):
-    """Pooling whose windows tile the input (kernel == stride, no padding, nothing left over)."""
-    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
-    oh, ow = draw(st.integers(1, max_out)), draw(st.integers(1, max_out))
-    return (kh, kw, kh, kw, 0, 0, 1, 1, oh, ow)
-
-
 @given(g=conv_geometries(), dtype=DTYPES, bias=st.booleans(), act=st.sampled_from([None, "relu"]),
        need_dx=st.booleans(), strided=st.booleans(), seed=st.integers(0, 2**16))
 def test_cpu_conv2d_forward_and_backward_agree_with_numpy(g, dtype, bias, act, need_dx, strided, seed):
@@ -51,7 +39,7 @@ def test_cpu_conv2d_forward_and_backward_agree_with_numpy(g, dtype, bias, act, n
     w = uniform((g["out_channels"], g["c"] // g["groups"], *g["kernel_size"]), seed + 1, dtype)
     b = uniform((g["out_channels"],), seed + 2, dtype) if bias else None
     dy = uniform((g["n"], g["out_channels"], g["out_h"], g["out_w"]), seed + 3, dtype)
-    geom = conv_geom(g)
+    geom = g["geom"]
     y_ref, cols_ref = REF.conv2d_forward(x, w, b, geom, g["groups"], act)
     y, cols = CPU.conv2d_forward(batch_last_view(x) if strided else x, w, b, geom, g["groups"], act)
     np.testing.assert_allclose(y, y_ref, **tol(dtype))
@@ -68,8 +56,7 @@ def test_cpu_conv2d_forward_and_backward_agree_with_numpy(g, dtype, bias, act, n
 
 @given(g=pool_geometries(), dtype=DTYPES, seed=st.integers(0, 2**16))
 def test_cpu_maxpool_agrees_with_numpy_on_any_geometry(g, dtype, seed):
-    (kh, kw), (sh, sw), (ph, pw) = g["kernel_size"], g["stride"], g["padding"]
-    geom = (kh, kw, sh, sw, ph, pw, 1, 1, g["out_h"], g["out_w"])
+    geom = g["geom"]
     x = uniform((g["n"], g["c"], g["h"], g["w"]), seed, dtype)
     dy = uniform((g["n"], g["c"], g["out_h"], g["out_w"]), seed + 1, dtype)
     y_ref, arg_ref = REF.maxpool_forward(x, geom)
@@ -79,12 +66,12 @@ def test_cpu_maxpool_agrees_with_numpy_on_any_geometry(g, dtype, seed):
                                   REF.maxpool_backward(dy, arg_ref, x.shape, geom))
 
 
-@given(geom=tiling_pools(), n=st.integers(1, 3), c=st.integers(1, 4), levels=st.integers(1, 3),
+@given(geom=tiling_pool_geometries(), n=st.integers(1, 3), c=st.integers(1, 4), levels=st.integers(1, 3),
        strided=st.booleans(), seed=st.integers(0, 2**16))
 def test_cpu_maxpool_sends_each_tied_window_gradient_to_the_reference_input(geom, n, c, levels, strided, seed):
     """Few distinct values: most windows tie. The gradient must go to the same single input as
     the reference's (the first maximum), and be bitwise equal."""
-    kh, kw, *_, oh, ow = geom
+    kh, kw, oh, ow = geom.kh, geom.kw, geom.out_h, geom.out_w
     rng = np.random.default_rng(seed)
     x = rng.integers(0, levels, size=(n, c, oh * kh, ow * kw)).astype(np.float32)
     dy = rng.integers(1, 5, size=(n, c, oh, ow)).astype(np.float32)
@@ -109,9 +96,9 @@ def conv_then_tiling_pool(draw):
     h = max(1, sh * (pkh * oh2 - 1) + dh * (kh - 1) + 1 - 2 * ph) + draw(st.integers(0, sh - 1))
     w = max(1, sw * (pkw * ow2 - 1) + dw * (kw - 1) + 1 - 2 * pw) + draw(st.integers(0, sw - 1))
     out_h, out_w = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
-    pool = (pkh, pkw, pkh, pkw, 0, 0, 1, 1, out_h // pkh, out_w // pkw)
+    pool = PoolGeometry(pkh, pkw, pkh, pkw, 0, 0, 1, 1, out_h // pkh, out_w // pkw)
     return dict(n=draw(st.integers(1, 3)), c=draw(st.integers(1, 3)), o=draw(st.integers(1, 4)), h=h, w=w,
-                conv=(kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w), pool=pool)
+                conv=ConvGeometry(kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w), pool=pool)
 
 
 @given(g=conv_then_tiling_pool(), bias=st.booleans(), need_dx=st.booleans(), strided=st.booleans(),
@@ -121,10 +108,10 @@ def test_fused_conv_relu_maxpool_equals_conv_then_relu_then_maxpool_bit_for_bit(
     make ties and exact zeros common, the cases where pooling before ReLU could route wrongly."""
     rng = np.random.default_rng(seed)
     x = rng.integers(-2, 3, size=(g["n"], g["c"], g["h"], g["w"])).astype(np.float64)
-    w = rng.integers(-2, 3, size=(g["o"], g["c"], g["conv"][0], g["conv"][1])).astype(np.float64)
+    w = rng.integers(-2, 3, size=(g["o"], g["c"], g["conv"].kh, g["conv"].kw)).astype(np.float64)
     b = rng.integers(-2, 3, size=g["o"]).astype(np.float64) if bias else None
     conv, pool = g["conv"], g["pool"]
-    if not CPU._tiles(pool, conv[8], conv[9]):
+    if not pool.tiles(conv.out_h, conv.out_w):
         pytest.skip("the drawn pooling leaves conv output rows over")  # not reached by the strategy
     z, cols = REF.conv2d_forward(x, w, b, conv, 1, "relu")
     y_ref, arg = REF.maxpool_forward(z, pool)
@@ -140,11 +127,22 @@ def test_fused_conv_relu_maxpool_equals_conv_then_relu_then_maxpool_bit_for_bit(
             np.testing.assert_array_equal(a, r, err_msg=name)
 
 
-def test_fused_conv_relu_maxpool_declines_pooling_that_does_not_tile():
-    x = uniform((1, 1, 9, 9), 0)
-    w = uniform((2, 1, 3, 3), 1)
-    conv = (3, 3, 1, 1, 0, 0, 1, 1, 7, 7)
-    assert CPU.conv_relu_maxpool_forward(x, w, None, conv, (2, 2, 2, 2, 0, 0, 1, 1, 3, 3)) is None
+@pytest.mark.parametrize("groups, pool", [(1, PoolGeometry(2, 2, 2, 2, 0, 0, 1, 1, 3, 3)),
+                                           (2, PoolGeometry(7, 7, 7, 7, 0, 0, 1, 1, 1, 1))])
+def test_fused_conv_relu_maxpool_outside_the_fast_path_is_the_reference_composition(groups, pool):
+    """Pooling that does not tile the conv output (7x7 by 2x2 windows) or grouped convolution:
+    the fused op falls back to the reference's composition, the same values as the three ops."""
+    x = uniform((2, 2, 9, 9), 0)
+    w = uniform((2, 2 // groups, 3, 3), 1)
+    b = uniform((2,), 2)
+    conv = ConvGeometry(3, 3, 1, 1, 0, 0, 1, 1, 7, 7)
+    y, saved = CPU.conv_relu_maxpool_forward(x, w, b, conv, pool, groups)
+    y_ref, saved_ref = REF.conv_relu_maxpool_forward(x, w, b, conv, pool, groups)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
+    dy = uniform(y.shape, 3)
+    for a, r in zip(CPU.conv_relu_maxpool_backward(dy, saved, w, True),
+                    REF.conv_relu_maxpool_backward(dy, saved_ref, w, True)):
+        np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 
 @given(dtype=DTYPES, n=st.integers(1, 5), i=st.integers(1, 12), o=st.integers(1, 12), bias=st.booleans(),
@@ -164,48 +162,6 @@ def test_cpu_sgd_update_agrees_with_numpy(dtype, momentum, nesterov, weight_deca
     CPU.sgd_update(p, g, v, 0.05, momentum, weight_decay, nesterov)
     np.testing.assert_allclose(p, p_ref, **tol(dtype))
     np.testing.assert_allclose(v, v_ref, **tol(dtype))
-
-
-@pytest.mark.parametrize("model_name", ["lenet5", "theano-lenet", "lenet5-classic"])
-def test_sequential_training_step_is_the_same_fused_or_not(model_name):
-    """model.fuse=False runs every layer on its own; fused, conv + ReLU + pooling run as one op.
-    Outputs, parameter gradients and the input gradient agree."""
-    rng = np.random.default_rng(0)
-    x = rng.uniform(0, 1, size=(5, 1, 28, 28))
-    labels = rng.integers(0, 10, size=5)
-    results = []
-    for fuse in (True, False):
-        with dn.device("cpu"):
-            model = dn.models.get(model_name).astype(np.float64)
-        model.fuse = fuse
-        crit = dn.losses.SoftmaxCrossEntropy()
-        model.zero_grad()
-        logits = model(x)
-        crit(logits, labels)
-        dx = model.backward(crit.backward())
-        results.append((logits, dx, [p.grad.copy() for p in model.parameters()]))
-    (y1, dx1, g1), (y2, dx2, g2) = results
-    np.testing.assert_allclose(y1, y2, rtol=1e-12, atol=1e-14)
-    np.testing.assert_allclose(dx1, dx2, rtol=1e-12, atol=1e-14)
-    for a, b in zip(g1, g2):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
-
-
-def test_a_training_loop_needs_no_input_gradient_and_gets_none():
-    with dn.device("cpu"):
-        model = dn.models.lenet5().astype(np.float64)
-    crit = dn.losses.SoftmaxCrossEntropy()
-    x = np.random.default_rng(1).uniform(0, 1, size=(3, 1, 28, 28))
-    labels = np.array([1, 2, 3])
-    grads = []
-    for need in (True, False):
-        model.zero_grad()
-        crit(model(x), labels)
-        out = model.backward(crit.backward(), need_input_grad=need)
-        assert (out is None) == (not need)
-        grads.append([p.grad.copy() for p in model.parameters()])
-    for a, b in zip(*grads):
-        np.testing.assert_array_equal(a, b)
 
 
 @given(dtype=DTYPES, n=st.integers(1, 6), k=st.integers(1, 12), scale=st.sampled_from([1.0, 50.0, 1e4]),

@@ -1,12 +1,15 @@
 """Kernel-backed ops: CupyOps for "gpu", EmulatedOps for "emu".
 
-CupyOps inherits every op from NumpyOps (written against `self.xp`, here CuPy) and overrides
+CupyOps inherits every op from ReferenceOps (written against `self.xp`, here CuPy) and overrides
 only those with a hand-written CUDA kernel: im2col, col2im, pooling, bias + activation, ReLU
 backward, softmax cross-entropy and the optimizer updates. Matrix products stay `xp.matmul`
 (cuBLAS; CuPy leaves TF32 off unless CUPY_TF32=1 is set).
 
 EmulatedOps is the same class with `xp = numpy` and the kernel emulator as launcher: the whole
 GPU code path, kernels included, running on the CPU where the NumPy reference can check it.
+
+The fused conv + ReLU + max pooling is the reference's composition here: its three parts
+each run as kernels (bias + ReLU, max pooling, ReLU backward).
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import Any
 
 import numpy
 
-from .numpy_ops import Geometry, NumpyOps
+from .geometry import PoolGeometry
+from .reference import Geometry, ReferenceOps
 
 _ACT = {None: 0, "relu": 1}
 
 
-class CupyOps(NumpyOps):
+class CupyOps(ReferenceOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
@@ -43,8 +47,7 @@ class CupyOps(NumpyOps):
     def im2col(self, x, geom: Geometry):
         x = self._c(x)
         n, c, h, w = x.shape
-        kh, kw, *_, out_h, out_w = geom
-        cols = self.xp.empty((c, kh, kw, n, out_h, out_w), dtype=x.dtype)
+        cols = self.xp.empty((c, geom.kh, geom.kw, n, geom.out_h, geom.out_w), dtype=x.dtype)
         self.launcher.launch("im2col", x.dtype, x, cols, n, c, h, w, *geom)
         return cols
 
@@ -57,41 +60,33 @@ class CupyOps(NumpyOps):
 
     # --- pooling (no dilation: the kernels take kh, kw, sh, sw, ph, pw, out_h, out_w) ----
 
-    @staticmethod
-    def _pool_geom(geom: Geometry) -> tuple[int, ...]:
-        kh, kw, sh, sw, ph, pw, _dh, _dw, out_h, out_w = geom
-        return kh, kw, sh, sw, ph, pw, out_h, out_w
-
-    def maxpool_forward(self, x, geom: Geometry):
+    def maxpool_forward(self, x, geom: PoolGeometry):
         x = self._c(x)
         n, c, h, w = x.shape
-        g = self._pool_geom(geom)
-        y = self.xp.empty((n, c, g[-2], g[-1]), dtype=x.dtype)
-        argmax = self.xp.empty((n, c, g[-2], g[-1]), dtype=numpy.int32)
-        self.launcher.launch("maxpool_forward", x.dtype, x, y, argmax, n, c, h, w, *g)
+        y = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
+        argmax = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=numpy.int32)
+        self.launcher.launch("maxpool_forward", x.dtype, x, y, argmax, n, c, h, w, *geom.kernel_args())
         return y, argmax
 
-    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
+    def maxpool_backward(self, dy, saved, x_shape, geom: PoolGeometry):
         dy = self._c(dy)
         n, c, h, w = x_shape
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
-        self.launcher.launch("maxpool_backward", dy.dtype, dy, self._c(argmax), dx, n, c, h, w,
-                             *self._pool_geom(geom))
+        self.launcher.launch("maxpool_backward", dy.dtype, dy, self._c(saved), dx, n, c, h, w, *geom.kernel_args())
         return dx
 
-    def avgpool_forward(self, x, geom: Geometry):
+    def avgpool_forward(self, x, geom: PoolGeometry):
         x = self._c(x)
         n, c, h, w = x.shape
-        g = self._pool_geom(geom)
-        y = self.xp.empty((n, c, g[-2], g[-1]), dtype=x.dtype)
-        self.launcher.launch("avgpool_forward", x.dtype, x, y, n, c, h, w, *g)
+        y = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
+        self.launcher.launch("avgpool_forward", x.dtype, x, y, n, c, h, w, *geom.kernel_args())
         return y
 
-    def avgpool_backward(self, dy, x_shape, geom: Geometry):
+    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry):
         dy = self._c(dy)
         n, c, h, w = x_shape
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
-        self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *self._pool_geom(geom))
+        self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *geom.kernel_args())
         return dx
 
     # --- bias + activation ---------------------------------------------------------------

@@ -1,14 +1,21 @@
-"""NumpyOps: the reference math of every dualnet op, forward and backward.
+"""ReferenceOps: the reference math of every dualnet op, forward and backward (device "ref").
 
-Everything here is written against `self.xp`, so the same code runs on NumPy (the truth) and on
-CuPy; `CupyOps` overrides only the ops that have a hand-written CUDA kernel. Ops assume valid
-arguments: layers validate geometry and explain errors before calling in.
+Everything here is written against `self.xp`, so the same code runs on NumPy (the truth, device
+"ref") and on CuPy. `CpuOps` (ops/cpu.py) and `CupyOps` (ops/cuda.py) subclass it and override
+only what a profile or a kernel makes faster; every op any layer calls is declared here, fused
+ones included (as the plain composition of their parts), so no op is ever looked up by name.
+Ops assume valid arguments: layers validate geometry and explain errors before calling in.
+
+What a forward op hands to its own backward (`saved` below: cols, pooling indices, caches) is
+private to the table that made it: a table may return its own objects there and recognise them
+in its backward; callers only pass `saved` back to the same table, never look inside.
 
 Layouts shared with the kernels (dualnet/kernels/*.cu):
   x     (n, c, h, w)                      images, C-contiguous
-  cols  (c, kh, kw, n, out_h, out_w)      im2col columns; one GEMM covers the whole batch
+  cols  (c, kh, kw, n, out_h, out_w)      the reference's im2col columns; one GEMM covers the batch
   conv weight (o, c // groups, kh, kw)
-Geometry arguments always come in the order kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w.
+Geometry is a ConvGeometry / PoolGeometry (ops/geometry.py): fields kh, kw, sh, sw, ph, pw, dh,
+dw, out_h, out_w, in the kernels' argument order.
 """
 
 from __future__ import annotations
@@ -17,18 +24,15 @@ from typing import Any
 
 import numpy
 
-Geometry = tuple[int, int, int, int, int, int, int, int, int, int]
+from .geometry import ConvGeometry, PoolGeometry
+
+Geometry = ConvGeometry | PoolGeometry
 
 
-def out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
-    """Output length of a sliding window: floor((size + 2p - d(k-1) - 1) / s) + 1."""
-    return (size + 2 * p - d * (k - 1) - 1) // s + 1
+class ReferenceOps:
+    """Reference ops. Subclasses set `xp` and override what they make faster."""
 
-
-class NumpyOps:
-    """Reference ops. Subclasses set `xp` and override kernel-backed methods."""
-
-    name = "numpy"
+    name = "ref"
     xp: Any = numpy
 
     # --- helpers -------------------------------------------------------------------------
@@ -121,10 +125,10 @@ class NumpyOps:
     def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
         """x: (n, c, h, w), weight: (o, c/g, kh, kw), bias: (o,) or None.
 
-        Returns y: (n, o, out_h, out_w) and cols (kept for the weight gradient).
+        Returns y: (n, o, out_h, out_w) and `saved` for conv2d_backward (here the cols).
         """
         xp = self.xp
-        kh, kw, *_, out_h, out_w = geom
+        kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x.shape
         o = weight.shape[0]
         cols = self.im2col(x, geom)
@@ -134,14 +138,15 @@ class NumpyOps:
         y = self.bias_act(y, bias, act, channel_major=True)
         return y.reshape(n, o, out_h, out_w), cols
 
-    def conv2d_backward(self, dy, cols, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
                         need_dx: bool = True):
         """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None).
 
         need_dx=False (a first layer, whose input needs no gradient) skips dx and returns None.
         """
         xp = self.xp
-        kh, kw, *_, out_h, out_w = geom
+        cols = saved
+        kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x_shape
         o = weight.shape[0]
         k = (c // groups) * kh * kw
@@ -155,10 +160,29 @@ class NumpyOps:
         dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
         return self.col2im(dcols, x_shape, geom), dweight, dbias
 
+    # --- fused: convolution + ReLU + max pooling -----------------------------------------
+
+    def conv_relu_maxpool_forward(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
+                                  groups: int = 1) -> tuple[Any, Any]:
+        """maxpool(relu(conv2d(x))): x (n, c, h, w) -> (y (n, o, pool out_h, pool out_w), saved).
+
+        The reference is the plain composition of the three ops (so it covers every geometry);
+        tables with a faster fused path override it.
+        """
+        z, conv_saved = self.conv2d_forward(x, weight, bias, geom, groups, act="relu")
+        y, pool_saved = self.maxpool_forward(z, pool_geom)
+        return y, (conv_saved, pool_saved, z, tuple(x.shape), tuple(z.shape), geom, pool_geom, groups)
+
+    def conv_relu_maxpool_backward(self, dy, saved, weight, need_bias: bool, need_dx: bool = True):
+        """dy: (n, o, pool out_h, pool out_w) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
+        conv_saved, pool_saved, z, x_shape, z_shape, geom, pool_geom, groups = saved
+        dz = self.relu_backward(self.maxpool_backward(dy, pool_saved, z_shape, pool_geom), z)
+        return self.conv2d_backward(dz, conv_saved, weight, x_shape, geom, groups, need_bias, need_dx)
+
     # --- pooling -------------------------------------------------------------------------
 
     def maxpool_forward(self, x, geom: Geometry):
-        """x: (n, c, h, w) -> y (n, c, out_h, out_w), argmax int32 (n, c, out_h, out_w).
+        """x: (n, c, h, w) -> y (n, c, out_h, out_w), saved: here argmax int32 (n, c, out_h, out_w).
 
         argmax is the index iy * w + ix of the chosen input in its (h, w) plane; of equal
         values the first in row-major window order wins, so a tie sends the gradient to
@@ -178,9 +202,10 @@ class NumpyOps:
         argmax = (iy * w + ix).astype(xp.int32)
         return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
 
-    def maxpool_backward(self, dy, argmax, x_shape, geom: Geometry):
-        """Each input receives the gradients of the windows whose argmax it is."""
+    def maxpool_backward(self, dy, saved, x_shape, geom: Geometry):
+        """Each input receives the gradients of the windows whose argmax (`saved`) it is."""
         xp = self.xp
+        argmax = saved
         n, c, h, w = x_shape
         plane = xp.arange(n * c, dtype=xp.int64).reshape(n * c, 1) * (h * w)
         flat = (plane + argmax.reshape(n * c, -1)).ravel()
@@ -189,14 +214,14 @@ class NumpyOps:
 
     def avgpool_forward(self, x, geom: Geometry):
         """Window mean with zero padding counted: the divisor is always kh * kw."""
-        kh, kw, *_, out_h, out_w = geom
+        kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x.shape
         win = self._windows(x.reshape(n * c, 1, h, w), geom, 0.0)
         total = win.reshape(kh * kw, n * c, out_h, out_w).sum(axis=0)
         return (total / (kh * kw)).reshape(n, c, out_h, out_w)
 
     def avgpool_backward(self, dy, x_shape, geom: Geometry):
-        kh, kw, *_, out_h, out_w = geom
+        kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x_shape
         # every window passes dy / (kh*kw) to each of its inputs: col2im of a broadcast
         cols = self.xp.broadcast_to(dy.reshape(1, 1, 1, n * c, out_h, out_w), (1, kh, kw, n * c, out_h, out_w))
