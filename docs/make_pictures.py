@@ -62,7 +62,8 @@ def main() -> None:
         figures = {
             "curves.png": plots.training_curves([run], labels=[label] if label else None),
             "filters.png": plots.filters(run.model, "conv1"),
-            "featuremaps.png": plots.feature_maps(run.model, test.images[args.index], label=int(test.labels[args.index])),
+            "featuremaps.png": plots.feature_maps(run.model, test.images[args.index],
+                                                  label=int(test.labels[args.index])),
             "evaluation.png": plots.evaluation_figure(result, test, worst=16),
         }
         for name, fig in figures.items():

@@ -15,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Iterator
+from functools import cache
+from typing import Any
 
 import numpy as np
 
@@ -90,7 +91,7 @@ class Device:
     def __hash__(self) -> int:
         return hash(self.name)
 
-    def __deepcopy__(self, memo: dict) -> "Device":
+    def __deepcopy__(self, memo: dict) -> Device:
         # a device is a process-wide singleton (it holds compiled kernels): copies share it
         return self
 
@@ -171,7 +172,7 @@ def _gpu_description(index: int) -> str:
 # --- device construction -------------------------------------------------------------------
 
 
-@lru_cache(maxsize=None)
+@cache
 def _make_device(name: str) -> Device:
     if name == "ref":
         from .ops.reference import ReferenceOps

@@ -86,7 +86,8 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
     dev = getattr(work, "device", None)
     x64 = to_device(to_numpy(x).astype(np.float64), dev) if dev is not None else np.asarray(x, np.float64)
     gen = np.random.default_rng(seed)
-    rngs = [l.rng for l in getattr(work, "layers", [work]) if isinstance(getattr(l, "rng", None), np.random.Generator)]
+    rngs = [layer.rng for layer in getattr(work, "layers", [work])
+            if isinstance(getattr(layer, "rng", None), np.random.Generator)]
     rng_states = [r.bit_generator.state for r in rngs]
 
     def run(inp: Any) -> Any:
@@ -138,7 +139,8 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
             err = _rel_error(g.reshape(-1), num, noise, rtol)
             k = int(np.argmax(err))
             where = f"index {tuple(int(i) for i in np.unravel_index(k, arr.shape))}"
-            report.results.append(TensorResult(name, arr.size, "full", float(err[k]), where, float(g.reshape(-1)[k]), float(num[k])))
+            report.results.append(TensorResult(name, arr.size, "full", float(err[k]), where,
+                                               float(g.reshape(-1)[k]), float(num[k])))
         else:
             errs = []
             base = host.copy()

@@ -25,7 +25,8 @@ class SoftmaxCrossEntropy:
 
     def forward(self, logits: Any, labels: Any, sync: bool = True) -> Any:
         if getattr(logits, "ndim", None) != 2:
-            raise ValueError(f"SoftmaxCrossEntropy: logits must be (N, K), got shape {tuple(getattr(logits, 'shape', ()))}")
+            shape = tuple(getattr(logits, "shape", ()))
+            raise ValueError(f"SoftmaxCrossEntropy: logits must be (N, K), got shape {shape}")
         if getattr(labels, "shape", None) != (logits.shape[0],):
             raise ValueError(f"SoftmaxCrossEntropy: labels must be ({logits.shape[0]},) to match logits "
                              f"{tuple(logits.shape)}, got shape {tuple(getattr(labels, 'shape', ()))}")

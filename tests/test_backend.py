@@ -9,7 +9,8 @@ import dualnet as dn
 from dualnet.backend import _cupy_status, parse_device_name
 
 
-@pytest.mark.parametrize("name,canonical", [("ref", "ref"), ("cpu", "cpu"), ("GPU", "gpu:0"), ("gpu:2", "gpu:2"), ("emu", "emu")])
+@pytest.mark.parametrize("name,canonical", [("ref", "ref"), ("cpu", "cpu"), ("GPU", "gpu:0"), ("gpu:2", "gpu:2"),
+                                            ("emu", "emu")])
 def test_device_names_parse(name, canonical):
     assert parse_device_name(name) == canonical
 

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import ast
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
 from .errors import KernelArgTypeError, KernelArgValueError
 from .signatures import TYPE_DTYPES, Kernel, Param
+
 
 @dataclass
 class Bound:
@@ -104,28 +106,29 @@ def bind(kernel: Kernel, dtype: Any, args: Sequence[Any], array_type: type | tup
             if p.base != "T":
                 scalars[p.name] = int(values[i])
     counts: dict[str, int] = {}
-    for i, (p, v) in enumerate(zip(params, args)):
+    for i, (p, arg) in enumerate(zip(params, args)):
         if not p.is_pointer:
             continue
         where = f"kernel {kernel.name}<{t}>, parameter {p.name} ({p.ctype}, {p.role})"
-        if not isinstance(v, array_type):
+        if not isinstance(arg, array_type):
             raise KernelArgTypeError(f"{where}: expected a {array_module} array, got "
-                                     f"{type(v).__module__}.{type(v).__name__}")
+                                     f"{type(arg).__module__}.{type(arg).__name__}")
+        arr: Any = arg  # an ndarray-like of array_type (a tuple of types defeats narrowing)
         want = p.dtype(t)
-        if v.dtype != want:
-            raise KernelArgTypeError(f"{where}: expected dtype {want}, got {v.dtype}")
+        if arr.dtype != want:
+            raise KernelArgTypeError(f"{where}: expected dtype {want}, got {arr.dtype}")
         n = kernel.count(p, scalars)
-        if v.size != n:
+        if arr.size != n:
             raise KernelArgValueError(f"{where}: expected {n} elements ({p.count} with "
-                                      f"{_mention(p.count, scalars)}), got {v.size} "
-                                      f"(shape {tuple(v.shape)})")
-        if not v.flags.c_contiguous:
+                                      f"{_mention(p.count or '', scalars)}), got {arr.size} "
+                                      f"(shape {tuple(arr.shape)})")
+        if not arr.flags.c_contiguous:
             raise KernelArgValueError(f"{where}: array is not C-contiguous (strides "
-                                      f"{v.strides}); pass ascontiguousarray(...)")
-        if p.role != "in" and not getattr(v.flags, "writeable", True):
+                                      f"{arr.strides}); pass ascontiguousarray(...)")
+        if p.role != "in" and not getattr(arr.flags, "writeable", True):
             raise KernelArgValueError(f"{where}: array is read-only")
         counts[p.name] = n
-        values[i] = v
+        values[i] = arr
     _check_aliasing(kernel, t, values)
     size = kernel.launch_size(scalars)
     if size < 0:

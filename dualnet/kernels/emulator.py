@@ -25,14 +25,14 @@ import subprocess
 import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import EmulatorUnavailableError, KernelCheckError, KernelCompileError
 from .binding import Bound, bind, check_launch_config, grid_size
+from .errors import EmulatorUnavailableError, KernelCheckError, KernelCompileError
 from .signatures import KERNELS, Kernel, KernelTable
 
 HEADER_PATH = Path(__file__).resolve().parent / "emulator.h"
@@ -74,7 +74,7 @@ def default_cache_dir() -> Path:
     return Path(root) / "dualnet" / "emu"
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compiler_identity(cxx: str) -> str:
     try:
         out = subprocess.run([cxx, "--version"], capture_output=True, text=True, timeout=60)
@@ -234,7 +234,7 @@ class EmulatorLauncher:
         return fn
 
     def _call(self, fn: Any, bound: Bound, values: list[Any], grid: int) -> None:
-        holders = []
+        holders: list[Any] = []
         for p, v in zip(bound.kernel.params, values):
             if p.is_pointer:
                 holders.append(ctypes.c_void_p(v.ctypes.data))

@@ -23,8 +23,8 @@ from typing import Any
 
 from dualnet.errors import DeviceMismatchError, DeviceUnavailableError
 
-from .errors import KernelCompileError
 from .binding import bind, check_launch_config, grid_size
+from .errors import KernelCompileError
 from .signatures import KERNELS, KernelTable
 
 NVRTC_OPTIONS = ("--std=c++14",)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from .errors import KernelCompileError, NvrtcUnavailableError
 from .signatures import KERNELS, KernelTable
@@ -89,7 +90,8 @@ def load_nvrtc() -> Any:
 
 
 def nvrtc_version() -> tuple[int, int]:
-    return tuple(load_nvrtc().getVersion())  # type: ignore[return-value]
+    major, minor = load_nvrtc().getVersion()
+    return int(major), int(minor)
 
 
 @dataclass

@@ -13,12 +13,12 @@ the checking emulator enforces it); ``inout`` arrays are read and may be written
 from __future__ import annotations
 
 import ast
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 import numpy as np
-
 
 #: template type name -> NumPy dtype
 TYPE_DTYPES: dict[str, np.dtype] = {"float": np.dtype(np.float32), "double": np.dtype(np.float64)}
@@ -131,7 +131,7 @@ class Kernel:
             if t not in TYPE_DTYPES:
                 raise ValueError(f"{where}: unsupported template type {t!r}")
         ints = {p.name for p in self.params if p.ctype in ("int", "long long")}
-        counts = {p.name: _compile_expr(p.count, ints, f"{where}, parameter {p.name}")
+        counts = {p.name: _compile_expr(p.count or "", ints, f"{where}, parameter {p.name}")
                   for p in self.params if p.is_pointer}
         object.__setattr__(self, "_counts", counts)
         object.__setattr__(self, "_size", _compile_expr(self.size, ints, f"{where}, size"))

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -55,6 +56,8 @@ class Layer:
     """Base layer: parameters, train/eval mode, device and dtype moves."""
 
     kind = "layer"  # prefix of automatic names in Sequential (conv1, pool1, fc1, ...)
+    #: what the last training-mode forward kept for backward (None: nothing to differentiate)
+    _cache: Any = None
 
     def __init__(self) -> None:
         self.training = True
@@ -96,14 +99,14 @@ class Layer:
         for _, p in self.own_parameters():
             p.grad.fill(0)
 
-    def train(self, mode: bool = True) -> "Layer":
+    def train(self, mode: bool = True) -> Layer:
         self.training = mode
         return self
 
-    def eval(self) -> "Layer":
+    def eval(self) -> Layer:
         return self.train(False)
 
-    def to(self, name: str | Device) -> "Layer":
+    def to(self, name: str | Device) -> Layer:
         """Move parameters (and their gradients) to a device."""
         dev = get_device_object(name)
         for p in self.parameters():
@@ -115,7 +118,7 @@ class Layer:
         self._cache = None
         return self
 
-    def astype(self, dtype: Any) -> "Layer":
+    def astype(self, dtype: Any) -> Layer:
         """Cast parameters and gradients (float32 to train, float64 for gradient checks)."""
         for p in self.parameters():
             p.data = p.data.astype(dtype)

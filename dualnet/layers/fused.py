@@ -33,7 +33,7 @@ class FusedStep(Layer):
         self.name = "+".join(p.name for p in parts)
         self._cache = None
 
-    @property  # type: ignore[override]
+    @property
     def training(self) -> bool:
         return self.parts[0].training
 
@@ -42,14 +42,17 @@ class FusedStep(Layer):
         for p in self.parts:
             p.train(mode)
 
-    @property  # type: ignore[override]
+    @property
     def device(self) -> Device:
         return self.parts[0].device
 
-    def to(self, name: str | Device) -> FusedStep:
-        dev = get_device_object(name)
+    @device.setter
+    def device(self, dev: Device) -> None:
         for p in self.parts:
             p.to(dev)
+
+    def to(self, name: str | Device) -> FusedStep:
+        self.device = get_device_object(name)
         self._cache = None
         return self
 

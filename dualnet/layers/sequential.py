@@ -45,7 +45,7 @@ class Sequential(Layer):
             for layer in self.layers:
                 if layer.name == index:
                     return layer
-            raise KeyError(f"no layer named {index!r}; layers: {', '.join(l.name for l in self.layers)}")
+            raise KeyError(f"no layer named {index!r}; layers: {', '.join(lay.name for lay in self.layers)}")
         return self.layers[index]
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
@@ -83,20 +83,20 @@ class Sequential(Layer):
                 dy = steps[i].backward(dy)
         return dy if need_input_grad else None
 
-    def train(self, mode: bool = True) -> "Sequential":
+    def train(self, mode: bool = True) -> Sequential:
         self.training = mode
         for layer in self.layers:
             layer.train(mode)
         return self
 
-    def to(self, name: str | Device) -> "Sequential":
+    def to(self, name: str | Device) -> Sequential:
         dev = get_device_object(name)
         for layer in self.layers:
             layer.to(dev)
         self.device = dev
         return self
 
-    def astype(self, dtype: Any) -> "Sequential":
+    def astype(self, dtype: Any) -> Sequential:
         for layer in self.layers:
             layer.astype(dtype)
         return self
@@ -106,7 +106,8 @@ class Sequential(Layer):
             layer.zero_grad()
 
     def config(self) -> dict[str, Any]:
-        return {"layers": [{"type": type(l).__name__, "name": l.name, "config": l.config()} for l in self.layers],
+        return {"layers": [{"type": type(lay).__name__, "name": lay.name, "config": lay.config()}
+                           for lay in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None}
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:

@@ -215,7 +215,7 @@ class CpuOps(ReferenceOps):
         k = weight[0].size
         return grads[:, :k].reshape(weight.shape), (grads[:, k].copy() if need_bias else None)
 
-    def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
+    def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
         """As ReferenceOps.conv2d_forward; y is a view of a batch-last buffer, and `saved` holds
         cols (c*kh*kw [+1 row of ones if bias], out_h*out_w*n)."""
         if groups != 1:
@@ -226,7 +226,7 @@ class CpuOps(ReferenceOps):
             numpy.maximum(y, 0, out=y)
         return _batch_first(y.reshape(weight.shape[0], geom.out_h, geom.out_w, x.shape[0])), _BatchLastCols(cols)
 
-    def conv2d_backward(self, dy, saved, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, need_bias: bool,
                         need_dx: bool = True):
         """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there)."""
         if not isinstance(saved, _BatchLastCols):

@@ -31,7 +31,9 @@ class CupyOps(ReferenceOps):
 
     def __init__(self, device_id: int = 0, launcher: Any = None, xp: Any = None):
         if xp is None:
-            import cupy as xp
+            import cupy
+
+            xp = cupy
         self.xp = xp
         if launcher is None:
             from ..kernels.launch import CupyLauncher

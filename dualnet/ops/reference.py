@@ -61,11 +61,11 @@ class ReferenceOps:
 
     # --- im2col / col2im -----------------------------------------------------------------
 
-    def im2col(self, x, geom: Geometry):
+    def im2col(self, x, geom: ConvGeometry):
         """x: (n, c, h, w) -> cols: (c, kh, kw, n, out_h, out_w); zero padding."""
         return self._windows(x, geom, 0.0)
 
-    def col2im(self, cols, x_shape: tuple[int, int, int, int], geom: Geometry):
+    def col2im(self, cols, x_shape: tuple[int, int, int, int], geom: ConvGeometry):
         """Adjoint of im2col: cols (c, kh, kw, n, out_h, out_w) -> (n, c, h, w).
 
         Each pixel sums the column entries that came from it, offsets in (i, j) order, the
@@ -122,7 +122,7 @@ class ReferenceOps:
 
     # --- convolution ---------------------------------------------------------------------
 
-    def conv2d_forward(self, x, weight, bias, geom: Geometry, groups: int, act: str | None = None):
+    def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
         """x: (n, c, h, w), weight: (o, c/g, kh, kw), bias: (o,) or None.
 
         Returns y: (n, o, out_h, out_w) and `saved` for conv2d_backward (here the cols).
@@ -138,7 +138,7 @@ class ReferenceOps:
         y = self.bias_act(y, bias, act, channel_major=True)
         return y.reshape(n, o, out_h, out_w), cols
 
-    def conv2d_backward(self, dy, saved, weight, x_shape, geom: Geometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, need_bias: bool,
                         need_dx: bool = True):
         """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None).
 
@@ -181,7 +181,7 @@ class ReferenceOps:
 
     # --- pooling -------------------------------------------------------------------------
 
-    def maxpool_forward(self, x, geom: Geometry):
+    def maxpool_forward(self, x, geom: PoolGeometry):
         """x: (n, c, h, w) -> y (n, c, out_h, out_w), saved: here argmax int32 (n, c, out_h, out_w).
 
         argmax is the index iy * w + ix of the chosen input in its (h, w) plane; of equal
@@ -202,7 +202,7 @@ class ReferenceOps:
         argmax = (iy * w + ix).astype(xp.int32)
         return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
 
-    def maxpool_backward(self, dy, saved, x_shape, geom: Geometry):
+    def maxpool_backward(self, dy, saved, x_shape, geom: PoolGeometry):
         """Each input receives the gradients of the windows whose argmax (`saved`) it is."""
         xp = self.xp
         argmax = saved
@@ -212,7 +212,7 @@ class ReferenceOps:
         dx = xp.bincount(flat, weights=dy.ravel(), minlength=n * c * h * w)
         return dx.astype(dy.dtype, copy=False).reshape(x_shape)
 
-    def avgpool_forward(self, x, geom: Geometry):
+    def avgpool_forward(self, x, geom: PoolGeometry):
         """Window mean with zero padding counted: the divisor is always kh * kw."""
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x.shape
@@ -220,12 +220,13 @@ class ReferenceOps:
         total = win.reshape(kh * kw, n * c, out_h, out_w).sum(axis=0)
         return (total / (kh * kw)).reshape(n, c, out_h, out_w)
 
-    def avgpool_backward(self, dy, x_shape, geom: Geometry):
+    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry):
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x_shape
         # every window passes dy / (kh*kw) to each of its inputs: col2im of a broadcast
         cols = self.xp.broadcast_to(dy.reshape(1, 1, 1, n * c, out_h, out_w), (1, kh, kw, n * c, out_h, out_w))
-        total = self.col2im(cols, (n * c, 1, h, w), geom)
+        # a pooling window is a one-channel convolution window with dilation 1
+        total = self.col2im(cols, (n * c, 1, h, w), ConvGeometry(*geom))
         return (total / (kh * kw)).reshape(x_shape)
 
     # --- linear --------------------------------------------------------------------------

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..backend import to_device, to_numpy
 from ..errors import DualnetError
-from .figure import (MAPS_PER_ROW, MOSAIC_FILTERS_ABOVE, TITLED_FILTERS_MAX, _digit, _figure,
-                     _hide_ticks, _model_of)
+from .figure import MAPS_PER_ROW, MOSAIC_FILTERS_ABOVE, TITLED_FILTERS_MAX, _digit, _figure, _hide_ticks, _model_of
 
 
 def _conv_layer(model: Any, layer: Any) -> Any:
@@ -18,7 +17,7 @@ def _conv_layer(model: Any, layer: Any) -> Any:
 
     if isinstance(layer, Conv2d):
         return layer
-    convs = [l.name for l in model.layers if isinstance(l, Conv2d)]
+    convs = [lay.name for lay in model.layers if isinstance(lay, Conv2d)]
     available = ", ".join(convs) if convs else "none"
     try:
         found = model[layer]

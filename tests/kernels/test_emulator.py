@@ -8,8 +8,13 @@ import pytest
 from dualnet.errors import DeviceUnavailableError
 from dualnet.kernels import emulator
 from dualnet.kernels.emulator import EmulatorLauncher, default_cache_dir, emulator_available
-from dualnet.kernels.errors import (EmulatorUnavailableError, KernelArgTypeError,
-                                   KernelArgValueError, KernelCheckError, KernelCompileError)
+from dualnet.kernels.errors import (
+    EmulatorUnavailableError,
+    KernelArgTypeError,
+    KernelArgValueError,
+    KernelCheckError,
+    KernelCompileError,
+)
 from dualnet.kernels.signatures import Kernel, KernelTable, array_in, array_out, int32
 
 DTYPES = [np.float32, np.float64]

@@ -15,8 +15,13 @@ pytest.importorskip("cupy_backends.cuda.libs.nvrtc",
                            "nvidia-cuda-nvrtc-cu12 to run the NVRTC compile check")
 
 from dualnet.kernels.errors import KernelCompileError  # noqa: E402
-from dualnet.kernels.nvrtc_check import (DEFAULT_ARCHS, compile_all_ptx, compile_source_ptx,  # noqa: E402
-                                         compile_sources, nvrtc_version)
+from dualnet.kernels.nvrtc_check import (  # noqa: E402
+    DEFAULT_ARCHS,
+    compile_all_ptx,
+    compile_source_ptx,
+    compile_sources,
+    nvrtc_version,
+)
 from dualnet.kernels.signatures import KERNELS, Kernel, KernelTable, array_out, int32  # noqa: E402
 
 

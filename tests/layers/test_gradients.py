@@ -8,8 +8,7 @@ from hypothesis import strategies as st
 
 import dualnet as dn
 from dualnet import layers as L
-from dualnet.testing import (conv_geometries, conv_layer_kwargs, linear_geometries, pool_geometries,
-                             tie_free, uniform)
+from dualnet.testing import conv_geometries, conv_layer_kwargs, linear_geometries, pool_geometries, tie_free, uniform
 
 RTOL = 1e-6
 

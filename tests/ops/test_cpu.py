@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import dualnet as dn
 from dualnet.ops.cpu import CpuOps
 from dualnet.ops.geometry import ConvGeometry, PoolGeometry, out_size
 from dualnet.ops.reference import ReferenceOps

@@ -123,7 +123,8 @@ def test_maxpool_agrees_on_tie_free_inputs(device, g, dtype, seed):
     (y, arg), (y2, arg2) = REF.maxpool_forward(x, geom), kernel_ops(device).maxpool_forward(x, geom)
     agree((y, arg), (y2, arg2), dtype)
     dy = uniform(y.shape, seed + 1, dtype)
-    agree(REF.maxpool_backward(dy, arg, x.shape, geom), kernel_ops(device).maxpool_backward(dy, arg, x.shape, geom), dtype)
+    agree(REF.maxpool_backward(dy, arg, x.shape, geom),
+          kernel_ops(device).maxpool_backward(dy, arg, x.shape, geom), dtype)
 
 
 @DEVICES
@@ -135,7 +136,8 @@ def test_maxpool_agrees_on_exact_ties(device, g, dtype):
     (y, arg), (y2, arg2) = REF.maxpool_forward(x, geom), kernel_ops(device).maxpool_forward(x, geom)
     agree((y, arg), (y2, arg2), dtype)
     dy = np.ones_like(y)
-    agree(REF.maxpool_backward(dy, arg, x.shape, geom), kernel_ops(device).maxpool_backward(dy, arg, x.shape, geom), dtype)
+    agree(REF.maxpool_backward(dy, arg, x.shape, geom),
+          kernel_ops(device).maxpool_backward(dy, arg, x.shape, geom), dtype)
 
 
 @DEVICES
@@ -166,9 +168,11 @@ def test_bias_activation_and_relu_backward_agree(device, n, c, inner, dtype, cha
 def test_softmax_cross_entropy_agrees(device, n, k, scale, dtype, seed):
     logits = uniform((n, k), seed, dtype) * dtype(scale)
     labels = np.random.default_rng(seed).integers(0, k, n)
-    (loss, probs), (loss2, probs2) = REF.softmax_xent_forward(logits, labels), kernel_ops(device).softmax_xent_forward(logits, labels)
+    loss, probs = REF.softmax_xent_forward(logits, labels)
+    loss2, probs2 = kernel_ops(device).softmax_xent_forward(logits, labels)
     agree((loss, probs), (loss2, probs2), dtype)
-    agree(REF.softmax_xent_backward(probs, labels, 1 / n), kernel_ops(device).softmax_xent_backward(probs, labels, 1 / n), dtype)
+    agree(REF.softmax_xent_backward(probs, labels, 1 / n),
+          kernel_ops(device).softmax_xent_backward(probs, labels, 1 / n), dtype)
 
 
 @DEVICES
