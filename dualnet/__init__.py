@@ -32,8 +32,9 @@ __all__ = [
 # modules and functions whose imports are heavier (h5py) or need test-only packages
 # (hypothesis) load on first use
 _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots", None),
-         "fit": ("train", "fit"), "checkpoint": ("checkpoint", None), "images": ("images", None), "evaluate": ("train", "evaluate"),
-         "save": ("checkpoint", "save"), "load": ("checkpoint", "load")}
+         "fit": ("train", "fit"), "evaluate": ("train", "evaluate"),
+         "checkpoint": ("checkpoint", None), "save": ("checkpoint", "save"), "load": ("checkpoint", "load"),
+         "images": ("data.images", None)}
 
 
 def __getattr__(name: str) -> Any:
