@@ -44,11 +44,11 @@ _STATE_FLOATS = ("loss_sum", "seconds")
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum or (
-            maximum is not None and value > maximum):
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
         expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
-    return int(value)
+    return number
 
 
 def _float(name: str, value: Any, positive: bool) -> float:

@@ -206,3 +206,13 @@ def test_checkpoint_writer_keeps_last_and_best(tmp_path):
     ckpt = dn.checkpoint.read(writer.best)
     assert ckpt.rng_state["best_acc"] == 0.75 and ckpt.rng_state["train_state"]["epoch"] == 1
     assert ckpt.metadata["train_config"] == RunConfig(limit=256).to_dict()
+
+
+@pytest.mark.xfail(strict=True, reason="fit (dualnet/train.py) raises TrainingInterrupted after the last step of an "
+                                       "epoch, before the epoch ends, and saves step == steps per epoch")
+def test_interrupt_at_the_last_step_of_an_epoch_still_resumes(tmp_path):
+    config = RunConfig(epochs=2, limit=512)  # 8 steps per epoch: the only report is at step 8
+    with pytest.raises(TrainingInterrupted):
+        dn.train_run(config, out=tmp_path / "edge.h5", device="cpu", callbacks=[InterruptAt(1, 8)],
+                     handle_signals=True)
+    dn.resume(tmp_path / "edge.h5", device="cpu")
