@@ -87,7 +87,7 @@ def predict(ckpt, files, device, top, invert, as_json):
     Example:
       dualnet predict runs/lenet5.h5 digit.png other.npy
     """
-    from dualnet.images import load_images
+    from dualnet.data.images import load_images
 
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)

@@ -105,7 +105,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out):
     c, h, w = model.input_shape or (1, 28, 28)
     label = None
     if image is not None:
-        from dualnet.images import load_images
+        from dualnet.data.images import load_images
 
         x = load_images([str(image)], size=(h, w), invert=invert)[0]
     else:

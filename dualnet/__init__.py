@@ -26,14 +26,17 @@ __all__ = [
     "Device", "DeviceInfo", "device", "devices", "get_device", "to_device", "to_numpy", "use_device",
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
     "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
-    "optim", "data", "testing", "fit", "evaluate", "save", "load", "__version__",
+    "optim", "data", "testing", "fit", "evaluate", "save", "load", "run", "RunConfig", "train_run", "resume",
+    "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
 # (hypothesis) load on first use
 _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots", None),
-         "fit": ("train", "fit"), "checkpoint": ("checkpoint", None), "images": ("images", None), "evaluate": ("train", "evaluate"),
-         "save": ("checkpoint", "save"), "load": ("checkpoint", "load")}
+         "fit": ("train", "fit"), "evaluate": ("train", "evaluate"),
+         "checkpoint": ("checkpoint", None), "save": ("checkpoint", "save"), "load": ("checkpoint", "load"),
+         "images": ("data.images", None), "run": ("run", None), "RunConfig": ("run", "RunConfig"),
+         "train_run": ("run", "train_run"), "resume": ("run", "resume")}
 
 
 def __getattr__(name: str) -> Any:

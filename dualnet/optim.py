@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
 from .layers import Parameter
 
-__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS"]
+__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make"]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -34,7 +35,8 @@ class Optimizer:
         self.params = list(params)
         _check(len(self.params) > 0, f"{type(self).__name__}: got no parameters to optimize")
         for p in self.params:
-            _check(isinstance(p, Parameter), f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
+            _check(isinstance(p, Parameter),
+                   f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
         _check(_real(lr) and lr > 0,
                f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)
@@ -134,4 +136,26 @@ class Adam(Optimizer):
                                  self.weight_decay, self._bc[0], self._bc[1])
 
 
-OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+# The optimizers by name, as `dualnet train --optimizer` and RunConfig.optimizer know them: each
+# builds from (params, lr, momentum, weight_decay), ignoring what it does not use ("sgd" has no
+# momentum, "adam" uses its own betas).
+OPTIMIZERS: dict[str, Callable[[Iterable[Parameter], float, float, float], Optimizer]] = {
+    "sgd": lambda params, lr, momentum, weight_decay: SGD(params, lr=lr, weight_decay=weight_decay),
+    "momentum": lambda params, lr, momentum, weight_decay: SGD(params, lr=lr, momentum=momentum,
+                                                               weight_decay=weight_decay),
+    "nesterov": lambda params, lr, momentum, weight_decay: SGD(params, lr=lr, momentum=momentum, nesterov=True,
+                                                               weight_decay=weight_decay),
+    "adam": lambda params, lr, momentum, weight_decay: Adam(params, lr=lr, weight_decay=weight_decay),
+}
+
+
+def make(name: str, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
+         weight_decay: float = 0.0) -> Optimizer:
+    """The optimizer called `name` in OPTIMIZERS ("sgd", "momentum", "nesterov", "adam") over `params`.
+
+    Raises ValueError naming the known names for an unknown one, and the optimizer's own ValueError
+    for a bad value (e.g. "nesterov" with momentum 0).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return OPTIMIZERS[name](params, lr, momentum, weight_decay)

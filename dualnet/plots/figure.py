@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import replacing
+from ..checkpoint._atomic import replacing
 from ..errors import DualnetError
 
 INSTALL_HINT = "matplotlib is not installed; install it with: pip install 'dualnet[plot]'"

@@ -233,7 +233,7 @@ def test_cli_featuremaps(run, tmp_path):
 
 
 def test_cli_featuremaps_of_an_image_file(run, tmp_path):
-    pytest.importorskip("dualnet.images")
+    pytest.importorskip("dualnet.data.images")
     digit = tmp_path / "digit.npy"
     np.save(digit, run["test"].images[2, 0])
     out = tmp_path / "maps.png"

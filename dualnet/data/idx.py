@@ -19,7 +19,7 @@ import zlib
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["IDX_TYPES", "MAX_PAYLOAD_BYTES", "read_idx", "read_idx_header"]
 

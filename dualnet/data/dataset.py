@@ -1,6 +1,6 @@
 """The in-memory Dataset, and the checks and split arithmetic every dataset reader shares.
 
-Every reader (data_idx, data_hdf5) validates through `_checked`, with the file names in its
+Every reader (idx_source, hdf5) validates through `_checked`, with the file names in its
 messages, and builds the result with `Dataset._from_checked`, so records are checked once.
 """
 
@@ -10,7 +10,7 @@ import operator
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 # More classes than this is taken for a corrupt label or attribute (a confusion matrix of
 # MAX_CLASSES**2 counts must fit in memory).

@@ -1,11 +1,7 @@
-"""Checkpoints: one HDF5 file per model, written atomically, never pickled.
-
-This module writes (`save`, `check_writable`) and is the public face of the whole feature;
-`read`, `load` and `Checkpoint` come from checkpoint_read, and the file layout is documented in
-checkpoint_format.
+"""Writing checkpoints (`save`) and checking beforehand that one can be written (`check_writable`).
 
 `save` writes a temporary file `.{name}.tmp-{pid}-{random}` beside the target, fsyncs it,
-renames it onto the target with os.replace and fsyncs the folder (see atomic.replacing): a crash
+renames it onto the target with os.replace and fsyncs the folder (see _atomic.replacing): a crash
 at any moment leaves either the previous checkpoint or the new one, never a mixture. Every
 problem a user can cause (an unwritable folder, a missing, foreign, damaged or mismatched file)
 raises CheckpointError naming the file and the problem.
@@ -24,16 +20,13 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .atomic import replacing
-from .backend import to_numpy
-from .checkpoint_format import FORMAT, FORMAT_VERSION, _json
-from .checkpoint_read import MAX_INPUT_VALUES as MAX_INPUT_VALUES
-from .checkpoint_read import Checkpoint, load, read
-from .errors import CheckpointError
-from .layers import Dropout
-from .layers import Sequential
+from ..backend import to_numpy
+from ..errors import CheckpointError
+from ..layers import Dropout, Sequential
+from ._atomic import replacing
+from .format import FORMAT, FORMAT_VERSION, _json
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Checkpoint", "check_writable", "load", "read", "save"]
+__all__ = ["check_writable", "save"]
 
 
 def check_writable(path: str | os.PathLike) -> pathlib.Path:
@@ -91,7 +84,7 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
     if optimizer is not None:
         model_params = list(model.parameters())
         if len(optimizer.params) != len(model_params) or any(a is not b for a, b in
-                                                              zip(optimizer.params, model_params)):
+                                                              zip(optimizer.params, model_params, strict=True)):
             raise refuse("the optimizer does not optimize exactly this model's parameters "
                          "(build it over model.parameters())")
         state = optimizer.state_dict()

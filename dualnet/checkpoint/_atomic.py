@@ -1,7 +1,8 @@
 """Atomic file replacement: write beside the target, then rename onto it in one step.
 
 A reader, or a crash at any moment, sees either the previous file or the complete new one,
-never a mixture. Callers turn the OSError this lets through into their own error.
+never a mixture. Shared by checkpoints (writer.save) and pictures (dualnet.plots.save_figure);
+callers turn the OSError this lets through into their own error.
 """
 
 from __future__ import annotations

@@ -1,7 +1,4 @@
-"""Datasets: the bundled MNIST, any directory of IDX files or HDF5 file, batching, augmentation.
-
-Everything here is NumPy, whatever the active device: batches move to the device in the
-training loop, so loading and shuffling never depend on CuPy.
+"""Where datasets come from: the bundled MNIST, any directory of IDX files, or an HDF5 file.
 
 Sources accepted by `load`:
 
@@ -19,10 +16,10 @@ Images may be uint8 (divided by 255) or float (kept, but must be finite and in [
 records, "val" those last records, "all-train" all of it, "test" the test data.
 
 Shapes, dtypes and sizes are checked from a file's header or metadata before anything is read
-(see `h5_check_size` and dualnet.idx): a damaged or hostile file raises DataError naming it.
+(see dualnet.data.limits and dualnet.data.idx): a damaged or hostile file raises DataError naming it.
 
-This module picks the reader for a source and re-exports the rest: `Dataset` and its checks live
-in dataset, the readers in data_idx and data_hdf5, batching and shifts in batching.
+This module picks the reader for a source; `Dataset` and its checks live in dualnet.data.dataset,
+the readers in idx_source and hdf5.
 """
 
 from __future__ import annotations
@@ -31,22 +28,12 @@ import importlib.resources
 import os
 import pathlib
 
-from .batching import batches, random_shift, shift_images
-from .batching import epoch_order as epoch_order
-from .data_hdf5 import _load_hdf5
-from .data_idx import _load_idx
-from .dataset import MAX_CLASSES as MAX_CLASSES
-from .dataset import Dataset, MissingTestSplit, _count
-from .errors import DataError
-from .h5limits import _MAX_STORED_RATIO as _MAX_STORED_RATIO
-from .h5limits import _SMALL_BYTES as _SMALL_BYTES
-from .h5limits import h5_check_size
-from .idx import read_idx, read_idx_header
+from ..errors import DataError
+from .dataset import Dataset, _count
+from .hdf5 import _load_hdf5
+from .idx_source import _load_idx
 
-__all__ = [
-    "Dataset", "MissingTestSplit", "SPLITS", "batches", "bundled_mnist_dir", "h5_check_size", "load",
-    "load_mnist", "random_shift", "read_idx", "read_idx_header", "shift_images",
-]
+__all__ = ["SPLITS", "bundled_mnist_dir", "load", "load_mnist"]
 
 SPLITS = ("train", "val", "test", "all-train")
 MNIST_NUM_CLASSES = 10
@@ -70,7 +57,8 @@ def bundled_mnist_dir() -> pathlib.Path:
         if _holds_mnist(candidate):
             return candidate
         looked.append(str(candidate))
-    checkout = pathlib.Path(__file__).resolve().parent.parent / "data" / "mnist"
+    # this file is dualnet/data/sources.py: the checkout root is three levels up
+    checkout = pathlib.Path(__file__).resolve().parents[2] / "data" / "mnist"
     if _holds_mnist(checkout):
         return checkout
     looked.append(str(checkout))

@@ -1,4 +1,4 @@
-"""An HDF5 file of images and labels as a Dataset (layout: see the dualnet.data docstring).
+"""An HDF5 file of images and labels as a Dataset (layout: see the dualnet.data.sources docstring).
 
 h5py is imported on first use, so `import dualnet.data` does not load it.
 """
@@ -9,9 +9,9 @@ import pathlib
 
 import numpy as np
 
+from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
-from .errors import DataError
-from .h5limits import h5_check_size
+from .limits import h5_check_size
 
 
 def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:

@@ -1,13 +1,13 @@
 """How much an HDF5 dataset may make a reader allocate, judged from the file's metadata alone.
 
-Shared by the dataset reader (data_hdf5) and the checkpoint reader (checkpoint_read).
+Shared by the dataset reader (dualnet.data.hdf5) and the checkpoint reader (dualnet.checkpoint.reader).
 """
 
 from __future__ import annotations
 
 import math
 
-from .errors import DataError
+from ..errors import DataError
 from .idx import MAX_PAYLOAD_BYTES
 
 # An HDF5 dataset may declare far more data than its file stores (unwritten chunks read back as

@@ -23,7 +23,7 @@ import zlib
 
 import numpy as np
 
-from .errors import DataError
+from ..errors import DataError
 
 __all__ = ["INVERT_MODES", "MAX_FILE_BYTES", "MAX_PIXELS", "load_images", "prepare", "read_image"]
 

@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from ..errors import DataError
 from .dataset import Dataset, _count
-from .errors import DataError
 
 
 def batches(dataset: Dataset, batch_size: int, shuffle: bool = True, seed: int = 0,

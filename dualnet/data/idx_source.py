@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pathlib
 
+from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _infer_classes, _rows
-from .errors import DataError
 from .idx import read_idx, read_idx_header
 
 

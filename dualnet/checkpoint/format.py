@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 FORMAT = "dualnet-checkpoint"
 FORMAT_VERSION = 1

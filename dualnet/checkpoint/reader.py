@@ -15,13 +15,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .backend import device as _device_scope
-from .backend import get_device, get_device_object, to_device
-from .checkpoint_format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
-from .errors import CheckpointError, DataError
-from .h5limits import h5_check_size, h5_credible_size
-from .layers import Dropout, Parameter
-from .layers import Sequential, from_config
+from ..backend import device as _device_scope
+from ..backend import get_device, get_device_object, to_device
+from ..data.limits import h5_check_size, h5_credible_size
+from ..errors import CheckpointError, DataError
+from ..layers import Dropout, Parameter, Sequential, from_config
+from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
 
 __all__ = ["Checkpoint", "load", "read"]
 
@@ -56,14 +55,14 @@ class Checkpoint:
 
 
 def _optimizer(kind: str, params: Any, hyper: dict) -> Any:
-    from . import optim
+    from .. import optim
 
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()}  # betas
     return getattr(optim, kind)(params, **kwargs)
 
 
 def _check_stored(ds: Any, label: str, fail: Any) -> None:
-    """Refuse a dataset that declares far more data than the file stores (see h5limits.h5_check_size)."""
+    """Refuse a dataset that declares far more data than the file stores (see dualnet.data.limits.h5_check_size)."""
     try:
         h5_check_size(ds, label)
     except DataError as exc:
@@ -178,7 +177,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
             if not isinstance(drop, list) or len(drop) != len(layers):
                 raise fail(f"rng 'dropout' holds {len(drop) if isinstance(drop, list) else 'no'} states "
                            f"for {len(layers)} Dropout layers")
-            for layer, state in zip(layers, drop):
+            for layer, state in zip(layers, drop, strict=True):
                 try:
                     layer.rng.bit_generator.state = state
                 except (TypeError, ValueError, KeyError) as exc:

@@ -1,0 +1,24 @@
+"""Datasets: the bundled MNIST, any directory of IDX files or HDF5 file, batching, augmentation.
+
+Everything here is NumPy, whatever the active device: batches move to the device in the
+training loop, so loading and shuffling never depend on CuPy.
+
+    train = dn.data.load("mnist", "train")      # Dataset: images float32 (N, C, H, W), labels int64 (N,)
+    for x, y in dn.data.batches(train, 64, seed=0, epoch=0): ...
+
+Modules: sources (`load`, `load_mnist`: which reader a source needs), dataset (`Dataset` and the
+checks every reader shares), idx_source and hdf5 (the two readers), idx (the IDX format), limits
+(how much an HDF5 dataset may make a reader allocate), batching (epoch order, batches, shifts),
+images (single PNG/PGM/.npy pictures for prediction).
+"""
+
+from __future__ import annotations
+
+from .batching import batches, epoch_order, random_shift, shift_images
+from .dataset import MAX_CLASSES, Dataset, MissingTestSplit
+from .sources import SPLITS, bundled_mnist_dir, load, load_mnist
+
+__all__ = [
+    "MAX_CLASSES", "SPLITS", "Dataset", "MissingTestSplit", "batches", "bundled_mnist_dir", "epoch_order", "load",
+    "load_mnist", "random_shift", "shift_images",
+]

@@ -1,0 +1,369 @@
+"""A training run, as the library and `dualnet train` share it: its configuration, starting it,
+resuming it from its checkpoint, and the checkpoint writer that makes it resumable.
+
+    result = dn.train_run(dn.RunConfig(epochs=2, limit=5000), out="runs/quick.h5")
+    result = dn.resume("runs/quick.h5", epochs=4)   # on from where it stopped, bit for bit
+    print(result.test_accuracy, result.best)
+
+A run's checkpoint stores its configuration as the metadata `train_config` (RunConfig.to_dict())
+and its progress as the rng_state `{"train_state": TrainState.to_dict(), "best_acc": float}`.
+Resuming validates both with the rules a new configuration meets, so a damaged or hand-edited
+file fails with a message naming the value; the stored configuration wins over new settings, so
+a resumed run is the same run (`conflicts` lists settings that would change it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import math
+import numbers
+import os
+import pathlib
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import checkpoint, models, optim
+from . import data as _data
+from .backend import Device
+from .backend import device as _device_scope
+from .errors import CheckpointError, DataError
+from .schedules import SCHEDULES
+from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
+
+__all__ = ["RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field", "conflicts",
+           "read_run", "new_run", "resumed_run", "train_run", "resume", "best_path"]
+
+MAX_AUGMENT_SHIFT = 8
+# train_config keys that checkpoints of older versions may lack, with the value those runs used
+OPTIONAL_CONFIG = {"validation": 10000}
+_STATE_INTS = ("seed", "epoch", "step", "global_step", "correct", "seen")
+_STATE_FLOATS = ("loss_sum", "seconds")
+
+
+def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
+    return number
+
+
+def _float(name: str, value: Any, positive: bool) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or (
+            value <= 0 if positive else value < 0):
+        raise ValueError(f"RunConfig.{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, options: Iterable[str]) -> str:
+    options = list(options)
+    if value not in options:
+        raise ValueError(f"RunConfig.{name}: {value!r} is not one of {', '.join(map(repr, options))}")
+    return str(value)
+
+
+def check_field(name: str, value: Any) -> Any:
+    """`value` checked (and ints made floats where a float is due) for RunConfig field `name`.
+
+    The rules are those of `dualnet train`'s options. Raises ValueError naming the field, what it
+    expects and what it got.
+    """
+    if name in ("limit", "clip_grad") and value is None:
+        return None
+    if name == "model":
+        return _choice(name, value, models.names())
+    if name == "data":
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"RunConfig.data must be 'mnist' or a path, got {value!r}")
+        return str(value)
+    if name in ("epochs", "batch_size", "limit"):
+        return _int(name, value, 1)
+    if name in ("seed", "validation"):
+        return _int(name, value, 0)
+    if name == "augment_shift":
+        return _int(name, value, 0, MAX_AUGMENT_SHIFT)
+    if name in ("lr", "clip_grad"):
+        return _float(name, value, positive=True)
+    if name == "weight_decay":
+        return _float(name, value, positive=False)
+    if name == "momentum":
+        momentum = _float(name, value, positive=False)
+        if momentum >= 1:
+            raise ValueError(f"RunConfig.momentum must be a number in [0, 1), got {value!r}")
+        return momentum
+    if name == "optimizer":
+        return _choice(name, value, optim.OPTIMIZERS)
+    if name == "schedule":
+        return _choice(name, value, SCHEDULES)
+    known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
+    raise ValueError(f"RunConfig has no field {name!r}; known: {known}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a training run.
+
+    Every value is checked on construction (`check_field`); ints given for float fields become floats.
+    `limit` keeps the first N images of each split; `validation` holds out the last N training images;
+    `clip_grad` clips the global gradient norm; `augment_shift` shifts training images by up to that
+    many pixels.
+    """
+
+    # Defaults measured on MNIST (see README): SGD momentum 0.9 with a cosine schedule and random
+    # shifts of one pixel reaches >= 99.0% test accuracy in 10 epochs.
+    model: str = "lenet5"
+    data: str = "mnist"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.02
+    optimizer: str = "nesterov"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "cosine"
+    augment_shift: int = 1
+    seed: int = 0
+    limit: int | None = None
+    clip_grad: float | None = None
+    validation: int = 10000
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, check_field(f.name, getattr(self, f.name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in a checkpoint's `train_config` (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with `changes` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
+        """This configuration's optimizer over `params`."""
+        return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay)
+
+
+@dataclass
+class StoredRun:
+    """A run read back from its checkpoint, every stored value validated."""
+
+    checkpoint: checkpoint.Checkpoint
+    config: RunConfig
+    state: TrainState
+    best_acc: float
+    path: pathlib.Path
+
+
+def read_run(path: str | os.PathLike, device: str | Device | None = None) -> StoredRun:
+    """Read the run `dualnet train` (or `train_run`) stored in checkpoint `path`; the model goes on
+    `device` (default: the active one). Raises CheckpointError for a file that is no checkpoint, was
+    not written by a run, or holds a damaged run (naming the value)."""
+    path = pathlib.Path(path)
+    ckpt = checkpoint.read(path, device=device)
+    stored, rng = ckpt.metadata.get("train_config"), ckpt.rng_state
+    if not isinstance(stored, dict) or not isinstance(rng, dict) or not isinstance(rng.get("train_state"), dict):
+        raise CheckpointError(f"{path} was not written by `dualnet train`; it cannot be resumed")
+
+    def damaged(problem: str) -> CheckpointError:
+        return CheckpointError(f"{path}: cannot resume: the stored run is damaged: {problem}")
+
+    values = {}
+    for f in dataclasses.fields(RunConfig):
+        if f.name not in stored and f.name not in OPTIONAL_CONFIG:
+            raise damaged(f"train_config has no {f.name!r}")
+        value = stored.get(f.name, OPTIONAL_CONFIG.get(f.name))
+        try:
+            values[f.name] = check_field(f.name, value)
+        except ValueError as exc:
+            raise damaged(f"train_config {f.name}={value!r}: {exc}") from None
+    raw = rng["train_state"]
+    for key in _STATE_INTS:
+        value = raw.get(key, 0)
+        if type(value) is not int or value < 0:
+            raise damaged(f"train_state {key}={value!r} is not an int >= 0")
+    for key in _STATE_FLOATS:
+        value = raw.get(key, 0.0)
+        if type(value) not in (int, float) or not math.isfinite(value) or value < 0:
+            raise damaged(f"train_state {key}={value!r} is not a finite number >= 0")
+    base_lr = raw.get("base_lr")
+    if base_lr is not None and (type(base_lr) not in (int, float) or not math.isfinite(base_lr) or base_lr <= 0):
+        raise damaged(f"train_state base_lr={base_lr!r} is not a finite number > 0")
+    history = raw.get("history", [])
+    if not isinstance(history, list) or not all(isinstance(h, dict) for h in history):
+        raise damaged("train_state history is not a list of epoch records")
+    best = rng.get("best_acc", -1.0)
+    if type(best) not in (int, float) or not math.isfinite(best):
+        raise damaged(f"best_acc={best!r} is not a finite number")
+    return StoredRun(ckpt, RunConfig(**values), TrainState.from_dict(raw), float(best), path)
+
+
+def conflicts(given: Mapping[str, Any], stored: RunConfig) -> list[tuple[str, Any, Any]]:
+    """(field, given value, stored value) for every field in `given` that differs from the stored
+    run's, in field order; `epochs` never conflicts (a resumed run may go on longer)."""
+    return [(f.name, given[f.name], getattr(stored, f.name)) for f in dataclasses.fields(RunConfig)
+            if f.name != "epochs" and f.name in given and given[f.name] != getattr(stored, f.name)]
+
+
+def best_path(out: str | os.PathLike) -> pathlib.Path:
+    """Where the best epoch of a run writing `out` goes: runs/x.h5 -> runs/x.best.h5."""
+    out = pathlib.Path(out)
+    return out.with_name(out.stem + ".best" + out.suffix)
+
+
+class CheckpointWriter:
+    """A fit callback: saves `out` after every epoch and `best_path(out)` whenever validation accuracy
+    (training accuracy without a validation set) improves, each resumable by `resume`."""
+
+    def __init__(self, out: str | os.PathLike, config: RunConfig, best_acc: float = -1.0):
+        self.out, self.best, self.config, self.best_acc = pathlib.Path(out), best_path(out), config, best_acc
+
+    def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
+        checkpoint.save(model, path, optimizer=optimizer, history=state.history,
+                        rng_state={"train_state": state.to_dict(), "best_acc": self.best_acc},
+                        train_config=self.config.to_dict())
+
+    def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
+        acc = record.get("val_acc", record["train_acc"])
+        if acc > self.best_acc:
+            self.best_acc = acc
+            self.save(self.best, model, optimizer, state)
+        self.save(self.out, model, optimizer, state)
+
+
+@dataclass
+class RunResult:
+    """What a finished run leaves: its history (one dict per epoch), where its checkpoints are, the
+    best validation accuracy, the test accuracy (None for data without a test split), fit's seconds."""
+
+    model: Any
+    history: list[dict]
+    last: pathlib.Path
+    best: pathlib.Path
+    best_acc: float
+    test_accuracy: float | None
+    seconds: float
+
+
+@dataclass
+class Run:
+    """A run ready to train: checked, data loaded, model and optimizer built, nothing trained yet
+    (so a caller can print what will happen before `execute`)."""
+
+    config: RunConfig
+    model: Any
+    optimizer: optim.Optimizer
+    train_set: _data.Dataset
+    val_set: _data.Dataset
+    test_set: _data.Dataset | None
+    writer: CheckpointWriter
+    state: TrainState | None = None
+
+    @property
+    def out(self) -> pathlib.Path:
+        return self.writer.out
+
+    def execute(self, callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+        """Train to `config.epochs`, checkpointing every epoch, then evaluate the test split.
+
+        `callbacks` run before the checkpoint writer (see `dn.fit`). With handle_signals, SIGINT and
+        SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
+        checkpoint to `out` and re-raises TrainingInterrupted.
+        """
+        c = self.config
+        started = time.perf_counter()
+        try:
+            history = fit(self.model, self.train_set, self.val_set, epochs=c.epochs, batch_size=c.batch_size,
+                          optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
+                          callbacks=[*callbacks, self.writer], augment_shift=c.augment_shift, state=self.state,
+                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals)
+        except TrainingInterrupted as exc:
+            self.writer.save(self.out, self.model, self.optimizer, exc.state)
+            raise
+        seconds = time.perf_counter() - started
+        test_accuracy = None if self.test_set is None else evaluate(self.model, self.test_set)["accuracy"]
+        return RunResult(self.model, history, self.out, self.writer.best, self.writer.best_acc, test_accuracy,
+                         seconds)
+
+
+def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
+    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5)."""
+    model = models.get(config.model, seed=config.seed)
+    return _ready(config, model, None, out, None, -1.0, None)
+
+
+def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.PathLike | None = None) -> Run:
+    """The stored run continued to `epochs` in all (default: the stored target), writing `out`
+    (default: the checkpoint it was read from)."""
+    config = stored.config if epochs is None else stored.config.replace(epochs=epochs)
+    optimizer = stored.checkpoint.make_optimizer()
+    if optimizer is None:
+        raise CheckpointError(f"{stored.path} holds no optimizer state; it cannot be resumed")
+    done = stored.state.epoch
+    if done >= config.epochs:
+        raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
+                         "to continue")
+    return _ready(config, stored.checkpoint.model, optimizer, out or stored.path, stored.state, stored.best_acc,
+                  stored.path)
+
+
+def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out: str | os.PathLike | None,
+           state: TrainState | None, best_acc: float, resumed_from: pathlib.Path | None) -> Run:
+    """Everything fit would refuse, refused before any training time is spent."""
+    out = pathlib.Path(out) if out is not None else pathlib.Path("runs") / f"{config.model}.h5"
+    checkpoint.check_writable(out)
+    train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit)
+    val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit)
+    test_set = _optional_test(config.data, config.limit)
+    model_shape = tuple(model.input_shape or ())
+    if model_shape and tuple(train_set.shape) != model_shape:
+        raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "
+                        f"{model_shape}")
+    check_fits(model, train_set)
+    check_fits(model, val_set)
+    steps = math.ceil(len(train_set) / config.batch_size)
+    if state is not None and not 0 <= state.step < steps:
+        raise CheckpointError(f"{resumed_from}: cannot resume at step {state.step} of an epoch of {steps} steps: "
+                              "the stored state does not match its data")
+    if optimizer is None:
+        optimizer = config.make_optimizer(model.parameters())
+    return Run(config, model, optimizer, train_set, val_set, test_set, CheckpointWriter(out, config, best_acc),
+               state)
+
+
+def _optional_test(source: str, limit: int | None) -> _data.Dataset | None:
+    """The test split, or None for data that has none (an HDF5 file with one images set)."""
+    try:
+        return _data.load(source, "test", limit=limit)
+    except _data.MissingTestSplit:
+        return None
+
+
+@contextlib.contextmanager
+def _on(device: str | Device | None) -> Iterator[None]:
+    if device is None:
+        yield
+    else:
+        with _device_scope(device):
+            yield
+
+
+def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: str | Device | None = None,
+              callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+    """Train a new run of `config` as `dualnet train` does, on `device` (default: the active one),
+    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`."""
+    with _on(device):
+        return new_run(config, out).execute(callbacks, handle_signals)
+
+
+def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Device | None = None,
+           callbacks: Iterable[Any] = (), out: str | os.PathLike | None = None,
+           handle_signals: bool = False) -> RunResult:
+    """Continue the run stored in checkpoint `path` exactly where it stopped, as `dualnet train --resume`
+    does: to `epochs` in all (default: the stored target), on `device` (default: the active one),
+    writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
+    the CPU."""
+    with _on(device):
+        return resumed_run(read_run(path), epochs, out).execute(callbacks, handle_signals)
