@@ -12,13 +12,17 @@ import importlib
 from typing import Any
 
 from . import init, layers, losses, models, optim
-from .backend import (Device, DeviceInfo, device, devices, get_device, to_device, to_numpy,
-                      use_device)
-from .errors import (CheckpointError, DataError, DeviceMismatchError, DeviceUnavailableError,
-                     DualnetError, GradcheckError)
+from .backend import Device, DeviceInfo, device, devices, get_device, to_device, to_numpy, use_device
+from .errors import (
+    CheckpointError,
+    DataError,
+    DeviceMismatchError,
+    DeviceUnavailableError,
+    DualnetError,
+    GradcheckError,
+)
 from .gradcheck import gradcheck
-from .layers import Parameter
-from .layers import Sequential
+from .layers import Parameter, Sequential
 
 __version__ = "0.1.0"
 

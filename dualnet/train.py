@@ -13,17 +13,18 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from . import data as _data
 from .backend import to_device, to_numpy
 from .errors import DataError, DualnetError
+from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, learning_rate
-from .layers import Sequential
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
            "DeviceOutOfMemory", "OOM_ERRORS"]
@@ -55,7 +56,7 @@ class TrainingDiverged(DualnetError, FloatingPointError):
 class TrainingInterrupted(DualnetError, KeyboardInterrupt):
     """SIGINT or SIGTERM arrived; `state` resumes the run exactly from the next step."""
 
-    def __init__(self, message: str, state: "TrainState", signum: int):
+    def __init__(self, message: str, state: TrainState, signum: int):
         super().__init__(message)
         self.state = state
         self.signum = signum
@@ -80,7 +81,7 @@ class TrainState:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "TrainState":
+    def from_dict(cls, d: dict) -> TrainState:
         known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
         return cls(**known)
 

@@ -30,8 +30,9 @@ def test_step_time_prints_a_ratio_against_its_peer():
 
 def test_compare_torch_explains_how_to_install_pytorch_when_it_is_missing():
     """CI has no PyTorch: the comparison must say what to install, not crash."""
+    script = str(ROOT / "benchmarks" / "compare_torch.py")
     code = ("import sys, runpy; sys.modules['torch'] = None; "
-            f"sys.argv = ['compare_torch.py', '--runs', '1']; runpy.run_path({str(ROOT / 'benchmarks' / 'compare_torch.py')!r}, run_name='__main__')")
+            f"sys.argv = ['compare_torch.py', '--runs', '1']; runpy.run_path({script!r}, run_name='__main__')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "pip install torch==2.13.0" in proc.stderr

@@ -10,7 +10,7 @@ import pytest
 import dualnet as dn
 from dualnet import checkpoint
 from dualnet.schedules import learning_rate
-from dualnet.train import TrainState, TrainingDiverged
+from dualnet.train import TrainingDiverged, TrainState
 
 
 @pytest.fixture(scope="module")

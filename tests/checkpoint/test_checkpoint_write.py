@@ -1,4 +1,5 @@
-"""Writing checkpoints: what save refuses, atomic replacement (a failed write keeps the previous file), check_writable."""
+"""Writing checkpoints: what save refuses, atomic replacement (a failed write keeps the previous file),
+check_writable."""
 
 from __future__ import annotations
 

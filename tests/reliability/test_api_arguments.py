@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import dualnet as dn
-from dualnet import data, layers as L
+from dualnet import data
+from dualnet import layers as L
 from dualnet.errors import DataError, DualnetError
 from dualnet.train import TrainState
 

@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 import dualnet as dn
 from dualnet import checkpoint, data
-from dualnet.errors import CheckpointError, DataError
 from dualnet.data.idx import read_idx
 from dualnet.data.images import read_image
+from dualnet.errors import CheckpointError, DataError
 from dualnet.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 
 BOUND = 64 * 2**20  # bytes; every base file here is a few kilobytes
