@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_device, to_numpy
+from .backend import array_device, get_device_object, to_device, to_numpy
 from .errors import GradcheckError
 
 __all__ = ["gradcheck", "GradcheckReport"]
@@ -83,7 +83,12 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
     if not is_loss:
         work.astype(np.float64)
         work.train()
+    # where the check computes: the layer's device, else (a loss follows its arrays) the input's;
+    # device arrays cross to the host only through explicit moves (a GPU refuses np.asarray)
     dev = getattr(work, "device", None)
+    if dev is None:
+        where = array_device(x)
+        dev = None if where == "host" else get_device_object(where)
     x64 = to_device(to_numpy(x).astype(np.float64), dev) if dev is not None else np.asarray(x, np.float64)
     gen = np.random.default_rng(seed)
     rngs = [layer.rng for layer in getattr(work, "layers", [work])

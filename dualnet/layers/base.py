@@ -74,7 +74,10 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
-        return self.forward(x)
+        # on "gpu:N" the layer's own array code (outside the ops, which enter N themselves) must
+        # allocate on N whatever CuPy's current device is
+        with self.device.scope():
+            return self.forward(x)
 
     def own_parameters(self) -> list[tuple[str, Parameter]]:
         return []

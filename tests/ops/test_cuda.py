@@ -26,7 +26,8 @@ _OPS: dict = {}
 
 class HostView:
     """Calls a device's ops with NumPy arguments: moves them in, results (and arrays updated
-    in place) back out, so one test body serves every device."""
+    in place) back out, so one test body serves every device. The moves are explicit
+    (`xp.asarray`, `.get()`): emu arrays refuse implicit ones, as CuPy's do."""
 
     def __init__(self, ops):
         self.ops = ops
@@ -54,7 +55,7 @@ def _host(out):
 def kernel_ops(name):
     if name not in _OPS:
         if name == "emu":
-            _OPS[name] = EmulatedOps(check=True, block=32, max_blocks=3)
+            _OPS[name] = HostView(EmulatedOps(check=True, block=32, max_blocks=3))
         else:
             from dualnet.ops.cuda import CupyOps
             _OPS[name] = HostView(CupyOps(0))
@@ -201,7 +202,7 @@ def test_backward_kernels_are_bitwise_deterministic(device, op):
     geom = ConvGeometry(3, 3, 1, 1, 1, 1, 1, 1, 9, 9)
     pool = PoolGeometry(*geom)
     x = rng.standard_normal((4, 3, 9, 9)).astype(np.float32)
-    ops = EmulatedOps(block=64, max_blocks=4) if device == "emu" else kernel_ops(device)
+    ops = HostView(EmulatedOps(block=64, max_blocks=4)) if device == "emu" else kernel_ops(device)
     if op == "col2im":
         args = (ops.im2col(x, geom), x.shape, geom)
     elif op == "maxpool_backward":
