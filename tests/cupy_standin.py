@@ -52,6 +52,8 @@ class StandIn:
         self.count = count
         self.allocations: list[int] = []
         self.launches: list[tuple[str, int]] = []
+        #: kernels outside dualnet's table, by name: Python functions of the host arrays
+        self.python_kernels: dict[str, Any] = {}
         self._local = threading.local()
         self.module = self._build()
 
@@ -234,6 +236,8 @@ class StandIn:
                 self.device = standin.current
 
             def get_function(self, name: str) -> Any:
+                if name in standin.python_kernels:
+                    return _PythonFunction(standin, name)
                 return _Function(standin, name)
 
         class MemoryPool:
@@ -328,6 +332,16 @@ class _Function:
         if key not in _EMULATORS:
             _EMULATORS[key] = EmulatorLauncher(block=block[0], max_blocks=grid[0])
         _EMULATORS[key].launch(self.kernel, self.dtype, *raw)
+
+
+class _PythonFunction:
+    def __init__(self, standin: StandIn, name: str) -> None:
+        self.standin, self.name = standin, name
+
+    def __call__(self, grid: tuple, block: tuple, args: tuple) -> None:
+        self.standin.launches.append((self.name, self.standin.current))
+        self.standin.python_kernels[self.name](*[a._a if isinstance(a, self.standin.ndarray) else a
+                                                 for a in args])
 
 
 def install(monkeypatch: Any, count: int = 2) -> StandIn:
