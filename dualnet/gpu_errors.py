@@ -58,15 +58,19 @@ def is_cuda_failure(exc: BaseException) -> bool:
 
 
 def _memory_pool() -> str:
-    """Free CuPy's cached blocks, then say what the pool still holds."""
+    """Free CuPy's cached blocks, then say what the pool still holds ("" when it held nothing,
+    as after a run on the CPU, or cannot be asked)."""
     cupy: Any = sys.modules.get("cupy")
     try:
         pool = cupy.get_default_memory_pool()
+        held = int(pool.total_bytes())
         pool.free_all_blocks()
-        return (f"after freeing cached blocks the memory pool uses {pool.used_bytes():,} of "
-                f"{pool.total_bytes():,} bytes it holds")
+        used, total = int(pool.used_bytes()), int(pool.total_bytes())
     except Exception:  # the report is best effort: the error itself is the message
-        return "the memory pool could not be inspected"
+        return ""
+    if not held:
+        return ""
+    return f"; after freeing cached blocks the GPU memory pool uses {used:,} of the {total:,} bytes it holds"
 
 
 def _oneline(text: object) -> str:
@@ -83,8 +87,8 @@ def describe(exc: BaseException) -> str | None:
     oom = kind == "out of GPU memory" or (type(exc).__name__ == "DeviceOutOfMemory" and "cupy" in sys.modules)
     if oom:
         if kind is None:  # DeviceOutOfMemory says it all, batch size included
-            return f"{_oneline(exc)}; {_memory_pool()}"
-        return f"out of GPU memory ({_oneline(exc)}): try a smaller --batch-size; {_memory_pool()}"
+            return f"{_oneline(exc)}{_memory_pool()}"
+        return f"out of GPU memory ({_oneline(exc)}): try a smaller --batch-size{_memory_pool()}"
     if kind is None:
         return None
     detail = _oneline(exc)

@@ -84,7 +84,7 @@ def test_out_of_gpu_memory_frees_the_pool_and_reports_its_bytes(monkeypatch, cap
     code, err = run(capsys)
     assert code == 1 and err.count("\n") == 1
     assert cupy_loaded.freed
-    assert "out of GPU memory" in err and "uses 1,024 of 2,048 bytes" in err and "--batch-size" in err
+    assert "out of GPU memory" in err and "uses 1,024 of the 2,048 bytes" in err and "--batch-size" in err
 
 
 def test_dualnets_own_out_of_memory_error_gets_the_pool_report_too(monkeypatch, capsys, cupy_loaded):
@@ -92,7 +92,7 @@ def test_dualnets_own_out_of_memory_error_gets_the_pool_report_too(monkeypatch, 
 
     fail_with(monkeypatch, DeviceOutOfMemory(512, "training"))
     code, err = run(capsys)
-    assert code == 1 and "try --batch-size 256" in err and "uses 1,024 of 2,048 bytes" in err
+    assert code == 1 and "try --batch-size 256" in err and "uses 1,024 of the 2,048 bytes" in err
 
 
 def test_other_errors_are_not_taken_for_cuda_ones(cupy_loaded):
@@ -107,3 +107,11 @@ def test_without_cupy_loaded_nothing_is_a_cuda_failure(monkeypatch):
     monkeypatch.delitem(sys.modules, "cupy", raising=False)
     assert gpu_errors.describe(CUDARuntimeError("cudaErrorUnknown")) is None
     assert gpu_errors.describe(RuntimeError("libnvrtc.so.12 missing")) is None
+
+
+def test_an_empty_pool_adds_nothing_to_dualnets_out_of_memory_line(monkeypatch, cupy_loaded):
+    from dualnet.train import DeviceOutOfMemory
+
+    monkeypatch.setattr(cupy_loaded, "total_bytes", lambda: 0)
+    line = gpu_errors.describe(DeviceOutOfMemory(64, "evaluation"))
+    assert line == "out of GPU memory at batch size 64 (evaluation): try --batch-size 32"
