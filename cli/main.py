@@ -7,6 +7,10 @@ their traceback. Running out of host memory is reported the same way (exit 1).
 One exception to "one line": a kernel that fails to compile prints `dualnet: error: <what failed
 to compile>` and below it the compiler's log, indented (at most LOG_LINES lines), since a log
 squeezed onto one line is unreadable. The first line alone still says what went wrong.
+
+CUDA-side failures during a run (CuPy's CUDARuntimeError, CUBLASError, CompileException,
+OutOfMemoryError, a CUDA library that cannot be loaded) are one line too, from
+dualnet.gpu_errors.describe; out of GPU memory frees CuPy's pool first and reports its bytes.
 """
 
 from __future__ import annotations
@@ -57,11 +61,19 @@ def _with_log(message: str) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
+    from dualnet import gpu_errors
     from dualnet.errors import DualnetError
     from dualnet.kernels.errors import KernelCompileError
 
     try:
-        cli.main(args=argv, prog_name="dualnet", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="dualnet", standalone_mode=False)
+        except Exception as exc:
+            line = gpu_errors.describe(exc)  # None unless CUDA (through a loaded CuPy) failed
+            if line is None:
+                raise
+            click.echo(f"dualnet: error: {line}", err=True)
+            sys.exit(1)
     except click.exceptions.Abort:
         click.echo("dualnet: aborted", err=True)
         sys.exit(130)

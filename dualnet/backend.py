@@ -4,7 +4,12 @@ Four device names exist:
   "ref"          NumPy and the reference op table, ReferenceOps: slow, readable, the truth;
   "cpu"          NumPy and the fast CPU op table, CpuOps (always available);
   "gpu", "gpu:N" CuPy on CUDA device N with kernel-backed ops;
-  "emu"          the GPU code path (CupyOps and its kernels) run on the CPU by the emulator.
+  "emu"          the GPU code path (CupyOps and its kernels) run on the CPU by the emulator, on
+                 arrays that refuse host leaks as CuPy's do (emu_array.py).
+
+On "gpu:N" CuPy allocates and launches on its current device, so every dualnet entry point
+enters `cupy.cuda.Device(N)` for the scope of its work: `use_device`, `with device(...)`,
+`to_device`, a layer call, and every op of the device's table (ops/cuda.py).
 
 Nothing falls back silently: asking for an unusable device raises DeviceUnavailableError whose
 message says why and what to do.
@@ -22,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .emu_array import EMU, EmuArray, from_host
 from .errors import DeviceMismatchError, DeviceUnavailableError
 
 __all__ = [
@@ -37,7 +43,10 @@ __all__ = [
     "to_numpy",
     "array_device",
     "parse_device_name",
+    "device_scope",
 ]
+
+_NO_SCOPE = contextlib.nullcontext()
 
 _NAME_RE = re.compile(r"^(ref|cpu|emu|gpu)(?::(\d+))?$")
 
@@ -98,36 +107,24 @@ class Device:
     def __reduce__(self):
         return (get_device_object, (self.name,))
 
+    def scope(self) -> contextlib.AbstractContextManager:
+        """Where this device's work runs: CuPy's `Device(N)` for "gpu:N" (CuPy allocates and
+        launches on its *current* device), nothing for the host devices."""
+        if self.index is None:
+            return _NO_SCOPE
+        return self.xp.cuda.Device(self.index)
+
 
 # --- availability probes -------------------------------------------------------------------
 
 
 def _cupy_status(index: int = 0) -> tuple[bool, str]:
-    """Whether CuPy can use CUDA device `index`, and if not, the true reason.
+    """Whether CuPy can run dualnet on CUDA device `index`, and if not, every true reason with its
+    fix (see gpu_probe: the probe tries what a run needs, not just `import cupy`)."""
+    from .gpu_probe import cached_probe
 
-    A successful `import cupy` proves nothing: the driver and the device are only touched when
-    CuPy is asked for the device count.
-    """
-    try:
-        import cupy  # noqa: F401
-    except ImportError:
-        return False, ("CuPy is not installed; install it with `pip install dualnet[gpu]` "
-                       "(CUDA 12) or `pip install dualnet[gpu-cuda13]` (CUDA 13)")
-    except Exception as exc:  # a broken CuPy install raises all sorts of things
-        return False, f"CuPy failed to import ({type(exc).__name__}: {exc}); reinstall cupy-cuda12x"
-    try:
-        count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:
-        text = str(exc)
-        if "insufficient" in text.lower() or "driver" in text.lower() or "libcuda" in text.lower():
-            return False, (f"no usable CUDA driver ({text}); install the NVIDIA driver, "
-                           "or use --device cpu / emu")
-        return False, f"CUDA is not usable ({type(exc).__name__}: {text}); use --device cpu or emu"
-    if count == 0:
-        return False, "CuPy sees no CUDA device on this machine; use --device cpu (or emu to test the GPU path)"
-    if index >= count:
-        return False, f"CUDA device {index} does not exist: this machine has {count} (gpu:0..gpu:{count - 1})"
-    return True, ""
+    result = cached_probe(index)
+    return result.usable, result.reason
 
 
 def _emulator_status() -> tuple[bool, str]:
@@ -139,20 +136,20 @@ def _emulator_status() -> tuple[bool, str]:
 
 
 def devices() -> list[DeviceInfo]:
-    """Every device name with `available` and, where not, the reason."""
+    """Every device name with `available` and, where not, the reason and the fix."""
+    from .gpu_probe import cached_probe
+
     out = [DeviceInfo("ref", True, "", "NumPy, the reference op table (slow, the truth)"),
            DeviceInfo("cpu", True, "", "NumPy, the fast CPU op table")]
-    ok, reason = _cupy_status(0)
-    count = 0
-    if ok:
-        import cupy
-
-        count = cupy.cuda.runtime.getDeviceCount()
-    if count:
-        for i in range(count):
-            out.append(DeviceInfo(f"gpu:{i}", True, "", _gpu_description(i)))
+    first = cached_probe(0)
+    if first.usable:
+        for i in range(first.count):
+            result = first if i == 0 else cached_probe(i)
+            notes = "".join(f" (note: {n})" for n in result.notes)
+            out.append(DeviceInfo(f"gpu:{i}", result.usable, result.reason, _gpu_description(i) + notes))
     else:
-        out.append(DeviceInfo("gpu", False, reason, "CuPy + custom CUDA kernels"))
+        notes = "".join(f" (note: {n})" for n in first.notes)
+        out.append(DeviceInfo("gpu", False, first.reason, "CuPy + custom CUDA kernels" + notes))
     ok, reason = _emulator_status()
     out.append(DeviceInfo("emu", ok, reason, "GPU code path run on the CPU by the kernel emulator"))
     return out
@@ -188,7 +185,7 @@ def _make_device(name: str) -> Device:
             raise DeviceUnavailableError(f"device 'emu' is unavailable: {reason}")
         from .ops.cuda import EmulatedOps
 
-        return Device("emu", np, EmulatedOps())
+        return Device("emu", EMU, EmulatedOps())
     index = int(name.split(":")[1])
     ok, reason = _cupy_status(index)
     if not ok:
@@ -217,8 +214,14 @@ _global: list[Device] = []
 
 
 def use_device(name: str | Device) -> Device:
-    """Set the global device, e.g. `dn.use_device("gpu")`; returns it."""
+    """Set the global device, e.g. `dn.use_device("gpu:1")`; returns it.
+
+    For "gpu:N" device N also becomes CuPy's current device in this thread, so that arrays the
+    caller creates with `dev.xp` are allocated there.
+    """
     dev = get_device_object(name)
+    if dev.kind == "gpu":
+        dev.xp.cuda.Device(dev.index).use()
     _global[:] = [dev]
     return dev
 
@@ -238,11 +241,12 @@ def get_ops() -> Any:
 
 @contextlib.contextmanager
 def device(name: str | Device) -> Iterator[Device]:
-    """Scope a device: `with dn.device("emu"): ...`."""
+    """Scope a device: `with dn.device("gpu:1"): ...` (CUDA device 1 is current inside)."""
     dev = get_device_object(name)
     _state.stack.append(dev)
     try:
-        yield dev
+        with dev.scope():
+            yield dev
     finally:
         _state.stack.pop()
 
@@ -251,7 +255,9 @@ def device(name: str | Device) -> Iterator[Device]:
 
 
 def array_device(a: Any) -> str:
-    """"cpu"-side ("cpu" or "emu" both hold NumPy arrays) or "gpu:N" for a CuPy array."""
+    """"host" for NumPy arrays and scalars, "emu" for emu arrays, "gpu:N" for a CuPy array."""
+    if type(a) is EmuArray:
+        return "emu"
     if isinstance(a, np.ndarray) or np.isscalar(a):
         return "host"
     dev = getattr(a, "device", None)
@@ -260,8 +266,16 @@ def array_device(a: Any) -> str:
     return "host"
 
 
+def device_scope(a: Any) -> contextlib.AbstractContextManager:
+    """The scope in which to compute on array `a`: its CUDA device for a GPU array, else nothing."""
+    where = array_device(a)
+    if where.startswith("gpu:"):
+        return get_device_object(where).scope()
+    return _NO_SCOPE
+
+
 def to_numpy(a: Any) -> np.ndarray:
-    """A NumPy copy (or view) of any array of any device."""
+    """A NumPy array of any array of any device: NumPy arrays as they are, device arrays copied."""
     if isinstance(a, np.ndarray):
         return a
     if hasattr(a, "get"):
@@ -270,13 +284,22 @@ def to_numpy(a: Any) -> np.ndarray:
 
 
 def to_device(a: Any, name: str | Device | None = None) -> Any:
-    """Move an array to a device ("cpu", "emu" hold NumPy arrays; "gpu:N" CuPy arrays)."""
+    """Move an array to a device: "ref"/"cpu" hold NumPy arrays, "emu" emu arrays, "gpu:N" CuPy
+    arrays allocated on device N (an array on another GPU is copied there)."""
     dev = get_device() if name is None else get_device_object(name)
     if dev.kind == "gpu":
-        import cupy
-
+        cupy = dev.xp
         with cupy.cuda.Device(dev.index):
-            return cupy.asarray(a)
+            src = array_device(a)
+            if src == dev.name:
+                return a
+            if src.startswith("gpu:"):
+                # cupy.asarray returns an array of another GPU as it is; copy() under the
+                # target device copies it across
+                return a.copy()
+            return cupy.asarray(to_numpy(a) if src == "emu" else a)
+    if dev.kind == "emu":
+        return a if type(a) is EmuArray else from_host(to_numpy(a))
     return to_numpy(a)
 
 

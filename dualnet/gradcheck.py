@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_device, to_numpy
+from .backend import array_device, device_scope, get_device_object, to_device, to_numpy
 from .errors import GradcheckError
 
 __all__ = ["gradcheck", "GradcheckReport"]
@@ -77,13 +77,27 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
     Tensors of at most `full_limit` elements are checked element by element, larger ones along
     `directions` random unit directions. Raises GradcheckError naming the tensor, the worst
     element and both values when an error exceeds `rtol` (unless raise_on_failure=False).
+    On "gpu:N" the whole check runs on device N.
     """
+    dev = getattr(layer, "device", None)
+    with dev.scope() if dev is not None else device_scope(x):
+        return _gradcheck(layer, x, labels, eps, rtol, full_limit, directions, seed, raise_on_failure,
+                          check_input)
+
+
+def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_limit: int, directions: int,
+               seed: int, raise_on_failure: bool, check_input: bool) -> GradcheckReport:
     is_loss = labels is not None
     work = copy.deepcopy(layer)
     if not is_loss:
         work.astype(np.float64)
         work.train()
+    # where the check computes: the layer's device, else (a loss follows its arrays) the input's;
+    # device arrays cross to the host only through explicit moves (a GPU refuses np.asarray)
     dev = getattr(work, "device", None)
+    if dev is None:
+        where = array_device(x)
+        dev = None if where == "host" else get_device_object(where)
     x64 = to_device(to_numpy(x).astype(np.float64), dev) if dev is not None else np.asarray(x, np.float64)
     gen = np.random.default_rng(seed)
     rngs = [layer.rng for layer in getattr(work, "layers", [work])

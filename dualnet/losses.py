@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .backend import check_same_device, get_device
+from .backend import array_device, check_same_device, device_scope, get_device
 
 __all__ = ["SoftmaxCrossEntropy"]
 
@@ -37,7 +37,8 @@ class SoftmaxCrossEntropy:
         rows, probs = ops.softmax_xent_forward(logits, labels)
         self.probs = probs
         self._cache = (probs, labels)
-        self.loss_array = rows.mean()
+        with device_scope(rows):  # the mean is allocated on the logits' GPU
+            self.loss_array = rows.mean()
         return float(self.loss_array) if sync else self.loss_array
 
     __call__ = forward
@@ -52,14 +53,15 @@ class SoftmaxCrossEntropy:
 def _ops_for(array: Any, device: Any = None) -> Any:
     """The op table to use: an explicit device, else the array's own kind of device.
 
-    A CuPy array always uses its GPU's ops; a NumPy array uses the active device when that
-    holds NumPy arrays ("cpu" or "emu"), else the CPU reference.
+    A device array (CuPy's, emu's) always uses its own device's ops; a NumPy array uses the
+    active device when that holds NumPy arrays ("ref" or "cpu"), else the CPU table.
     """
     from .backend import get_device_object
 
     if device is not None:
         return get_device_object(device).ops
-    if not hasattr(array, "__array_interface__") and hasattr(array, "device"):
-        return get_device_object(f"gpu:{array.device.id}").ops
+    where = array_device(array)
+    if where != "host":
+        return get_device_object(where).ops
     dev = get_device()
-    return dev.ops if dev.kind != "gpu" else get_device_object("cpu").ops
+    return dev.ops if dev.kind in ("ref", "cpu") else get_device_object("cpu").ops

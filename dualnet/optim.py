@@ -44,12 +44,14 @@ class Optimizer:
 
     def zero_grad(self) -> None:
         for p in self.params:
-            p.grad[...] = 0
+            with p.device.scope():  # on "gpu:N" the fill and the buffers belong to N
+                p.grad[...] = 0
 
     def step(self) -> None:
         self.steps += 1
         for p in self.params:
-            self._update(p)
+            with p.device.scope():
+                self._update(p)
 
     def _update(self, p: Parameter) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

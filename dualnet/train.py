@@ -189,6 +189,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     # divergence is detected and explained below; NumPy's overflow warnings would only be noise
     errstate = np.errstate(over="ignore", invalid="ignore", divide="ignore")
     errstate.__enter__()
+    scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
+    scope.__enter__()
     try:
         while state.epoch < epochs:
             epoch = state.epoch
@@ -274,6 +276,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
+        scope.__exit__(None, None, None)
         errstate.__exit__(None, None, None)
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
@@ -312,6 +315,8 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     crit = SoftmaxCrossEntropy(device=dev)
     k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
     preds, probs, loss_sum = [], [], 0.0
+    scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
+    scope.__enter__()
     try:
         for start in range(0, len(dataset), batch_size):
             xb = to_device(dataset.images[start:start + batch_size], dev)
@@ -323,6 +328,7 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "evaluation") from None
     finally:
+        scope.__exit__(None, None, None)
         model.train(was_training)
     pred = np.concatenate(preds) if preds else np.zeros(0, np.int64)
     true = dataset.labels.astype(np.int64)

@@ -64,3 +64,25 @@ def test_ref_device_runs_the_reference_op_table():
     model = dn.models.lenet5()
     assert model.device.name == "ref"
     assert model(np.zeros((1, 1, 28, 28), np.float32)).shape == (1, 10)
+
+
+def test_to_device_emu_copies_in_and_out_and_arrays_know_their_device():
+    from dualnet.backend import array_device
+
+    host = np.arange(4.0)
+    dev = dn.to_device(host, "emu")
+    host[0] = 7.0  # a transfer is a copy, as to a GPU
+    assert array_device(dev) == "emu" and array_device(host) == "host"
+    back = dn.to_numpy(dev)
+    assert type(back) is np.ndarray and back.tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert dn.to_device(dev, "emu") is dev
+    assert type(dn.to_device(dev, "ref")) is np.ndarray
+
+
+def test_devices_reports_the_probes_reason_for_the_gpu():
+    from dualnet.gpu_probe import cached_probe
+
+    gpu = [d for d in dn.devices() if d.name.startswith("gpu")]
+    result = cached_probe(0)
+    if not result.usable:
+        assert len(gpu) == 1 and gpu[0].reason == result.reason

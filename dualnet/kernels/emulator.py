@@ -31,8 +31,9 @@ from typing import Any
 
 import numpy as np
 
+from ..emu_array import EmuArray, unwrap
 from .binding import Bound, bind, check_launch_config, grid_size
-from .errors import EmulatorUnavailableError, KernelCheckError, KernelCompileError
+from .errors import EmulatorUnavailableError, KernelArgTypeError, KernelCheckError, KernelCompileError
 from .signatures import KERNELS, Kernel, KernelTable
 
 HEADER_PATH = Path(__file__).resolve().parent / "emulator.h"
@@ -177,15 +178,21 @@ class EmulatorLauncher:
     ``binding.bind``), then runs ``min(ceil(size / block), max_blocks)`` blocks of ``block``
     threads sequentially.  ``table`` and ``cache_dir`` select other kernel sources (tests) and
     another cache folder.
+
+    With ``device_arrays=True`` (device "emu") array arguments must be emu arrays, as a GPU
+    launch takes device arrays only: a host ``numpy.ndarray`` raises KernelArgTypeError. The
+    kernels then read and write the emu arrays' buffers in place.
     """
 
     def __init__(self, block: int = 256, max_blocks: int = 65535, check: bool = False,
-                 table: KernelTable | None = None, cache_dir: str | Path | None = None) -> None:
+                 table: KernelTable | None = None, cache_dir: str | Path | None = None,
+                 device_arrays: bool = False) -> None:
         check_launch_config(block, max_blocks)
         ok, why = emulator_available()
         if not ok:
             raise EmulatorUnavailableError(f"kernel emulator unavailable: {why}")
         self.block, self.max_blocks, self.check = block, max_blocks, bool(check)
+        self.device_arrays = bool(device_arrays)
         self.table = KERNELS if table is None else table
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
         self._fns: dict[tuple[str, str], Any] = {}  # (kernel, type) -> ctypes function
@@ -206,6 +213,8 @@ class EmulatorLauncher:
     def launch(self, name: str, dtype: Any, *args: Any) -> None:
         """Run kernel ``name`` instantiated for ``dtype`` (np.float32 / np.float64) on ``args``."""
         kernel = self.table[name]
+        args = self._device_buffers(kernel, args) if self.device_arrays else tuple(
+            unwrap(a) if type(a) is EmuArray else a for a in args)
         bound = bind(kernel, dtype, args, np.ndarray, "numpy")
         fn = self._function(kernel, bound.t)
         grid = grid_size(bound.size, self.block, self.max_blocks)
@@ -222,6 +231,20 @@ class EmulatorLauncher:
                 problems += self._verify(bound, p, v, *staged[p.name])
         if problems:
             raise KernelCheckError(problems)
+
+    @staticmethod
+    def _device_buffers(kernel: Kernel, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The buffers behind emu array arguments; a host array where a pointer is declared is
+        the leak a GPU launch refuses."""
+        out = list(args)
+        for i, (p, a) in enumerate(zip(kernel.params, args)):
+            if type(a) is EmuArray:
+                out[i] = unwrap(a)
+            elif p.is_pointer and isinstance(a, np.ndarray):
+                raise KernelArgTypeError(f"kernel {kernel.name}, parameter {p.name} ({p.ctype}): expected an 'emu' "
+                                         "device array, got a host numpy.ndarray; move it with "
+                                         "dn.to_device(array, 'emu')")
+        return tuple(out)
 
     def _function(self, kernel: Kernel, t: str) -> Any:
         key = (kernel.name, t)

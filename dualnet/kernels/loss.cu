@@ -9,7 +9,9 @@ __device__ __forceinline__ float dn_sqrt(float v) { return sqrtf(v); }
 __device__ __forceinline__ double dn_sqrt(double v) { return sqrt(v); }
 
 // m = row max; s = sum_j exp(l_j - m) (j ascending); probs = exp(l - m) / s;
-// loss = log(s) + m - l[label].  A label outside [0, k) yields loss = NaN (never an out-of-bounds read).
+// loss = log(s) - (l[label] - m): the shifted logit first, so that near |m| ~ 50 the small terms
+// of log(s) are not rounded away in log(s) + m (the reference and the CPU table use this order).
+// A label outside [0, k) yields loss = NaN (never an out-of-bounds read).
 template <typename T>
 __global__ void softmax_xent_forward(const T* __restrict__ logits, const int* __restrict__ labels,
                                      T* __restrict__ probs, T* __restrict__ loss, int n, int k) {
@@ -24,7 +26,7 @@ __global__ void softmax_xent_forward(const T* __restrict__ logits, const int* __
         for (int j = 0; j < k; ++j) p[j] = dn_exp(l[j] - m) / s;
         const int label = labels[row];
         const T picked = (label >= 0 && label < k) ? l[label] : dn_sqrt(T(-1));
-        loss[row] = dn_log(s) + m - picked;
+        loss[row] = dn_log(s) - (picked - m);
     }
 }
 

@@ -74,7 +74,10 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: Any) -> Any:
-        return self.forward(x)
+        # on "gpu:N" the layer's own array code (outside the ops, which enter N themselves) must
+        # allocate on N whatever CuPy's current device is
+        with self.device.scope():
+            return self.forward(x)
 
     def own_parameters(self) -> list[tuple[str, Parameter]]:
         return []
@@ -96,8 +99,9 @@ class Layer:
         return shape
 
     def zero_grad(self) -> None:
-        for _, p in self.own_parameters():
-            p.grad.fill(0)
+        with self.device.scope():  # a fill is a kernel: it runs on the parameters' GPU
+            for _, p in self.own_parameters():
+                p.grad.fill(0)
 
     def train(self, mode: bool = True) -> Layer:
         self.training = mode
@@ -120,10 +124,11 @@ class Layer:
 
     def astype(self, dtype: Any) -> Layer:
         """Cast parameters and gradients (float32 to train, float64 for gradient checks)."""
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = p.grad.astype(dtype)
-            p.state = {k: v.astype(dtype) for k, v in p.state.items()}
+        with self.device.scope():  # the casts are allocated on the parameters' GPU
+            for p in self.parameters():
+                p.data = p.data.astype(dtype)
+                p.grad = p.grad.astype(dtype)
+                p.state = {k: v.astype(dtype) for k, v in p.state.items()}
         return self
 
     @property

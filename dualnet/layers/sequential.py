@@ -72,6 +72,10 @@ class Sequential(Layer):
         need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
         stops at the first step with parameters, which skips computing its input gradient.
         """
+        with self.device.scope():  # as __call__: on "gpu:N" everything happens on N
+            return self._backward(dy, need_input_grad)
+
+    def _backward(self, dy: Any, need_input_grad: bool) -> Any:
         steps = getattr(self, "_ran", None) or self.steps()
         first = 0
         if not need_input_grad:

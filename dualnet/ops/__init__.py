@@ -54,7 +54,10 @@ OPS: tuple[str, ...] = (
 def overrides(table: type) -> list[str]:
     """The ops of OPS that `table` (a ReferenceOps subclass) defines itself or inherits from a
     table between it and the reference."""
-    return [op for op in OPS if getattr(table, op) is not getattr(ReferenceOps, op)]
+    # a table may wrap ops it inherits (CupyOps enters its CUDA device around each): the
+    # wrapper is not an override, what it wraps is compared
+    return [op for op in OPS
+            if getattr(getattr(table, op), "__wrapped__", getattr(table, op)) is not getattr(ReferenceOps, op)]
 
 
 __all__ = ["OPS", "ConvGeometry", "PoolGeometry", "ReferenceOps", "out_size", "overrides"]

@@ -5,8 +5,14 @@ only those with a hand-written CUDA kernel: im2col, col2im, pooling, bias + acti
 backward, softmax cross-entropy and the optimizer updates. Matrix products stay `xp.matmul`
 (cuBLAS; CuPy leaves TF32 off unless CUPY_TF32=1 is set).
 
-EmulatedOps is the same class with `xp = numpy` and the kernel emulator as launcher: the whole
-GPU code path, kernels included, running on the CPU where the NumPy reference can check it.
+EmulatedOps is the same class with the emu array module as `xp` (dualnet/emu_array.py: NumPy
+buffers behind CuPy's rules, so a host leak fails there as it would on a GPU) and the kernel
+emulator as launcher: the whole GPU code path, kernels included, running on the CPU where the
+NumPy reference can check it.
+
+CuPy allocates and launches on its *current* device: every op of CupyOps, inherited ones
+included, runs inside `cupy.cuda.Device(device_id)`, so an op on "gpu:N" never allocates on
+another device whatever the caller's current device is.
 
 The fused conv + ReLU + max pooling is the reference's composition here: its three parts
 each run as kernels (bias + ReLU, max pooling, ReLU backward).
@@ -14,10 +20,14 @@ each run as kernels (bias + ReLU, max pooling, ReLU backward).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import numpy
 
+from . import OPS
 from .geometry import PoolGeometry
 from .reference import Geometry, ReferenceOps
 
@@ -35,11 +45,16 @@ class CupyOps(ReferenceOps):
 
             xp = cupy
         self.xp = xp
+        self.device_id = int(device_id)
         if launcher is None:
             from ..kernels.launch import CupyLauncher
 
             launcher = CupyLauncher(device_id)
         self.launcher = launcher
+
+    def _scope(self) -> Any:
+        """The CUDA device every op of this table runs in (see the module docstring)."""
+        return self.xp.cuda.Device(self.device_id)
 
     def _c(self, a: Any) -> Any:
         return self.xp.ascontiguousarray(a)
@@ -147,8 +162,25 @@ class CupyOps(ReferenceOps):
                              float(bias_correction1), float(bias_correction2))
 
 
+def _on_device(op: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(op)  # keeps __wrapped__: ops.overrides() sees through the scope
+    def run(self: CupyOps, *args: Any, **kwargs: Any) -> Any:
+        with self._scope():
+            return op(self, *args, **kwargs)
+    return run
+
+
+for _name in OPS:
+    setattr(CupyOps, _name, _on_device(getattr(CupyOps, _name)))
+
+_NO_SCOPE = contextlib.nullcontext()
+
+
 class EmulatedOps(CupyOps):
-    """The CupyOps code path with NumPy arrays and the kernel emulator: device "emu".
+    """The CupyOps code path with emu arrays and the kernel emulator: device "emu".
+
+    Its ops take and return emu arrays (`dn.to_device(a, "emu")`); host NumPy arrays are
+    refused as a GPU refuses them.
 
     check=True runs every launch in the emulator's checking mode (NaN-filled outputs, guard
     zones); small block/max_blocks make the grid-stride loops wrap.
@@ -157,6 +189,11 @@ class EmulatedOps(CupyOps):
     name = "emu"
 
     def __init__(self, check: bool = False, block: int = 256, max_blocks: int = 65535):
+        from ..emu_array import EMU
         from ..kernels.emulator import EmulatorLauncher
 
-        super().__init__(launcher=EmulatorLauncher(block=block, max_blocks=max_blocks, check=check), xp=numpy)
+        launcher = EmulatorLauncher(block=block, max_blocks=max_blocks, check=check, device_arrays=True)
+        super().__init__(launcher=launcher, xp=EMU)
+
+    def _scope(self) -> Any:
+        return _NO_SCOPE
