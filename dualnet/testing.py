@@ -20,7 +20,7 @@ from .ops.geometry import ConvGeometry, PoolGeometry
 
 __all__ = ["conv_geometries", "pool_geometries", "tiling_pool_geometries", "linear_geometries",
            "invalid_conv_geometries", "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree",
-           "conv_layer_kwargs", "default_tolerance", "involves_gpu"]
+           "conv_layer_kwargs", "default_tolerance", "involves_gpu", "norm_shapes"]
 
 
 @st.composite
@@ -127,6 +127,20 @@ def invalid_pool_geometries(draw: Any) -> tuple[dict, tuple[int, ...], str]:
     else:
         kwargs[draw(st.sampled_from(["kernel_size", "stride"]))] = draw(st.sampled_from([0, -2]))
     return kwargs, shape, kind
+
+
+@st.composite
+def norm_shapes(draw: Any, spatial_dims: int = 2, max_batch: int = 5, max_channels: int = 5,
+                max_size: int = 6) -> tuple[int, ...]:
+    """An input shape (N, C, *spatial) for batch normalization with `spatial_dims` spatial axes
+    (2: BatchNorm2d, 0 or 1: BatchNorm1d), holding at least 2 values per channel (training
+    needs a variance)."""
+    n = draw(st.integers(1, max_batch))
+    c = draw(st.integers(1, max_channels))
+    spatial = tuple(draw(st.integers(1, max_size)) for _ in range(spatial_dims))
+    if n * int(np.prod(spatial)) < 2:
+        n = 2
+    return (n, c, *spatial)
 
 
 def tie_free(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64) -> np.ndarray:

@@ -36,3 +36,12 @@ def test_compare_torch_explains_how_to_install_pytorch_when_it_is_missing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "pip install torch==2.13.0" in proc.stderr
+
+
+def test_compare_resnet_explains_how_to_install_pytorch_when_it_is_missing():
+    code = ("import sys, runpy; sys.modules['torch'] = None; "
+            f"sys.argv = ['compare_resnet.py', '--runs', '1']; "
+            f"runpy.run_path({str(ROOT / 'benchmarks' / 'compare_resnet.py')!r}, run_name='__main__')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "pip install torch==2.13.0" in proc.stderr

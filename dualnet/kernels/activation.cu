@@ -30,3 +30,23 @@ __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ y,
         dx[idx] = y[idx] > T(0) ? dy[idx] : T(0);
     }
 }
+
+// Leaky ReLU: y = x > 0 ? x : slope * x, elementwise over size elements.
+template <typename T>
+__global__ void leaky_relu_forward(const T* __restrict__ x, T* __restrict__ y, long long size, T slope) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const T v = x[idx];
+        y[idx] = v > T(0) ? v : slope * v;
+    }
+}
+
+// dx = x > 0 ? dy : slope * dy (from the input x: a negative slope hides the sign in y).
+template <typename T>
+__global__ void leaky_relu_backward(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx,
+                                    long long size, T slope) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
+         idx += (long long)blockDim.x * gridDim.x) {
+        dx[idx] = x[idx] > T(0) ? dy[idx] : slope * dy[idx];
+    }
+}

@@ -126,3 +126,26 @@ __global__ void avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx,
         dx[idx] = sum / area;
     }
 }
+
+// Global average pooling: y[b, ci] = (sum of the plane x[b, ci, :], ascending) / inner.
+template <typename T>
+__global__ void global_avgpool_forward(const T* __restrict__ x, T* __restrict__ y, int n, int c, int inner) {
+    const long long total = (long long)n * c;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const T* p = x + idx * inner;
+        T sum = T(0);
+        for (int k = 0; k < inner; ++k) sum += p[k];
+        y[idx] = sum / (T)inner;
+    }
+}
+
+// dx[b, ci, k] = dy[b, ci] / inner.
+template <typename T>
+__global__ void global_avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx, int n, int c, int inner) {
+    const long long total = (long long)n * c * inner;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        dx[idx] = dy[idx / inner] / (T)inner;
+    }
+}

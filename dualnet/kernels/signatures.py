@@ -204,6 +204,44 @@ _CONV = [int32(s) for s in "n c h w kh kw sh sw ph pw dh dw out_h out_w".split()
 _POOL = [int32(s) for s in "n c h w kh kw sh sw ph pw out_h out_w".split()]
 _X, _COLS, _Y = "n*c*h*w", "c*kh*kw*n*out_h*out_w", "n*c*out_h*out_w"
 
+# --- research-grade layers (layers-and-models branch): batch norm, global pooling, leaky ReLU
+# (n, c, inner) arrays of the per-channel kernels
+_NCI, _NCI_DIMS = "n*c*inner", (int32("n"), int32("c"), int32("inner"))
+
+RESEARCH_KERNELS = [
+    Kernel("bn_row_moments", "norm.cu",
+           (array_in("x", _NCI), array_out("row_mean", "n*c"), array_out("row_m2", "n*c"), *_NCI_DIMS),
+           "n*c"),
+    Kernel("bn_channel_stats", "norm.cu",
+           (array_in("row_mean", "n*c"), array_in("row_m2", "n*c"), array_in("weight", "c"),
+            array_inout("running_mean", "c"), array_inout("running_var", "c"), array_out("mean", "c"),
+            array_out("inv_std", "c"), array_out("scale", "c"), *_NCI_DIMS, real("eps"), real("momentum")),
+           "c"),
+    Kernel("bn_apply", "norm.cu",
+           (array_in("x", _NCI), array_in("mean", "c"), array_in("scale", "c"), array_in("bias", "c"),
+            array_out("y", _NCI), *_NCI_DIMS), _NCI),
+    Kernel("bn_row_grads", "norm.cu",
+           (array_in("dy", _NCI), array_in("x", _NCI), array_in("mean", "c"), array_out("row_dy", "n*c"),
+            array_out("row_dyx", "n*c"), *_NCI_DIMS), "n*c"),
+    Kernel("bn_channel_grads", "norm.cu",
+           (array_in("row_dy", "n*c"), array_in("row_dyx", "n*c"), array_in("inv_std", "c"),
+            array_out("dweight", "c"), array_out("dbias", "c"), int32("n"), int32("c")), "c"),
+    Kernel("bn_input_grad", "norm.cu",
+           (array_in("dy", _NCI), array_in("x", _NCI), array_in("mean", "c"), array_in("inv_std", "c"),
+            array_in("scale", "c"), array_in("dweight", "c"), array_in("dbias", "c"), array_out("dx", _NCI),
+            *_NCI_DIMS), _NCI),
+    Kernel("global_avgpool_forward", "pooling.cu",
+           (array_in("x", _NCI), array_out("y", "n*c"), *_NCI_DIMS), "n*c"),
+    Kernel("global_avgpool_backward", "pooling.cu",
+           (array_in("dy", "n*c"), array_out("dx", _NCI), *_NCI_DIMS), _NCI),
+    Kernel("leaky_relu_forward", "activation.cu",
+           (array_in("x", "size"), array_out("y", "size"), int64("size"), real("slope")), "size"),
+    Kernel("leaky_relu_backward", "activation.cu",
+           (array_in("dy", "size"), array_in("x", "size"), array_out("dx", "size"), int64("size"),
+            real("slope")), "size"),
+]
+# --- end of the research-grade layers' kernels
+
 KERNELS = KernelTable([
     Kernel("im2col", "im2col.cu", (array_in("x", _X), array_out("cols", _COLS), *_CONV), _COLS),
     Kernel("col2im", "im2col.cu", (array_in("cols", _COLS), array_out("x", _X), *_CONV), _X),
@@ -236,4 +274,5 @@ KERNELS = KernelTable([
             array_inout("v", "size"), int64("size"), real("lr"), real("beta1"), real("beta2"),
             real("eps"), real("weight_decay"), real("bias_correction1"),
             real("bias_correction2")), "size"),
+    *RESEARCH_KERNELS,
 ], source_dir=Path(__file__).resolve().parent)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from .base import Layer, Parameter
 from .conv import Conv2d
-from .elementwise import Dropout, Flatten, ReLU, Sigmoid, Tanh
+from .elementwise import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .linear import Linear
-from .pooling import AvgPool2d, MaxPool2d
-from .registry import LAYER_TYPES, from_config, register
+from .norm import BatchNorm1d, BatchNorm2d
+from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from .registry import LAYER_TYPES, build_layer, from_config, register
+from .residual import Residual
 from .sequential import Sequential
 
-__all__ = ["Parameter", "Layer", "Conv2d", "MaxPool2d", "AvgPool2d", "Linear", "ReLU", "Tanh",
-           "Sigmoid", "Flatten", "Dropout", "Sequential", "LAYER_TYPES", "register", "from_config"]
+__all__ = ["Parameter", "Layer", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Linear", "ReLU",
+           "LeakyReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d", "Residual",
+           "Sequential", "LAYER_TYPES", "register", "build_layer", "from_config"]

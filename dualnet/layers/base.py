@@ -53,11 +53,25 @@ def _positive_int(value: Any, what: str, layer: str) -> int:
 
 
 class Layer:
-    """Base layer: parameters, train/eval mode, device and dtype moves."""
+    """Base layer: parameters, buffers, sub-layers, train/eval mode, device and dtype moves.
+
+    Parameters are found, not declared: by default `own_parameters()` lists every `Parameter`
+    held as an attribute (directly, or inside a list or tuple attribute), in attribute order,
+    and `children()` every sub-layer held the same way. So a custom layer that sets
+    `self.scale = Parameter(...)` is trained, moved, cast, saved and gradient-checked with no
+    second declaration; a container that holds layers as attributes (Residual's `body` and
+    `shortcut`) reaches theirs. Parameters anywhere else (a dict, an object) are not found.
+
+    Buffers are non-trainable state (BatchNorm's running statistics): arrays named once by
+    `register_buffer`, listed by `own_buffers()` / `named_buffers()`, moved by `to()` and cast
+    by `astype()` (floating-point buffers only) like parameters, but never given a gradient.
+    """
 
     kind = "layer"  # prefix of automatic names in Sequential (conv1, pool1, fc1, ...)
     #: what the last training-mode forward kept for backward (None: nothing to differentiate)
     _cache: Any = None
+    #: attribute names of this layer's buffers, in registration order (see register_buffer)
+    _buffer_names: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.training = True
@@ -79,20 +93,67 @@ class Layer:
         with self.device.scope():
             return self.forward(x)
 
+    # --- what a layer holds ------------------------------------------------------------------
+
+    def _held(self, cls: type) -> list[tuple[str, Any]]:
+        """(name, value) of every attribute that is a `cls`, or a list/tuple item that is one
+        (named "attr.i"), in attribute order; private attributes (caches, plans) are skipped."""
+        found: list[tuple[str, Any]] = []
+        for key, value in vars(self).items():
+            if key.startswith("_"):
+                continue
+            if isinstance(value, cls):
+                found.append((key, value))
+            elif isinstance(value, (list, tuple)):
+                found += [(f"{key}.{i}", v) for i, v in enumerate(value) if isinstance(v, cls)]
+        return found
+
     def own_parameters(self) -> list[tuple[str, Parameter]]:
-        return []
+        """This layer's own parameters (not its sub-layers'): see the class docstring."""
+        return self._held(Parameter)
+
+    def children(self) -> list[tuple[str, Layer]]:
+        """Sub-layers as (name, layer): Layer attributes in attribute order (containers override)."""
+        return self._held(Layer)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
         for name, p in self.own_parameters():
             yield prefix + name, p
+        for name, child in self.children():
+            yield from child.named_parameters(f"{prefix}{name}.")
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
             yield p
 
+    def register_buffer(self, name: str, value: Any) -> None:
+        """Hold `value` (an array on this layer's device) as buffer `name`: an attribute that
+        `to()` moves and `astype()` casts, listed by `named_buffers()`."""
+        if not name.isidentifier() or name.startswith("_"):
+            raise ValueError(f"{self.name}: buffer name {name!r} must be a public identifier")
+        setattr(self, name, value)
+        if name not in self._buffer_names:
+            self._buffer_names = (*self._buffer_names, name)
+
+    def own_buffers(self) -> list[tuple[str, Any]]:
+        return [(name, getattr(self, name)) for name in self._buffer_names]
+
+    def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
+        """Every buffer of this layer and its sub-layers, named like parameters ("bn1.running_mean")."""
+        for name, b in self.own_buffers():
+            yield prefix + name, b
+        for name, child in self.children():
+            yield from child.named_buffers(f"{prefix}{name}.")
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (stored in checkpoints)."""
         return {}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], build: Any) -> Layer:
+        """Rebuild from `config()`. `build(entry)` rebuilds a nested layer entry ({"type", "name",
+        "config"}); containers use it, plain layers take their arguments (lists as tuples)."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.items()})
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output example for one input example of `shape` (no batch axis)."""
@@ -102,33 +163,47 @@ class Layer:
         with self.device.scope():  # a fill is a kernel: it runs on the parameters' GPU
             for _, p in self.own_parameters():
                 p.grad.fill(0)
+        for _, child in self.children():
+            child.zero_grad()
 
     def train(self, mode: bool = True) -> Layer:
         self.training = mode
+        for _, child in self.children():
+            child.train(mode)
         return self
 
     def eval(self) -> Layer:
         return self.train(False)
 
     def to(self, name: str | Device) -> Layer:
-        """Move parameters (and their gradients) to a device."""
+        """Move parameters (their gradients and optimizer state), buffers and sub-layers to a device."""
         dev = get_device_object(name)
-        for p in self.parameters():
+        for _, p in self.own_parameters():
             p.data = to_device(p.data, dev)
             p.grad = to_device(p.grad, dev)
             p.state = {k: to_device(v, dev) for k, v in p.state.items()}
             p.device = dev
+        for key, b in self.own_buffers():
+            setattr(self, key, to_device(b, dev))
+        for _, child in self.children():
+            child.to(dev)
         self.device = dev
         self._cache = None
         return self
 
     def astype(self, dtype: Any) -> Layer:
-        """Cast parameters and gradients (float32 to train, float64 for gradient checks)."""
+        """Cast parameters, gradients and floating-point buffers (float32 to train, float64 for
+        gradient checks); integer buffers (counters) keep their type."""
         with self.device.scope():  # the casts are allocated on the parameters' GPU
-            for p in self.parameters():
+            for _, p in self.own_parameters():
                 p.data = p.data.astype(dtype)
                 p.grad = p.grad.astype(dtype)
                 p.state = {k: v.astype(dtype) for k, v in p.state.items()}
+            for key, b in self.own_buffers():
+                if b.dtype.kind == "f":
+                    setattr(self, key, b.astype(dtype))
+        for _, child in self.children():
+            child.astype(dtype)
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""Parameter-free layers: the activations (ReLU, Tanh, Sigmoid), Dropout, and Flatten (a reshape)."""
+"""Parameter-free layers: the activations (ReLU, LeakyReLU, Tanh, Sigmoid), Dropout, and Flatten (a reshape)."""
 
 from __future__ import annotations
 
@@ -38,6 +38,33 @@ class ReLU(_Activation):
 
     def gradient(self, ops: Any, dy: Any, y: Any) -> Any:
         return ops.relu_backward(dy, y)
+
+
+class LeakyReLU(Layer):
+    """x where x > 0, else negative_slope * x, elementwise; x: any shape.
+
+    Backward reads the input (not the output): with a negative slope the output's sign no
+    longer tells which side of 0 the input was on."""
+
+    kind = "lrelu"
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        if not (isinstance(negative_slope, (int, float)) and not isinstance(negative_slope, bool)
+                and np.isfinite(negative_slope)):
+            raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+        self.negative_slope = float(negative_slope)
+
+    def config(self) -> dict[str, Any]:
+        return dict(negative_slope=self.negative_slope)
+
+    def forward(self, x: Any) -> Any:
+        self._cache = x if self.training else None
+        return self.ops.leaky_relu_forward(x, self.negative_slope)
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        x = self._need_cache()
+        return self.ops.leaky_relu_backward(dy, x, self.negative_slope) if need_input_grad else None
 
 
 class Tanh(_Activation):

@@ -11,11 +11,11 @@ a fused step would silently skip that change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ..backend import Device, get_device_object
-from .base import Layer, Parameter
+from .base import Layer
 from .conv import Conv2d
 from .elementwise import ReLU
 from .linear import Linear
@@ -56,13 +56,9 @@ class FusedStep(Layer):
         self._cache = None
         return self
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for p in self.parts:
-            yield from p.named_parameters(f"{prefix}{p.name}.")
-
-    def zero_grad(self) -> None:
-        for p in self.parts:
-            p.zero_grad()
+    def children(self) -> list[tuple[str, Layer]]:
+        # the parts under their own names: parameters and buffers are named as without fusion
+        return [(p.name, p) for p in self.parts]
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         for p in self.parts:

@@ -1,4 +1,4 @@
-"""Pooling layers: MaxPool2d and AvgPool2d on a shared window geometry."""
+"""Pooling layers: MaxPool2d and AvgPool2d on a shared window geometry; GlobalAvgPool2d."""
 
 from __future__ import annotations
 
@@ -64,3 +64,24 @@ class AvgPool2d(_Pool2d):
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         x_shape, geom = self._need_cache()
         return self.ops.avgpool_backward(dy, x_shape, geom) if need_input_grad else None
+
+
+class GlobalAvgPool2d(Layer):
+    """Mean over every spatial position: x (N, C, H, W) -> (N, C)."""
+
+    kind = "gap"
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) != 3:
+            raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
+        return (shape[0],)
+
+    def forward(self, x: Any) -> Any:
+        self._check_input(x, 4, "(N, C, H, W)")
+        self._cache = tuple(x.shape) if self.training else None
+        return self.ops.global_avgpool_forward(x)
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy: (N, C) -> dx (N, C, H, W), each position dy / (H * W)."""
+        x_shape = self._need_cache()
+        return self.ops.global_avgpool_backward(dy, x_shape) if need_input_grad else None

@@ -2,6 +2,8 @@
 
 Checkpoints store each layer as {"type": class name, "name": ..., "config": constructor
 arguments}; `from_config` turns that back into a Sequential, refusing unknown types by name.
+Containers (Sequential, Residual) store their layers' entries inside their config, and rebuild
+them through `build_layer`, so nesting round-trips to any depth.
 """
 
 from __future__ import annotations
@@ -10,18 +12,23 @@ from typing import Any
 
 from .base import Layer
 from .conv import Conv2d
-from .elementwise import Dropout, Flatten, ReLU, Sigmoid, Tanh
+from .elementwise import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .linear import Linear
-from .pooling import AvgPool2d, MaxPool2d
+from .norm import BatchNorm1d, BatchNorm2d
+from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
+from .residual import Residual
 from .sequential import Sequential
 
 LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in
-                                       (Conv2d, MaxPool2d, AvgPool2d, Linear, ReLU, Tanh, Sigmoid, Flatten,
-                                        Dropout)}
+                                       (Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear, ReLU, LeakyReLU,
+                                        Tanh, Sigmoid, Flatten, Dropout, BatchNorm1d, BatchNorm2d, Residual,
+                                        Sequential)}
 
 
 def register(cls: type[Layer]) -> type[Layer]:
-    """Make a layer class saveable and loadable by its class name (usable as a decorator)."""
+    """Make a layer class saveable and loadable by its class name (usable as a decorator).
+
+    The class rebuilds from `config()` through `cls.from_config` (by default `cls(**config)`)."""
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register: {cls!r} is not a subclass of dualnet.layers.Layer")
     known = LAYER_TYPES.get(cls.__name__)
@@ -32,16 +39,24 @@ def register(cls: type[Layer]) -> type[Layer]:
     return cls
 
 
+def build_layer(entry: Any) -> Layer:
+    """One layer from its config entry {"type", "name", "config"}; ValueError names what is wrong."""
+    if not isinstance(entry, dict):
+        raise ValueError(f"a layer entry must be an object with 'type' and 'config', got {type(entry).__name__}")
+    kind = entry.get("type")
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))} "
+                         "(a custom layer must be registered with dualnet.layers.register before loading)")
+    cfg = entry.get("config", {})
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{kind}: 'config' must be an object, got {type(cfg).__name__}")
+    layer = LAYER_TYPES[kind].from_config(cfg, build_layer)
+    name = entry.get("name")
+    if name is not None:
+        layer.name = str(name)
+    return layer
+
+
 def from_config(config: dict[str, Any]) -> Sequential:
     """Rebuild a Sequential from `Sequential.config()` (checkpoints), validating every entry."""
-    layers = []
-    for i, entry in enumerate(config.get("layers", [])):
-        kind = entry.get("type")
-        if kind not in LAYER_TYPES:
-            raise ValueError(f"layer {i}: unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))}")
-        cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in entry.get("config", {}).items()}
-        layer = LAYER_TYPES[kind](**cfg)
-        layer.name = entry.get("name", layer.name)
-        layers.append(layer)
-    shape = config.get("input_shape")
-    return Sequential(*layers, input_shape=tuple(shape) if shape else None)
+    return Sequential.from_config(config, build_layer)

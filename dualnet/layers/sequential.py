@@ -3,16 +3,36 @@
 Before running, the layers become a list of steps once (`fused.plan`): a Conv2d or Linear
 followed by ReLU, or a Conv2d + ReLU + MaxPool2d, runs as one fused step. Forward and backward
 are then two plain loops over the steps; the plan is made again only when the layers change.
+A Sequential may hold other containers (Sequential, Residual): parameters, buffers, modes,
+moves and casts reach every nested layer through `Layer.children`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from ..backend import Device, get_device_object
-from .base import Layer, Parameter
+from .base import Layer
 from .fused import plan
+
+
+def assign_names(layers: Sequence[Layer]) -> None:
+    """Name every layer not named by the user (name == class name) after its kind, with the next
+    number that kind has not used yet in `layers`: conv1, relu1, pool1, conv2, ...
+
+    Numbers already taken (by layers named earlier, e.g. the parts of a smaller Sequential) are
+    skipped, so rebuilding a chain from named pieces gives the names of building it at once."""
+    used = {layer.name for layer in layers}
+    counts: dict[str, int] = {}
+    for layer in layers:
+        if layer.name != type(layer).__name__:
+            continue
+        k = counts.get(layer.kind, 0) + 1
+        while f"{layer.kind}{k}" in used:
+            k += 1
+        counts[layer.kind] = k
+        layer.name = f"{layer.kind}{k}"
+        used.add(layer.name)
 
 
 class Sequential(Layer):
@@ -29,11 +49,12 @@ class Sequential(Layer):
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.fuse = fuse
         self.spec: dict[str, Any] = {}  # how models.get built it: {"name": ..., "kwargs": ...}
-        counts: dict[str, int] = {}
-        for layer in self.layers:
-            if layer.name == type(layer).__name__:  # not named by the user
-                counts[layer.kind] = counts.get(layer.kind, 0) + 1
-                layer.name = f"{layer.kind}{counts[layer.kind]}"
+        assign_names(self.layers)
+        names = [layer.name for layer in self.layers]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"Sequential: layer names must be unique, {', '.join(dup)} appear more than once; "
+                             "rename the layers (layer.name = ...)")
         if self.layers:
             self.device = self.layers[0].device
 
@@ -48,9 +69,8 @@ class Sequential(Layer):
             raise KeyError(f"no layer named {index!r}; layers: {', '.join(lay.name for lay in self.layers)}")
         return self.layers[index]
 
-    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for layer in self.layers:
-            yield from layer.named_parameters(f"{prefix}{layer.name}.")
+    def children(self) -> list[tuple[str, Layer]]:
+        return [(layer.name, layer) for layer in self.layers]
 
     def steps(self) -> list[Layer]:
         """The steps forward runs: the layers, with fusable runs replaced by fused steps."""
@@ -87,32 +107,19 @@ class Sequential(Layer):
                 dy = steps[i].backward(dy)
         return dy if need_input_grad else None
 
-    def train(self, mode: bool = True) -> Sequential:
-        self.training = mode
-        for layer in self.layers:
-            layer.train(mode)
-        return self
-
-    def to(self, name: str | Device) -> Sequential:
-        dev = get_device_object(name)
-        for layer in self.layers:
-            layer.to(dev)
-        self.device = dev
-        return self
-
-    def astype(self, dtype: Any) -> Sequential:
-        for layer in self.layers:
-            layer.astype(dtype)
-        return self
-
-    def zero_grad(self) -> None:
-        for layer in self.layers:
-            layer.zero_grad()
-
     def config(self) -> dict[str, Any]:
-        return {"layers": [{"type": type(lay).__name__, "name": lay.name, "config": lay.config()}
-                           for lay in self.layers],
+        return {"layers": [layer_entry(lay) for lay in self.layers],
                 "input_shape": list(self.input_shape) if self.input_shape else None}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], build: Callable[[dict[str, Any]], Layer]) -> Sequential:
+        entries = config.get("layers", [])
+        if not isinstance(entries, list):
+            raise ValueError(f"Sequential config: 'layers' must be a list of layer entries, got "
+                             f"{type(entries).__name__}")
+        layers = [build(entry) for entry in entries]
+        shape = config.get("input_shape")
+        return cls(*layers, input_shape=tuple(shape) if shape else None)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         for layer in self.layers:
@@ -123,26 +130,45 @@ class Sequential(Layer):
         return sum(p.size for p in self.parameters())
 
     def summary(self, input_shape: tuple[int, ...] | None = None, file: Any = None) -> str:
-        """Print and return a table: layer, output shape, parameter count; then the total."""
+        """Print and return a table: layer, output shape, parameter count; then the total.
+
+        Nested containers list their layers below their own row, indented by depth."""
         shape = tuple(input_shape or self.input_shape or ())
         rows = [("layer", "type", "output shape", "params")]
         if shape:
             rows.append(("input", "", "x".join(map(str, shape)), ""))
         for layer in self.layers:
-            if shape:
-                shape = layer.output_shape(shape)
-            count = sum(p.size for p in layer.parameters())
-            rows.append((layer.name, type(layer).__name__, "x".join(map(str, shape)) if shape else "?",
-                         f"{count:,}" if count else "-"))
+            shape = _summary_rows(layer, layer.name, shape, 0, rows)
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(wd) if i < 3 else c.rjust(wd) for i, (c, wd) in enumerate(zip(r, widths)))
                  for r in rows]
         lines.insert(1, "-" * len(lines[0]))
         total = self.num_parameters()
         lines.append("-" * len(lines[0]))
-        lines.append(f"{total:,} trainable parameters ({self.device.name}, "
-                     f"{next(iter(self.parameters())).data.dtype if total else 'n/a'})")
+        buffers = sum(int(b.size) for _, b in self.named_buffers())
+        lines.append(f"{total:,} trainable parameters" + (f", {buffers:,} buffer values" if buffers else "")
+                     + f" ({self.device.name}, {next(iter(self.parameters())).data.dtype if total else 'n/a'})")
         text = "\n".join(lines)
         print(text, file=file)
         return text
 
+
+def layer_entry(layer: Layer) -> dict[str, Any]:
+    """The config entry of one layer: {"type": class name, "name": ..., "config": ...}."""
+    return {"type": type(layer).__name__, "name": layer.name, "config": layer.config()}
+
+
+def _summary_rows(layer: Layer, name: str, shape: tuple[int, ...], depth: int, rows: list) -> tuple[int, ...]:
+    """Append the row of `layer` (and, below it, its sub-layers') for an input of `shape`;
+    return its output shape (() when unknown). A Sequential's children run in a chain; the
+    children of any other container (Residual's body and shortcut) each take its input."""
+    out = layer.output_shape(shape) if shape else ()
+    count = sum(p.size for p in layer.parameters())
+    rows.append(("  " * depth + name, type(layer).__name__, "x".join(map(str, out)) if out else "?",
+                 f"{count:,}" if count else "-"))
+    inner = shape
+    for child_name, child in layer.children():
+        child_out = _summary_rows(child, child_name, inner, depth + 1, rows)
+        if isinstance(layer, Sequential):
+            inner = child_out
+    return out

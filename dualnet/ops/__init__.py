@@ -17,9 +17,16 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | maxpool_backward           | yes       | yes | pooling.cu    |
 | avgpool_forward            | yes       |     | pooling.cu    |
 | avgpool_backward           | yes       |     | pooling.cu    |
+| global_avgpool_forward     | yes       |     | pooling.cu    |
+| global_avgpool_backward    | yes       |     | pooling.cu    |
+| batchnorm_forward          | yes       |     | norm.cu       |
+| batchnorm_eval             | yes       |     | norm.cu       |
+| batchnorm_backward         | yes       |     | norm.cu       |
 | bias_act                   | yes       |     | activation.cu |
 | relu_forward               | yes       |     |               |
 | relu_backward              | yes       | yes | activation.cu |
+| leaky_relu_forward         | yes       |     | activation.cu |
+| leaky_relu_backward        | yes       |     | activation.cu |
 | tanh_forward               | yes       |     |               |
 | tanh_backward              | yes       |     |               |
 | sigmoid_forward            | yes       |     |               |
@@ -45,7 +52,9 @@ from .reference import ReferenceOps
 OPS: tuple[str, ...] = (
     "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_relu_maxpool_forward",
     "conv_relu_maxpool_backward", "maxpool_forward", "maxpool_backward", "avgpool_forward",
-    "avgpool_backward", "bias_act", "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
+    "avgpool_backward", "global_avgpool_forward", "global_avgpool_backward", "batchnorm_forward",
+    "batchnorm_eval", "batchnorm_backward", "bias_act", "relu_forward", "relu_backward", "leaky_relu_forward",
+    "leaky_relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
     "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update",
 )

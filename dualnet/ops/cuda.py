@@ -1,8 +1,9 @@
 """Kernel-backed ops: CupyOps for "gpu", EmulatedOps for "emu".
 
 CupyOps inherits every op from ReferenceOps (written against `self.xp`, here CuPy) and overrides
-only those with a hand-written CUDA kernel: im2col, col2im, pooling, bias + activation, ReLU
-backward, softmax cross-entropy and the optimizer updates. Matrix products stay `xp.matmul`
+only those with a hand-written CUDA kernel: im2col, col2im, pooling (global average pooling too),
+bias + activation, ReLU backward, leaky ReLU, batch normalization, softmax cross-entropy and the
+optimizer updates. Matrix products stay `xp.matmul`
 (cuBLAS; CuPy leaves TF32 off unless CUPY_TF32=1 is set).
 
 EmulatedOps is the same class with the emu array module as `xp` (dualnet/emu_array.py: NumPy
@@ -106,6 +107,74 @@ class CupyOps(ReferenceOps):
         self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *geom.kernel_args())
         return dx
 
+    def global_avgpool_forward(self, x):
+        x = self._c(x)
+        n, c, h, w = x.shape
+        y = self.xp.empty((n, c), dtype=x.dtype)
+        self.launcher.launch("global_avgpool_forward", x.dtype, x, y, n, c, h * w)
+        return y
+
+    def global_avgpool_backward(self, dy, x_shape):
+        dy = self._c(dy)
+        n, c, h, w = x_shape
+        dx = self.xp.empty(x_shape, dtype=dy.dtype)
+        self.launcher.launch("global_avgpool_backward", dy.dtype, dy, dx, n, c, h * w)
+        return dx
+
+    # --- batch normalization (x viewed as (n, c, inner); norm.cu) ------------------------
+
+    @staticmethod
+    def _nci(x) -> tuple[int, int, int]:
+        return int(x.shape[0]), int(x.shape[1]), int(x.size // (x.shape[0] * x.shape[1]))
+
+    def _affine(self, weight, bias, c: int, dtype):
+        """weight and bias, or ones and zeros for batch norm without an affine map."""
+        xp = self.xp
+        return (xp.ones(c, dtype=dtype) if weight is None else self._c(weight),
+                xp.zeros(c, dtype=dtype) if bias is None else self._c(bias))
+
+    def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
+        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat."""
+        xp = self.xp
+        x = self._c(x)
+        n, c, inner = self._nci(x)
+        dt = x.dtype
+        w, b = self._affine(weight, bias, c, dt)
+        row_mean, row_m2 = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
+        self.launcher.launch("bn_row_moments", dt, x, row_mean, row_m2, n, c, inner)
+        mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
+        self.launcher.launch("bn_channel_stats", dt, row_mean, row_m2, w, running_mean, running_var, mean,
+                             inv_std, scale, n, c, inner, float(eps), float(momentum))
+        y = xp.empty_like(x)
+        self.launcher.launch("bn_apply", dt, x, mean, scale, b, y, n, c, inner)
+        return y, (x, mean, inv_std, scale)
+
+    def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps):
+        xp = self.xp
+        x = self._c(x)
+        n, c, inner = self._nci(x)
+        w, b = self._affine(weight, bias, c, x.dtype)
+        scale = self._c(w / xp.sqrt(running_var + x.dtype.type(eps)))
+        y = xp.empty_like(x)
+        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, y, n, c, inner)
+        return y
+
+    def batchnorm_backward(self, dy, saved, weight, need_dx=True):
+        xp = self.xp
+        x, mean, inv_std, scale = saved
+        dy = self._c(dy)
+        n, c, inner = self._nci(dy)
+        dt = dy.dtype
+        row_dy, row_dyx = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
+        self.launcher.launch("bn_row_grads", dt, dy, x, mean, row_dy, row_dyx, n, c, inner)
+        dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
+        self.launcher.launch("bn_channel_grads", dt, row_dy, row_dyx, inv_std, dweight, dbias, n, c)
+        if not need_dx:
+            return None, dweight, dbias
+        dx = xp.empty_like(dy)
+        self.launcher.launch("bn_input_grad", dt, dy, x, mean, inv_std, scale, dweight, dbias, dx, n, c, inner)
+        return dx, dweight, dbias
+
     # --- bias + activation ---------------------------------------------------------------
 
     def bias_act(self, x, bias, act, channel_major: bool):
@@ -127,6 +196,18 @@ class CupyOps(ReferenceOps):
         dy, y = self._c(dy), self._c(y)
         dx = self.xp.empty_like(dy)
         self.launcher.launch("relu_backward", dy.dtype, dy, y, dx, dy.size)
+        return dx
+
+    def leaky_relu_forward(self, x, slope):
+        x = self._c(x)
+        y = self.xp.empty_like(x)
+        self.launcher.launch("leaky_relu_forward", x.dtype, x, y, x.size, float(slope))
+        return y
+
+    def leaky_relu_backward(self, dy, x, slope):
+        dy, x = self._c(dy), self._c(x)
+        dx = self.xp.empty_like(dy)
+        self.launcher.launch("leaky_relu_backward", dy.dtype, dy, x, dx, dy.size, float(slope))
         return dx
 
     # --- loss ----------------------------------------------------------------------------

@@ -120,6 +120,14 @@ class ReferenceOps:
     def sigmoid_backward(self, dy, y):
         return dy * y * (1 - y)
 
+    def leaky_relu_forward(self, x, slope: float):
+        """x where x > 0, else slope * x."""
+        return self.xp.where(x > 0, x, x * x.dtype.type(slope))
+
+    def leaky_relu_backward(self, dy, x, slope: float):
+        """dL/dx from the input x: dy where x > 0, else slope * dy (PyTorch's choice at x == 0)."""
+        return self.xp.where(x > 0, dy, dy * dy.dtype.type(slope))
+
     # --- convolution ---------------------------------------------------------------------
 
     def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
@@ -228,6 +236,71 @@ class ReferenceOps:
         # a pooling window is a one-channel convolution window with dilation 1
         total = self.col2im(cols, (n * c, 1, h, w), ConvGeometry(*geom))
         return (total / (kh * kw)).reshape(x_shape)
+
+    def global_avgpool_forward(self, x):
+        """x: (n, c, h, w) -> (n, c), the mean of each plane."""
+        return x.mean(axis=(2, 3))
+
+    def global_avgpool_backward(self, dy, x_shape):
+        """dy: (n, c) -> dx (n, c, h, w): every position of a plane gets dy / (h * w)."""
+        n, c, h, w = x_shape
+        share = dy / dy.dtype.type(h * w)
+        return self.xp.ascontiguousarray(self.xp.broadcast_to(share.reshape(n, c, 1, 1), x_shape))
+
+    # --- batch normalization (channel axis 1; statistics over every other axis) ------------
+
+    def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps: float, momentum: float):
+        """Training-mode batch norm. x: (n, c, ...) -> (y like x, saved); weight, bias: (c,) or None.
+
+        Each channel is normalised with its batch mean and biased variance over the m = x.size / c
+        values it has; in place, running = (1 - momentum) * running + momentum * batch statistic,
+        with the unbiased variance (times m / (m - 1)) for running_var. saved: (xhat, inv_std).
+        """
+        xp = self.xp
+        axes = (0, *range(2, x.ndim))
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        m = x.size // x.shape[1]
+        mean = x.mean(axis=axes)
+        centred = x - mean.reshape(per_channel)
+        var = (centred * centred).mean(axis=axes)
+        inv_std = 1 / xp.sqrt(var + x.dtype.type(eps))
+        xhat = centred * inv_std.reshape(per_channel)
+        y = xhat if weight is None else xhat * weight.reshape(per_channel) + bias.reshape(per_channel)
+        dt = x.dtype.type
+        running_mean *= dt(1 - momentum)
+        running_mean += mean * dt(momentum)
+        running_var *= dt(1 - momentum)
+        running_var += var * dt(momentum * m / (m - 1))
+        return y, (xhat, inv_std)
+
+    def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps: float):
+        """Eval-mode batch norm: (x - running_mean) / sqrt(running_var + eps) * weight + bias."""
+        xp = self.xp
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)
+        scale = 1 / xp.sqrt(running_var + x.dtype.type(eps))
+        if weight is not None:
+            scale = scale * weight
+        y = (x - running_mean.reshape(per_channel)) * scale.reshape(per_channel)
+        return y if bias is None else y + bias.reshape(per_channel)
+
+    def batchnorm_backward(self, dy, saved, weight, need_dx: bool = True):
+        """dy like x -> (dx like x or None, dweight (c,), dbias (c,)) for batchnorm_forward's `saved`.
+
+        dbias = sum dy, dweight = sum dy * xhat (per channel, computed even without an affine
+        map: dx needs them); dx = weight * inv_std * (dy - dbias / m - xhat * dweight / m).
+        """
+        xhat, inv_std = saved
+        axes = (0, *range(2, dy.ndim))
+        per_channel = (1, -1) + (1,) * (dy.ndim - 2)
+        m = dy.size // dy.shape[1]
+        dbias = dy.sum(axis=axes)
+        dweight = (dy * xhat).sum(axis=axes)
+        if not need_dx:
+            return None, dweight, dbias
+        scale = inv_std if weight is None else inv_std * weight
+        dt = dy.dtype.type
+        dx = (dy - dbias.reshape(per_channel) * dt(1 / m) - xhat * (dweight * dt(1 / m)).reshape(per_channel))
+        return dx * scale.reshape(per_channel), dweight, dbias
 
     # --- linear --------------------------------------------------------------------------
 

@@ -39,7 +39,7 @@ def test_round_trip_every_model(tmp_path, name, dtype):
     assert ckpt.optimizer_state is None and ckpt.rng_state is None and ckpt.make_optimizer() is None
     assert ckpt.attrs["format"] == "dualnet-checkpoint" and ckpt.attrs["dtype"] == dtype
     assert ckpt.path == path
-    x = np.random.default_rng(0).random((2, 1, 28, 28)).astype(dtype)
+    x = np.random.default_rng(0).random((2, *model.input_shape)).astype(dtype)
     model.eval(), ckpt.model.eval()
     assert_identical(model(x), ckpt.model(x))
     loaded = dn.load(path)

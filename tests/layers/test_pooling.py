@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import dualnet as dn
 from dualnet import layers as L
-from dualnet.testing import pool_geometries, tie_free, uniform
+from dualnet.testing import assert_devices_agree, pool_geometries, tie_free, uniform
 
 
 def window_reduce(x, g, reduce, fill):
@@ -59,3 +61,29 @@ def test_maxpool2d_tie_goes_to_first_element_in_window():
     layer(x)
     dx = layer.backward(np.array([[[[5.0]]]]))
     np.testing.assert_array_equal(dx, [[[[0.0, 5.0], [0.0, 0.0]]]])
+
+
+# --- GlobalAvgPool2d -------------------------------------------------------------------------------
+
+
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 6), st.integers(1, 6), st.integers(0, 2**16))
+def test_global_avgpool2d_is_the_plane_mean_and_its_gradient_matches_numerical(n, c, h, w, seed):
+    x = uniform((n, c, h, w), seed)
+    layer = L.GlobalAvgPool2d()
+    np.testing.assert_allclose(layer(x), x.mean(axis=(2, 3)), rtol=1e-12)
+    assert layer.output_shape((c, h, w)) == (c,)
+    dn.gradcheck(layer, x, rtol=1e-6)
+
+
+def test_global_avgpool2d_agrees_on_ref_cpu_and_emu():
+    def step(x, dy):
+        layer = L.GlobalAvgPool2d()
+        return layer(x), layer.backward(dy)
+
+    for dtype in (np.float64, np.float32):
+        assert_devices_agree(step, uniform((3, 4, 5, 7), 0, dtype), uniform((3, 4), 1, dtype))
+
+
+def test_global_avgpool2d_rejects_other_ranks():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        L.GlobalAvgPool2d()(np.zeros((2, 3, 4), np.float32))

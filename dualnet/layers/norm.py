@@ -1,0 +1,112 @@
+"""Batch normalization: BatchNorm1d and BatchNorm2d (PyTorch's semantics and argument names).
+
+Training: each channel is normalised with the mean and the biased variance of the batch (over
+N and every spatial position), then scaled by `weight` and shifted by `bias`; the running
+statistics follow `running = (1 - momentum) * running + momentum * batch`, with the *unbiased*
+batch variance for `running_var`. Eval: the same affine map with the running statistics.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..backend import to_device
+from .base import Layer, Parameter, _positive_int
+
+
+class _BatchNorm(Layer):
+    """Shared body; subclasses fix the accepted input ranks (`ranks`, channel axis 1)."""
+
+    kind = "bn"
+    ranks: tuple[int, ...] = ()
+    shape_text = ""
+    # buffers (register_buffer): running statistics (c,) and the count of training batches seen
+    running_mean: Any
+    running_var: Any
+    num_batches_tracked: Any
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
+                 dtype: Any = np.float32):
+        super().__init__()
+        name = type(self).__name__
+        self.num_features = _positive_int(num_features, "num_features", name)
+        if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
+            raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
+        if not (isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and 0 <= momentum <= 1):
+            raise ValueError(f"{name}: momentum must be a number in [0, 1], got {momentum!r}")
+        if not isinstance(affine, bool):
+            raise ValueError(f"{name}: affine must be True or False, got {affine!r}")
+        self.eps, self.momentum, self.affine = float(eps), float(momentum), affine
+        c, dev = self.num_features, self.device
+        self.weight = Parameter(to_device(np.ones(c, dtype), dev), "weight", dev) if affine else None
+        self.bias = Parameter(to_device(np.zeros(c, dtype), dev), "bias", dev) if affine else None
+        self.register_buffer("running_mean", to_device(np.zeros(c, dtype), dev))
+        self.register_buffer("running_var", to_device(np.ones(c, dtype), dev))
+        self.register_buffer("num_batches_tracked", to_device(np.zeros((), np.int64), dev))
+        self._cache = None
+
+    def config(self) -> dict[str, Any]:
+        return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum, affine=self.affine)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(shape) + 1 not in self.ranks or shape[0] != self.num_features:
+            raise ValueError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "
+                             f"{self.num_features}, got examples of shape {tuple(shape)}")
+        return tuple(shape)
+
+    def _check(self, x: Any) -> int:
+        """Validate x and return the number of values per channel."""
+        if getattr(x, "ndim", None) not in self.ranks:
+            raise ValueError(f"{self.name}: expected an input of shape {self.shape_text}, got shape "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        self._check_input(x, x.ndim, self.shape_text)
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"{self.name}: expected {self.num_features} channels (num_features), got input of "
+                             f"shape {tuple(x.shape)}")
+        if x.dtype != self.running_mean.dtype:
+            raise ValueError(f"{self.name}: input dtype {x.dtype} differs from the running statistics' dtype "
+                             f"{self.running_mean.dtype}; cast one of them (model.astype(...))")
+        return int(x.size // x.shape[1])
+
+    def forward(self, x: Any) -> Any:
+        """x: (N, C, ...) -> y of the same shape."""
+        per_channel = self._check(x)
+        w = self.weight.data if self.weight is not None else None
+        b = self.bias.data if self.bias is not None else None
+        if not self.training:
+            self._cache = None
+            return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
+        if per_channel < 2:
+            raise ValueError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
+                             f"got input of shape {tuple(x.shape)}; use a larger batch or eval mode")
+        y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
+                                              self.momentum)
+        self.num_batches_tracked += 1
+        self._cache = saved
+        return y
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy like x -> dx like x (or None); adds dL/dweight, dL/dbias when affine."""
+        saved = self._need_cache()
+        w = self.weight.data if self.weight is not None else None
+        dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
+        if self.weight is not None and self.bias is not None:
+            self.weight.grad += dw
+            self.bias.grad += db
+        return dx
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalization over (N, H, W) per channel; x: (N, C, H, W)."""
+
+    ranks = (4,)
+    shape_text = "(N, C, H, W)"
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalization over N (and L) per channel; x: (N, C) or (N, C, L)."""
+
+    ranks = (2, 3)
+    shape_text = "(N, C) or (N, C, L)"

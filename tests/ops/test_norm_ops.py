@@ -1,0 +1,100 @@
+"""The research-grade layers' ops (batch norm, global average pooling, leaky ReLU) agree across
+tables: CpuOps and the kernel-backed ops ("emu": checking emulator with tiny grids, so every
+grid-stride loop wraps; "gpu" where CuPy sees a device) against the reference, float32 and float64.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dualnet.ops.cpu import CpuOps
+from dualnet.ops.cuda import EmulatedOps
+from dualnet.ops.reference import ReferenceOps
+from dualnet.testing import norm_shapes, uniform
+
+REF = ReferenceOps()
+DTYPES = st.sampled_from([np.float64, np.float32])
+TABLES = pytest.mark.parametrize("table", ["cpu", "emu", pytest.param("gpu", marks=pytest.mark.gpu)])
+_CACHE: dict = {}
+
+
+def ops(name):
+    if name not in _CACHE:
+        if name == "cpu":
+            _CACHE[name] = CpuOps()
+        elif name == "emu":
+            _CACHE[name] = EmulatedOps(check=True, block=32, max_blocks=3)
+        else:
+            from dualnet.ops.cuda import CupyOps
+
+            _CACHE[name] = CupyOps(0)
+    return _CACHE[name]
+
+
+def host(a):
+    return a.get() if hasattr(a, "get") else np.asarray(a)
+
+
+def close(got, want, dtype, gpu=False):
+    rtol = 1e-5 if dtype == np.float32 else (1e-10 if gpu else 1e-11)
+    np.testing.assert_allclose(host(got), want, rtol=rtol, atol=rtol)
+
+
+@TABLES
+@given(st.integers(0, 2).flatmap(norm_shapes), DTYPES, st.booleans(), st.integers(0, 2**16))
+def test_batchnorm_ops_agree_with_the_reference(table, shape, dtype, affine, seed):
+    t = ops(table)
+    xp = t.xp
+    c = shape[1]
+    x, dy = uniform(shape, seed, dtype, -2, 3), uniform(shape, seed + 1, dtype)
+    w = uniform((c,), seed + 2, dtype, 0.5, 2) if affine else None
+    b = uniform((c,), seed + 3, dtype) if affine else None
+    rm, rv = uniform((c,), seed + 4, dtype), uniform((c,), seed + 5, dtype, 0.5, 2)
+    dev = [xp.asarray(a) if a is not None else None for a in (x, dy, w, b)]
+    d_rm, d_rv = xp.asarray(rm.copy()), xp.asarray(rv.copy())
+    y, saved = REF.batchnorm_forward(x, w, b, rm, rv, 1e-5, 0.3)
+    y_t, saved_t = t.batchnorm_forward(dev[0], dev[2], dev[3], d_rm, d_rv, 1e-5, 0.3)
+    gpu = table == "gpu"
+    for got, want in ((y_t, y), (d_rm, rm), (d_rv, rv)):  # the running statistics update in place
+        close(got, want, dtype, gpu)
+    for got, want in zip(t.batchnorm_backward(dev[1], saved_t, dev[2]), REF.batchnorm_backward(dy, saved, w)):
+        close(got, want, dtype, gpu)
+    dx_none = t.batchnorm_backward(dev[1], saved_t, dev[2], need_dx=False)
+    assert dx_none[0] is None
+    close(t.batchnorm_eval(dev[0], dev[2], dev[3], d_rm, d_rv, 1e-5), REF.batchnorm_eval(x, w, b, rm, rv, 1e-5),
+          dtype, gpu)
+
+
+@TABLES
+@given(st.integers(1, 4), st.integers(1, 5), st.integers(1, 7), st.integers(1, 7), DTYPES, st.integers(0, 2**16))
+def test_global_avgpool_ops_agree_with_the_reference(table, n, c, h, w, dtype, seed):
+    t = ops(table)
+    x, dy = uniform((n, c, h, w), seed, dtype), uniform((n, c), seed + 1, dtype)
+    close(t.global_avgpool_forward(t.xp.asarray(x)), REF.global_avgpool_forward(x), dtype, table == "gpu")
+    close(t.global_avgpool_backward(t.xp.asarray(dy), x.shape), REF.global_avgpool_backward(dy, x.shape), dtype,
+          table == "gpu")
+
+
+@TABLES
+@given(st.lists(st.integers(1, 7), min_size=1, max_size=4), st.floats(-1, 1), DTYPES, st.integers(0, 2**16))
+def test_leaky_relu_ops_agree_with_the_reference(table, shape, slope, dtype, seed):
+    t = ops(table)
+    x, dy = uniform(shape, seed, dtype), uniform(shape, seed + 1, dtype)
+    x.reshape(-1)[0] = 0  # the kink itself
+    close(t.leaky_relu_forward(t.xp.asarray(x), slope), REF.leaky_relu_forward(x, slope), dtype)
+    close(t.leaky_relu_backward(t.xp.asarray(dy), t.xp.asarray(x), slope), REF.leaky_relu_backward(dy, x, slope),
+          dtype)
+
+
+def test_batchnorm_on_the_cpu_tables_batch_last_views_keeps_values():
+    """CpuOps' convolutions hand out (n, c, h, w) views of batch-last buffers; batch norm must
+    read them as they are."""
+    x = np.ascontiguousarray(uniform((3, 4, 5, 2), 0).transpose(3, 0, 1, 2)).transpose(1, 2, 3, 0)
+    assert not x.flags.c_contiguous
+    rm, rv = np.zeros(4), np.ones(4)
+    y, saved = CpuOps().batchnorm_forward(x, None, None, rm, rv, 1e-5, 0.1)
+    y_ref, _ = REF.batchnorm_forward(np.ascontiguousarray(x), None, None, np.zeros(4), np.ones(4), 1e-5, 0.1)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
