@@ -149,6 +149,15 @@ class Kernel:
     def launch_size(self, scalars: Mapping[str, int]) -> int:
         return self._size(scalars)
 
+    def positional(self, expr: str, names: list[str]) -> Callable[..., int]:
+        """`expr` (a count or the size) as a function of the integer scalars `names`, positionally.
+
+        Built once per plan: a Python lambda is far cheaper to call per launch than `eval`.
+        """
+        ints = {p.name for p in self.params if p.ctype in ("int", "long long")}
+        _compile_expr(expr, ints, f"kernel {self.name}")  # validates the expression
+        return eval(f"lambda {', '.join(names)}: ({expr})", {"__builtins__": {}})  # noqa: S307
+
     def signature(self, t: str = "T") -> str:
         args = ", ".join(f"{p.c_type(t)} {p.name}" for p in self.params)
         return f"{self.name}<{t}>({args})"
