@@ -245,4 +245,8 @@ KERNELS = KernelTable([
             array_inout("v", "size"), int64("size"), real("lr"), real("beta1"), real("beta2"),
             real("eps"), real("weight_decay"), real("bias_correction1"),
             real("bias_correction2")), "size"),
+    Kernel("adamw_update", "optim.cu",
+           (array_inout("param", "size"), array_in("grad", "size"), array_inout("m", "size"),
+            array_inout("v", "size"), int64("size"), real("lr"), real("beta1"), real("beta2"),
+            real("eps"), real("decay"), real("bias_correction1"), real("bias_correction2")), "size"),
 ], source_dir=Path(__file__).resolve().parent)

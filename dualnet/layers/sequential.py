@@ -101,10 +101,6 @@ class Sequential(Layer):
             layer.astype(dtype)
         return self
 
-    def zero_grad(self) -> None:
-        for layer in self.layers:
-            layer.zero_grad()
-
     def config(self) -> dict[str, Any]:
         return {"layers": [{"type": type(lay).__name__, "name": lay.name, "config": lay.config()}
                            for lay in self.layers],

@@ -31,6 +31,7 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | softmax_xent_backward      | yes       |     | loss.cu       |
 | sgd_update                 | yes       | yes | optim.cu      |
 | adam_update                | yes       |     | optim.cu      |
+| adamw_update               | yes       |     | optim.cu      |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -47,7 +48,7 @@ OPS: tuple[str, ...] = (
     "conv_relu_maxpool_backward", "maxpool_forward", "maxpool_backward", "avgpool_forward",
     "avgpool_backward", "bias_act", "relu_forward", "relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
-    "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update",
+    "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update", "adamw_update",
 )
 
 

@@ -146,6 +146,11 @@ class CupyOps(ReferenceOps):
                              float(beta1), float(beta2), float(eps), float(weight_decay),
                              float(bias_correction1), float(bias_correction2))
 
+    def adamw_update(self, param, grad, m, v, lr, beta1, beta2, eps, decay, bias_correction1, bias_correction2):
+        self.launcher.launch("adamw_update", param.dtype, param, self._c(grad), m, v, param.size, float(lr),
+                             float(beta1), float(beta2), float(eps), float(decay), float(bias_correction1),
+                             float(bias_correction2))
+
 
 class EmulatedOps(CupyOps):
     """The CupyOps code path with NumPy arrays and the kernel emulator: device "emu".

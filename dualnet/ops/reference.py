@@ -303,3 +303,10 @@ class ReferenceOps:
         v *= beta2
         v += g * g * (1 - beta2)
         param -= (m / bias_correction1) * lr / (xp.sqrt(v / bias_correction2) + eps)
+
+    def adamw_update(self, param, grad, m, v, lr: float, beta1: float, beta2: float, eps: float, decay: float,
+                     bias_correction1: float, bias_correction2: float):
+        """AdamW (decoupled weight decay): param *= decay (= 1 - lr * weight_decay), then Adam's
+        step with no decay in the gradient."""
+        param *= param.dtype.type(decay)
+        self.adam_update(param, grad, m, v, lr, beta1, beta2, eps, 0.0, bias_correction1, bias_correction2)
