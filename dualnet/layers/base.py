@@ -232,8 +232,11 @@ class WeightedLayer(Layer):
         """The bias array, or None for a layer built with bias=False."""
         return self.bias.data if self.bias is not None else None
 
+    def bias_grad(self) -> Any:
+        """The bias gradient array, or None for a layer built with bias=False."""
+        return self.bias.grad if self.bias is not None else None
+
     def accumulate(self, dw: Any, db: Any) -> None:
-        """Add one backward's parameter gradients (every backward path of the layer lands here)."""
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        """Add one backward's parameter gradients (every backward path of the layer lands here);
+        one kernel for both on the GPU."""
+        self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad if self.bias is not None else None, db)
