@@ -40,8 +40,6 @@ import dualnet as dn  # noqa: E402
 from dualnet.backend import Device  # noqa: E402
 
 COUNTER = standin_cupy.COUNTER
-#: dualnet functions whose syncs are progress printing (the loop's report points)
-PROGRESS = ("dualnet.train:_report_progress",)
 
 
 def gpu_device() -> Device:
@@ -155,7 +153,7 @@ def main() -> None:
     kinds = {k: v / s for k, v in sorted(by_kind.items())}
     names = {f"{k}:{n}": (v - ops1.get((k, n), 0)) / s for (k, n), v in sorted(ops2.items())
              if v - ops1.get((k, n), 0)}
-    other1 = collections.Counter({k: v for k, v in syncs1.items() if k[0] not in PROGRESS})
+    other1 = collections.Counter({k: v for k, v in syncs1.items() if not k[0].endswith("[progress]")})
     syncs_step = per_step(syncs2, syncs1, s)
     other_fit = sum(other1.values())  # everything in a fit of S steps that is not progress printing
     syncs_outside = other_fit / s

@@ -56,15 +56,24 @@ class Counter:
 COUNTER = Counter()
 
 
+#: functions that mark a sync as progress reporting when they are anywhere on the stack
+PROGRESS_FUNCTIONS = {("dualnet.train", "_report_progress")}
+
+
 def _caller() -> str:
-    """The innermost dualnet function on the stack ("module:function")."""
+    """The innermost dualnet function on the stack ("module:function"), with " [progress]" when a
+    progress-reporting function is further out."""
     f = sys._getframe(2)
+    inner = None
     while f is not None:
         name = f.f_globals.get("__name__", "")
         if name.startswith("dualnet"):
-            return f"{name}:{f.f_code.co_name}"
+            if inner is None:
+                inner = f"{name}:{f.f_code.co_name}"
+            if (name, f.f_code.co_name) in PROGRESS_FUNCTIONS:
+                return f"{inner} [progress]"
         f = f.f_back
-    return "<outside dualnet>"
+    return inner or "<outside dualnet>"
 
 
 _next_ptr = [1 << 32]

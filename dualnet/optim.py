@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -39,7 +40,8 @@ class Optimizer:
         self.params = list(params)
         _check(len(self.params) > 0, f"{type(self).__name__}: got no parameters to optimize")
         for p in self.params:
-            _check(isinstance(p, Parameter), f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
+            _check(isinstance(p, Parameter),
+                   f"{type(self).__name__}: expected Parameter objects, got {type(p).__name__}")
         _check(_real(lr) and lr > 0,
                f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)

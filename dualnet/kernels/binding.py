@@ -215,7 +215,7 @@ class FastPlan:
         names = [params[i].name for i in self.ints]
         self.count_fns = tuple(kernel.positional(p.count or "", names) for p in params if p.is_pointer)
         self.arrays = tuple((i, p.dtype(self.t)) for i, p in enumerate(params) if p.is_pointer)
-        scalars = []
+        scalars: list[tuple[Any, ...]] = []
         for i, p in enumerate(params):
             if p.is_pointer:
                 continue
