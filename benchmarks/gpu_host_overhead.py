@@ -140,6 +140,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--progress-every", type=int, default=20)
     ap.add_argument("--json", type=pathlib.Path, default=None)
+    ap.add_argument("--no-peer", action="store_true", help="skip PyTorch (the operation-count test)")
     args = ap.parse_args()
     dev = gpu_device()
     s = args.steps
@@ -160,7 +161,7 @@ def main() -> None:
     launch = launch_overhead(dev)
     own = max(v["dualnet_own_us"] for v in launch.values())
 
-    peer, peer_name = torch_step()
+    peer, peer_name = (None, "skipped (--no-peer)") if args.no_peer else torch_step()
     ours, theirs = [], []
     for _ in range(args.rounds):
         t, _, _ = run_fit(dev, s, args.batch, args.progress_every)
