@@ -30,6 +30,16 @@ def test_a_lenet5_fit_step_on_the_gpu_path_issues_at_most_40_device_operations_a
     assert r["syncs_outside_progress_per_step"] <= 1 / 50, r["syncs_outside_progress"]
 
 
+def test_gpu_bench_smoke_on_emu_times_a_real_fit(tmp_path):
+    out = tmp_path / "bench.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--device", "emu", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    row = json.loads(out.read_text())["batches"]["64"]
+    assert row["dualnet_ms_per_step"] > 0 and row["dualnet_s_per_epoch"] > 0 and row["steps_per_fit"] == 4
+    assert "dualnet" in proc.stdout and "peer: none on device emu" in proc.stdout
+
+
 def test_step_time_prints_a_ratio_against_its_peer():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_time.py"), "--repeats", "2"],
                           capture_output=True, text=True, timeout=300)

@@ -11,16 +11,12 @@ from dualnet.layers import Parameter
 from dualnet.layers.flat import FlatBuffer, pack, zero_grads
 
 
-def _base(a):
-    return a.base if a.base is not None else a
-
-
 def test_an_optimizer_packs_the_model_into_one_buffer_of_views():
     model = dn.models.lenet5(seed=0)
     before = [p.data.copy() for p in model.parameters()]
     opt = dn.optim.SGD(model.parameters(), lr=0.1)
     (buf,) = opt.buffers()
-    for p, old, (offset, size) in zip(model.parameters(), before, buf.slots):
+    for p, old, (offset, _) in zip(model.parameters(), before, buf.slots):
         np.testing.assert_array_equal(p.data, old)
         assert np.shares_memory(p.data, buf.data) and np.shares_memory(p.grad, buf.grad)
         assert p.data.flags.c_contiguous and offset * p.data.itemsize % 64 == 0
