@@ -46,6 +46,7 @@ class FlatBuffer:
         self.data = xp.zeros(total, dtype=dtype)
         self.grad = xp.zeros(total, dtype=dtype)
         self.states: dict[str, Any] = {}
+        self._views: dict[str, list[Any]] = {}  # state name -> the per-parameter views handed out
         self.broken = False
         for p, (o, n) in zip(self.params, self.slots):
             d = self.data[o:o + n].reshape(p.shape)
@@ -68,32 +69,17 @@ class FlatBuffer:
         flat = self.states.get(name)
         if flat is None:
             flat = self.states[name] = self.device.xp.zeros(self.total, dtype=self.dtype)
-        for p, (o, n) in zip(self.params, self.slots):
+            self._views[name] = [flat[o:o + n].reshape(p.shape) for p, (o, n) in zip(self.params, self.slots)]
+        for p, view in zip(self.params, self._views[name]):
             cur = p.state.get(name)
-            view = flat[o:o + n].reshape(p.shape)
+            if cur is view:
+                continue
             if cur is None:
                 view.fill(0)
-                p.state[name] = view
-            elif not _same_view(cur, view):
+            else:
                 view[...] = cur
-                p.state[name] = view
+            p.state[name] = view
         return flat
-
-
-def _same_view(a: Any, b: Any) -> bool:
-    """Whether `a` is the view `b` describes (same address, shape and dtype)."""
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return False
-    return _address(a) == _address(b)
-
-
-def _address(a: Any) -> int:
-    data = getattr(a, "data", None)
-    ptr = getattr(data, "ptr", None)
-    if ptr is not None:
-        return int(ptr)
-    iface = getattr(a, "__array_interface__", None)
-    return int(iface["data"][0]) if iface else id(a)
 
 
 def pack(params: Iterable[Any]) -> list[FlatBuffer]:
