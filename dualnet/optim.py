@@ -1,7 +1,11 @@
-"""Optimizers: SGD (momentum, Nesterov, weight decay) and Adam.
+"""Optimizers: SGD (momentum, Nesterov, weight decay), Adam and AdamW.
 
-Each update runs in place through the op table of the parameter's device (one elementwise kernel
-per parameter on the GPU). Buffers live in `param.state`, so `model.to(...)` moves them too.
+An optimizer packs its parameters into flat buffers (layers/flat.py: one per device and dtype),
+so each step is one in-place update over each buffer through the device's op table: one kernel
+for every parameter at once on the GPU, and per element the same arithmetic as a per-parameter
+update. `zero_grad` is one fill per buffer. Buffers (momentum, moments) are flat too, with each
+`param.state[name]` a view into them, so checkpoints and `model.to(...)` see per-parameter arrays;
+a parameter that leaves its buffer (moved, cast) makes the next step pack again.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ from typing import Any
 import numpy as np
 
 from .layers import Parameter
+from .layers.flat import FlatBuffer, pack, zero_grads
 
-__all__ = ["Optimizer", "SGD", "Adam", "OPTIMIZERS", "make"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "OPTIMIZERS", "make"]
 
 
 def _check(cond: bool, message: str) -> None:
@@ -41,19 +46,25 @@ class Optimizer:
                f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
+        self._buffers: list[FlatBuffer] = pack(self.params)
+
+    def buffers(self) -> list[FlatBuffer]:
+        """The flat buffers of the parameters, packed again if a parameter left its buffer."""
+        if any(b.broken for b in self._buffers):
+            self._buffers = pack(self.params)
+        return self._buffers
 
     def zero_grad(self) -> None:
-        for p in self.params:
-            with p.device.scope():  # on "gpu:N" the fill and the buffers belong to N
-                p.grad[...] = 0
+        self.buffers()
+        zero_grads(self.params)  # each fill on its buffer's device (see flat.zero_grads)
 
     def step(self) -> None:
         self.steps += 1
-        for p in self.params:
-            with p.device.scope():
-                self._update(p)
+        for buf in self.buffers():
+            with buf.device.scope():  # on "gpu:N" the update kernels run on N
+                self._update(buf)
 
-    def _update(self, p: Parameter) -> None:  # pragma: no cover - abstract
+    def _update(self, buf: FlatBuffer) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
 
     def hyperparameters(self) -> dict[str, Any]:
@@ -98,11 +109,9 @@ class SGD(Optimizer):
         return {"lr": self.lr, "momentum": self.momentum, "nesterov": self.nesterov,
                 "weight_decay": self.weight_decay}
 
-    def _update(self, p: Parameter) -> None:
-        if "velocity" not in p.state:
-            p.state["velocity"] = p.data * 0
-        p.device.ops.sgd_update(p.data, p.grad, p.state["velocity"], self.lr, self.momentum,
-                                self.weight_decay, self.nesterov)
+    def _update(self, buf: FlatBuffer) -> None:
+        buf.device.ops.sgd_update(buf.data, buf.grad, buf.state("velocity"), self.lr, self.momentum,
+                                  self.weight_decay, self.nesterov)
 
 
 class Adam(Optimizer):
@@ -123,19 +132,30 @@ class Adam(Optimizer):
         return {"lr": self.lr, "betas": list(self.betas), "eps": self.eps, "weight_decay": self.weight_decay}
 
     def step(self) -> None:
-        self.steps += 1
         b1, b2 = self.betas
-        self._bc = (1 - b1 ** self.steps, 1 - b2 ** self.steps)
-        for p in self.params:
-            self._update(p)
+        self._bc = (1 - b1 ** (self.steps + 1), 1 - b2 ** (self.steps + 1))
+        super().step()
 
-    def _update(self, p: Parameter) -> None:
-        if "m" not in p.state:
-            p.state["m"] = p.data * 0
-            p.state["v"] = p.data * 0
+    def _update(self, buf: FlatBuffer) -> None:
         b1, b2 = self.betas
-        p.device.ops.adam_update(p.data, p.grad, p.state["m"], p.state["v"], self.lr, b1, b2, self.eps,
-                                 self.weight_decay, self._bc[0], self._bc[1])
+        buf.device.ops.adam_update(buf.data, buf.grad, buf.state("m"), buf.state("v"), self.lr, b1, b2, self.eps,
+                                   self.weight_decay, self._bc[0], self._bc[1])
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter; PyTorch's AdamW): each step first
+    scales the parameters by (1 - lr * weight_decay), then takes Adam's step without decay."""
+
+    def __init__(self, params: Iterable[Parameter], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999),
+                 eps: float = 1e-8, weight_decay: float = 0.01):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+    def _update(self, buf: FlatBuffer) -> None:
+        b1, b2 = self.betas
+        buf.device.ops.adamw_update(buf.data, buf.grad, buf.state("m"), buf.state("v"), self.lr, b1, b2, self.eps,
+                                    1.0 - self.lr * self.weight_decay, self._bc[0], self._bc[1])
+
+
 
 
 # The optimizers by name, as `dualnet train --optimizer` and RunConfig.optimizer know them: each
@@ -148,12 +168,13 @@ OPTIMIZERS: dict[str, Callable[[Iterable[Parameter], float, float, float], Optim
     "nesterov": lambda params, lr, momentum, weight_decay: SGD(params, lr=lr, momentum=momentum, nesterov=True,
                                                                weight_decay=weight_decay),
     "adam": lambda params, lr, momentum, weight_decay: Adam(params, lr=lr, weight_decay=weight_decay),
+    "adamw": lambda params, lr, momentum, weight_decay: AdamW(params, lr=lr, weight_decay=weight_decay),
 }
 
 
 def make(name: str, params: Iterable[Parameter], lr: float, momentum: float = 0.0,
          weight_decay: float = 0.0) -> Optimizer:
-    """The optimizer called `name` in OPTIMIZERS ("sgd", "momentum", "nesterov", "adam") over `params`.
+    """The optimizer called `name` in OPTIMIZERS ("sgd", "momentum", "nesterov", "adam", "adamw") over `params`.
 
     Raises ValueError naming the known names for an unknown one, and the optimizer's own ValueError
     for a bad value (e.g. "nesterov" with momentum 0).

@@ -25,6 +25,7 @@ from .errors import DataError, DualnetError
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, learning_rate
+from .train_tally import make_tally
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
            "DeviceOutOfMemory", "OOM_ERRORS"]
@@ -179,11 +180,11 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     images_dev = to_device(train.images, dev) if not augment_shift else None
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
-    stop = {"signum": None}
+    stop_signal: dict[str, Any] = {"signum": None}
     old_handlers: dict[int, Any] = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
         def _ask_stop(signum: int, frame: Any) -> None:
-            stop["signum"] = signum
+            stop_signal["signum"] = signum
         for sig in (signal.SIGINT, signal.SIGTERM):
             old_handlers[sig] = signal.signal(sig, _ask_stop)
     # divergence is detected and explained below; NumPy's overflow warnings would only be noise
@@ -195,19 +196,20 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         while state.epoch < epochs:
             epoch = state.epoch
             order = _data.epoch_order(n, state.seed, epoch)
+            order_dev = to_device(order.astype(np.int32), dev)  # one upload per epoch
             model.train()
-            loss_dev = xp.zeros((), dtype=xp.float64) + state.loss_sum
-            correct_dev = xp.zeros((), dtype=xp.int64) + state.correct
+            tally = make_tally(dev, model, optimizer, progress_every, state.loss_sum, state.correct)
             t0 = time.perf_counter() - state.seconds
             last_report = (time.perf_counter(), state.seen)
             for step in range(state.step, steps_per_epoch):
-                idx = order[step * batch_size:(step + 1) * batch_size]
+                start, stop = step * batch_size, min((step + 1) * batch_size, n)
+                b = stop - start
                 if augment_shift:
                     rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.random_shift(train.images[idx], augment_shift, rng), dev)
+                    xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng), dev)
+                    yb = labels_dev[order_dev[start:stop]]
                 else:
-                    xb = images_dev[to_device(idx, dev)]
-                yb = labels_dev[to_device(idx, dev)]
+                    xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)
                 lr = learning_rate(schedule, base_lr, state.global_step, total_steps, steps_per_epoch, epochs)
                 optimizer.lr = lr
                 model.zero_grad()
@@ -219,51 +221,47 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                     model.backward(crit.backward())
                 if clip_grad_norm:
                     _clip(model, clip_grad_norm)
-                # on the CPU the loss is already on the host: check every step; on a GPU
-                # only at progress points, so that steps don't wait for the host
-                check_now = dev.kind != "gpu" or (step + 1) % progress_every == 0
+                # on the CPU the loss is already on the host: check every step; on a GPU the
+                # step's tally flags non-finite gradients on the device, read where the loop reports
+                check_now = not tally.deferred and (dev.kind != "gpu" or (step + 1) % progress_every == 0)
                 if check_now and not (math.isfinite(float(loss)) and _grads_finite(model)):
                     where = _first_nonfinite_layer(model, xb, yb)
                     raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
                                            f"(global step {state.global_step + 1}): the loss is {float(loss)}; "
                                            f"non-finite values first appear in {where}. Try a lower --lr "
                                            f"or --clip-grad")
+                tally.add(loss, logits, yb, b, state.global_step + 1)
                 optimizer.step()
-                loss_dev += loss * len(idx)
-                correct_dev += (logits.argmax(axis=1) == yb).sum()
                 state.step = step + 1
                 state.global_step += 1
-                state.seen += len(idx)
+                state.seen += b
                 if (step + 1) % progress_every == 0 or step + 1 == steps_per_epoch:
-                    now = time.perf_counter()
-                    rate = (state.seen - last_report[1]) / max(now - last_report[0], 1e-9)
-                    last_report = (now, state.seen)
-                    info = dict(epoch=epoch + 1, epochs=epochs, step=step + 1, steps=steps_per_epoch,
-                                loss=float(loss_dev) / state.seen, acc=int(correct_dev) / state.seen,
-                                images_per_s=rate, lr=lr)
-                    for cb in callbacks:
-                        if hasattr(cb, "on_batch"):
-                            cb.on_batch(state, info)
-                if stop["signum"] is not None:
-                    state.loss_sum, state.correct = float(loss_dev), int(correct_dev)
+                    last_report = _report_progress(tally, state, callbacks, last_report, epoch, epochs,
+                                                   steps_per_epoch, lr)
+                if stop_signal["signum"] is not None:
+                    state.loss_sum, state.correct = tally.totals()
+                    _check_tally(tally, state, epoch)
                     state.seconds = time.perf_counter() - t0
-                    name = signal.Signals(stop["signum"]).name
+                    name = signal.Signals(stop_signal["signum"]).name
                     raise TrainingInterrupted(f"{name} received at epoch {epoch + 1}, step {step + 1}",
-                                              state, stop["signum"])
+                                              state, stop_signal["signum"])
             seconds = time.perf_counter() - t0
-            record = dict(epoch=epoch + 1, train_loss=float(loss_dev) / state.seen,
-                          train_acc=int(correct_dev) / state.seen, lr=optimizer.lr, seconds=seconds,
+            loss_sum, correct = tally.totals()
+            _check_tally(tally, state, epoch)
+            record = dict(epoch=epoch + 1, train_loss=loss_sum / state.seen,
+                          train_acc=correct / state.seen, lr=optimizer.lr, seconds=seconds,
                           images_per_s=state.seen / max(seconds, 1e-9))
             if not math.isfinite(record["train_loss"]):
                 raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the mean loss is "
                                        f"{record['train_loss']}; try a lower --lr or --clip-grad")
             # the last update of the epoch has not been seen by a loss yet: nothing non-finite
             # may reach the callbacks (they save checkpoints)
-            for name, p in model.named_parameters():
-                if not bool(xp.isfinite(p.data).all()):
-                    raise TrainingDiverged(f"training diverged by the end of epoch {epoch + 1} (step "
-                                           f"{steps_per_epoch}, global step {state.global_step}): parameter "
-                                           f"{name} became non-finite. Try a lower --lr or --clip-grad")
+            if not (tally.deferred and tally.parameters_finite()):
+                for name, p in model.named_parameters():
+                    if not bool(xp.isfinite(p.data).all()):
+                        raise TrainingDiverged(f"training diverged by the end of epoch {epoch + 1} (step "
+                                               f"{steps_per_epoch}, global step {state.global_step}): parameter "
+                                               f"{name} became non-finite. Try a lower --lr or --clip-grad")
             if val is not None and len(val):
                 ev = evaluate(model, val)
                 record.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
@@ -281,6 +279,32 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         for sig, handler in old_handlers.items():
             signal.signal(sig, handler)
     return state.history
+
+
+def _report_progress(tally: Any, state: TrainState, callbacks: list, last_report: tuple[float, int], epoch: int,
+                     epochs: int, steps: int, lr: float) -> tuple[float, int]:
+    """A progress point: read the tally (the loop's one host sync here) and call on_batch."""
+    now = time.perf_counter()
+    rate = (state.seen - last_report[1]) / max(now - last_report[0], 1e-9)
+    if tally.deferred or callbacks:
+        loss_sum, correct = tally.totals()
+        _check_tally(tally, state, epoch)
+        info = dict(epoch=epoch + 1, epochs=epochs, step=state.step, steps=steps, loss=loss_sum / state.seen,
+                    acc=correct / state.seen, images_per_s=rate, lr=lr)
+        for cb in callbacks:
+            if hasattr(cb, "on_batch"):
+                cb.on_batch(state, info)
+    return now, state.seen
+
+
+def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
+    """Raise TrainingDiverged if the device tally saw a non-finite gradient."""
+    bad = tally.divergence()
+    if bad is not None:
+        first, where = bad
+        raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {state.step} (global step "
+                               f"{state.global_step}): non-finite values first appear in the gradient of {where} "
+                               f"at global step {first}. Try a lower --lr or --clip-grad")
 
 
 def _grads_finite(model: Any) -> bool:

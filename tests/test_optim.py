@@ -74,3 +74,56 @@ def test_sgd_momentum_lowers_a_quadratic():
         p.grad += 2 * p.data
         opt.step()
     assert np.abs(p.data).max() < 1e-3
+
+
+@given(st.floats(1e-4, 1e-1), st.sampled_from([0.0, 1e-2, 0.1]), st.integers(0, 1000))
+def test_adamw_matches_pytorchs_decoupled_rule(lr, wd, seed):
+    p, grads = params(seed)
+    ref, m, v = p.data.copy(), 0.0, 0.0
+    b1, b2, eps = 0.9, 0.999, 1e-8
+    opt = dn.optim.AdamW([p], lr=lr, weight_decay=wd)
+    for t, g in enumerate(grads, 1):
+        p.grad[...] = g
+        opt.step()
+        ref = ref * (1 - lr * wd)  # decay first, outside the moments
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        ref = ref - lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
+    np.testing.assert_allclose(p.data, ref, rtol=1e-10, atol=1e-14)
+    assert dn.optim.AdamW([p]).weight_decay == 0.01 and type(dn.optim.make("adamw", [p], lr=0.1)) is dn.optim.AdamW
+
+
+@pytest.mark.parametrize("make", [lambda ps: dn.optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True, weight_decay=0.01),
+                                  lambda ps: dn.optim.Adam(ps, lr=0.01, weight_decay=0.01),
+                                  lambda ps: dn.optim.AdamW(ps, lr=0.01)], ids=["sgd", "adam", "adamw"])
+def test_one_flat_update_equals_per_parameter_updates_bit_for_bit(make):
+    """The whole buffer in one update: per element the arithmetic of a per-parameter update."""
+    rng = np.random.default_rng(0)
+    shapes = [(6, 1, 5, 5), (6,), (3, 7), (3,)]
+    flat = [Parameter(rng.standard_normal(s).astype(np.float32)) for s in shapes]
+    alone = [Parameter(p.data.copy()) for p in flat]
+    opt = make(flat)
+    singles = [make([p]) for p in alone]
+    for _ in range(3):
+        for a, b in zip(flat, alone):
+            a.grad[...] = b.grad[...] = rng.standard_normal(a.shape).astype(np.float32)
+        opt.step()
+        for s in singles:
+            s.step()
+    for a, b in zip(flat, alone):
+        assert a.data.tobytes() == b.data.tobytes()
+        for k in b.state:
+            assert a.state[k].tobytes() == b.state[k].tobytes()
+
+
+def test_an_optimizer_over_part_of_a_model_updates_only_that_part():
+    model = dn.models.lenet5(seed=0)
+    last = list(model.layers[-1].parameters())
+    frozen = [p.data.copy() for p in model.parameters()][:-2]
+    opt = dn.optim.SGD(last, lr=0.5)
+    for p in model.parameters():
+        p.grad[...] = 1.0
+    opt.step()
+    for before, p in zip(frozen, list(model.parameters())[:-2]):
+        np.testing.assert_array_equal(p.data, before)
+    assert all((p.data != 0).any() for p in last)

@@ -97,8 +97,11 @@ def test_optimizers_by_name():
     assert optim.make("nesterov", params, lr=0.1, momentum=0.9).nesterov
     adam = optim.make("adam", params, lr=1e-3, momentum=0.9, weight_decay=0.5)
     assert type(adam) is optim.Adam and adam.weight_decay == 0.5
-    assert list(optim.OPTIMIZERS) == ["sgd", "momentum", "nesterov", "adam"]
-    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'; choose one of sgd, momentum, nesterov, adam"):
+    adamw = optim.make("adamw", params, lr=1e-3, weight_decay=0.05)
+    assert type(adamw) is optim.AdamW and adamw.weight_decay == 0.05
+    assert list(optim.OPTIMIZERS) == ["sgd", "momentum", "nesterov", "adam", "adamw"]
+    with pytest.raises(ValueError,
+                       match="unknown optimizer 'rmsprop'; choose one of sgd, momentum, nesterov, adam, adamw"):
         optim.make("rmsprop", params, lr=0.1)
     with pytest.raises(ValueError, match="nesterov=True needs momentum > 0"):
         optim.make("nesterov", params, lr=0.1, momentum=0.0)

@@ -44,3 +44,21 @@ __global__ void adam_update(T* __restrict__ param, const T* __restrict__ grad, T
         param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
     }
 }
+
+// AdamW (decoupled weight decay): p = decay * p with decay = 1 - lr * weight_decay (computed by
+// the caller, once, in double); then Adam's step on that p with no decay in the gradient.
+template <typename T>
+__global__ void adamw_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
+                             T* __restrict__ v, long long size, T lr, T beta1, T beta2, T eps,
+                             T decay, T bias_correction1, T bias_correction2) {
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const T p = param[idx] * decay;
+        const T g = grad[idx];
+        const T mi = beta1 * m[idx] + (T(1) - beta1) * g;
+        const T vi = beta2 * v[idx] + (T(1) - beta2) * (g * g);
+        m[idx] = mi;
+        v[idx] = vi;
+        param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
+    }
+}

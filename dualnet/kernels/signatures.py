@@ -149,6 +149,15 @@ class Kernel:
     def launch_size(self, scalars: Mapping[str, int]) -> int:
         return self._size(scalars)
 
+    def positional(self, expr: str, names: list[str]) -> Callable[..., int]:
+        """`expr` (a count or the size) as a function of the integer scalars `names`, positionally.
+
+        Built once per plan: a Python lambda is far cheaper to call per launch than `eval`.
+        """
+        ints = {p.name for p in self.params if p.ctype in ("int", "long long")}
+        _compile_expr(expr, ints, f"kernel {self.name}")  # validates the expression
+        return eval(f"lambda {', '.join(names)}: ({expr})", {"__builtins__": {}})  # noqa: S307
+
     def signature(self, t: str = "T") -> str:
         args = ", ".join(f"{p.c_type(t)} {p.name}" for p in self.params)
         return f"{self.name}<{t}>({args})"
@@ -203,6 +212,8 @@ class KernelTable:
 _CONV = [int32(s) for s in "n c h w kh kw sh sw ph pw dh dw out_h out_w".split()]
 _POOL = [int32(s) for s in "n c h w kh kw sh sw ph pw out_h out_w".split()]
 _X, _COLS, _Y = "n*c*h*w", "c*kh*kw*n*out_h*out_w", "n*c*out_h*out_w"
+_FPOOL = [int32(s) for s in "pkh pkw psh psw pph ppw pout_h pout_w".split()]
+_FY = "n*o*pout_h*pout_w"
 
 # --- research-grade layers (layers-and-models branch): batch norm, global pooling, leaky ReLU
 # (n, c, inner) arrays of the per-channel kernels
@@ -274,5 +285,34 @@ KERNELS = KernelTable([
             array_inout("v", "size"), int64("size"), real("lr"), real("beta1"), real("beta2"),
             real("eps"), real("weight_decay"), real("bias_correction1"),
             real("bias_correction2")), "size"),
+    Kernel("adamw_update", "optim.cu",
+           (array_inout("param", "size"), array_in("grad", "size"), array_inout("m", "size"),
+            array_inout("v", "size"), int64("size"), real("lr"), real("beta1"), real("beta2"),
+            real("eps"), real("decay"), real("bias_correction1"), real("bias_correction2")), "size"),
+    # conv + bias + ReLU + max pooling (fused.cu); geometry: conv (kh..out_w), then pooling
+    Kernel("conv_relu_maxpool_forward", "fused.cu",
+           (array_in("x", "n*c*h*w"), array_in("weight", "o*c*kh*kw"), array_in("bias", "o"),
+            array_out("y", _FY), array_out("argmax", _FY, "int"), int32("n"), int32("c"), int32("h"),
+            int32("w"), int32("o"), *_CONV[4:], *_FPOOL, int32("has_bias")), _FY),
+    Kernel("conv_relu_maxpool_dz", "fused.cu",
+           (array_in("dy", _FY), array_in("y", _FY), array_in("argmax", _FY, "int"),
+            array_out("dz", "o*n*out_h*out_w"), int32("n"), int32("o"), int32("out_h"), int32("out_w"),
+            *_FPOOL), "o*n*out_h*out_w"),
+    Kernel("accumulate_grads", "grads.cu",
+           (array_in("dw", "nw"), array_in("db", "nb"), array_inout("wgrad", "nw"), array_inout("bgrad", "nb"),
+            int64("nw"), int64("nb")), "nw+nb"),
+    Kernel("linear_grad_accumulate", "grads.cu",
+           (array_in("dw", "o*k"), array_in("dy", "n*o"), array_inout("wgrad", "o*k"),
+            array_inout("bgrad", "has_bias*o"), int32("n"), int32("o"), int32("k"), int32("has_bias")),
+           "o*k+has_bias*o"),
+    Kernel("gather_batch", "train.cu",
+           (array_in("images", "count*per"), array_in("labels", "count", "int"), array_in("order", "total", "int"),
+            array_out("xb", "b*per"), array_out("yb", "b", "int"), int32("count"), int32("per"), int32("total"),
+            int32("start"), int32("b")), "b*per+b"),
+    Kernel("step_stats", "train.cu",
+           (array_in("loss", "1"), array_in("logits", "n*k"), array_in("labels", "n", "int"),
+            array_in("grad", "size"), array_inout("tally", "2*cap+nchunks"), int32("n"), int32("k"),
+            int64("size"), int32("chunk"), int32("nchunks"), int32("cap"), int32("slot"), int32("step")),
+           "1+nchunks"),
     *RESEARCH_KERNELS,
 ], source_dir=Path(__file__).resolve().parent)

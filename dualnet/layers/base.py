@@ -7,15 +7,23 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+from ..backend import Device, array_device, check_same_device, get_device, get_device_object, to_device
+from .flat import zero_grads
 
 
 class Parameter:
-    """A trainable array `data` and its accumulated gradient `grad` (same device and dtype)."""
+    """A trainable array `data` and its accumulated gradient `grad` (same device, dtype and shape).
+
+    Both may be views into a flat buffer shared with other parameters (layers/flat.py). Assigning
+    `data` or `grad` an array of the same shape and dtype copies it in (from any device); another
+    shape or dtype raises ValueError, since a gradient or checkpoint of the old kind would no
+    longer fit. `rehome` replaces data and gradient together (moves and casts use it).
+    """
 
     def __init__(self, data: Any, name: str = "", device: Device | None = None):
-        self.data = data
-        self.grad = data * 0
+        self._data = data
+        self._grad = data * 0
+        self._flat: Any = None  # the FlatBuffer holding data and grad, if any
         self.name = name
         self.device = device if device is not None else get_device()
         # optimizer buffers (momentum, Adam moments) live with the parameter, so that moving
@@ -23,15 +31,66 @@ class Parameter:
         self.state: dict[str, Any] = {}
 
     @property
+    def data(self) -> Any:
+        return self._data
+
+    @data.setter
+    def data(self, value: Any) -> None:
+        self._assign(self._data, value, "data")
+
+    @property
+    def grad(self) -> Any:
+        return self._grad
+
+    @grad.setter
+    def grad(self, value: Any) -> None:
+        self._assign(self._grad, value, "grad")
+
+    def _assign(self, current: Any, value: Any, what: str) -> None:
+        if value is current:  # `p.data -= u` writes in place, then assigns the same array back
+            return
+        shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
+        if shape != tuple(current.shape) or dtype != current.dtype:
+            got = f"shape {shape} {dtype}" if dtype is not None else f"a {type(value).__name__}"
+            raise ValueError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
+                             f"shape {tuple(current.shape)} {current.dtype}; assign an array of that shape and "
+                             f"dtype (cast the whole model with model.astype(dtype), or build a new layer for "
+                             f"another shape)")
+        if array_device(value) != array_device(current):
+            value = to_device(value, self.device)
+        current[...] = value
+
+    def rehome(self, data: Any, grad: Any = None, device: Device | None = None) -> None:
+        """Replace data and gradient together (grad: zeros like data when None), leaving any flat
+        buffer: a move to another device or a cast goes through here, never through `.data =`."""
+        if grad is None:
+            grad = data * 0
+        if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
+            raise ValueError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
+                             f"but grad {tuple(grad.shape)} {grad.dtype}; they must match")
+        if self._flat is not None:
+            self._flat.broken = True
+            self._flat = None
+        self._data, self._grad = data, grad
+        if device is not None:
+            self.device = device
+
+    def _adopt(self, data: Any, grad: Any, flat: Any) -> None:
+        """Become views into `flat` (called by FlatBuffer, which has copied the values in)."""
+        if self._flat is not None and self._flat is not flat:
+            self._flat.broken = True
+        self._data, self._grad, self._flat = data, grad, flat
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(self.data.shape)
+        return tuple(self._data.shape)
 
     @property
     def size(self) -> int:
-        return int(self.data.size)
+        return int(self._data.size)
 
     def __repr__(self) -> str:
-        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self.data.dtype})"
+        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self._data.dtype})"
 
 
 def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
@@ -160,11 +219,9 @@ class Layer:
         return shape
 
     def zero_grad(self) -> None:
+        """Zero every gradient of this layer (and its sublayers): one fill per whole flat buffer."""
         with self.device.scope():  # a fill is a kernel: it runs on the parameters' GPU
-            for _, p in self.own_parameters():
-                p.grad.fill(0)
-        for _, child in self.children():
-            child.zero_grad()
+            zero_grads(self.parameters())
 
     def train(self, mode: bool = True) -> Layer:
         self.training = mode
@@ -178,11 +235,10 @@ class Layer:
     def to(self, name: str | Device) -> Layer:
         """Move parameters (their gradients and optimizer state), buffers and sub-layers to a device."""
         dev = get_device_object(name)
-        for _, p in self.own_parameters():
-            p.data = to_device(p.data, dev)
-            p.grad = to_device(p.grad, dev)
-            p.state = {k: to_device(v, dev) for k, v in p.state.items()}
-            p.device = dev
+        for p in self.parameters():
+            if p.device != dev:
+                p.rehome(to_device(p.data, dev), to_device(p.grad, dev), dev)
+                p.state = {k: to_device(v, dev) for k, v in p.state.items()}
         for key, b in self.own_buffers():
             setattr(self, key, to_device(b, dev))
         for _, child in self.children():
@@ -195,10 +251,10 @@ class Layer:
         """Cast parameters, gradients and floating-point buffers (float32 to train, float64 for
         gradient checks); integer buffers (counters) keep their type."""
         with self.device.scope():  # the casts are allocated on the parameters' GPU
-            for _, p in self.own_parameters():
-                p.data = p.data.astype(dtype)
-                p.grad = p.grad.astype(dtype)
-                p.state = {k: v.astype(dtype) for k, v in p.state.items()}
+            for p in self.parameters():
+                if p.data.dtype != dtype:
+                    p.rehome(p.data.astype(dtype), p.grad.astype(dtype))
+                    p.state = {k: v.astype(dtype) for k, v in p.state.items()}
             for key, b in self.own_buffers():
                 if b.dtype.kind == "f":
                     setattr(self, key, b.astype(dtype))
@@ -253,8 +309,11 @@ class WeightedLayer(Layer):
         """The bias array, or None for a layer built with bias=False."""
         return self.bias.data if self.bias is not None else None
 
+    def bias_grad(self) -> Any:
+        """The bias gradient array, or None for a layer built with bias=False."""
+        return self.bias.grad if self.bias is not None else None
+
     def accumulate(self, dw: Any, db: Any) -> None:
-        """Add one backward's parameter gradients (every backward path of the layer lands here)."""
-        self.weight.grad += dw
-        if self.bias is not None:
-            self.bias.grad += db
+        """Add one backward's parameter gradients (every backward path of the layer lands here);
+        one kernel for both on the GPU."""
+        self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad if self.bias is not None else None, db)

@@ -108,9 +108,8 @@ class LinearReLU(FusedStep):
         linear = self.linear
         x, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
-        dx, dw, db = self.ops.linear_backward(dz, x, linear.weight.data, linear.bias is not None, need_input_grad)
-        linear.accumulate(dw, db)
-        return dx
+        return self.ops.linear_backward_accumulate(dz, x, linear.weight.data, linear.weight.grad, linear.bias_grad(),
+                                                   need_input_grad)
 
 
 class ConvReLUMaxPool(FusedStep):

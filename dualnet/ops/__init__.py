@@ -11,8 +11,8 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | col2im                     | yes       |     | im2col.cu     |
 | conv2d_forward             | yes       | yes |               |
 | conv2d_backward            | yes       | yes |               |
-| conv_relu_maxpool_forward  | yes       | yes |               |
-| conv_relu_maxpool_backward | yes       | yes |               |
+| conv_relu_maxpool_forward  | yes       | yes | fused.cu      |
+| conv_relu_maxpool_backward | yes       | yes | fused.cu      |
 | maxpool_forward            | yes       | yes | pooling.cu    |
 | maxpool_backward           | yes       | yes | pooling.cu    |
 | avgpool_forward            | yes       |     | pooling.cu    |
@@ -38,6 +38,11 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | softmax_xent_backward      | yes       |     | loss.cu       |
 | sgd_update                 | yes       | yes | optim.cu      |
 | adam_update                | yes       |     | optim.cu      |
+| adamw_update               | yes       |     | optim.cu      |
+| accumulate_grads           | yes       |     | grads.cu      |
+| linear_backward_accumulate | yes       |     | grads.cu      |
+| gather_batch               | yes       |     | train.cu      |
+| step_stats                 | yes       |     | train.cu      |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -56,7 +61,8 @@ OPS: tuple[str, ...] = (
     "batchnorm_eval", "batchnorm_backward", "bias_act", "relu_forward", "relu_backward", "leaky_relu_forward",
     "leaky_relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
-    "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update",
+    "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update", "adamw_update", "accumulate_grads",
+    "linear_backward_accumulate", "gather_batch", "step_stats",
 )
 
 

@@ -15,8 +15,13 @@ CuPy allocates and launches on its *current* device: every op of CupyOps, inheri
 included, runs inside `cupy.cuda.Device(device_id)`, so an op on "gpu:N" never allocates on
 another device whatever the caller's current device is.
 
-The fused conv + ReLU + max pooling is the reference's composition here: its three parts
-each run as kernels (bias + ReLU, max pooling, ReLU backward).
+The fused conv + ReLU + max pooling (groups == 1) is one kernel forward (fused.cu: the
+convolution is recomputed per pooling window, never stored); backward is the gradient routed to
+the conv output in the layout the products read (one kernel), im2col, the two products, the
+bias reduction and col2im. Gradients are added into a layer's weight and bias in one kernel
+(grads.cu); a linear layer's bias gradient is gathered by that same kernel. The training loop
+gathers each batch and tallies each step (loss, accuracy, a finite check of the flat gradient)
+with one kernel each (train.cu), so a step never waits for the host.
 """
 
 from __future__ import annotations
@@ -29,10 +34,19 @@ from typing import Any
 import numpy
 
 from . import OPS
-from .geometry import PoolGeometry
+from .geometry import ConvGeometry, PoolGeometry
 from .reference import Geometry, ReferenceOps
 
 _ACT = {None: 0, "relu": 1}
+
+
+class _FusedSaved:
+    """What the fused conv + ReLU + max-pool kernel keeps for backward."""
+
+    __slots__ = ("x", "y", "argmax", "geom", "pool_geom")
+
+    def __init__(self, x, y, argmax, geom, pool_geom):
+        self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
 class CupyOps(ReferenceOps):
@@ -59,6 +73,89 @@ class CupyOps(ReferenceOps):
 
     def _c(self, a: Any) -> Any:
         return self.xp.ascontiguousarray(a)
+
+    def _nothing(self, dtype: Any) -> Any:
+        """An empty array of `dtype`, for a kernel's pointer argument of zero elements."""
+        cache = self.__dict__.setdefault("_empties", {})
+        key = numpy.dtype(dtype)
+        if key not in cache:
+            cache[key] = self.xp.empty(0, dtype=key)
+        return cache[key]
+
+    # --- fused convolution + bias + ReLU + max pooling ------------------------------------
+
+    def conv_relu_maxpool_forward(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
+                                  groups: int = 1):
+        if groups != 1:
+            return super().conv_relu_maxpool_forward(x, weight, bias, geom, pool_geom, groups)
+        x = self._c(x)
+        n, c, h, w = x.shape
+        o = weight.shape[0]
+        shape = (n, o, pool_geom.out_h, pool_geom.out_w)
+        y = self.xp.empty(shape, dtype=x.dtype)
+        argmax = self.xp.empty(shape, dtype=numpy.int32)
+        b = self._c(bias) if bias is not None else self.xp.zeros(o, dtype=x.dtype)
+        self.launcher.launch("conv_relu_maxpool_forward", x.dtype, x, self._c(weight), b, y, argmax, n, c, h, w, o,
+                             *geom, *pool_geom.kernel_args(), int(bias is not None))
+        return y, _FusedSaved(x, y, argmax, geom, pool_geom)
+
+    def conv_relu_maxpool_backward(self, dy, saved, weight, need_bias: bool, need_dx: bool = True):
+        if not isinstance(saved, _FusedSaved):
+            return super().conv_relu_maxpool_backward(dy, saved, weight, need_bias, need_dx)
+        xp = self.xp
+        x, geom = saved.x, saved.geom
+        n, c, h, w = x.shape
+        o = weight.shape[0]
+        hw = geom.out_h * geom.out_w
+        dz = xp.empty((o, n * hw), dtype=dy.dtype)
+        self.launcher.launch("conv_relu_maxpool_dz", dy.dtype, self._c(dy), saved.y, saved.argmax, dz, n, o,
+                             geom.out_h, geom.out_w, *saved.pool_geom.kernel_args())
+        cols = self.im2col(x, geom)
+        k = c * geom.kh * geom.kw
+        dweight = xp.matmul(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
+        dbias = dz.sum(axis=1) if need_bias else None
+        if not need_dx:
+            return None, dweight, dbias
+        dcols = xp.matmul(weight.reshape(o, k).T, dz).reshape(cols.shape)
+        return self.col2im(dcols, x.shape, geom), dweight, dbias
+
+    # --- gradient accumulation -----------------------------------------------------------
+
+    def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
+        if bgrad is None:
+            bgrad = db = self._nothing(wgrad.dtype)
+        self.launcher.launch("accumulate_grads", wgrad.dtype, self._c(dw), self._c(db), wgrad, bgrad, wgrad.size,
+                             bgrad.size)
+
+    def linear_backward_accumulate(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
+        xp = self.xp
+        dy = self._c(dy)
+        dx = xp.matmul(dy, weight) if need_dx else None
+        dw = self._c(xp.matmul(dy.T, x))
+        n, o = dy.shape
+        has_bias = bgrad is not None
+        self.launcher.launch("linear_grad_accumulate", dy.dtype, dw, dy, wgrad,
+                             bgrad if has_bias else self._nothing(dy.dtype), n, o, x.shape[1], int(has_bias))
+        return dx
+
+    # --- the training loop ---------------------------------------------------------------
+
+    def gather_batch(self, images, labels, order, start: int, stop: int):
+        images = self._c(images)
+        count = images.shape[0]
+        per = images.size // max(count, 1)
+        b = stop - start
+        xb = self.xp.empty((b,) + tuple(images.shape[1:]), dtype=images.dtype)
+        yb = self.xp.empty(b, dtype=numpy.int32)
+        self.launcher.launch("gather_batch", images.dtype, images, self._labels(labels), self._labels(order), xb, yb,
+                             count, per, order.size, start, b)
+        return xb, yb
+
+    def step_stats(self, tally, loss, logits, labels, grad, chunk: int, cap: int, slot: int, step: int) -> None:
+        n, k = logits.shape
+        nchunks = tally.size - 2 * cap
+        self.launcher.launch("step_stats", tally.dtype, loss.reshape(1), self._c(logits), self._labels(labels),
+                             grad, tally, n, k, grad.size, chunk, nchunks, cap, slot, step)
 
     # --- im2col / col2im -----------------------------------------------------------------
 
@@ -241,6 +338,11 @@ class CupyOps(ReferenceOps):
         self.launcher.launch("adam_update", param.dtype, param, self._c(grad), m, v, param.size, float(lr),
                              float(beta1), float(beta2), float(eps), float(weight_decay),
                              float(bias_correction1), float(bias_correction2))
+
+    def adamw_update(self, param, grad, m, v, lr, beta1, beta2, eps, decay, bias_correction1, bias_correction2):
+        self.launcher.launch("adamw_update", param.dtype, param, self._c(grad), m, v, param.size, float(lr),
+                             float(beta1), float(beta2), float(eps), float(decay), float(bias_correction1),
+                             float(bias_correction2))
 
 
 def _on_device(op: Callable[..., Any]) -> Callable[..., Any]:

@@ -112,3 +112,89 @@ def test_importing_the_kernel_layer_does_not_import_cupy():
             "import dualnet.kernels.nvrtc_check\n"
             "assert ('cupy' in sys.modules) == before, 'the kernel layer imported cupy'\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --- the hot path: FastPlan binding, one lookup per kernel, full checks behind debug ------------
+
+from dualnet.kernels.binding import FastPlan, bind  # noqa: E402
+from dualnet.kernels.errors import KernelArgValueError  # noqa: E402
+from dualnet.kernels.signatures import KERNELS  # noqa: E402
+
+
+def valid_args(kernel, dtype, seed):
+    """Arguments that satisfy `kernel`'s declaration: small integer scalars, exact-size arrays."""
+    rng = np.random.default_rng(seed)
+    scalars = {p.name: int(rng.integers(1, 4)) for p in kernel.params if not p.is_pointer and p.base != "T"}
+    t = "float" if np.dtype(dtype) == np.float32 else "double"
+    args = []
+    for p in kernel.params:
+        if p.is_pointer:
+            args.append(FakeArray(np.zeros(kernel.count(p, scalars), p.dtype(t))))
+        elif p.base == "T":
+            args.append(float(rng.random()))
+        else:
+            args.append(scalars[p.name])
+    return args
+
+
+@pytest.mark.parametrize("kernel", list(KERNELS), ids=lambda k: k.name)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_fast_plan_binds_every_declared_kernel_as_the_full_check_does(kernel, dtype):
+    for seed in range(3):
+        args = valid_args(kernel, dtype, seed)
+        values, size = FastPlan(kernel, dtype).bind(args, FakeArray, "cupy")
+        full = bind(kernel, dtype, args, FakeArray, "cupy")
+        assert size == full.size
+        for v, w in zip(values, full.values):
+            assert type(v) is type(w) and (v is w if isinstance(v, FakeArray) else v == w)
+
+
+@pytest.mark.parametrize("change,error", [
+    (lambda a: [FakeArray(np.zeros(4, np.float64)), *a[1:]], r"parameter x .* expected dtype float32"),
+    (lambda a: [a[0], FakeArray(np.zeros(5, np.float32)), *a[2:]], r"parameter y .* expected 4 elements"),
+    (lambda a: [FakeArray(np.zeros(8, np.float32)[::2]), *a[1:]], "not C-contiguous"),
+    (lambda a: [*a[:2], 2**31, a[3]], "2147483648 does not fit"),
+    (lambda a: [*a[:2], np.int64(4), a[3]], r"parameter size.*int32.*int64"),
+    (lambda a: [*a[:3], 1e300], "overflows float32"),
+    (lambda a: [*a[:3], True], "expected a real number"),
+    (lambda a: a[:3], "takes 4 arguments"),
+])
+def test_the_fast_path_refuses_what_the_full_check_refuses_with_its_message(fake_cupy, faulty_table, change, error):
+    launcher = CupyLauncher(table=faulty_table)
+    good = [FakeArray(np.zeros(4, np.float32)), FakeArray(np.zeros(4, np.float32)), 4, 1.0]
+    launcher.launch("scale_ok", np.float32, *good)
+    with pytest.raises((KernelArgTypeError, KernelArgValueError), match=error):
+        launcher.launch("scale_ok", np.float32, *change(good))
+
+
+def test_aliasing_is_checked_in_debug_mode(fake_cupy, faulty_table, monkeypatch):
+    class Addressed(FakeArray):
+        @property
+        def __cuda_array_interface__(self):
+            return self.a.__array_interface__
+
+        @property
+        def nbytes(self):
+            return self.a.nbytes
+
+    fake_cupy.ndarray = Addressed
+    same = Addressed(np.zeros(4, np.float32))
+    CupyLauncher(table=faulty_table).launch("scale_ok", np.float32, same, same, 4, 1.0)  # hot path: unchecked
+    with pytest.raises(KernelArgValueError, match="overlap"):
+        CupyLauncher(table=faulty_table, debug=True).launch("scale_ok", np.float32, same, same, 4, 1.0)
+    monkeypatch.setenv("DUALNET_DEBUG_KERNELS", "1")
+    with pytest.raises(KernelArgValueError, match="overlap"):
+        CupyLauncher(table=faulty_table).launch("scale_ok", np.float32, same, same, 4, 1.0)
+
+
+def test_the_source_is_read_once_per_process_and_each_kernel_looked_up_once(fake_cupy, faulty_table, monkeypatch):
+    monkeypatch.setattr(launch, "_SOURCE_KEYS", {})
+    reads = []
+    original = faulty_table.read_source
+    monkeypatch.setattr(faulty_table, "read_source", lambda s: reads.append(s) or original(s))
+    launcher = CupyLauncher(table=faulty_table)
+    x, y = FakeArray(np.zeros(4, np.float32)), FakeArray(np.zeros(4, np.float32))
+    for _ in range(5):
+        launcher.launch("scale_ok", np.float32, x, y, 4, 1.0)
+    CupyLauncher(table=faulty_table).launch("scale_ok", np.float32, x, y, 4, 1.0)
+    assert reads == ["faulty.cu"]

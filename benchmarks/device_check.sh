@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# One-shot device check of the "gpu" path, at most ~6 minutes, installing nothing.
+#
+#   OUT=/some/folder bash benchmarks/device_check.sh              # on the GPU machine
+#   DN_DEVICE=emu OUT=$(mktemp -d) bash benchmarks/device_check.sh  # the same steps on the emulator
+#
+# Runs from the working tree (PYTHONPATH=.) on the image's python3 (cupy, torch with CUDA, numpy,
+# h5py, click, pytest, pytest-timeout, hypothesis; no network). Steps, each with a time limit
+# inside one overall deadline, each logged to $OUT/<step>.log, summed up in $OUT/summary.txt:
+#   env          versions, the GPU, dn.devices()
+#   compile      every kernel of the table through CuPy's own RawModule path (emu: g++)
+#   tests        the gpu-marked tests (emu: the emulator's kernel-agreement tests)
+#   determinism  two 20-step fits from one seed give bitwise-identical parameters
+#   bench        benchmarks/gpu_bench.py with PyTorch CUDA beside it -> $OUT/gpu_bench.json
+#   host         benchmarks/gpu_host_overhead.py (no device work)    -> $OUT/host_overhead.json
+# Exit status: 0 when every step passed.
+set -u
+cd "$(dirname "$0")/.."
+: "${OUT:?set OUT to the folder for the logs}"
+DEV="${DN_DEVICE:-gpu}"
+PY="${PYTHON:-python3}"
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
+export PYTHONDONTWRITEBYTECODE=1
+mkdir -p "$OUT"
+: > "$OUT/summary.txt"
+DEADLINE=$(( $(date +%s) + ${DEVICE_CHECK_SECONDS:-340} ))
+FAILED=0
+
+run_step() {  # name limit_seconds command...
+    local name=$1 limit=$2 left rc t0
+    shift 2
+    left=$(( DEADLINE - $(date +%s) ))
+    (( limit > left )) && limit=$left
+    if (( limit <= 0 )); then
+        echo "$name SKIPPED (out of time)" | tee -a "$OUT/summary.txt"
+        FAILED=1
+        return
+    fi
+    t0=$(date +%s)
+    timeout --kill-after=5 "$limit" "$@" > "$OUT/$name.log" 2>&1
+    rc=$?
+    local verdict=ok
+    (( rc == 124 || rc == 137 )) && verdict="TIMEOUT after ${limit}s"
+    (( rc != 0 && rc != 124 && rc != 137 )) && verdict="FAILED (exit $rc)"
+    (( rc != 0 )) && FAILED=1
+    echo "$name: $verdict in $(( $(date +%s) - t0 ))s" | tee -a "$OUT/summary.txt"
+    tail -n 4 "$OUT/$name.log" | sed 's/^/    /'
+}
+
+TIMEOUT_OPT=()
+"$PY" -c "import pytest_timeout" 2>/dev/null && TIMEOUT_OPT=(--timeout 90)
+
+run_step env 30 "$PY" - "$DEV" <<'PY'
+import platform, sys
+import numpy
+import dualnet as dn
+print("python", platform.python_version(), "numpy", numpy.__version__, "device", sys.argv[1])
+for mod in ("cupy", "torch"):
+    try:
+        m = __import__(mod)
+        print(mod, m.__version__, getattr(getattr(m, "version", None), "cuda", ""))
+    except Exception as e:  # report, never stop here
+        print(mod, "unavailable:", e)
+for d in dn.devices():
+    print(f"  {d.name:8} {'yes' if d.available else 'no ':3} {d.description} {d.reason}")
+PY
+
+if [[ $DEV == emu ]]; then
+    run_step compile 120 "$PY" -c "
+import time
+from dualnet.kernels.emulator import EmulatorLauncher
+from dualnet.kernels.signatures import KERNELS
+t = time.time(); EmulatorLauncher().compile_all()
+print(f'{len(KERNELS.sources())} sources, {len(KERNELS.instantiations())} instantiations compiled by g++ in {time.time() - t:.1f}s')"
+    run_step tests 150 "$PY" -m pytest -q -p no:cacheprovider "${TIMEOUT_OPT[@]}" tests/ops/test_cuda.py \
+        tests/kernels/test_launch.py -k "emu or launch or fast"
+else
+    run_step compile 120 "$PY" -c "
+import time
+from dualnet.kernels.launch import CupyLauncher
+from dualnet.kernels.signatures import KERNELS
+t = time.time(); CupyLauncher(0).compile_all()
+print(f'{len(KERNELS.sources())} sources, {len(KERNELS.instantiations())} instantiations compiled by cupy.RawModule in {time.time() - t:.1f}s')"
+    run_step tests 150 "$PY" -m pytest -q -p no:cacheprovider "${TIMEOUT_OPT[@]}" -m gpu tests/
+fi
+
+run_step determinism 90 "$PY" - "$DEV" <<'PY'
+import sys
+import numpy as np
+import dualnet as dn
+dev = dn.use_device(sys.argv[1])
+rng = np.random.default_rng(0)
+train = dn.data.Dataset(rng.random((20 * 64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 20 * 64))
+runs = []
+for _ in range(2):
+    model = dn.models.lenet5(seed=0).to(dev)
+    dn.fit(model, train, epochs=1, batch_size=64, optimizer=dn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
+           seed=3)
+    runs.append([dn.to_numpy(p.data).tobytes() for p in model.parameters()])
+same = [a == b for a, b in zip(*runs)]
+print(f"two 20-step fits on {dev.name}: {sum(same)} of {len(same)} parameters bitwise identical")
+sys.exit(0 if all(same) else 1)
+PY
+
+if [[ $DEV == emu ]]; then
+    run_step bench 120 "$PY" benchmarks/gpu_bench.py --device emu --quick --out "$OUT/gpu_bench.json"
+else
+    run_step bench 150 "$PY" benchmarks/gpu_bench.py --device "$DEV" --steps 100 --rounds 3 --out "$OUT/gpu_bench.json"
+fi
+run_step host 60 "$PY" benchmarks/gpu_host_overhead.py --steps 100 --rounds 3 --json "$OUT/host_overhead.json"
+
+echo "device check on $DEV: $([[ $FAILED == 0 ]] && echo PASSED || echo FAILED); logs in $OUT" | tee -a "$OUT/summary.txt"
+exit $FAILED

@@ -1,0 +1,379 @@
+"""The stand-in cupy's array: shape, dtype, strides and a fake device address, no data; and the
+counter of device operations and host syncs every stand-in call reports to (see standin_cupy.py).
+"""
+
+from __future__ import annotations
+
+import collections
+import sys
+from typing import Any
+
+import numpy as np
+
+_ALIGN = 512  # CuPy's memory pool rounds allocations up to 512 bytes
+
+
+class Counter:
+    """Device operations by kind and name, and host syncs by the dualnet function asking."""
+
+    def __init__(self) -> None:
+        self.ops: collections.Counter = collections.Counter()
+        self.syncs: collections.Counter = collections.Counter()
+
+    def op(self, kind: str, name: str) -> None:
+        self.ops[(kind, name)] += 1
+
+    def sync(self, what: str) -> None:
+        self.syncs[(_caller(), what)] += 1
+
+    def total_ops(self) -> int:
+        return sum(self.ops.values())
+
+    def total_syncs(self) -> int:
+        return sum(self.syncs.values())
+
+    def snapshot(self) -> tuple[collections.Counter, collections.Counter]:
+        return collections.Counter(self.ops), collections.Counter(self.syncs)
+
+    def reset(self) -> None:
+        self.ops.clear()
+        self.syncs.clear()
+
+
+COUNTER = Counter()
+
+
+#: functions that mark a sync as progress reporting when they are anywhere on the stack
+PROGRESS_FUNCTIONS = {("dualnet.train", "_report_progress")}
+
+
+def _caller() -> str:
+    """The innermost dualnet function on the stack ("module:function"), with " [progress]" when a
+    progress-reporting function is further out."""
+    f = sys._getframe(2)
+    inner = None
+    while f is not None:
+        name = f.f_globals.get("__name__", "")
+        if name.startswith("dualnet"):
+            if inner is None:
+                inner = f"{name}:{f.f_code.co_name}"
+            if (name, f.f_code.co_name) in PROGRESS_FUNCTIONS:
+                return f"{inner} [progress]"
+        f = f.f_back
+    return inner or "<outside dualnet>"
+
+
+_next_ptr = [1 << 32]
+
+
+def _alloc(nbytes: int) -> int:
+    ptr = _next_ptr[0]
+    _next_ptr[0] += -(-max(nbytes, 1) // _ALIGN) * _ALIGN
+    return ptr
+
+
+def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
+    strides, acc = [], itemsize
+    for d in reversed(shape):
+        strides.append(acc)
+        acc *= max(d, 1)
+    return tuple(reversed(strides))
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+class _Flags:
+    __slots__ = ("c_contiguous", "writeable")
+
+    def __init__(self, c: bool) -> None:
+        self.c_contiguous, self.writeable = c, True
+
+    @property
+    def f_contiguous(self) -> bool:
+        return False
+
+
+class _Mem:
+    __slots__ = ("ptr",)
+
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
+
+
+class _Dev:
+    __slots__ = ("id",)
+
+    def __init__(self, i: int) -> None:
+        self.id = i
+
+    def __enter__(self) -> _Dev:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        return None
+
+    def use(self) -> None:
+        """cupy.cuda.Device.use(): make it current (one device here: nothing to switch)."""
+        return None
+
+    def synchronize(self) -> None:
+        COUNTER.sync("Device.synchronize")
+
+
+_DEVICE0 = _Dev(0)
+
+
+def _norm_shape(shape: Any) -> tuple[int, ...]:
+    if isinstance(shape, (int, np.integer)):
+        return (int(shape),)
+    return tuple(int(s) for s in shape)
+
+
+class ndarray:  # noqa: N801 - CuPy's name
+    """Shape, dtype, strides and a fake address; no data."""
+
+    __slots__ = ("shape", "dtype", "strides", "size", "ptr", "_value", "flags", "__weakref__")
+    __array_priority__ = 100
+
+    def __init__(self, shape: Any, dtype: Any = np.float32, strides: Any = None, ptr: int | None = None,
+                 value: Any = None) -> None:
+        shape = _norm_shape(shape)
+        self.shape = shape
+        self.dtype = dt = np.dtype(dtype)
+        self.size = _prod(shape)
+        c = _c_strides(shape, dt.itemsize)
+        self.strides = c if strides is None else tuple(strides)
+        self.ptr = _alloc(self.size * dt.itemsize) if ptr is None else ptr
+        self._value = value
+        self.flags = _Flags(self.strides == c or self.size <= 1)
+
+    # --- attributes ---
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def itemsize(self) -> int:
+        return self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def data(self) -> _Mem:
+        return _Mem(self.ptr)
+
+    @property
+    def device(self) -> _Dev:
+        return _DEVICE0
+
+    @property
+    def __cuda_array_interface__(self) -> dict:
+        return {"shape": self.shape, "typestr": self.dtype.str, "data": (self.ptr, False),
+                "strides": None if self.flags.c_contiguous else self.strides, "version": 3}
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        return f"standin.ndarray(shape={self.shape}, dtype={self.dtype})"
+
+    # --- host conversion: syncs (implicit conversion refused, as CuPy does) ---
+    def __array__(self, *a: Any, **k: Any) -> Any:
+        raise TypeError("Implicit conversion to a NumPy array is not allowed. Please use `.get()`")
+
+    def get(self, stream: Any = None) -> np.ndarray:
+        COUNTER.op("copy", "device_to_host")
+        COUNTER.sync("get")
+        return np.zeros(self.shape, self.dtype)
+
+    def _scalar(self, what: str) -> Any:
+        COUNTER.op("copy", "device_to_host")
+        COUNTER.sync(what)
+        return 0 if self._value is None else self._value
+
+    def __float__(self) -> float:
+        return float(self._scalar("float"))
+
+    def __int__(self) -> int:
+        return int(self._scalar("int"))
+
+    def __bool__(self) -> bool:
+        return bool(self._scalar("bool"))
+
+    def item(self) -> Any:
+        return self._scalar("item")
+
+    def tolist(self) -> Any:
+        return self.get().tolist()
+
+    # --- views ---
+    def _view(self, shape: tuple[int, ...], strides: tuple[int, ...], offset: int = 0) -> ndarray:
+        return ndarray(shape, self.dtype, strides, self.ptr + offset)
+
+    def reshape(self, *shape: Any, order: str = "C") -> ndarray:
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
+            shape = tuple(shape[0])
+        shape = tuple(int(s) for s in shape)
+        if -1 in shape:
+            known = _prod(tuple(s for s in shape if s != -1))
+            shape = tuple(self.size // max(known, 1) if s == -1 else s for s in shape)
+        if _prod(shape) != self.size:
+            raise ValueError(f"cannot reshape array of size {self.size} into shape {shape}")
+        src = self if self.flags.c_contiguous else _copy(self, "reshape_copy")
+        return src._view(shape, _c_strides(shape, self.dtype.itemsize))
+
+    def ravel(self) -> ndarray:
+        return self.reshape(-1)
+
+    def transpose(self, *axes: Any) -> ndarray:
+        if not axes:
+            axes = tuple(reversed(range(self.ndim)))
+        elif len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
+            axes = tuple(axes[0])
+        return self._view(tuple(self.shape[a] for a in axes), tuple(self.strides[a] for a in axes))
+
+    @property
+    def T(self) -> ndarray:  # noqa: N802
+        return self.transpose()
+
+    def view(self, dtype: Any = None) -> ndarray:
+        return self._view(self.shape, self.strides) if dtype is None else ndarray(self.shape, dtype, None, self.ptr)
+
+    def __getitem__(self, key: Any) -> ndarray:
+        if not isinstance(key, tuple):
+            key = (key,)
+        if any(isinstance(k, (ndarray, np.ndarray, list)) for k in key):
+            idx = next(k for k in key if isinstance(k, (ndarray, np.ndarray, list)))
+            if not isinstance(idx, ndarray):
+                COUNTER.op("copy", "host_to_device")
+            COUNTER.op("kernel", "take")
+            ishape = np.shape(idx) if not isinstance(idx, ndarray) else idx.shape
+            return ndarray(tuple(ishape) + self.shape[1:], self.dtype)
+        shape, strides, offset, dim = [], [], 0, 0
+        for k in key:
+            if k is Ellipsis:
+                rest = self.ndim - dim - (len(key) - 1 - key.index(Ellipsis))
+                for _ in range(rest):
+                    shape.append(self.shape[dim])
+                    strides.append(self.strides[dim])
+                    dim += 1
+            elif k is None:
+                shape.append(1)
+                strides.append(0)
+            elif isinstance(k, slice):
+                start, stop, step = k.indices(self.shape[dim])
+                shape.append(len(range(start, stop, step)))
+                strides.append(self.strides[dim] * step)
+                offset += start * self.strides[dim]
+                dim += 1
+            else:
+                i = int(k)
+                offset += (i + self.shape[dim] if i < 0 else i) * self.strides[dim]
+                dim += 1
+        shape += self.shape[dim:]
+        strides += self.strides[dim:]
+        return self._view(tuple(shape), tuple(strides), offset)
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, np.ndarray):
+            COUNTER.op("copy", "host_to_device")
+        COUNTER.op("kernel", "setitem")
+
+    # --- copies and casts ---
+    def copy(self, order: str = "C") -> ndarray:
+        return _copy(self, "copy")
+
+    def astype(self, dtype: Any, copy: bool = True, order: str = "C") -> ndarray:
+        if np.dtype(dtype) == self.dtype and not copy:
+            return self
+        COUNTER.op("kernel", "astype")
+        return ndarray(self.shape, dtype)
+
+    def fill(self, value: Any) -> None:
+        COUNTER.op("memset" if value == 0 else "kernel", "fill")
+
+    # --- reductions ---
+    def _reduce(self, name: str, axis: Any = None, keepdims: bool = False, dtype: Any = None,
+                value: Any = 0) -> ndarray:
+        COUNTER.op("kernel", name)
+        if axis is None:
+            shape: tuple[int, ...] = tuple(1 for _ in self.shape) if keepdims else ()
+        else:
+            axes = {a % self.ndim for a in ((axis,) if isinstance(axis, int) else axis)}
+            shape = tuple(1 if i in axes else d for i, d in enumerate(self.shape) if keepdims or i not in axes)
+        return ndarray(shape, dtype or self.dtype, value=value)
+
+    def sum(self, axis: Any = None, dtype: Any = None, keepdims: bool = False, out: Any = None) -> ndarray:
+        dt = dtype or (np.int64 if self.dtype.kind in "biu" else self.dtype)
+        return self._reduce("sum", axis, keepdims, dt)
+
+    def mean(self, axis: Any = None, dtype: Any = None, keepdims: bool = False) -> ndarray:
+        return self._reduce("mean", axis, keepdims, dtype)
+
+    def max(self, axis: Any = None, keepdims: bool = False) -> ndarray:
+        return self._reduce("max", axis, keepdims)
+
+    def min(self, axis: Any = None, keepdims: bool = False) -> ndarray:
+        return self._reduce("min", axis, keepdims)
+
+    def argmax(self, axis: Any = None) -> ndarray:
+        return self._reduce("argmax", axis, False, np.int64)
+
+    def all(self, axis: Any = None, keepdims: bool = False) -> ndarray:
+        return self._reduce("all", axis, keepdims, np.bool_, value=True)
+
+    def any(self, axis: Any = None, keepdims: bool = False) -> ndarray:
+        return self._reduce("any", axis, keepdims, np.bool_, value=False)
+
+    # --- elementwise ---
+    def _binary(self, other: Any, name: str, dtype: Any = None) -> ndarray:
+        COUNTER.op("kernel", name)
+        if isinstance(other, ndarray):
+            shape = np.broadcast_shapes(self.shape, other.shape)
+            dt = dtype or np.result_type(self.dtype, other.dtype)
+        else:
+            if isinstance(other, np.ndarray):
+                raise TypeError("stand-in cupy: a host array mixed into a device op")
+            shape = self.shape
+            dt = dtype or np.result_type(self.dtype, other)
+        return ndarray(shape, dt)
+
+    def _inplace(self, other: Any, name: str) -> ndarray:
+        if isinstance(other, np.ndarray):
+            raise TypeError("stand-in cupy: a host array mixed into a device op")
+        COUNTER.op("kernel", name)
+        return self
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _operator(name: str, dtype: Any = None, inplace: bool = False) -> Any:
+    if inplace:
+        return lambda self, o: self._inplace(o, name)
+    return lambda self, o=0: self._binary(o, name, dtype)
+
+
+for _dunders, _name, _dtype in (
+        (("__add__", "__radd__"), "add", None), (("__sub__", "__rsub__"), "subtract", None),
+        (("__mul__", "__rmul__"), "multiply", None), (("__truediv__", "__rtruediv__"), "divide", None),
+        (("__floordiv__",), "floor_divide", None), (("__mod__",), "remainder", None), (("__pow__",), "power", None),
+        (("__neg__",), "negative", None), (("__invert__",), "invert", None), (("__or__",), "bitwise_or", None),
+        (("__and__",), "bitwise_and", None), (("__eq__",), "equal", np.bool_), (("__ne__",), "not_equal", np.bool_),
+        (("__gt__",), "greater", np.bool_), (("__lt__",), "less", np.bool_), (("__ge__",), "greater_equal", np.bool_)):
+    for _d in _dunders:
+        setattr(ndarray, _d, _operator(_name, _dtype))
+for _d, _name in (("__iadd__", "add"), ("__isub__", "subtract"), ("__imul__", "multiply"),
+                  ("__itruediv__", "divide"), ("__ior__", "bitwise_or")):
+    setattr(ndarray, _d, _operator(_name, inplace=True))
+
+
+def _copy(a: ndarray, name: str) -> ndarray:
+    COUNTER.op("kernel", name)
+    return ndarray(a.shape, a.dtype)

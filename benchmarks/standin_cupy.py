@@ -1,0 +1,218 @@
+"""A stand-in for the `cupy` module whose device work is skipped but counted.
+
+Arrays track shape, dtype, strides and a fake device address, and nothing else: arithmetic,
+products and kernels do no work. Every operation that on CuPy would reach the GPU is counted by
+kind (kernel, cublas, memset, copy) following CuPy's documented rules (views cost nothing; an
+elementwise op, a reduction, a fancy index or a non-contiguous copy launches one kernel; `zeros`
+is an allocation plus a memset; `asarray` of a host array is one host-to-device copy), and every
+host sync (`.get()`, `float()`, `int()`, `bool()`, `.item()`, `synchronize()`) is counted with the
+dualnet function that asked for it. `install()` puts the module in `sys.modules["cupy"]`, so the
+real backend, CupyOps, CupyLauncher and binding code run unchanged on top of it.
+
+Values: a sync returns zeros, except that `all()` of anything is True and `any()` False, so the
+training loop's finite checks pass.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import types
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
+from standin_array import _DEVICE0, COUNTER, Counter, _copy, _Dev, ndarray  # noqa: E402,F401
+
+# --- module functions ----------------------------------------------------------------------
+
+def empty(shape: Any, dtype: Any = np.float64, order: str = "C") -> ndarray:
+    return ndarray(shape, dtype)
+
+
+def empty_like(a: Any, dtype: Any = None) -> ndarray:
+    return ndarray(a.shape, dtype or a.dtype)
+
+
+def zeros(shape: Any, dtype: Any = np.float64, order: str = "C") -> ndarray:
+    COUNTER.op("memset", "zeros")
+    return ndarray(shape, dtype)
+
+
+def zeros_like(a: Any, dtype: Any = None) -> ndarray:
+    return zeros(a.shape, dtype or a.dtype)
+
+
+def ones(shape: Any, dtype: Any = np.float64) -> ndarray:
+    COUNTER.op("kernel", "fill")
+    return ndarray(shape, dtype)
+
+
+def full(shape: Any, fill_value: Any, dtype: Any = None) -> ndarray:
+    COUNTER.op("kernel", "fill")
+    return ndarray(shape, dtype or np.result_type(fill_value))
+
+
+def asarray(a: Any, dtype: Any = None, order: Any = None) -> ndarray:
+    if isinstance(a, ndarray):
+        return a if dtype is None or np.dtype(dtype) == a.dtype else a.astype(dtype)
+    host = np.asarray(a, dtype=dtype)
+    COUNTER.op("copy", "host_to_device")
+    return ndarray(host.shape, host.dtype, value=host.item() if host.size == 1 else None)
+
+
+array = asarray
+
+
+def ascontiguousarray(a: Any, dtype: Any = None) -> ndarray:
+    if not isinstance(a, ndarray):
+        return asarray(a, dtype)
+    if a.flags.c_contiguous and (dtype is None or np.dtype(dtype) == a.dtype):
+        return a
+    return _copy(a, "ascontiguousarray")
+
+
+def matmul(a: ndarray, b: ndarray, out: Any = None) -> ndarray:
+    COUNTER.op("cublas", "matmul")
+    shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+    return out if out is not None else ndarray(shape, np.result_type(a.dtype, b.dtype))
+
+
+def _unary(name: str, dtype: Any = None):
+    def f(a: ndarray, out: Any = None) -> ndarray:
+        COUNTER.op("kernel", name)
+        return out if out is not None else ndarray(a.shape, dtype or a.dtype, value=True if dtype == np.bool_ else None)
+    f.__name__ = name
+    return f
+
+
+isfinite = _unary("isfinite", np.bool_)
+isnan = _unary("isnan", np.bool_)
+sqrt, exp, log, tanh = _unary("sqrt"), _unary("exp"), _unary("log"), _unary("tanh")
+
+
+def maximum(a: ndarray, b: Any, out: Any = None) -> ndarray:
+    r = a._binary(b, "maximum")
+    return out if out is not None else r
+
+
+def arange(*args: Any, dtype: Any = None) -> ndarray:
+    COUNTER.op("kernel", "arange")
+    return ndarray(len(range(*[int(x) for x in args])), dtype or np.int64)
+
+
+def take_along_axis(a: ndarray, idx: ndarray, axis: int) -> ndarray:
+    COUNTER.op("kernel", "take_along_axis")
+    return ndarray(idx.shape, a.dtype)
+
+
+def concatenate(arrays: Any, axis: int = 0) -> ndarray:
+    arrays = list(arrays)
+    COUNTER.op("kernel", "concatenate")
+    shape = list(arrays[0].shape)
+    shape[axis] = sum(x.shape[axis] for x in arrays)
+    return ndarray(tuple(shape), arrays[0].dtype)
+
+
+def copyto(dst: ndarray, src: Any) -> None:
+    if isinstance(src, np.ndarray):
+        COUNTER.op("copy", "host_to_device")
+    COUNTER.op("kernel", "copyto")
+
+
+def get_array_module(*arrays: Any) -> Any:
+    return sys.modules[__name__]
+
+
+# --- cuda, kernels, cuBLAS -----------------------------------------------------------------
+
+class _NoopKernel:
+    """A compiled kernel: calling it launches nothing and counts one launch."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, grid: Any, block: Any, args: Any, **kw: Any) -> None:
+        COUNTER.op("kernel", "dualnet:" + self.name.split("<")[0])
+
+
+class RawModule:
+    compiles = 0
+
+    def __init__(self, code: str = "", options: Any = (), name_expressions: Any = (), **kw: Any) -> None:
+        RawModule.compiles += 1
+        self.names = list(name_expressions)
+
+    def get_function(self, name: str) -> _NoopKernel:
+        return _NoopKernel(name)
+
+
+class CompileException(Exception):
+    def get_message(self) -> str:
+        return str(self)
+
+
+class OutOfMemoryError(MemoryError):
+    pass
+
+
+class _Runtime:
+    @staticmethod
+    def getDeviceCount() -> int:  # noqa: N802 - CuPy's name
+        return 1
+
+    @staticmethod
+    def getDeviceProperties(i: int) -> dict:  # noqa: N802
+        return {"name": b"stand-in (no device work)", "major": 9, "minor": 0}
+
+    @staticmethod
+    def runtimeGetVersion() -> int:  # noqa: N802
+        return 13000
+
+    @staticmethod
+    def driverGetVersion() -> int:  # noqa: N802
+        return 13000
+
+
+class _Pool:
+    def used_bytes(self) -> int:
+        return 0
+
+    def total_bytes(self) -> int:
+        return 0
+
+    def free_all_blocks(self) -> None:
+        return None
+
+
+_POOL = _Pool()
+
+
+def _device(i: int = 0) -> _Dev:
+    return _DEVICE0 if i == 0 else _Dev(i)
+
+
+cuda = types.SimpleNamespace(
+    Device=_device, runtime=_Runtime(), compiler=types.SimpleNamespace(CompileException=CompileException),
+    memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
+    get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: COUNTER.sync("stream.synchronize")),
+    Stream=contextlib.nullcontext,
+)
+
+
+def get_default_memory_pool() -> _Pool:
+    return _POOL
+
+
+float16, float32, float64 = np.float16, np.float32, np.float64
+int8, int32, int64, uint8, bool_ = np.int8, np.int32, np.int64, np.uint8, np.bool_
+inf, nan, newaxis = np.inf, np.nan, None
+__version__ = "stand-in"
+
+
+def install() -> types.ModuleType:
+    """Make `import cupy` return this module (for this process); returns it."""
+    mod = sys.modules[__name__]
+    sys.modules["cupy"] = mod
+    return mod

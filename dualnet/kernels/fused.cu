@@ -1,0 +1,100 @@
+// Convolution + bias + ReLU + max pooling in one pass, and the gradient it routes back.
+//
+// x (n, c, h, w), weight (o, c, kh, kw) (groups == 1), bias (o,), all C-contiguous.
+// The convolution output z (n, o, out_h, out_w) is never stored: each pooled output recomputes
+// the z values of its window. ReLU is monotone, so relu(max z) = max relu(z): the window's first
+// maximum of z is found (row-major scan, a strictly greater value replaces the current one, as in
+// maxpool_forward), y = max(best, 0), and argmax = oy * out_w + ox of the winner. Where best <= 0
+// the gradient is zero whichever element won, so the choice among ReLU's zeros cannot matter.
+
+// First and last window index whose window covers position p, clamped to [0, out).
+__device__ __forceinline__ int dn_fused_first(int p, int k, int s, int pad) {
+    const int t = p + pad - k + 1;
+    return t <= 0 ? 0 : (t + s - 1) / s;
+}
+__device__ __forceinline__ int dn_fused_last(int p, int s, int pad, int out) {
+    const int t = (p + pad) / s;
+    return t < out - 1 ? t : out - 1;
+}
+
+// y, argmax: (n, o, pout_h, pout_w). z = sum over (ci, i, j) ascending of x * w, plus the bias.
+template <typename T>
+__global__ void conv_relu_maxpool_forward(const T* __restrict__ x, const T* __restrict__ weight,
+                                          const T* __restrict__ bias, T* __restrict__ y,
+                                          int* __restrict__ argmax, int n, int c, int h, int w, int o,
+                                          int kh, int kw, int sh, int sw, int ph, int pw, int dh, int dw,
+                                          int out_h, int out_w, int pkh, int pkw, int psh, int psw,
+                                          int pph, int ppw, int pout_h, int pout_w, int has_bias) {
+    const long long total = (long long)n * o * pout_h * pout_w;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int px = (int)(idx % pout_w);
+        const int py = (int)((idx / pout_w) % pout_h);
+        const int oc = (int)((idx / ((long long)pout_w * pout_h)) % o);
+        const long long b = idx / ((long long)pout_w * pout_h * o);
+        const T* wo = weight + (long long)oc * c * kh * kw;
+        const T* xb = x + b * c * h * w;
+        T best = T(0);
+        int arg = -1;
+        for (int pi = 0; pi < pkh; ++pi) {
+            const int oy = py * psh - pph + pi;
+            if (oy < 0 || oy >= out_h) continue;
+            for (int pj = 0; pj < pkw; ++pj) {
+                const int ox = px * psw - ppw + pj;
+                if (ox < 0 || ox >= out_w) continue;
+                T z = T(0);
+                for (int ci = 0; ci < c; ++ci) {
+                    const T* xc = xb + (long long)ci * h * w;
+                    const T* wc = wo + (long long)ci * kh * kw;
+                    for (int i = 0; i < kh; ++i) {
+                        const int iy = oy * sh - ph + i * dh;
+                        if (iy < 0 || iy >= h) continue;
+                        for (int j = 0; j < kw; ++j) {
+                            const int ix = ox * sw - pw + j * dw;
+                            if (ix < 0 || ix >= w) continue;
+                            z += xc[iy * w + ix] * wc[i * kw + j];
+                        }
+                    }
+                }
+                if (has_bias) z += bias[oc];
+                if (arg < 0 || z > best) {
+                    best = z;
+                    arg = oy * out_w + ox;
+                }
+            }
+        }
+        y[idx] = best > T(0) ? best : T(0);
+        argmax[idx] = arg;
+    }
+}
+
+// dz in the channel-major layout (o, n, out_h * out_w) the weight-gradient product reads:
+// dz[oc, b, oy, ox] = sum of dy over the pooling windows (py ascending, px ascending) whose argmax
+// is (oy, ox) and whose output is positive (the ReLU's gradient mask).
+template <typename T>
+__global__ void conv_relu_maxpool_dz(const T* __restrict__ dy, const T* __restrict__ y,
+                                     const int* __restrict__ argmax, T* __restrict__ dz, int n, int o,
+                                     int out_h, int out_w, int pkh, int pkw, int psh, int psw, int pph,
+                                     int ppw, int pout_h, int pout_w) {
+    const long long total = (long long)o * n * out_h * out_w;
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+         idx += (long long)blockDim.x * gridDim.x) {
+        const int ox = (int)(idx % out_w);
+        const int oy = (int)((idx / out_w) % out_h);
+        const long long b = (idx / ((long long)out_w * out_h)) % n;
+        const long long oc = idx / ((long long)out_w * out_h * n);
+        const long long base = (b * o + oc) * pout_h * pout_w;
+        const int me = oy * out_w + ox;
+        const int py1 = dn_fused_last(oy, psh, pph, pout_h);
+        const int px0 = dn_fused_first(ox, pkw, psw, ppw);
+        const int px1 = dn_fused_last(ox, psw, ppw, pout_w);
+        T sum = T(0);
+        for (int py = dn_fused_first(oy, pkh, psh, pph); py <= py1; ++py) {
+            for (int px = px0; px <= px1; ++px) {
+                const long long k = base + (long long)py * pout_w + px;
+                if (argmax[k] == me && y[k] > T(0)) sum += dy[k];
+            }
+        }
+        dz[idx] = sum;
+    }
+}
