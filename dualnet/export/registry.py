@@ -65,7 +65,7 @@ def convert(layer: Any, graph: Any, x: str, shape: tuple[int, ...],
     own `output_shape`, so a model whose layers do not fit the input fails here, naming the layer.
     """
     kind = type(layer).__name__
-    where = f"layer {graph.path(layer.name)} ({kind})"
+    where = f"layer {graph.path(layer.name)} ({kind})" if scoped else f"the model ({kind})"
     fn = CONVERTERS.get(kind)
     if fn is None:
         raise ExportError(f"export: {where} has no ONNX converter; register one with "
