@@ -10,7 +10,9 @@ What from_dlpack promises:
     GPU it lives on) is shared, not copied: writing to one changes the other;
   - a read-only producer (a NumPy array with flags.writeable False, or any producer whose DLPack
     capsule says read-only) is copied, so nothing dualnet does can write memory meant to be
-    read-only; the result is writable;
+    read-only; the result is writable. A host producer that only speaks pre-1.0 DLPack (an
+    unversioned capsule, which cannot say whether the memory may be written) is copied too:
+    NumPy takes such memory as read-only, and dualnet does not guess otherwise;
   - crossing sides copies: host onto "gpu:N" (to that device), CUDA onto "ref"/"cpu"/"emu" (to
     the host, through CuPy), and CUDA device M onto "gpu:N";
   - "emu" receives the array as `dn.to_device(array, "emu")` makes it;
@@ -52,8 +54,8 @@ def from_dlpack(obj: Any, device: str | Device | None = None) -> Any:
     """Any DLPack producer (an object with __dlpack__ and __dlpack_device__) as an array of `device`
     (None: the current device). x: any shape and dtype; the result has the same ones.
 
-    Shares memory with a writable producer on the same side, copies otherwise (see the module
-    docstring for the full promise). TypeError names the object's type when it is no producer.
+    Shares memory with a writable producer on the same side that speaks DLPack 1.0 (PyTorch,
+    NumPy >= 2.1, CuPy), copies otherwise (see the module docstring for the full promise). TypeError names the object's type when it is no producer.
     """
     dev = get_device() if device is None else get_device_object(device)
     if not (hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__")):
