@@ -17,8 +17,9 @@ def _shape(ctx, param, value):
     """Option callback: "C,H,W" (or CxHxW) -> a tuple of positive ints; None passes."""
     if value is None:
         return None
-    parts = [p for p in re.split(r"[,x ]+", value.strip()) if p]
-    if not parts or not all(p.isdigit() and int(p) > 0 for p in parts):
+    text = value.strip()
+    parts = re.split(r"\s*[,x]\s*", text)
+    if not re.fullmatch(r"\d+(\s*[,x]\s*\d+)*", text) or not all(int(p) > 0 for p in parts):
         raise click.BadParameter(f"must be positive integers such as 1,28,28 (no batch axis), got {value!r}")
     return tuple(int(p) for p in parts)
 
