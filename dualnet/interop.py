@@ -55,7 +55,8 @@ def from_dlpack(obj: Any, device: str | Device | None = None) -> Any:
     (None: the current device). x: any shape and dtype; the result has the same ones.
 
     Shares memory with a writable producer on the same side that speaks DLPack 1.0 (PyTorch,
-    NumPy >= 2.1, CuPy), copies otherwise (see the module docstring for the full promise). TypeError names the object's type when it is no producer.
+    NumPy >= 2.1, CuPy), copies otherwise (see the module docstring for the full promise).
+    TypeError names the object's type when it is no producer.
     """
     dev = get_device() if device is None else get_device_object(device)
     if not (hasattr(obj, "__dlpack__") and hasattr(obj, "__dlpack_device__")):

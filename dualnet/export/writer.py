@@ -33,6 +33,16 @@ def require(package: str) -> Any:
         raise OnnxMissingError(f"ONNX export needs the {package} package: {INSTALL_HINT}") from None
 
 
+def _version() -> str:
+    """The installed dualnet's version (read from its metadata: importing dualnet here would be a cycle)."""
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("dualnet")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def input_shape_of(model: Any, input_shape: Any = None) -> tuple[int, ...]:
     """The example shape (C, H, W) from the argument or `model.input_shape`; ExportError if neither."""
     shape = input_shape if input_shape is not None else getattr(model, "input_shape", None)
@@ -92,7 +102,6 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     `check`, the file must pass `onnx.checker.check_model(..., full_check=True)`.
     """
     onnx = require("onnx")
-    from .. import __version__
     from ..checkpoint._atomic import replacing
     from .graph import Graph
 
@@ -109,7 +118,8 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
         x = g.op("Sub", [x, g.const(norm[0].astype(np.float32), "input_mean")], "normalize_sub")
         x = g.op("Div", [x, g.const(norm[1].astype(np.float32), "input_std")], "normalize_div")
     y, out_shape = convert(model, g, x, shape, scoped=False)
-    metadata = {"dualnet_version": __version__, "input_shape": json.dumps(list(shape))}
+    version = _version()
+    metadata = {"dualnet_version": version, "input_shape": json.dumps(list(shape))}
     spec = getattr(model, "spec", None)
     if spec:
         metadata["dualnet_model"] = json.dumps(spec)
@@ -117,7 +127,7 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
         metadata["normalization"] = json.dumps({"mean": norm[0].ravel().tolist(), "std": norm[1].ravel().tolist(),
                                                 "folded": bool(fold_normalization)})
     name = (spec or {}).get("name") or model.name
-    proto = g.model(first, y, shape, out_shape, int(opset), str(name), metadata, __version__)
+    proto = g.model(first, y, shape, out_shape, int(opset), str(name), metadata, version)
     if check:
         onnx.checker.check_model(proto, full_check=True)
     path = pathlib.Path(path)

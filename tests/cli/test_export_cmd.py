@@ -74,4 +74,20 @@ def test_export_of_a_missing_checkpoint_is_one_line(tmp_path, capsys):
 def test_export_without_onnx_names_the_install_command(ckpt, tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "onnx", None)
     code, _, err = run_main(["export", str(ckpt), str(tmp_path / "m.onnx")], capsys)
-    assert code == 1 and err.strip() == 'dualnet: error: ONNX export needs the onnx package: pip install "dualnet[onnx]"'
+    want = 'dualnet: error: ONNX export needs the onnx package: pip install "dualnet[onnx]"'
+    assert code == 1 and err.strip() == want
+
+
+@needs_onnx
+def test_export_folds_the_normalization_a_checkpoint_records(tmp_path, capsys):
+    import onnxruntime as ort
+
+    ckpt = tmp_path / "norm.h5"
+    model = dn.models.get("mlp", seed=1)
+    dn.save(model, ckpt, normalization={"mean": [0.5], "std": [0.25]})
+    code, _, err = run_main(["export", str(ckpt), str(tmp_path / "n.onnx"), "--verify"], capsys)
+    assert code == 0, err
+    raw = np.random.default_rng(2).uniform(0, 1, (4, 1, 28, 28)).astype(np.float32)
+    session = ort.InferenceSession(str(tmp_path / "n.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {"input": raw})[0]
+    np.testing.assert_allclose(got, model.eval()((raw - 0.5) / 0.25), rtol=1e-4, atol=1e-5)
