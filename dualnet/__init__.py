@@ -31,7 +31,7 @@ __all__ = [
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
     "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
     "optim", "data", "testing", "fit", "evaluate", "save", "load", "run", "RunConfig", "train_run", "resume",
-    "__version__",
+    "export_onnx", "from_dlpack", "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
@@ -40,7 +40,9 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "fit": ("train", "fit"), "evaluate": ("train", "evaluate"),
          "checkpoint": ("checkpoint", None), "save": ("checkpoint", "save"), "load": ("checkpoint", "load"),
          "images": ("data.images", None), "run": ("run", None), "RunConfig": ("run", "RunConfig"),
-         "train_run": ("run", "train_run"), "resume": ("run", "resume")}
+         "train_run": ("run", "train_run"), "resume": ("run", "resume"),
+         "export": ("export", None), "export_onnx": ("export", "export_onnx"),
+         "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None)}
 
 
 def __getattr__(name: str) -> Any:

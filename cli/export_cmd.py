@@ -1,0 +1,72 @@
+"""`dualnet export`: a checkpoint as an ONNX file (needs `pip install "dualnet[onnx]"`)."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import re
+
+import click
+
+import dualnet as dn
+
+CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
+
+
+def _shape(ctx, param, value):
+    """Option callback: "C,H,W" (or CxHxW) -> a tuple of positive ints; None passes."""
+    if value is None:
+        return None
+    text = value.strip()
+    parts = re.split(r"\s*[,x]\s*", text)
+    if not re.fullmatch(r"\d+(\s*[,x]\s*\d+)*", text) or not all(int(p) > 0 for p in parts):
+        raise click.BadParameter(f"must be positive integers such as 1,28,28 (no batch axis), got {value!r}")
+    return tuple(int(p) for p in parts)
+
+
+@click.command()
+@click.argument("ckpt", type=CKPT)
+@click.argument("out", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("--opset", type=click.IntRange(1), default=None,
+              help="ONNX opset to write (default: dualnet's, 17; from 13 up to the installed onnx's newest).")
+@click.option("--input-shape", callback=_shape, default=None, metavar="C,H,W",
+              help="Shape of one input without the batch axis (default: the one the checkpoint records).")
+@click.option("--no-fold-normalization", "no_fold", is_flag=True,
+              help="Keep a recorded input normalization out of the graph (it stays in the file's metadata).")
+@click.option("--verify", is_flag=True,
+              help="Run the file with onnxruntime and compare with dualnet on random inputs (exits 1 if they differ).")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
+def export(ckpt, out, opset, input_shape, no_fold, verify, as_json):
+    """Write a checkpoint's model as an ONNX inference graph (dynamic batch axis N, float32).
+
+    \b
+    Examples:
+      dualnet export runs/lenet5.h5 lenet5.onnx
+      dualnet export runs/lenet5.h5 lenet5.onnx --verify --opset 18
+    """
+    from dualnet.export import DEFAULT_OPSET, compare_with_onnxruntime, export_onnx
+    from dualnet.export.writer import input_shape_of, require
+
+    require("onnx")
+    if verify:
+        require("onnxruntime")
+    model = dn.load(ckpt, device="cpu")
+    opset = DEFAULT_OPSET if opset is None else opset
+    path = export_onnx(model, out, input_shape=input_shape, opset=opset, fold_normalization=not no_fold)
+    shape = input_shape_of(model, input_shape)
+    out_shape = model.output_shape(shape)
+    report = {"out": str(path), "opset": opset, "input_shape": ["N", *shape], "output_shape": ["N", *out_shape],
+              "parameters": sum(p.size for p in model.parameters())}
+    if verify:
+        report.update(compare_with_onnxruntime(model, path))
+    if as_json:
+        click.echo(json.dumps(report))
+        return
+    dims = " x ".join(map(str, report["input_shape"])) + " -> " + " x ".join(map(str, report["output_shape"]))
+    click.echo(f"wrote {path}: {dims}, opset {opset}, {report['parameters']:,} parameters")
+    if verify:
+        click.echo(f"onnxruntime agrees with dualnet: max |diff| {report['max_abs_diff']:.2g} over "
+                   f"{report['batch']} random inputs, argmax {report['argmax_agreement']:.0%}")
+
+
+COMMANDS = [export]
