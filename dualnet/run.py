@@ -324,7 +324,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     check_fits(model, train_set)
     check_fits(model, val_set)
     steps = math.ceil(len(train_set) / config.batch_size)
-    if state is not None and not 0 <= state.step < steps:
+    if state is not None and not 0 <= state.step <= steps:
         raise CheckpointError(f"{resumed_from}: cannot resume at step {state.step} of an epoch of {steps} steps: "
                               "the stored state does not match its data")
     if optimizer is None:

@@ -172,7 +172,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
-    if not 0 <= state.step < steps_per_epoch or (state.step and not state.seen):
+    # step == steps_per_epoch is a state older versions saved when a signal landed on an epoch's last
+    # step: the epoch's steps are all done, only its end (record, validation, callbacks) remains
+    if not 0 <= state.step <= steps_per_epoch or (state.step and not state.seen):
         raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
                          f"steps ({state.seen} images seen): the state belongs to another run")
     # one transfer per fit; augmentation works on the host copy batch by batch
@@ -242,7 +244,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                     for cb in callbacks:
                         if hasattr(cb, "on_batch"):
                             cb.on_batch(state, info)
-                if stop["signum"] is not None:
+                # on an epoch's last step the epoch is finished first (below), so that the state
+                # saved is an epoch boundary
+                if stop["signum"] is not None and step + 1 < steps_per_epoch:
                     state.loss_sum, state.correct = float(loss_dev), int(correct_dev)
                     state.seconds = time.perf_counter() - t0
                     name = signal.Signals(stop["signum"]).name
@@ -271,6 +275,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for cb in callbacks:
                 if hasattr(cb, "on_epoch"):
                     cb.on_epoch(state, record, model, optimizer)
+            if stop["signum"] is not None and state.epoch < epochs:
+                name = signal.Signals(stop["signum"]).name
+                raise TrainingInterrupted(f"{name} received at the end of epoch {epoch + 1}", state, stop["signum"])
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
