@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import device as _device_scope
 from ..backend import get_device, get_device_object, to_device
+from ..data.files import h5_check_contained, regular_file
 from ..data.limits import h5_check_size, h5_credible_size
 from ..errors import CheckpointError, DataError
 from ..layers import Dropout, Parameter, Sequential, from_config
@@ -98,6 +99,7 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
         raise fail("no such file")
     if path.is_dir():
         raise fail("is a directory, not a checkpoint file")
+    regular_file(path, "checkpoint file", fail)  # a FIFO would block open(), a device never end
     try:
         with open(path, "rb"):
             pass
@@ -105,10 +107,15 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
     except OSError as exc:
         if isinstance(exc, PermissionError):
             raise fail(f"cannot open ({exc.strerror})") from None
+        if "unable to lock file" in str(exc).lower():
+            raise fail("is locked by another process that is writing it (HDF5 file locking); wait until that "
+                       f"process has finished ({exc})") from None
         problem = f"damaged or truncated HDF5 file ({exc})" if h5py.is_hdf5(path) else "not an HDF5 file"
         raise fail(problem) from None
     try:
         with f:
+            # before any group or dataset is looked up: a lookup can follow an external link
+            h5_check_contained(f, fail)
             return _read_open(f, path, dev, fail)
     except CheckpointError:
         raise

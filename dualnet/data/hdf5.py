@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
+from .files import h5_check_contained, regular_file
 from .limits import h5_check_size
 
 
@@ -19,12 +20,15 @@ def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dat
         import h5py
     except ImportError:
         raise DataError(f"{path}: reading HDF5 needs h5py: pip install h5py") from None
+    regular_file(path, "HDF5 file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path}: cannot open as HDF5: {exc}") from None
+        raise DataError(f"{path}: cannot open as HDF5: {_open_problem(exc)}") from None
     try:
         with f:
+            # before any dataset is looked up: a lookup can follow an external link
+            h5_check_contained(f, lambda problem: DataError(f"{path}: {problem}"))
             return _read_hdf5(f, path, split, validation, limit, num_classes)
     except DataError:
         raise
@@ -71,6 +75,15 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
     images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
                                            images_from, labels_from)
     return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+
+
+def _open_problem(exc: OSError) -> str:
+    """h5py's OSError in words; a file another process holds open for writing is locked, not damaged."""
+    text = str(exc)
+    if "unable to lock file" in text.lower():
+        return ("it is locked by another process that is writing it (HDF5 file locking); wait until that "
+                f"process has finished ({text})")
+    return text
 
 
 def _is_dataset(f, name: str) -> bool:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 
 from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _infer_classes, _rows
+from .files import regular_file
 from .idx import read_idx, read_idx_header
 
 
@@ -40,8 +42,8 @@ def _find_idx(folder: pathlib.Path, part: str, kind: str, required: bool = True)
     names = [f"{prefix}-{kind}{sep}{rank}-ubyte{gz}" for prefix in prefixes for rank in ranks
              for sep in "-." for gz in ("", ".gz")]
     for name in names:
-        if (folder / name).is_file():
-            return folder / name
+        if os.path.lexists(folder / name):
+            return regular_file(folder / name, "IDX file")
     if not required:
         return None
     raise (MissingTestSplit if part == "test" else DataError)(

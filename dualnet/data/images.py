@@ -24,6 +24,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataError
+from .files import regular_file
 
 __all__ = ["INVERT_MODES", "MAX_FILE_BYTES", "MAX_PIXELS", "load_images", "prepare", "read_image"]
 
@@ -47,6 +48,7 @@ _UNSUPPORTED = "unsupported image format (use PNG, PGM or .npy)"
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
     """Read a PNG, PGM/PPM (P2, P5, P3, P6) or .npy file as float32 (H, W) grayscale in [0, 1]."""
+    regular_file(path, "image file")
     try:
         with open(path, "rb") as f:
             if os.fstat(f.fileno()).st_size > MAX_FILE_BYTES:

@@ -171,6 +171,26 @@ checkpoint("train-state-epoch-not-int", r"the stored run is damaged: train_state
 checkpoint("train-state-step-beyond-epoch", r"cannot resume at step 1000000 of an epoch of 2 steps: the stored state does not "
            r"match its data", how="resume")
 
+# checkpoints reaching outside themselves: refused before anything is read, naming the link
+checkpoint("bias-in-etc-passwd", r"dataset /model/parameters/fc1.bias keeps its data in external files \(HDF5 external "
+           r"storage\); refused", how="predict")
+checkpoint("bias-in-etc-passwd", r"/model/parameters/fc1.bias keeps its data in external files", how="resume")
+checkpoint("bias-in-etc-passwd", r"/model/parameters/fc1.bias keeps its data in external files")
+checkpoint("bias-external-link", r"/model/parameters/fc1.bias is an external link to "
+           r"/nonexistent/dualnet-secret.h5:/data; links to other files are refused", how="predict")
+checkpoint("bias-external-link", r"/model/parameters/fc1.bias is an external link", how="resume")
+checkpoint("bias-virtual-missing-source", r"dataset /model/parameters/fc1.bias is a virtual dataset \(its data is "
+           r"mapped from other files\); refused")
+checkpoint("bias-soft-link-to-external-link", r"/elsewhere is an external link to /nonexistent/dualnet-secret.h5",
+           how="predict")
+data("h5-images-in-etc-passwd.h5", r"dataset /train/images keeps its data in external files", command=EVALUATE)
+data("h5-images-in-etc-passwd.h5", r"dataset /train/images keeps its data in external files")
+data("h5-images-external-link.h5", r"/train/images is an external link to /nonexistent/dualnet-secret.h5:/data")
+data("h5-images-virtual-missing-source.h5", r"dataset /train/images is a virtual dataset", command=EVALUATE)
+CASES.append(Case("featuremaps-ckpt-bias-in-etc-passwd", ("featuremaps", "{corpus}/ckpt/bias-in-etc-passwd.h5",
+                                                          "{digit}", "-o", "{tmp}/m.png"), 1,
+                  r"/model/parameters/fc1.bias keeps its data in external files", "ckpt/bias-in-etc-passwd.h5"))
+
 # the picture commands read checkpoints and images with the same loaders
 CASES.append(Case("plot-ckpt-not-hdf5", ("plot", "{corpus}/ckpt/not-hdf5.h5", "-o", "{tmp}/c.png"), 1,
                   r"not an HDF5 file", "ckpt/not-hdf5.h5"))
