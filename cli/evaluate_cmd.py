@@ -81,7 +81,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
               help="Invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
 @click.option("--json", "as_json", is_flag=True)
 def predict(ckpt, files, device, top, invert, as_json):
-    """Classify images (PNG, PGM or .npy, grayscale; resized to the model's input).
+    """Classify images (PNG, JPEG, BMP, GIF, PGM or .npy; made grayscale and resized to the model's input).
 
     \b
     Example:

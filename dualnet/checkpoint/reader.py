@@ -27,6 +27,9 @@ __all__ = ["Checkpoint", "load", "read"]
 
 # One input example (input_shape) may hold at most this many values: predict allocates it.
 MAX_INPUT_VALUES = 2**24
+# The activations of one example through every layer, in bytes: LeNet-5 needs 0.05 MB, resnet20
+# on 32x32 a few MB; a config with a padding of 1000 would need hundreds of MB per image
+MAX_ACTIVATION_BYTES = 2**26
 
 
 @dataclass
@@ -162,7 +165,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise fail(f"bad model config: {exc}") from None
     if model.input_shape is not None:
-        _check_input_shape(model, config.get("input_shape"), fail)
+        _check_input_shape(model, config.get("input_shape"), dtype, fail)
     model.spec = spec
     model.astype(dtype)
     named = dict(model.named_parameters())
@@ -192,7 +195,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     return Checkpoint(model, optimizer_state, history, metadata, rng_state, attrs, path)
 
 
-def _check_input_shape(model: Sequential, shape: Any, fail: Any) -> None:
+def _check_input_shape(model: Sequential, shape: Any, dtype: np.dtype, fail: Any) -> None:
     """The stored input shape must be a few positive ints of bounded size that the layers accept."""
     ok = (isinstance(shape, list) and 1 <= len(shape) <= 3
           and all(type(v) is int and v >= 1 for v in shape) and math.prod(shape) <= MAX_INPUT_VALUES)
@@ -200,10 +203,18 @@ def _check_input_shape(model: Sequential, shape: Any, fail: Any) -> None:
         raise fail(f"bad model config: input_shape {shape!r} is not 1 to 3 positive sizes of at most "
                    f"{MAX_INPUT_VALUES:,} values in all")
     try:
-        model.output_shape(tuple(shape))
+        shapes = [tuple(shape)]
+        for layer in model.layers:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
     except ValueError as exc:
         raise fail(f"bad model config: the layers do not accept the stored input_shape {tuple(shape)}: "
                    f"{exc}") from None
+    need = sum(math.prod(s) for s in shapes) * dtype.itemsize
+    if need > MAX_ACTIVATION_BYTES:
+        biggest = max(zip(shapes[1:], model.layers, strict=True), key=lambda sl: math.prod(sl[0]))
+        raise fail(f"bad model config: its activations need {need / 2**20:,.0f} MB per example for input_shape "
+                   f"{tuple(shape)} (layer {biggest[1].name} outputs {'x'.join(map(str, biggest[0]))}), more "
+                   f"than the {MAX_ACTIVATION_BYTES / 2**20:,.0f} MB accepted; the config is corrupt")
 
 
 def _config_size(entry: Any) -> int:

@@ -5,6 +5,7 @@ h5py is imported on first use, so `import dualnet.data` does not load it.
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 import numpy as np
@@ -12,7 +13,7 @@ import numpy as np
 from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
 from .files import h5_check_contained, regular_file
-from .limits import h5_check_size
+from .limits import check_working_set, h5_check_size
 
 
 def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
@@ -64,6 +65,8 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
                         f"{labels_ds.name} holds {len(labels_ds)} labels")
     rows = _rows(split, len(images_ds), validation, limit, images_from)
     h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
+    check_working_set((rows.stop - rows.start) * math.prod(images_ds.shape[1:]), images_ds.dtype.itemsize,
+                      images_ds.id.get_storage_size(), images_from)
     h5_check_size(labels_ds, labels_from)
     if num_classes is None and "num_classes" in f.attrs:
         num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)

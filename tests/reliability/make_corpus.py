@@ -18,6 +18,7 @@ Layout:
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 import struct
@@ -339,6 +340,7 @@ def make_images() -> None:
     write("images/truncated.pgm", b"P5\n28 28\n255\n" + bytes(100))
     write("images/maxval-zero.pgm", b"P5\n28 28\n0\n" + bytes(28 * 28))
     write("images/zero-width.pgm", b"P5\n0 28\n255\n")
+    make_pillow_images(digit)
     for name, array in (("rgb-three-channels.npy", np.zeros((28, 28, 3), np.uint8)),
                         ("nan-pixels.npy", np.full((28, 28), np.nan, np.float32)),
                         ("int64-pixels.npy", np.zeros((28, 28), np.int64)),
@@ -393,6 +395,32 @@ def make_foreign() -> None:
     h5_data("h5-images-external-link", edit=lambda f: [external_link(f"{g}/images")(f) for g in ("train", "test")])
     h5_data("h5-images-virtual-missing-source",
             edit=lambda f: [virtual(f"{g}/images", IMAGES.shape, np.uint8)(f) for g in ("train", "test")])
+
+
+def make_pillow_images(digit: np.ndarray) -> None:
+    """Images for Pillow's formats: bombs refused from their headers, and damaged files."""
+    from PIL import Image
+
+    frames = [Image.fromarray(digit), Image.fromarray(255 - digit)]
+    buf = io.BytesIO()
+    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
+    write("images/animated-two-frames.gif", buf.getvalue())
+    # 10^8 pixels of a 1-bit image in ~12 KB: within the pixel cap, not within the memory budget
+    row = b"\x00" + bytes(1250)
+    body = zlib.compress(row * 10000, 9)
+    header = struct.pack(">IIBBBBB", 10000, 10000, 1, 0, 0, 0, 0)
+    write("images/one-bit-10000x10000.png", b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
+          + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b""))
+    buf = io.BytesIO()
+    Image.fromarray(digit).save(buf, "JPEG")
+    jpeg = bytearray(buf.getvalue())
+    sof = jpeg.index(b"\xff\xc0")  # SOF0: length, precision, then height and width
+    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
+    write("images/jpeg-header-60000x60000.jpg", bytes(jpeg))
+    write("images/negative-sample.pgm", b"P2\n2 2\n255\n0 -7 20 255\n")
+    buf = io.BytesIO()
+    Image.fromarray(digit).save(buf, "BMP")
+    write("images/bmp-truncated.bmp", buf.getvalue()[:200])
 
 
 def main() -> int:
