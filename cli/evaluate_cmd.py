@@ -12,7 +12,7 @@ import dualnet as dn
 from dualnet import checkpoint
 from dualnet.train import check_fits
 
-from .common import data_option, device_option, resolve_device
+from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 
@@ -49,6 +49,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
     if plot_path is not None:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
+    refuse_replacing_inputs(plot_path, [ckpt, data_source], "--plot")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
     dataset = dn.data.load(data_source, split, validation=validation, limit=limit)
