@@ -153,12 +153,14 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
 
 def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
     """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
-    previous run's checkpoint that neither --overwrite nor --resume (of that file) allows to replace."""
+    previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
     for path in (target, run.best_path(target)):
         refuse_replacing_inputs(path, [data_source], "--out")
+    # an --out typed on the command line names the file to write, as -o does for the pictures;
+    # the default runs/<model>.h5 must not silently replace an earlier run's
     continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()
-    if target.exists() and not (overwrite or continues):
+    if out is None and target.exists() and not (overwrite or continues):
         hint = f"--resume {target} to continue it, " if resume is None else ""
         raise click.BadParameter(f"{target} already exists (a previous run's checkpoint); pass --overwrite to "
                                  f"replace it, {hint}or --out NEW.h5 to write another file", param_hint="'--out'")
