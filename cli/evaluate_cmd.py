@@ -54,6 +54,8 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
     model = checkpoint.load(ckpt, device=dev.name)
     dataset = dn.data.load(data_source, split, validation=validation, limit=limit)
     check_fits(model, dataset, f"the model in {ckpt}")
+    if len(dataset) == 0:  # refused before anything is printed: one line
+        raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")
     if not as_json:
         click.echo(resolve_device.note, err=True)
     result = dn.evaluate(model, dataset, batch_size=batch_size)
@@ -98,6 +100,8 @@ def predict(ckpt, files, device, top, invert, as_json):
                                    "it one-channel (grayscale) images, of shape (1, H, W)")
     c, h, w = shape
     x = load_images([str(f) for f in files], size=(h, w), invert=invert)
+    params = list(model.parameters())
+    x = x.astype(params[0].data.dtype if params else np.float32)  # a float64/float16 checkpoint takes its dtype
     model.eval()
     logits = dn.to_numpy(model(dn.to_device(x, dev))).astype(np.float64)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -317,6 +317,9 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit)
     val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit)
     test_set = _optional_test(config.data, config.limit)
+    if len(train_set) == 0:
+        raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
+                        f"--validation {config.validation}); lower --validation or give more data")
     model_shape = tuple(model.input_shape or ())
     if model_shape and tuple(train_set.shape) != model_shape:
         raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "

@@ -105,6 +105,8 @@ def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
         out = model.output_shape(shape)
     except ValueError as exc:
         raise DataError(f"{dataset.name}: images of shape {shape} do not fit {model_name}: {exc}") from None
+    if int(dataset.labels.min()) < 0:
+        raise DataError(f"{dataset.name}: label {int(dataset.labels.min())} is negative; labels are classes 0..K-1")
     classes = max(int(getattr(dataset, "num_classes", 0) or 0), int(dataset.labels.max()) + 1)
     if len(out) != 1 or classes > out[0]:
         raise DataError(f"{dataset.name}: the data has {classes} classes (labels 0..{classes - 1}), but "
@@ -178,7 +180,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
                          f"steps ({state.seen} images seen): the state belongs to another run")
     # one transfer per fit; augmentation works on the host copy batch by batch
-    images_dev = to_device(train.images, dev) if not augment_shift else None
+    dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
+    images_dev = to_device(train.images.astype(dtype, copy=False), dev) if not augment_shift else None
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
     stop = {"signum": None}
@@ -204,7 +207,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 if augment_shift:
                     rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.random_shift(train.images[idx], augment_shift, rng), dev)
+                    xb = to_device(_data.random_shift(train.images[idx], augment_shift, rng).astype(dtype, copy=False),
+                                   dev)
                 else:
                     xb = images_dev[to_device(idx, dev)]
                 yb = labels_dev[to_device(idx, dev)]
@@ -287,6 +291,12 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     return state.history
 
 
+def _parameter_dtype(model: Any) -> np.dtype:
+    """The dtype of the model's parameters (float32 for a model without any)."""
+    first = next(iter(model.parameters()), None)
+    return np.dtype(first.data.dtype) if first is not None else np.dtype(np.float32)
+
+
 def _grads_finite(model: Any) -> bool:
     xp = model.device.xp
     return all(bool(xp.isfinite(p.grad).all()) for p in model.parameters())
@@ -317,11 +327,14 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     model.eval()
     dev = model.device
     crit = SoftmaxCrossEntropy(device=dev)
+    dtype = _parameter_dtype(model)
+    if len(dataset) == 0:
+        raise DataError(f"{getattr(dataset, 'name', 'the data')}: the split is empty (0 images); nothing to evaluate")
     k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
     preds, probs, loss_sum = [], [], 0.0
     try:
         for start in range(0, len(dataset), batch_size):
-            xb = to_device(dataset.images[start:start + batch_size], dev)
+            xb = to_device(dataset.images[start:start + batch_size].astype(dtype, copy=False), dev)
             yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
             logits = model(xb)
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)

@@ -154,6 +154,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         raise fail("missing group 'model/parameters'")
     if not isinstance(config.get("layers"), list):
         raise fail("bad model config: it has no 'layers' list")
+    _check_layer_names(config["layers"], fail)
     # a hostile config must not make us allocate huge layers: compare with what the file stores
     needed = sum(_config_size(entry) for entry in config["layers"])
     stored = sum(h5_credible_size(ds) for ds in pg.values() if isinstance(ds, h5py.Dataset))
@@ -168,7 +169,11 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         _check_input_shape(model, config.get("input_shape"), dtype, fail)
     model.spec = spec
     model.astype(dtype)
-    named = dict(model.named_parameters())
+    pairs = list(model.named_parameters())
+    named = dict(pairs)
+    if len(named) != len(pairs):  # one name for two parameters: one of them would keep fresh weights
+        twice = sorted({n for n, _ in pairs if sum(m == n for m, _ in pairs) > 1})
+        raise fail(f"bad model config: parameter names {', '.join(twice)} occur twice (duplicate layer names)")
     extra = sorted(set(pg) - set(named))
     if extra:
         raise fail(f"unexpected parameters not in the model architecture: {', '.join(extra)}")
@@ -193,6 +198,22 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
                 except (TypeError, ValueError, KeyError) as exc:
                     raise fail(f"bad rng state of {layer.name}: {exc}") from None
     return Checkpoint(model, optimizer_state, history, metadata, rng_state, attrs, path)
+
+
+def _check_layer_names(layers: list, fail: Any) -> None:
+    """Layer names, where given, are distinct non-empty strings: a duplicate would load one layer's
+    parameters into the other and leave fresh random weights behind."""
+    seen: set[str] = set()
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict) or "name" not in entry:
+            continue
+        name = entry["name"]
+        if not isinstance(name, str) or not name or "/" in name:
+            raise fail(f"bad model config: layer {i} has name {name!r}; a layer name is a non-empty string "
+                       "without '/'")
+        if name in seen:
+            raise fail(f"bad model config: two layers are named {name!r}; layer names must be unique")
+        seen.add(name)
 
 
 def _check_input_shape(model: Sequential, shape: Any, dtype: np.dtype, fail: Any) -> None:

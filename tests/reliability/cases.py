@@ -191,6 +191,15 @@ CASES.append(Case("featuremaps-ckpt-bias-in-etc-passwd", ("featuremaps", "{corpu
                                                           "{digit}", "-o", "{tmp}/m.png"), 1,
                   r"/model/parameters/fc1.bias keeps its data in external files", "ckpt/bias-in-etc-passwd.h5"))
 
+# silent wrong models, refusals of valid input, misleading messages
+checkpoint("duplicate-layer-names", r"bad model config: two layers are named 'fc1'; layer names must be unique")
+checkpoint("duplicate-layer-names", r"two layers are named 'fc1'", how="predict")
+checkpoint("layer-name-not-a-string", r"bad model config: layer 1 has name 7; a layer name is a non-empty string",
+           how="resume")
+data("h5-empty-test-split.h5", r"/test/images: images have shape \(0, 28, 28\); expected .* non-empty|the split is "
+     r"empty \(0 images\); nothing to evaluate", command=EVALUATE)
+data("h5-five-images.h5", r"the training split is empty \(0 images after holding out --validation 5\)")
+
 # the picture commands read checkpoints and images with the same loaders
 CASES.append(Case("plot-ckpt-not-hdf5", ("plot", "{corpus}/ckpt/not-hdf5.h5", "-o", "{tmp}/c.png"), 1,
                   r"not an HDF5 file", "ckpt/not-hdf5.h5"))

@@ -423,6 +423,25 @@ def make_pillow_images(digit: np.ndarray) -> None:
     write("images/bmp-truncated.bmp", buf.getvalue()[:200])
 
 
+def make_round_two() -> None:
+    """Silent wrong results and refusals of valid input (families 7 to 9)."""
+    def rename(i, name):
+        return config_edit(lambda c: c["layers"][i].update(name=name))
+    ckpt("duplicate-layer-names", rename(0, "fc1"))
+    ckpt("layer-name-not-a-string", rename(1, 7))
+    for dtype in (np.float64, np.float16):
+        model = tiny_model()
+        model.astype(dtype)
+        save_checkpoint(ROOT / "good" / f"tiny-{np.dtype(dtype).name}.h5", model=model)
+
+    def empty_test(f):
+        del f["test/images"], f["test/labels"]
+        f["test"].create_dataset("images", shape=(0, 28, 28), dtype=np.uint8)
+        f["test"].create_dataset("labels", shape=(0,), dtype=np.int64)
+    h5_data("h5-empty-test-split", edit=empty_test)
+    h5_data("h5-five-images", images=IMAGES[:5], labels=LABELS[:5], flat=True)
+
+
 def main() -> int:
     if ROOT.exists():
         shutil.rmtree(ROOT)
@@ -432,6 +451,7 @@ def main() -> int:
     make_checkpoints()
     make_images()
     make_foreign()
+    make_round_two()
     too_big = [p for p in ROOT.rglob("*") if p.is_file() and p.stat().st_size >= MAX_BYTES]
     for p in too_big:
         print(f"too big: {p} ({p.stat().st_size} bytes)", file=sys.stderr)
