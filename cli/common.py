@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import pathlib
 
 import click
 
@@ -70,3 +72,51 @@ def non_negative(ctx, param, value):
     if value is not None and not (math.isfinite(value) and value >= 0):
         raise click.BadParameter(f"must be {_what(value)} >= 0, got {value}")
     return value
+
+
+def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
+    """Whether two paths name one file: equal once resolved, or one inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: str) -> None:
+    """Refuse (one line, exit 2) an `output` that would replace one of the command's `inputs`:
+    the same file (symbolic or hard links included), or any file inside an input folder."""
+    if output is None:
+        return
+    output = pathlib.Path(output)
+    for given in inputs:
+        if given is None:
+            continue
+        inp = dn.data.bundled_mnist_dir() if str(given) == "mnist" else pathlib.Path(given)
+        if inp.is_dir():
+            inside = output.resolve().is_relative_to(inp.resolve())
+            linked = output.exists() and any(_same_file(output, f) for f in inp.iterdir() if f.is_file())
+            if inside or linked:
+                raise click.BadParameter(f"{output} is inside the input folder {given} (or a link to one of its "
+                                         "files) and would replace it; choose another output file",
+                                         param_hint=f"'{option}'")
+        elif _same_file(output, inp):
+            raise click.BadParameter(f"{output} is the input {given} and would replace it; choose another output "
+                                     "file", param_hint=f"'{option}'")
+
+
+def free_default(path: pathlib.Path, overwrite: bool) -> pathlib.Path:
+    """A default output path that replaces no earlier file: `path` itself if it is free (or
+    `overwrite`), else `stem-2.suffix`, `stem-3.suffix`, ... (the command prints which)."""
+    if overwrite or not path.exists():
+        return path
+    n = 2
+    while path.with_name(f"{path.stem}-{n}{path.suffix}").exists():
+        n += 1
+    return path.with_name(f"{path.stem}-{n}{path.suffix}")
+
+
+def overwrite_option():
+    return click.option("--overwrite", is_flag=True, help="Replace an existing output file of the same name.")

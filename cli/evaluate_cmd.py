@@ -12,7 +12,7 @@ import dualnet as dn
 from dualnet import checkpoint
 from dualnet.train import check_fits
 
-from .common import data_option, device_option, resolve_device
+from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 
@@ -49,10 +49,13 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
     if plot_path is not None:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
+    refuse_replacing_inputs(plot_path, [ckpt, data_source], "--plot")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
     dataset = dn.data.load(data_source, split, validation=validation, limit=limit)
     check_fits(model, dataset, f"the model in {ckpt}")
+    if len(dataset) == 0:  # refused before anything is printed: one line
+        raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")
     if not as_json:
         click.echo(resolve_device.note, err=True)
     result = dn.evaluate(model, dataset, batch_size=batch_size)
@@ -81,7 +84,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
               help="Invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
 @click.option("--json", "as_json", is_flag=True)
 def predict(ckpt, files, device, top, invert, as_json):
-    """Classify images (PNG, PGM or .npy, grayscale; resized to the model's input).
+    """Classify images (PNG, JPEG, BMP, GIF, PGM or .npy; made grayscale and resized to the model's input).
 
     \b
     Example:
@@ -97,6 +100,8 @@ def predict(ckpt, files, device, top, invert, as_json):
                                    "it one-channel (grayscale) images, of shape (1, H, W)")
     c, h, w = shape
     x = load_images([str(f) for f in files], size=(h, w), invert=invert)
+    params = list(model.parameters())
+    x = x.astype(params[0].data.dtype if params else np.float32)  # a float64/float16 checkpoint takes its dtype
     model.eval()
     logits = dn.to_numpy(model(dn.to_device(x, dev))).astype(np.float64)
     probs = np.exp(logits - logits.max(axis=1, keepdims=True))

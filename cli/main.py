@@ -59,6 +59,15 @@ def _with_log(message: str) -> str:
     return "\n".join([f"dualnet: error: {_one_line(head)}"] + ["  " + line for line in lines])
 
 
+def _memory_hint(argv: list[str] | None) -> str:
+    """What the command that ran out of memory can change (only options it has)."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), "")
+    hints = {"train": "try a smaller --batch-size or --limit", "evaluate": "try a smaller --batch-size or --limit",
+             "predict": "give fewer or smaller images", "featuremaps": "give a smaller image"}
+    return hints.get(command, "free some memory and try again")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
     from dualnet import gpu_errors
@@ -92,8 +101,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except MemoryError as exc:
         detail = f" ({_one_line(exc)})" if str(exc) else ""
-        click.echo(f"dualnet: error: out of memory{detail}; try a smaller --batch-size or --limit",
-                   err=True)
+        click.echo(f"dualnet: error: out of memory{detail}; {_memory_hint(argv)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("dualnet: interrupted", err=True)

@@ -9,15 +9,16 @@ import click
 import dualnet as dn
 from dualnet import checkpoint
 
-from .common import data_option
+from .common import data_option, free_default, overwrite_option, refuse_replacing_inputs
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 PNG = click.Path(dir_okay=False, path_type=pathlib.Path)
 
 
-def _beside(ckpt: pathlib.Path, kind: str) -> pathlib.Path:
-    """`runs/lenet5.h5` -> `runs/lenet5.<kind>.png`."""
-    return ckpt.with_name(f"{ckpt.stem}.{kind}.png")
+def _beside(ckpt: pathlib.Path, kind: str, overwrite: bool) -> pathlib.Path:
+    """`runs/lenet5.h5` -> `runs/lenet5.<kind>.png`, or `...<kind>-2.png` if that exists (no
+    picture replaces an earlier one unless --overwrite)."""
+    return free_default(ckpt.with_name(f"{ckpt.stem}.{kind}.png"), overwrite)
 
 
 def _require_matplotlib() -> None:
@@ -32,7 +33,8 @@ def _require_matplotlib() -> None:
               help="PNG to write [default: <first CKPT stem>.curves.png beside it].")
 @click.option("--label", "labels", multiple=True, metavar="TEXT",
               help="Legend label of each checkpoint, in order (repeat once per CKPT).")
-def plot(ckpts, out, labels):
+@overwrite_option()
+def plot(ckpts, out, labels, overwrite):
     """Training curves (loss and accuracy per epoch, train and validation) of checkpoints.
 
     Several checkpoints share one figure, one colour per run.
@@ -48,7 +50,8 @@ def plot(ckpts, out, labels):
     if labels and len(labels) != len(ckpts):
         raise click.BadParameter(f"got {len(labels)} labels for {len(ckpts)} checkpoints; give one per CKPT "
                                  "or none", param_hint="'--label'")
-    out = out or _beside(ckpts[0], "curves")
+    refuse_replacing_inputs(out, list(ckpts), "-o")
+    out = out or _beside(ckpts[0], "curves", overwrite)
     fig = plots.training_curves(list(ckpts), labels=list(labels) or None)
     click.echo(str(plots.save_figure(fig, out)))
 
@@ -58,7 +61,8 @@ def plot(ckpts, out, labels):
 @click.option("--layer", default="conv1", show_default=True, metavar="NAME|INDEX",
               help="The Conv2d to show, by name (see `dualnet summary`) or position in the model.")
 @click.option("-o", "--out", type=PNG, default=None, help="PNG to write [default: <CKPT stem>.filters.png].")
-def filters(ckpt, layer, out):
+@overwrite_option()
+def filters(ckpt, layer, out, overwrite):
     """The learned kernels of one convolution layer, on one colour scale around 0.
 
     \b
@@ -69,9 +73,10 @@ def filters(ckpt, layer, out):
     _require_matplotlib()
     from dualnet import plots
 
+    refuse_replacing_inputs(out, [ckpt], "-o")
     model = checkpoint.read(ckpt, device="cpu").model
     which = int(layer) if layer.lstrip("-").isdigit() else layer
-    out = out or _beside(ckpt, "filters")
+    out = out or _beside(ckpt, "filters", overwrite)
     click.echo(str(plots.save_figure(plots.filters(model, which), out)))
 
 
@@ -86,10 +91,11 @@ def filters(ckpt, layer, out):
 @click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Invert a dark-on-light IMAGE to MNIST's light-on-dark (auto: by the border).")
 @click.option("-o", "--out", type=PNG, default=None, help="PNG to write [default: <CKPT stem>.featuremaps.png].")
-def featuremaps(ckpt, image, index, data_source, split, invert, out):
+@overwrite_option()
+def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
     """Activation maps of one image after each convolution and pooling stage.
 
-    Give an IMAGE file (PNG, PGM or .npy, resized to the model's input) or --index N.
+    Give an IMAGE file (PNG, JPEG, BMP, GIF, PGM or .npy, resized to the model's input) or --index N.
 
     \b
     Examples:
@@ -101,6 +107,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out):
     _require_matplotlib()
     from dualnet import plots
 
+    refuse_replacing_inputs(out, [ckpt, image, data_source if index is not None else None], "-o")
     model = checkpoint.read(ckpt, device="cpu").model
     c, h, w = model.input_shape or (1, 28, 28)
     label = None
@@ -114,7 +121,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out):
             raise click.BadParameter(f"the {split} split of {data_source} holds {len(dataset):,} images; "
                                      f"N must be below that", param_hint="'--index'")
         x, label = dataset.images[index], int(dataset.labels[index])
-    out = out or _beside(ckpt, "featuremaps")
+    out = out or _beside(ckpt, "featuremaps", overwrite)
     click.echo(str(plots.save_figure(plots.feature_maps(model, x, label=label), out)))
 
 

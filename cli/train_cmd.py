@@ -16,7 +16,15 @@ from dualnet.run import RunConfig
 from dualnet.schedules import SCHEDULES
 from dualnet.train import TrainingInterrupted
 
-from .common import data_option, device_option, non_negative, resolve_device
+from .common import (
+    data_option,
+    device_option,
+    free_default,
+    non_negative,
+    overwrite_option,
+    refuse_replacing_inputs,
+    resolve_device,
+)
 from .common import positive as _positive
 from .progress import ProgressPrinter
 
@@ -76,8 +84,9 @@ class JsonLines:
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of progress.")
+@overwrite_option()
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
-          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json):
+          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json, overwrite):
     """Train a model (LeNet-5 by default) and save checkpoints.
 
     \b
@@ -91,6 +100,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    _check_outputs(out, resume, model_name, data_source, overwrite)
     dev = resolve_device(device, echo=False)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
@@ -127,7 +137,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         result["test_accuracy"] = done.test_accuracy
     if plot:
         from dualnet import plots
-        png = out.with_name(out.stem + ".curves.png")
+        png = free_default(out.with_name(out.stem + ".curves.png"), overwrite)
         plots.save_figure(plots.training_curves([out]), png)
         result["plot"] = str(png)
     if as_json:
@@ -140,5 +150,20 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         click.echo(f"curves: {result['plot']}")
     took = f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.1f} min"
     click.echo(f"trained in {took} on {dev.name}")
+
+def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
+    """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
+    previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
+    target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
+    for path in (target, run.best_path(target)):
+        refuse_replacing_inputs(path, [data_source], "--out")
+    # an --out typed on the command line names the file to write, as -o does for the pictures;
+    # the default runs/<model>.h5 must not silently replace an earlier run's
+    continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()
+    if out is None and target.exists() and not (overwrite or continues):
+        hint = f"--resume {target} to continue it, " if resume is None else ""
+        raise click.BadParameter(f"{target} already exists (a previous run's checkpoint); pass --overwrite to "
+                                 f"replace it, {hint}or --out NEW.h5 to write another file", param_hint="'--out'")
+
 
 COMMANDS = [train]

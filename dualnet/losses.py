@@ -33,6 +33,11 @@ class SoftmaxCrossEntropy:
         if labels.dtype.kind not in "iu":
             raise ValueError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
         check_same_device("SoftmaxCrossEntropy", logits=logits, labels=labels)
+        if sync or hasattr(labels, "__array_interface__"):
+            # host labels cost a min and a max; device labels only when the caller syncs anyway
+            # (fit checks its data's labels once, before the first step)
+            with device_scope(labels):  # the min and max run on the labels' GPU
+                _check_labels(labels, logits.shape[1])
         ops = _ops_for(logits, self.device)
         rows, probs = ops.softmax_xent_forward(logits, labels)
         self.probs = probs
@@ -48,6 +53,18 @@ class SoftmaxCrossEntropy:
             raise RuntimeError("SoftmaxCrossEntropy: backward() called before forward()")
         probs, labels = self._cache
         return _ops_for(probs, self.device).softmax_xent_backward(probs, labels, grad / probs.shape[0])
+
+
+def _check_labels(labels: Any, classes: int) -> None:
+    """Every label must name one of the `classes` logits: -1 would silently read the last one."""
+    if not labels.size:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        bad = low if low < 0 else high
+        where = int((labels == bad).argmax())
+        raise ValueError(f"SoftmaxCrossEntropy: label {bad} at position {where} is outside [0, {classes}): the "
+                         f"logits score {classes} classes; labels must be 0..{classes - 1}")
 
 
 def _ops_for(array: Any, device: Any = None) -> Any:

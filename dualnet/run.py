@@ -317,6 +317,9 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit)
     val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit)
     test_set = _optional_test(config.data, config.limit)
+    if len(train_set) == 0:
+        raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
+                        f"--validation {config.validation}); lower --validation or give more data")
     model_shape = tuple(model.input_shape or ())
     if model_shape and tuple(train_set.shape) != model_shape:
         raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "
@@ -324,7 +327,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     check_fits(model, train_set)
     check_fits(model, val_set)
     steps = math.ceil(len(train_set) / config.batch_size)
-    if state is not None and not 0 <= state.step < steps:
+    if state is not None and not 0 <= state.step <= steps:
         raise CheckpointError(f"{resumed_from}: cannot resume at step {state.step} of an epoch of {steps} steps: "
                               "the stored state does not match its data")
     if optimizer is None:

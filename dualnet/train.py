@@ -106,6 +106,8 @@ def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
         out = model.output_shape(shape)
     except ValueError as exc:
         raise DataError(f"{dataset.name}: images of shape {shape} do not fit {model_name}: {exc}") from None
+    if int(dataset.labels.min()) < 0:
+        raise DataError(f"{dataset.name}: label {int(dataset.labels.min())} is negative; labels are classes 0..K-1")
     classes = max(int(getattr(dataset, "num_classes", 0) or 0), int(dataset.labels.max()) + 1)
     if len(out) != 1 or classes > out[0]:
         raise DataError(f"{dataset.name}: the data has {classes} classes (labels 0..{classes - 1}), but "
@@ -173,11 +175,14 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
-    if not 0 <= state.step < steps_per_epoch or (state.step and not state.seen):
+    # step == steps_per_epoch is a state older versions saved when a signal landed on an epoch's last
+    # step: the epoch's steps are all done, only its end (record, validation, callbacks) remains
+    if not 0 <= state.step <= steps_per_epoch or (state.step and not state.seen):
         raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
                          f"steps ({state.seen} images seen): the state belongs to another run")
     # one transfer per fit; augmentation works on the host copy batch by batch
-    images_dev = to_device(train.images, dev) if not augment_shift else None
+    dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
+    images_dev = to_device(train.images.astype(dtype, copy=False), dev) if not augment_shift else None
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
     stop_signal: dict[str, Any] = {"signum": None}
@@ -206,7 +211,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 b = stop - start
                 if augment_shift:
                     rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng), dev)
+                    xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng)
+                                   .astype(dtype, copy=False), dev)
                     yb = labels_dev[order_dev[start:stop]]
                 else:
                     xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)
@@ -238,7 +244,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 if (step + 1) % progress_every == 0 or step + 1 == steps_per_epoch:
                     last_report = _report_progress(tally, state, callbacks, last_report, epoch, epochs,
                                                    steps_per_epoch, lr)
-                if stop_signal["signum"] is not None:
+                # on an epoch's last step the epoch is finished first (below), so that the state
+                # saved is an epoch boundary
+                if stop_signal["signum"] is not None and step + 1 < steps_per_epoch:
                     state.loss_sum, state.correct = tally.totals()
                     _check_tally(tally, state, epoch)
                     state.seconds = time.perf_counter() - t0
@@ -271,6 +279,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for cb in callbacks:
                 if hasattr(cb, "on_epoch"):
                     cb.on_epoch(state, record, model, optimizer)
+            if stop_signal["signum"] is not None and state.epoch < epochs:
+                name = signal.Signals(stop_signal["signum"]).name
+                raise TrainingInterrupted(f"{name} received at the end of epoch {epoch + 1}", state,
+                                          stop_signal["signum"])
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
@@ -307,6 +319,12 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
                                f"at global step {first}. Try a lower --lr or --clip-grad")
 
 
+def _parameter_dtype(model: Any) -> np.dtype:
+    """The dtype of the model's parameters (float32 for a model without any)."""
+    first = next(iter(model.parameters()), None)
+    return np.dtype(first.data.dtype) if first is not None else np.dtype(np.float32)
+
+
 def _grads_finite(model: Any) -> bool:
     xp = model.device.xp
     return all(bool(xp.isfinite(p.grad).all()) for p in model.parameters())
@@ -337,13 +355,16 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     model.eval()
     dev = model.device
     crit = SoftmaxCrossEntropy(device=dev)
+    dtype = _parameter_dtype(model)
+    if len(dataset) == 0:
+        raise DataError(f"{getattr(dataset, 'name', 'the data')}: the split is empty (0 images); nothing to evaluate")
     k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
     preds, probs, loss_sum = [], [], 0.0
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
     try:
         for start in range(0, len(dataset), batch_size):
-            xb = to_device(dataset.images[start:start + batch_size], dev)
+            xb = to_device(dataset.images[start:start + batch_size].astype(dtype, copy=False), dev)
             yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
             logits = model(xb)
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)

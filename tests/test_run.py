@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,6 +25,11 @@ def assert_same_run(a: dn.Sequential, b: dn.Sequential) -> None:
         assert p.state.keys() == q.state.keys(), name
         for key in p.state:
             assert np.array_equal(dn.to_numpy(p.state[key]), dn.to_numpy(q.state[key])), (name, key)
+
+
+def assert_same_parameter_bytes(a: dn.Sequential, b: dn.Sequential) -> None:
+    for (name, p), q in zip(a.named_parameters(), b.parameters(), strict=True):
+        assert dn.to_numpy(p.data).tobytes() == dn.to_numpy(q.data).tobytes(), name
 
 
 def curves(history: list[dict]) -> list[tuple]:
@@ -211,11 +219,126 @@ def test_checkpoint_writer_keeps_last_and_best(tmp_path):
     assert ckpt.metadata["train_config"] == RunConfig(limit=256).to_dict()
 
 
-@pytest.mark.xfail(strict=True, reason="fit (dualnet/train.py) raises TrainingInterrupted after the last step of an "
-                                       "epoch, before the epoch ends, and saves step == steps per epoch")
 def test_interrupt_at_the_last_step_of_an_epoch_still_resumes(tmp_path):
     config = RunConfig(epochs=2, limit=512)  # 8 steps per epoch: the only report is at step 8
     with pytest.raises(TrainingInterrupted):
         dn.train_run(config, out=tmp_path / "edge.h5", device="cpu", callbacks=[InterruptAt(1, 8)],
                      handle_signals=True)
     dn.resume(tmp_path / "edge.h5", device="cpu")
+    assert run.read_run(tmp_path / "edge.h5").state.step == 0
+
+
+# a short run: 3 steps per epoch, 2 epochs; a signal can land at any of its 6 steps or between epochs
+SHORT = RunConfig(epochs=2, limit=96, batch_size=32, validation=32)
+
+
+class SignalAtStep:
+    """Counts fit's steps (each asks the schedule for its learning rate once) and sends this process
+    `signum` during step `at` (1-based, over the whole run)."""
+
+    def __init__(self, monkeypatch, at: int, signum: int):
+        import dualnet.train as train_module
+
+        self.calls, real = 0, train_module.learning_rate
+
+        def counting(*args, **kwargs):
+            self.calls += 1
+            if self.calls == at:
+                os.kill(os.getpid(), signum)
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(train_module, "learning_rate", counting)
+
+
+class SignalAfterEpoch:
+    """Sends `signum` from on_epoch of epoch 1: between two epochs, after its checkpoint is written."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+
+    def on_epoch(self, state, record, model, optimizer) -> None:
+        if state.epoch == 1:
+            os.kill(os.getpid(), self.signum)
+
+
+@pytest.fixture(scope="module")
+def short_straight(tmp_path_factory):
+    return dn.train_run(SHORT, out=tmp_path_factory.mktemp("straight") / "s.h5", device="cpu")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("at", range(1, 7))
+def test_a_signal_at_every_step_leaves_a_checkpoint_that_resumes_bit_for_bit(tmp_path, monkeypatch,
+                                                                              short_straight, at, signum):
+    out = tmp_path / "cut.h5"
+    with monkeypatch.context() as patch:
+        SignalAtStep(patch, at, signum)
+        if at == 6:  # the run's very last step: nothing is left to interrupt, the run completes
+            dn.train_run(SHORT, out=out, device="cpu", handle_signals=True)
+        else:
+            with pytest.raises(TrainingInterrupted, match=signal.Signals(signum).name):
+                dn.train_run(SHORT, out=out, device="cpu", handle_signals=True)
+    stored = run.read_run(out)
+    assert (stored.state.epoch, stored.state.step) == divmod(at, 3)
+    if at < 6:
+        resumed = dn.resume(out, device="cpu")
+        assert curves(resumed.history) == curves(short_straight.history)
+        assert_same_run(short_straight.model, resumed.model)
+    assert_same_parameter_bytes(short_straight.model, dn.load(out))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_a_signal_between_epochs_leaves_a_checkpoint_that_resumes_bit_for_bit(tmp_path, short_straight, signum):
+    out = tmp_path / "between.h5"
+    with pytest.raises(TrainingInterrupted, match="at the end of epoch 1"):
+        dn.train_run(SHORT, out=out, device="cpu", callbacks=[SignalAfterEpoch(signum)], handle_signals=True)
+    assert (run.read_run(out).state.epoch, run.read_run(out).state.step) == (1, 0)
+    dn.resume(out, device="cpu")
+    assert_same_parameter_bytes(short_straight.model, dn.load(out))
+
+
+def test_a_state_saved_at_an_epochs_last_step_by_older_versions_resumes(tmp_path, short_straight):
+    # older versions saved step == steps per epoch; resume must accept every state training saved
+    model = dn.models.get(SHORT.model, seed=SHORT.seed)
+    opt = SHORT.make_optimizer(model.parameters())
+    from dualnet import data as data_module
+    from dualnet.train import fit
+
+    train = data_module.load(SHORT.data, "train", validation=SHORT.validation, limit=SHORT.limit)
+    val = data_module.load(SHORT.data, "val", validation=SHORT.validation, limit=SHORT.limit)
+
+    class Stop:
+        def on_batch(self, state, info):
+            if info["step"] == 3:
+                raise TrainingInterrupted("stop", state, signal.SIGINT)
+
+    with pytest.raises(TrainingInterrupted) as caught:
+        fit(model, train, val, epochs=2, batch_size=32, optimizer=opt, schedule=SHORT.schedule, seed=SHORT.seed,
+            callbacks=[Stop()], augment_shift=SHORT.augment_shift)
+    state = caught.value.state
+    assert (state.epoch, state.step) == (0, 3)
+    state.loss_sum, state.correct = float(state.loss_sum), int(state.correct)
+    run.CheckpointWriter(tmp_path / "old.h5", SHORT).save(tmp_path / "old.h5", model, opt, state)
+    dn.resume(tmp_path / "old.h5", device="cpu")
+    assert_same_parameter_bytes(short_straight.model, dn.load(tmp_path / "old.h5"))
+
+
+def test_a_real_sigint_to_dualnet_train_leaves_a_checkpoint_that_resumes_bit_for_bit(tmp_path):
+    config = RunConfig(epochs=3, limit=640, batch_size=32, validation=64)
+    straight = dn.train_run(config, out=tmp_path / "straight.h5", device="cpu")
+    out = tmp_path / "cli.h5"
+    args = [sys.executable, "-c", "from dualnet_cli.main import main; main()", "train", "--device", "cpu", "--json",
+            "--epochs", "3", "--limit", "640", "--batch-size", "32", "--validation", "64", "--out", str(out)]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # epoch 1 done: the signal lands somewhere in epoch 2
+        assert '"event": "epoch"' in first, first + proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode in (0, 130), err
+    if proc.returncode == 130:
+        assert f"resume with: dualnet train --resume {out} --epochs 3" in err
+        dn.resume(out, device="cpu")
+    assert_same_parameter_bytes(straight.model, dn.load(out))

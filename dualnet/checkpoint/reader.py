@@ -17,6 +17,7 @@ import numpy as np
 
 from ..backend import device as _device_scope
 from ..backend import get_device, get_device_object, to_device
+from ..data.files import h5_check_contained, regular_file
 from ..data.limits import h5_check_size, h5_credible_size
 from ..errors import CheckpointError, DataError
 from ..layers import Dropout, Parameter, Sequential, from_config
@@ -26,6 +27,9 @@ __all__ = ["Checkpoint", "load", "read"]
 
 # One input example (input_shape) may hold at most this many values: predict allocates it.
 MAX_INPUT_VALUES = 2**24
+# The activations of one example through every layer, in bytes: LeNet-5 needs 0.05 MB, resnet20
+# on 32x32 a few MB; a config with a padding of 1000 would need hundreds of MB per image
+MAX_ACTIVATION_BYTES = 2**26
 
 
 @dataclass
@@ -98,6 +102,7 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
         raise fail("no such file")
     if path.is_dir():
         raise fail("is a directory, not a checkpoint file")
+    regular_file(path, "checkpoint file", fail)  # a FIFO would block open(), a device never end
     try:
         with open(path, "rb"):
             pass
@@ -105,10 +110,15 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
     except OSError as exc:
         if isinstance(exc, PermissionError):
             raise fail(f"cannot open ({exc.strerror})") from None
+        if "unable to lock file" in str(exc).lower():
+            raise fail("is locked by another process that is writing it (HDF5 file locking); wait until that "
+                       f"process has finished ({exc})") from None
         problem = f"damaged or truncated HDF5 file ({exc})" if h5py.is_hdf5(path) else "not an HDF5 file"
         raise fail(problem) from None
     try:
         with f:
+            # before any group or dataset is looked up: a lookup can follow an external link
+            h5_check_contained(f, fail)
             return _read_open(f, path, dev, fail)
     except CheckpointError:
         raise
@@ -144,6 +154,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         raise fail("missing group 'model/parameters'")
     if not isinstance(config.get("layers"), list):
         raise fail("bad model config: it has no 'layers' list")
+    _check_layer_names(config["layers"], fail)
     # a hostile config must not make us allocate huge layers: compare with what the file stores
     needed = sum(_config_size(entry) for entry in config["layers"])
     stored = sum(h5_credible_size(ds) for ds in pg.values() if isinstance(ds, h5py.Dataset))
@@ -155,10 +166,14 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise fail(f"bad model config: {exc}") from None
     if model.input_shape is not None:
-        _check_input_shape(model, config.get("input_shape"), fail)
+        _check_input_shape(model, config.get("input_shape"), dtype, fail)
     model.spec = spec
     model.astype(dtype)
-    named = dict(model.named_parameters())
+    pairs = list(model.named_parameters())
+    named = dict(pairs)
+    if len(named) != len(pairs):  # one name for two parameters: one of them would keep fresh weights
+        twice = sorted({n for n, _ in pairs if sum(m == n for m, _ in pairs) > 1})
+        raise fail(f"bad model config: parameter names {', '.join(twice)} occur twice (duplicate layer names)")
     extra = sorted(set(pg) - set(named))
     if extra:
         raise fail(f"unexpected parameters not in the model architecture: {', '.join(extra)}")
@@ -185,7 +200,23 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     return Checkpoint(model, optimizer_state, history, metadata, rng_state, attrs, path)
 
 
-def _check_input_shape(model: Sequential, shape: Any, fail: Any) -> None:
+def _check_layer_names(layers: list, fail: Any) -> None:
+    """Layer names, where given, are distinct non-empty strings: a duplicate would load one layer's
+    parameters into the other and leave fresh random weights behind."""
+    seen: set[str] = set()
+    for i, entry in enumerate(layers):
+        if not isinstance(entry, dict) or "name" not in entry:
+            continue
+        name = entry["name"]
+        if not isinstance(name, str) or not name or "/" in name:
+            raise fail(f"bad model config: layer {i} has name {name!r}; a layer name is a non-empty string "
+                       "without '/'")
+        if name in seen:
+            raise fail(f"bad model config: two layers are named {name!r}; layer names must be unique")
+        seen.add(name)
+
+
+def _check_input_shape(model: Sequential, shape: Any, dtype: np.dtype, fail: Any) -> None:
     """The stored input shape must be a few positive ints of bounded size that the layers accept."""
     ok = (isinstance(shape, list) and 1 <= len(shape) <= 3
           and all(type(v) is int and v >= 1 for v in shape) and math.prod(shape) <= MAX_INPUT_VALUES)
@@ -193,10 +224,18 @@ def _check_input_shape(model: Sequential, shape: Any, fail: Any) -> None:
         raise fail(f"bad model config: input_shape {shape!r} is not 1 to 3 positive sizes of at most "
                    f"{MAX_INPUT_VALUES:,} values in all")
     try:
-        model.output_shape(tuple(shape))
+        shapes = [tuple(shape)]
+        for layer in model.layers:
+            shapes.append(tuple(layer.output_shape(shapes[-1])))
     except ValueError as exc:
         raise fail(f"bad model config: the layers do not accept the stored input_shape {tuple(shape)}: "
                    f"{exc}") from None
+    need = sum(math.prod(s) for s in shapes) * dtype.itemsize
+    if need > MAX_ACTIVATION_BYTES:
+        biggest = max(zip(shapes[1:], model.layers, strict=True), key=lambda sl: math.prod(sl[0]))
+        raise fail(f"bad model config: its activations need {need / 2**20:,.0f} MB per example for input_shape "
+                   f"{tuple(shape)} (layer {biggest[1].name} outputs {'x'.join(map(str, biggest[0]))}), more "
+                   f"than the {MAX_ACTIVATION_BYTES / 2**20:,.0f} MB accepted; the config is corrupt")
 
 
 def _config_size(entry: Any) -> int:
@@ -221,14 +260,15 @@ def _read_optimizer(f: Any, params: list, dtype: np.dtype, fail: Any) -> dict | 
     if not isinstance(og, h5py.Group):
         raise fail("'optimizer' is not a group")
     kind = _plain(og.attrs.get("type"))
-    if kind not in ("SGD", "Adam"):
-        raise fail(f"unknown optimizer type {kind!r} (known: SGD, Adam)")
+    if kind not in ("SGD", "Adam", "AdamW"):
+        raise fail(f"unknown optimizer type {kind!r} (known: SGD, Adam, AdamW)")
     hyper = _read_json(og, "hyper", "group 'optimizer'", fail)
     steps = _plain(og.attrs.get("steps"))
     if not isinstance(hyper, dict) or not isinstance(steps, int) or steps < 0:
         raise fail("optimizer 'hyper' must be a JSON object and 'steps' an int >= 0")
     try:  # the optimizer's own checks, on a stand-in parameter
-        _optimizer(kind, [Parameter(np.zeros(1))], hyper)
+        # on the host whatever the current device: the stand-in's buffers must live where its array does
+        _optimizer(kind, [Parameter(np.zeros(1), device=get_device_object("cpu"))], hyper)
     except (TypeError, ValueError) as exc:
         raise fail(f"bad {kind} hyperparameters {hyper}: {exc}") from None
     buffers: dict[int, dict[str, np.ndarray]] = {}

@@ -10,6 +10,7 @@ raises CheckpointError naming the file and the problem.
 from __future__ import annotations
 
 import datetime
+import errno
 import json
 import math
 import os
@@ -162,11 +163,44 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
     data = _collect(model, optimizer, history, rng_state, metadata, path)
     if path.is_dir():
         raise CheckpointError(f"cannot write checkpoint to {path}: it is an existing directory")
+    image = _file_image(data, path)
     try:
         with replacing(path, durable=True) as tmp:
-            with h5py.File(tmp, "w-") as f:
-                _write(f, data)
-                f.flush()
+            with open(tmp, "xb") as out:
+                out.write(image)
+            _verify(tmp, path)
     except OSError as exc:
-        raise CheckpointError(f"cannot write checkpoint to {path}: {exc.strerror or exc}") from exc
+        reason = exc.strerror or str(exc)
+        if exc.errno == errno.ENOSPC:
+            reason = "no space left on device"
+        raise CheckpointError(f"cannot write checkpoint to {path}: {reason}; the previous file is kept") from None
     return path
+
+
+def _file_image(data: dict, path: pathlib.Path) -> bytes:
+    """The checkpoint as the bytes of an HDF5 file, built in memory.
+
+    HDF5 never touches the disk: a full disk then fails in one plain write() (an OSError), never
+    inside HDF5's flush or close, which leave a half-closed file that crashes the interpreter at
+    exit. The image costs about the checkpoint's size in memory, once.
+    """
+    try:
+        with h5py.File(f"dualnet-checkpoint-{id(data)}", "w", driver="core", backing_store=False) as f:
+            _write(f, data)
+            f.flush()
+            return bytes(f.id.get_file_image())
+    except OSError as exc:  # in memory: out of memory. Anything else is a bug and keeps its traceback
+        raise CheckpointError(f"cannot write checkpoint to {path}: HDF5 failed to build it "
+                              f"({exc.strerror or exc})") from None
+
+
+def _verify(tmp: pathlib.Path, path: pathlib.Path) -> None:
+    """What was written must load: a model that cannot be rebuilt from its file is refused here."""
+    from .reader import read
+
+    try:
+        read(tmp, device="cpu")
+    except CheckpointError as exc:
+        problem = str(exc).split(": ", 1)[-1]
+        raise CheckpointError(f"cannot save checkpoint {path}: the file would not load back ({problem}); "
+                              "the previous file is kept") from None

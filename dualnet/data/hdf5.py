@@ -5,13 +5,15 @@ h5py is imported on first use, so `import dualnet.data` does not load it.
 
 from __future__ import annotations
 
+import math
 import pathlib
 
 import numpy as np
 
 from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
-from .limits import h5_check_size
+from .files import h5_check_contained, regular_file
+from .limits import check_working_set, h5_check_size
 
 
 def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
@@ -19,12 +21,15 @@ def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dat
         import h5py
     except ImportError:
         raise DataError(f"{path}: reading HDF5 needs h5py: pip install h5py") from None
+    regular_file(path, "HDF5 file")
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataError(f"{path}: cannot open as HDF5: {exc}") from None
+        raise DataError(f"{path}: cannot open as HDF5: {_open_problem(exc)}") from None
     try:
         with f:
+            # before any dataset is looked up: a lookup can follow an external link
+            h5_check_contained(f, lambda problem: DataError(f"{path}: {problem}"))
             return _read_hdf5(f, path, split, validation, limit, num_classes)
     except DataError:
         raise
@@ -60,6 +65,8 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
                         f"{labels_ds.name} holds {len(labels_ds)} labels")
     rows = _rows(split, len(images_ds), validation, limit, images_from)
     h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
+    check_working_set((rows.stop - rows.start) * math.prod(images_ds.shape[1:]), images_ds.dtype.itemsize,
+                      images_ds.id.get_storage_size(), images_from)
     h5_check_size(labels_ds, labels_from)
     if num_classes is None and "num_classes" in f.attrs:
         num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)
@@ -71,6 +78,15 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
     images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
                                            images_from, labels_from)
     return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+
+
+def _open_problem(exc: OSError) -> str:
+    """h5py's OSError in words; a file another process holds open for writing is locked, not damaged."""
+    text = str(exc)
+    if "unable to lock file" in text.lower():
+        return ("it is locked by another process that is writing it (HDF5 file locking); wait until that "
+                f"process has finished ({text})")
+    return text
 
 
 def _is_dataset(f, name: str) -> bool:

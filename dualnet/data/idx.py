@@ -20,6 +20,7 @@ import zlib
 import numpy as np
 
 from ..errors import DataError
+from .files import regular_file
 
 __all__ = ["IDX_TYPES", "MAX_PAYLOAD_BYTES", "read_idx", "read_idx_header"]
 
@@ -86,6 +87,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 @contextlib.contextmanager
 def _open(path):
     """Yield (binary file, is_gzip), turning OS errors into DataError."""
+    regular_file(path, "IDX file")
     try:
         with open(path, "rb") as probe:
             compressed = probe.read(2) == _GZIP_MAGIC

@@ -34,6 +34,23 @@ def h5_check_size(ds, where, rows: int | None = None) -> None:
                         f"only {stored:,} bytes for it; the file is damaged or was never fully written")
 
 
+# Reading images costs their bytes plus a float32 copy. Real image data deflates 2-10:1 (MNIST's
+# gzip files 5:1); a working set this many times the bytes a file stores only comes from a
+# decompression bomb, refused from the metadata before anything is inflated. Small sets pass.
+MAX_WORKING_RATIO = 200
+_SMALL_WORKING_BYTES = 64 << 20
+
+
+def check_working_set(elements: int, itemsize: int, stored: int, where) -> None:
+    """Raise DataError unless reading `elements` values of `itemsize` bytes, stored in `stored`
+    bytes, and converting them to float32, stays within MAX_WORKING_RATIO of what is stored."""
+    working = elements * (itemsize + 4)
+    if working > _SMALL_WORKING_BYTES and working > MAX_WORKING_RATIO * max(stored, 1):
+        raise DataError(f"{where}: reading it needs {working:,} bytes of memory (its values and their float32 "
+                        f"copy) from {stored:,} stored bytes, more than {MAX_WORKING_RATIO}:1; refused as a "
+                        "decompression bomb")
+
+
 def h5_credible_size(ds) -> int:
     """How many of the elements `ds` declares its file can really hold (unwritten chunks hold none)."""
     limit = (_MAX_STORED_RATIO * ds.id.get_storage_size() + _SMALL_BYTES) // max(1, ds.dtype.itemsize)

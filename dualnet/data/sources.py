@@ -27,9 +27,11 @@ from __future__ import annotations
 import importlib.resources
 import os
 import pathlib
+import stat
 
 from ..errors import DataError
 from .dataset import Dataset, _count
+from .files import file_kind
 from .hdf5 import _load_hdf5
 from .idx_source import _load_idx
 
@@ -99,15 +101,22 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
         return _load_idx(bundled_mnist_dir(), "mnist", split, validation, limit,
                          num_classes or MNIST_NUM_CLASSES)
     path = pathlib.Path(source).expanduser()
-    if path.is_dir():
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file or directory; give 'mnist', a directory of IDX files "
+                        "or an .h5/.hdf5 file") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode):
         return _load_idx(path, str(path), split, validation, limit, num_classes)
-    if path.is_file():
-        if path.suffix.lower() in _HDF5_SUFFIXES or _starts_with(path, _HDF5_SIGNATURE):
-            return _load_hdf5(path, split, validation, limit, num_classes)
-        raise DataError(f"{path}: not an HDF5 file; give 'mnist', a directory of IDX files or "
-                        "an .h5/.hdf5 file")
-    raise DataError(f"{path}: no such file or directory; give 'mnist', a directory of IDX files "
-                    "or an .h5/.hdf5 file")
+    if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never end
+        raise DataError(f"{path}: is {file_kind(mode)}, not a regular file or a directory; give 'mnist', "
+                        "a directory of IDX files or an .h5/.hdf5 file")
+    if path.suffix.lower() in _HDF5_SUFFIXES or _starts_with(path, _HDF5_SIGNATURE):
+        return _load_hdf5(path, split, validation, limit, num_classes)
+    raise DataError(f"{path}: not an HDF5 file; give 'mnist', a directory of IDX files or "
+                    "an .h5/.hdf5 file")
 
 
 def _starts_with(path: pathlib.Path, signature: bytes) -> bool:

@@ -98,7 +98,8 @@ class Flatten(Layer):
 
     def forward(self, x: Any) -> Any:
         self._cache = tuple(x.shape)
-        return x.reshape(x.shape[0], -1)
+        # the size, not -1: NumPy cannot infer -1 for an empty batch
+        return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         shape = self._need_cache()
@@ -115,7 +116,8 @@ class Dropout(Layer):
 
     def __init__(self, p: float = 0.5, seed: int = 0):
         super().__init__()
-        if not (isinstance(p, (int, float)) and 0.0 <= p < 1.0):
+        # any real number (np.float32(0.5) included), not a bool
+        if not (isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool) and 0.0 <= p < 1.0):
             raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
         self.seed = seed

@@ -153,7 +153,7 @@ checkpoint("three-channel-model", r"the model takes inputs of shape \(3, 28, 28\
 checkpoint("three-channel-model", r"images of shape \(1, 28, 28\) do not fit the model in .*: fc1: expected 2352")
 checkpoint("five-class-model", r"the data has 10 classes \(labels 0..9\), but the model in .* outputs 5 scores "
            r"per image")
-checkpoint("unknown-optimizer-type", r"unknown optimizer type 'Lion' \(known: SGD, Adam\)", how="resume")
+checkpoint("unknown-optimizer-type", r"unknown optimizer type 'Lion' \(known: SGD, Adam, AdamW\)", how="resume")
 checkpoint("optimizer-negative-lr", r"bad SGD hyperparameters .*lr must be a positive finite number, got -1.0",
            how="resume")
 checkpoint("optimizer-buffer-shape", r"optimizer buffer 1/velocity has shape \(3,\) in the file but the model needs "
@@ -171,6 +171,35 @@ checkpoint("train-state-epoch-not-int", r"the stored run is damaged: train_state
 checkpoint("train-state-step-beyond-epoch", r"cannot resume at step 1000000 of an epoch of 2 steps: the stored state does not "
            r"match its data", how="resume")
 
+# checkpoints reaching outside themselves: refused before anything is read, naming the link
+checkpoint("bias-in-etc-passwd", r"dataset /model/parameters/fc1.bias keeps its data in external files \(HDF5 external "
+           r"storage\); refused", how="predict")
+checkpoint("bias-in-etc-passwd", r"/model/parameters/fc1.bias keeps its data in external files", how="resume")
+checkpoint("bias-in-etc-passwd", r"/model/parameters/fc1.bias keeps its data in external files")
+checkpoint("bias-external-link", r"/model/parameters/fc1.bias is an external link to "
+           r"/nonexistent/dualnet-secret.h5:/data; links to other files are refused", how="predict")
+checkpoint("bias-external-link", r"/model/parameters/fc1.bias is an external link", how="resume")
+checkpoint("bias-virtual-missing-source", r"dataset /model/parameters/fc1.bias is a virtual dataset \(its data is "
+           r"mapped from other files\); refused")
+checkpoint("bias-soft-link-to-external-link", r"/elsewhere is an external link to /nonexistent/dualnet-secret.h5",
+           how="predict")
+data("h5-images-in-etc-passwd.h5", r"dataset /train/images keeps its data in external files", command=EVALUATE)
+data("h5-images-in-etc-passwd.h5", r"dataset /train/images keeps its data in external files")
+data("h5-images-external-link.h5", r"/train/images is an external link to /nonexistent/dualnet-secret.h5:/data")
+data("h5-images-virtual-missing-source.h5", r"dataset /train/images is a virtual dataset", command=EVALUATE)
+CASES.append(Case("featuremaps-ckpt-bias-in-etc-passwd", ("featuremaps", "{corpus}/ckpt/bias-in-etc-passwd.h5",
+                                                          "{digit}", "-o", "{tmp}/m.png"), 1,
+                  r"/model/parameters/fc1.bias keeps its data in external files", "ckpt/bias-in-etc-passwd.h5"))
+
+# silent wrong models, refusals of valid input, misleading messages
+checkpoint("duplicate-layer-names", r"bad model config: two layers are named 'fc1'; layer names must be unique")
+checkpoint("duplicate-layer-names", r"two layers are named 'fc1'", how="predict")
+checkpoint("layer-name-not-a-string", r"bad model config: layer 1 has name 7; a layer name is a non-empty string",
+           how="resume")
+data("h5-empty-test-split.h5", r"/test/images: images have shape \(0, 28, 28\); expected .* non-empty|the split is "
+     r"empty \(0 images\); nothing to evaluate", command=EVALUATE)
+data("h5-five-images.h5", r"the training split is empty \(0 images after holding out --validation 5\)")
+
 # the picture commands read checkpoints and images with the same loaders
 CASES.append(Case("plot-ckpt-not-hdf5", ("plot", "{corpus}/ckpt/not-hdf5.h5", "-o", "{tmp}/c.png"), 1,
                   r"not an HDF5 file", "ckpt/not-hdf5.h5"))
@@ -185,11 +214,17 @@ image("text-renamed.png", r"not a PNG file: bad signature")
 image("truncated.png", r"truncated PNG")
 image("bad-crc.png", r"corrupt PNG: CRC mismatch in chunk 'IHDR'")
 image("huge-dimensions.png", r"PNG header declares 100000x100000 pixels, more than the 100000000 accepted")
-image("interlaced.png", r"interlaced PNG not supported")
+image("interlaced.png", r"truncated PNG: 812 bytes of image data, 28x28 grayscale needs 837")
 image("bad-filter-type.png", r"corrupt PNG: unknown filter type 9 in row 0")
 image("zip-bomb.png", r"corrupt PNG: image data exceeds the 812 bytes that 28x28 grayscale needs")
-image("photo.jpg", r"JPEG files are not supported; unsupported image format \(use PNG, PGM or .npy\)")
-image("animation.gif", r"GIF files are not supported")
+image("photo.jpg", r"corrupt JPEG file: its header cannot be decoded")
+image("animation.gif", r"corrupt GIF file: its header cannot be decoded")
+image("animated-two-frames.gif", r"animated GIF with 2 frames; predict reads one image")
+image("one-bit-10000x10000.png", r"PNG header declares 10000x10000 pixels, which need about [\d,]+ MB to decode, "
+      r"more than the 256 MB budget")
+image("jpeg-header-60000x60000.jpg", r"JPEG image refused as a decompression bomb")
+image("negative-sample.pgm", r"corrupt P2: a sample is not a decimal number: '-7' \(samples are unsigned\)")
+image("bmp-truncated.bmp", r"corrupt or truncated BMP file")
 image("truncated.pgm", r"truncated P5: 28x28 needs 784 bytes of pixels, the file holds 100")
 image("maxval-zero.pgm", r"P5 maxval 0 outside 1..65535")
 image("zero-width.pgm", r"P5 header declares an empty image \(0x28\)")
