@@ -98,7 +98,7 @@ class EarlyStopping:
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             delta = f" by more than {self.min_delta:g}" if self.min_delta else ""
-            self.reason = (f"{self.monitor} did not improve{delta} for {self.wait} epochs "
+            self.reason = (f"{self.monitor} did not improve{delta} for {self.wait} epoch{'s' if self.wait > 1 else ''} "
                            f"(best {self.best:.4g} at epoch {self.best_epoch})")
             state.request_stop(self.reason)
 
@@ -218,7 +218,10 @@ class TensorBoard:
     def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
         epoch = int(record["epoch"])
         if self._writer is None:
-            self._writer = self._make(str(self.logdir), purge_step=epoch)
+            # tensorboardX names files by the second and truncates a same-named file: a run
+            # resumed within that second would erase its first part without the suffix (which
+            # also keeps TensorBoard's by-name reading order = the order of the parts)
+            self._writer = self._make(str(self.logdir), purge_step=epoch, filename_suffix=f".from-epoch-{epoch:06d}")
         for key, value in record.items():
             if key != "epoch" and isinstance(value, (int, float)):
                 self._writer.add_scalar(key, float(value), epoch)

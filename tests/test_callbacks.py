@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import struct
 import sys
 
 import numpy as np
@@ -12,6 +11,7 @@ import pytest
 import dualnet as dn
 from dualnet.callbacks import CSVLogger, EarlyStopping, ProgressPrinter, TensorBoard
 from dualnet.errors import DualnetError
+from dualnet.testing import tensorboard_scalars
 from dualnet.train import TrainState
 
 
@@ -190,34 +190,13 @@ def test_csv_logger_refuses_to_append_to_a_file_that_is_no_epoch_log(tmp_path):
 # --- TensorBoard ----------------------------------------------------------------------------------
 
 
-def read_events(logdir):
-    """{tag: {step: value}} as TensorBoard shows it: a run restarted with purge_step hides the
-    events from that step on that earlier files hold."""
-    event_pb2 = pytest.importorskip("tensorboardX.proto.event_pb2")
-    shown: dict = {}
-    for path in sorted(logdir.iterdir()):
-        data = path.read_bytes()
-        at = 0
-        while at < len(data):
-            (length,) = struct.unpack("<Q", data[at:at + 8])
-            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
-            at += 12 + length + 4
-            if event.HasField("session_log") and event.session_log.status == event.session_log.START:
-                for steps in shown.values():
-                    for step in [s for s in steps if s >= event.step]:
-                        del steps[step]
-            for value in event.summary.value:
-                shown.setdefault(value.tag, {})[event.step] = value.simple_value
-    return shown
-
-
 def test_tensorboard_writes_every_number_of_each_epoch_and_closes_at_the_end(tiny, tmp_path):
     pytest.importorskip("tensorboardX")
     train, val = tiny
     tb = TensorBoard(tmp_path / "tb")
     history = dn.fit(dn.models.lenet5(seed=0), train, val, epochs=2, callbacks=[tb])
     assert tb._writer is None  # closed
-    shown = read_events(tmp_path / "tb")
+    shown = tensorboard_scalars(tmp_path / "tb")
     assert set(shown) == set(history[0]) - {"epoch"}
     assert shown["val_loss"] == {1: pytest.approx(history[0]["val_loss"]), 2: pytest.approx(history[1]["val_loss"])}
 
