@@ -50,7 +50,7 @@ class JsonLines:
 @data_option()
 @device_option()
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True, callback=_positive,
-              help="Epochs to train (with --resume: the total to reach).")
+              help="Epochs to train (with --resume: the total to reach; default: the stored total).")
 @click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True, callback=_positive)
 @click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, callback=_positive,
               help="Base learning rate.")
@@ -109,12 +109,17 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
             listed = ", ".join(f"--{key.replace('_', '-')} {value} (stored: {kept})" for key, value, kept in differ)
             raise click.UsageError(f"{resume} is resumed with its stored settings, but these options differ "
                                    f"from them: {listed}; drop them, or start a new run without --resume", ctx=ctx)
-        prepared = run.resumed_run(stored, epochs, out, extend_schedule or "anneal")
+        # --epochs left at its default means the stored target, not 10 (which would change the plan)
+        target = epochs if "epochs" in _typed(ctx, given) else None
+        prepared = run.resumed_run(stored, target, out, extend_schedule or "anneal")
     else:
         if extend_schedule is not None:
             raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
         prepared = run.new_run(RunConfig(**given), out)
     config, out = prepared.config, prepared.out
+    if extend_schedule is not None and prepared.schedule_note is None:
+        raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
+                               f"{config.epochs} epochs; pass a larger --epochs", ctx=click.get_current_context())
     extra = build_callbacks(early_stop, log_csv, tensorboard, resume is not None, len(prepared.val_set) > 0)
     if not as_json:
         click.echo(resolve_device.note, err=True)

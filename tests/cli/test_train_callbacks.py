@@ -6,6 +6,7 @@ import csv
 import json
 import math
 import re
+import signal
 import sys
 
 import numpy as np
@@ -13,7 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 import dualnet as dn
+from dualnet.run import RunConfig
 from dualnet.testing import tensorboard_scalars
+from dualnet.train import TrainingInterrupted
 from dualnet_cli.main import cli, main
 
 # 300 images, batches of 32; with this rate val_loss stops improving after a few epochs
@@ -111,3 +114,21 @@ def test_tensorboard_without_tensorboardx_is_one_line_with_the_install_command(m
     err = capsys.readouterr().err
     assert info.value.code == 1
     assert err == 'dualnet: error: TensorBoard logs need tensorboardX: pip install "dualnet[tensorboard]"\n'
+
+
+def test_extend_schedule_on_a_run_that_keeps_its_plan_is_refused(tmp_path, capsys):
+    class InterruptAtStep20:
+        def on_batch(self, state, info):
+            if info["step"] == 20:
+                signal.raise_signal(signal.SIGINT)
+
+    out = tmp_path / "cut.h5"
+    with pytest.raises(TrainingInterrupted):
+        dn.train_run(RunConfig(epochs=2, limit=768, batch_size=16), out=out, device="cpu",
+                     callbacks=[InterruptAtStep20()], handle_signals=True)
+    with pytest.raises(SystemExit) as info:
+        main(["train", "--resume", str(out), "--extend-schedule", "constant", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and len(err.strip().splitlines()) == 1
+    assert f"--extend-schedule has nothing to extend: {out} goes on to its planned 2 epochs; pass a larger " \
+           "--epochs" in err
