@@ -11,6 +11,7 @@ from click.core import ParameterSource
 
 import dualnet as dn
 from dualnet import run
+from dualnet.callbacks import ProgressPrinter
 from dualnet.optim import OPTIMIZERS
 from dualnet.run import RunConfig
 from dualnet.schedules import SCHEDULES
@@ -26,7 +27,7 @@ from .common import (
     resolve_device,
 )
 from .common import positive as _positive
-from .progress import ProgressPrinter
+from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
 
 # the option defaults are the library's (RunConfig documents why they are what they are)
 DEFAULTS = RunConfig()
@@ -57,7 +58,7 @@ class JsonLines:
 @data_option()
 @device_option()
 @click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True, callback=_positive,
-              help="Epochs to train (with --resume: the total to reach).")
+              help="Epochs to train (with --resume: the total to reach; default: the stored total).")
 @click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True, callback=_positive)
 @click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, callback=_positive,
               help="Base learning rate.")
@@ -85,8 +86,10 @@ class JsonLines:
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of progress.")
 @overwrite_option()
+@callback_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
-          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json, overwrite):
+          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json, overwrite,
+          early_stop, log_csv, tensorboard, extend_schedule):
     """Train a model (LeNet-5 by default) and save checkpoints.
 
     \b
@@ -95,6 +98,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
+      dualnet train --epochs 50 --early-stop 5 --log-csv runs/log.csv
     """
     if plot:
         from dualnet.plots import require_matplotlib
@@ -115,24 +119,37 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
             listed = ", ".join(f"--{key.replace('_', '-')} {value} (stored: {kept})" for key, value, kept in differ)
             raise click.UsageError(f"{resume} is resumed with its stored settings, but these options differ "
                                    f"from them: {listed}; drop them, or start a new run without --resume", ctx=ctx)
-        prepared = run.resumed_run(stored, epochs, out)
+        # --epochs left at its default means the stored target, not 10 (which would change the plan)
+        target = epochs if "epochs" in _typed(ctx, given) else None
+        prepared = run.resumed_run(stored, target, out, extend_schedule or "anneal")
     else:
+        if extend_schedule is not None:
+            raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
         prepared = run.new_run(RunConfig(**given), out)
     config, out = prepared.config, prepared.out
+    if extend_schedule is not None and prepared.schedule_note is None:
+        raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
+                               f"{config.epochs} epochs; pass a larger --epochs", ctx=click.get_current_context())
+    extra = build_callbacks(early_stop, log_csv, tensorboard, resume is not None, len(prepared.val_set) > 0)
     if not as_json:
         click.echo(resolve_device.note, err=True)
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
+        if prepared.schedule_note:
+            click.echo(prepared.schedule_note, err=True)
+    elif prepared.schedule_note:
+        click.echo(json.dumps({"event": "schedule", "note": prepared.schedule_note}))
     try:
-        done = prepared.execute([JsonLines() if as_json else ProgressPrinter()], handle_signals=True)
+        done = prepared.execute([*extra, JsonLines() if as_json else ProgressPrinter()], handle_signals=True)
     except TrainingInterrupted as exc:
         click.echo(f"\ndualnet: {exc}; saved a resumable checkpoint to {out}\n"
                    f"resume with: dualnet train --resume {out} --epochs {config.epochs}", err=True)
         sys.exit(130)
     minutes = done.seconds / 60
-    result = {"event": "done", "minutes": round(minutes, 2), "last": str(out), "best": str(done.best)}
+    result = {"event": "done", "minutes": round(minutes, 2), "last": str(out), "best": str(done.best),
+              **summary(extra)}
     if done.test_accuracy is not None:
         result["test_accuracy"] = done.test_accuracy
     if plot:
@@ -146,6 +163,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     if "test_accuracy" in result:
         click.echo(f"test accuracy: {result['test_accuracy']:.2%} ({len(prepared.test_set):,} images)")
     click.echo(f"checkpoints: last {out}, best {done.best} (val acc {done.best_acc:.2%})")
+    for line in summary_lines(result):
+        click.echo(line)
     if plot:
         click.echo(f"curves: {result['plot']}")
     took = f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.1f} min"

@@ -30,13 +30,14 @@ __all__ = [
     "Device", "DeviceInfo", "device", "devices", "get_device", "to_device", "to_numpy", "use_device",
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
     "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
-    "optim", "data", "testing", "fit", "evaluate", "save", "load", "run", "RunConfig", "train_run", "resume",
-    "export_onnx", "from_dlpack", "__version__",
+    "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
+    "train_run", "resume", "export_onnx", "from_dlpack", "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
 # (hypothesis) load on first use
 _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots", None),
+         "callbacks": ("callbacks", None), "schedules": ("schedules", None),
          "fit": ("train", "fit"), "evaluate": ("train", "evaluate"),
          "checkpoint": ("checkpoint", None), "save": ("checkpoint", "save"), "load": ("checkpoint", "load"),
          "images": ("data.images", None), "run": ("run", None), "RunConfig": ("run", "RunConfig"),

@@ -6,10 +6,12 @@ resuming it from its checkpoint, and the checkpoint writer that makes it resumab
     print(result.test_accuracy, result.best)
 
 A run's checkpoint stores its configuration as the metadata `train_config` (RunConfig.to_dict())
-and its progress as the rng_state `{"train_state": TrainState.to_dict(), "best_acc": float}`.
+and its progress as the rng_state `{"train_state": TrainState.to_dict(), "best_acc": float,
+"callbacks": {state_key: state}}` (the last only for callbacks with state, such as EarlyStopping).
 Resuming validates both with the rules a new configuration meets, so a damaged or hand-edited
 file fails with a message naming the value; the stored configuration wins over new settings, so
-a resumed run is the same run (`conflicts` lists settings that would change it).
+a resumed run is the same run (`conflicts` lists settings that would change it). A changed run
+length follows a stated rule (`extend_schedule`, dualnet.schedules), stored in the run's state.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from . import callbacks as _callbacks
 from . import checkpoint, models, optim
 from . import data as _data
 from .backend import Device
 from .backend import device as _device_scope
 from .errors import CheckpointError, DataError
+from .resumption import replan, stored_extras_problem
 from .schedules import SCHEDULES
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
@@ -155,6 +159,7 @@ class StoredRun:
     state: TrainState
     best_acc: float
     path: pathlib.Path
+    callbacks: dict = dataclasses.field(default_factory=dict)  # {state_key: state} of stateful callbacks
 
 
 def read_run(path: str | os.PathLike, device: str | Device | None = None) -> StoredRun:
@@ -197,7 +202,10 @@ def read_run(path: str | os.PathLike, device: str | Device | None = None) -> Sto
     best = rng.get("best_acc", -1.0)
     if type(best) not in (int, float) or not math.isfinite(best):
         raise damaged(f"best_acc={best!r} is not a finite number")
-    return StoredRun(ckpt, RunConfig(**values), TrainState.from_dict(raw), float(best), path)
+    problem = stored_extras_problem(raw, rng, values["schedule"])
+    if problem:
+        raise damaged(problem)
+    return StoredRun(ckpt, RunConfig(**values), TrainState.from_dict(raw), float(best), path, rng.get("callbacks", {}))
 
 
 def conflicts(given: Mapping[str, Any], stored: RunConfig) -> list[tuple[str, Any, Any]]:
@@ -219,10 +227,12 @@ class CheckpointWriter:
 
     def __init__(self, out: str | os.PathLike, config: RunConfig, best_acc: float = -1.0):
         self.out, self.best, self.config, self.best_acc = pathlib.Path(out), best_path(out), config, best_acc
+        self.stateful: list[Any] = []  # callbacks whose state_dict() goes into each checkpoint
 
     def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
-        checkpoint.save(model, path, optimizer=optimizer, history=state.history,
-                        rng_state={"train_state": state.to_dict(), "best_acc": self.best_acc},
+        rng_state = {"train_state": state.to_dict(), "best_acc": self.best_acc,
+                     **_callbacks.collect_states(self.stateful)}
+        checkpoint.save(model, path, optimizer=optimizer, history=state.history, rng_state=rng_state,
                         train_config=self.config.to_dict())
 
     def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
@@ -260,6 +270,8 @@ class Run:
     test_set: _data.Dataset | None
     writer: CheckpointWriter
     state: TrainState | None = None
+    callback_states: dict = dataclasses.field(default_factory=dict)  # stored ones, given back on execute
+    schedule_note: str | None = None  # one line when the run's length changed (how the rate goes on)
 
     @property
     def out(self) -> pathlib.Path:
@@ -268,11 +280,14 @@ class Run:
     def execute(self, callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
         """Train to `config.epochs`, checkpointing every epoch, then evaluate the test split.
 
-        `callbacks` run before the checkpoint writer (see `dn.fit`). With handle_signals, SIGINT and
-        SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
+        `callbacks` run before the checkpoint writer (see `dn.fit`); those with a `state_key` get
+        their stored state back and have it saved with every checkpoint. With handle_signals, SIGINT
+        and SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
         checkpoint to `out` and re-raises TrainingInterrupted.
         """
         c = self.config
+        callbacks = list(callbacks)
+        self.writer.stateful = _callbacks.attach(callbacks, self.callback_states, self.out)
         started = time.perf_counter()
         try:
             history = fit(self.model, self.train_set, self.val_set, epochs=c.epochs, batch_size=c.batch_size,
@@ -294,19 +309,31 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
     return _ready(config, model, None, out, None, -1.0, None)
 
 
-def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.PathLike | None = None) -> Run:
+def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.PathLike | None = None,
+                extend_schedule: str = "anneal") -> Run:
     """The stored run continued to `epochs` in all (default: the stored target), writing `out`
-    (default: the checkpoint it was read from)."""
+    (default: the checkpoint it was read from). A run that finished (or stopped early) goes on
+    only with more `epochs`; the learning rate then follows `extend_schedule` (dualnet.schedules),
+    stated in `Run.schedule_note`."""
     config = stored.config if epochs is None else stored.config.replace(epochs=epochs)
     optimizer = stored.checkpoint.make_optimizer()
     if optimizer is None:
         raise CheckpointError(f"{stored.path} holds no optimizer state; it cannot be resumed")
-    done = stored.state.epoch
+    state, done = stored.state, stored.state.epoch
+    if state.stop_reason and (epochs is None or epochs <= done):
+        raise ValueError(f"{stored.path} stopped early after epoch {done} ({state.stop_reason}); pass --epochs "
+                         f"larger than {done} to train on")
     if done >= config.epochs:
         raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
                          "to continue")
-    return _ready(config, stored.checkpoint.model, optimizer, out or stored.path, stored.state, stored.best_acc,
-                  stored.path)
+    prepared = _ready(config, stored.checkpoint.model, optimizer, out or stored.path, state, stored.best_acc,
+                      stored.path)
+    prepared.callback_states = stored.callbacks
+    if config.epochs != stored.config.epochs or state.stop_reason:
+        steps = math.ceil(len(prepared.train_set) / config.batch_size)
+        prepared.schedule_note = replan(state, config.schedule, config.lr, steps, stored.config.epochs,
+                                        config.epochs, extend_schedule)
+    return prepared
 
 
 def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out: str | os.PathLike | None,
@@ -363,10 +390,12 @@ def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: s
 
 def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Device | None = None,
            callbacks: Iterable[Any] = (), out: str | os.PathLike | None = None,
-           handle_signals: bool = False) -> RunResult:
+           handle_signals: bool = False, extend_schedule: str = "anneal") -> RunResult:
     """Continue the run stored in checkpoint `path` exactly where it stopped, as `dualnet train --resume`
     does: to `epochs` in all (default: the stored target), on `device` (default: the active one),
     writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
-    the CPU."""
+    the CPU. Beyond the stored plan (or after an early stop) the learning rate follows
+    `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
+    dualnet.schedules)."""
     with _on(device):
-        return resumed_run(read_run(path), epochs, out).execute(callbacks, handle_signals)
+        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(callbacks, handle_signals)

@@ -8,6 +8,9 @@ Use them to property-test your own layers and kernels:
 
 from __future__ import annotations
 
+import os
+import pathlib
+import struct
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -18,7 +21,7 @@ from .backend import device as device_scope
 from .backend import to_device, to_numpy
 from .ops.geometry import ConvGeometry, PoolGeometry
 
-__all__ = ["conv_geometries", "pool_geometries", "tiling_pool_geometries", "linear_geometries",
+__all__ = ["tensorboard_scalars", "conv_geometries", "pool_geometries", "tiling_pool_geometries", "linear_geometries",
            "invalid_conv_geometries", "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree",
            "conv_layer_kwargs", "default_tolerance", "involves_gpu", "norm_shapes"]
 
@@ -240,3 +243,25 @@ def assert_devices_agree(fn: Callable[..., Any], *inputs: Any, devices: Sequence
                 raise AssertionError(f"output {i}: {name} disagrees with {devices[0]} at {k}: "
                                      f"{b[k]!r} vs {a[k]!r} (rtol {r:g}, atol {t:g})")
     return results
+
+
+def tensorboard_scalars(logdir: str | os.PathLike) -> dict[str, dict[int, float]]:
+    """{tag: {step: value}} of the scalars under `logdir` as TensorBoard shows them: files in the
+    order written (their names start with the time), a session restarted with `purge_step` hiding
+    the earlier files' events from that step on. Needs tensorboardX (its protobuf definitions)."""
+    from tensorboardX.proto import event_pb2
+
+    shown: dict[str, dict[int, float]] = {}
+    for path in sorted(pathlib.Path(logdir).iterdir()):
+        data, at = path.read_bytes(), 0
+        while at < len(data):  # records: u64 length, u32 crc, payload, u32 crc
+            (length,) = struct.unpack("<Q", data[at:at + 8])
+            event = event_pb2.Event.FromString(data[at + 12:at + 12 + length])
+            at += 12 + length + 4
+            if event.HasField("session_log") and event.session_log.status == event.session_log.START:
+                for steps in shown.values():
+                    for step in [s for s in steps if s >= event.step]:
+                        del steps[step]
+            for value in event.summary.value:
+                shown.setdefault(value.tag, {})[event.step] = value.simple_value
+    return shown

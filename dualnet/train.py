@@ -24,7 +24,7 @@ from .backend import to_device, to_numpy
 from .errors import DataError, DualnetError
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
-from .schedules import SCHEDULES, learning_rate
+from .schedules import SCHEDULES, Schedule
 from .train_tally import make_tally
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
@@ -77,6 +77,13 @@ class TrainState:
     seconds: float = 0.0
     base_lr: float | None = None  # the schedule's starting point (optimizer.lr moves with it)
     history: list = field(default_factory=list)
+    # a changed plan (schedules.extend): Segment dicts; empty = the schedule over `epochs` as planned
+    schedule_segments: list = field(default_factory=list)
+    stop_reason: str | None = None  # set by a callback to end the run after this epoch
+
+    def request_stop(self, reason: str) -> None:
+        """Called by a callback: end training after the current epoch, for `reason` (one line)."""
+        self.stop_reason = reason
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -135,14 +142,21 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         optimizer: Any = None, schedule: str = "none", seed: int = 0,
         callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
         progress_every: int = 20, clip_grad_norm: float | None = None,
-        handle_signals: bool = False) -> list[dict]:
+        handle_signals: bool = False, verbose: bool = False) -> list[dict]:
     """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
 
     Each history entry (one per epoch): epoch, train_loss, train_acc, val_loss, val_acc, lr,
     seconds, images_per_s. `callbacks` are objects with optional methods
     `on_batch(state, info)` (every `progress_every` steps: info has loss, acc, images_per_s,
-    step, steps) and `on_epoch(state, record, model, optimizer)`. Pass `state` (from a
-    checkpoint) to resume exactly where a run stopped.
+    step, steps), `on_epoch(state, record, model, optimizer)` (after each epoch, in order) and
+    `on_train_end(state, model, optimizer)` (once, when fit returns normally). A callback stops
+    training by calling `state.request_stop(reason)` in `on_epoch`: the epoch's remaining
+    callbacks still run (so checkpoints are saved), then fit returns, leaving the reason in
+    `state.stop_reason` (see dualnet.callbacks: EarlyStopping, CSVLogger, TensorBoard). Pass
+    `state` (from a checkpoint) to resume exactly where a run stopped; a stopped state trains no
+    further. `verbose=True` prints progress to stderr as `dualnet train` does. The learning rate
+    follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
+    (dualnet.schedules).
 
     Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
     or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
@@ -169,12 +183,20 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         state.base_lr = optimizer.lr
     base_lr = state.base_lr
     callbacks = list(callbacks)
+    if verbose:
+        from .callbacks import ProgressPrinter
+        callbacks.append(ProgressPrinter())
     dev = model.device
     xp = dev.xp
     crit = SoftmaxCrossEntropy(device=dev)
     n = len(train)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
+    plan = Schedule.of_run(schedule, base_lr, steps_per_epoch, epochs, state.schedule_segments)
+    if state.schedule_segments and plan.end_step != total_steps:
+        raise ValueError(f"fit: the state's schedule segments end at step {plan.end_step}, but {epochs} epochs "
+                         f"of {steps_per_epoch} steps end at {total_steps}: extend the schedule to the new "
+                         "length (dualnet.schedules.extend) or clear state.schedule_segments")
     # step == steps_per_epoch is a state older versions saved when a signal landed on an epoch's last
     # step: the epoch's steps are all done, only its end (record, validation, callbacks) remains
     if not 0 <= state.step <= steps_per_epoch or (state.step and not state.seen):
@@ -198,7 +220,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
     try:
-        while state.epoch < epochs:
+        while state.epoch < epochs and not state.stop_reason:
             epoch = state.epoch
             order = _data.epoch_order(n, state.seed, epoch)
             order_dev = to_device(order.astype(np.int32), dev)  # one upload per epoch
@@ -216,7 +238,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                     yb = labels_dev[order_dev[start:stop]]
                 else:
                     xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)
-                lr = learning_rate(schedule, base_lr, state.global_step, total_steps, steps_per_epoch, epochs)
+                lr = plan.rate(state.global_step)
                 optimizer.lr = lr
                 model.zero_grad()
                 logits = model(xb)
@@ -283,6 +305,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 name = signal.Signals(stop_signal["signum"]).name
                 raise TrainingInterrupted(f"{name} received at the end of epoch {epoch + 1}", state,
                                           stop_signal["signum"])
+        for cb in callbacks:
+            if hasattr(cb, "on_train_end"):
+                cb.on_train_end(state, model, optimizer)
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -13,8 +14,10 @@ import pytest
 
 import dualnet as dn
 from dualnet import optim, run
+from dualnet.callbacks import EarlyStopping
 from dualnet.errors import CheckpointError
 from dualnet.run import RunConfig
+from dualnet.schedules import learning_rate
 from dualnet.train import TrainingInterrupted, TrainState
 
 
@@ -237,17 +240,17 @@ class SignalAtStep:
     `signum` during step `at` (1-based, over the whole run)."""
 
     def __init__(self, monkeypatch, at: int, signum: int):
-        import dualnet.train as train_module
+        from dualnet.schedules import Schedule
 
-        self.calls, real = 0, train_module.learning_rate
+        self.calls, real = 0, Schedule.rate
 
-        def counting(*args, **kwargs):
+        def counting(plan, *args, **kwargs):
             self.calls += 1
             if self.calls == at:
                 os.kill(os.getpid(), signum)
-            return real(*args, **kwargs)
+            return real(plan, *args, **kwargs)
 
-        monkeypatch.setattr(train_module, "learning_rate", counting)
+        monkeypatch.setattr(Schedule, "rate", counting)
 
 
 class SignalAfterEpoch:
@@ -342,3 +345,93 @@ def test_a_real_sigint_to_dualnet_train_leaves_a_checkpoint_that_resumes_bit_for
         assert f"resume with: dualnet train --resume {out} --epochs 3" in err
         dn.resume(out, device="cpu")
     assert_same_parameter_bytes(straight.model, dn.load(out))
+
+
+
+
+# --- changing a run's length, early stopping across a resume -------------------------------------
+
+
+def test_extending_a_finished_cosine_run_starts_at_the_rate_where_it_ended(tmp_path):
+    config = RunConfig(epochs=1, limit=512)  # 8 steps
+    first = dn.train_run(config, out=tmp_path / "one.h5", device="cpu")
+    ended = first.history[-1]["lr"]  # the rate of the run's last step
+    prepared = run.resumed_run(run.read_run(tmp_path / "one.h5"), epochs=3)
+    assert prepared.schedule_note == (f"extending a finished 1-epoch cosine run to 3 epochs: cosine from {ended:.3g} "
+                                      "to 0 over epochs 2-3")
+    extended = prepared.execute()
+    segment = run.read_run(tmp_path / "one.h5").state.schedule_segments[-1]
+    assert segment == dict(kind="cosine", start_step=8, end_step=24, start_lr=ended)
+    rates = [h["lr"] for h in extended.history]
+    assert rates[0] == ended and ended > rates[1] > rates[2]  # no jump back up to the base rate
+    restarted = dn.resume(tmp_path / "one.h5", epochs=5, extend_schedule="restart", out=tmp_path / "r.h5")
+    # the old behaviour, when asked for: the cosine over all 5 epochs from the base rate, its rate back up
+    assert restarted.history[3]["lr"] == learning_rate("cosine", 0.02, 31, 40, 8, 5) > 100 * rates[2]
+
+
+def test_resume_of_an_extension_equals_the_uninterrupted_extension_bit_for_bit(tmp_path):
+    config = RunConfig(epochs=1, limit=768, batch_size=16)  # 48 steps, reports at 20, 40, 48
+    dn.train_run(config, out=tmp_path / "a.h5", device="cpu")
+    shutil.copy(tmp_path / "a.h5", tmp_path / "b.h5")
+    straight = dn.resume(tmp_path / "a.h5", epochs=3, device="cpu")
+    with pytest.raises(TrainingInterrupted, match="SIGINT received at epoch 2, step 20"):
+        dn.resume(tmp_path / "b.h5", epochs=3, device="cpu", callbacks=[InterruptAt(2, 20)], handle_signals=True)
+    again = run.resumed_run(run.read_run(tmp_path / "b.h5"))  # the extension is stored: nothing to re-plan
+    assert again.schedule_note is None and again.state.schedule_segments[-1]["start_step"] == 48
+    resumed = again.execute()
+    assert_same_run(straight.model, resumed.model)
+    assert curves(straight.history) == curves(resumed.history)
+
+
+def test_early_stopping_survives_a_resume_bit_for_bit_and_leaves_its_checkpoints(tmp_path):
+    config = RunConfig(epochs=6, limit=768, batch_size=16)
+
+    def stopper():  # the training loss falls: "max" makes epoch 1 the best and stops after epoch 3
+        return EarlyStopping("train_loss", patience=2, mode="max", restore_best=True)
+
+    es = stopper()
+    straight = dn.train_run(config, out=tmp_path / "s.h5", device="cpu", callbacks=[es])
+    assert len(straight.history) == 3 and (es.stopped_epoch, es.restored_epoch) == (3, 1)
+    assert straight.last.exists() and straight.best.exists() and (tmp_path / "s.earlystop.h5").exists()
+    with pytest.raises(TrainingInterrupted, match="SIGINT received at epoch 2, step 20"):
+        dn.train_run(config, out=tmp_path / "c.h5", device="cpu", callbacks=[stopper(), InterruptAt(2, 20)],
+                     handle_signals=True)
+    assert run.read_run(tmp_path / "c.h5").callbacks["early_stopping"]["best_epoch"] == 1
+    es2 = stopper()
+    resumed = dn.resume(tmp_path / "c.h5", device="cpu", callbacks=[es2])
+    assert (es2.stopped_epoch, es2.restored_epoch, es2.reason) == (3, 1, es.reason)
+    assert_same_run(straight.model, resumed.model)  # epoch 1's parameters, read back from c.earlystop.h5
+    assert curves(straight.history) == curves(resumed.history)
+    assert_same_run(dn.load(tmp_path / "s.h5"), dn.load(tmp_path / "c.h5"))  # the last epoch, as trained
+    stored = run.read_run(tmp_path / "c.h5")
+    assert stored.state.stop_reason == es.reason and stored.state.epoch == 3
+    with pytest.raises(ValueError, match=r"c\.h5 stopped early after epoch 3 \(train_loss did not improve for 2 "
+                                         r"epochs .*\); pass --epochs larger than 3 to train on"):
+        dn.resume(tmp_path / "c.h5")
+    note = run.resumed_run(stored, epochs=8).schedule_note
+    assert note is not None and note.startswith("extending an early-stopped 6-epoch cosine run to 8 epochs")
+
+
+def test_a_resumed_early_stopping_must_watch_what_the_stored_one_watched(tmp_path):
+    dn.train_run(RunConfig(epochs=1, limit=256), out=tmp_path / "w.h5", device="cpu",
+                 callbacks=[EarlyStopping("val_loss")])
+    with pytest.raises(ValueError, match=r"w\.h5: cannot resume EarlyStopping: the stored early stopping watched "
+                                         r"'val_loss' \(min, min_delta 0\.0\), this one 'val_acc'"):
+        dn.resume(tmp_path / "w.h5", epochs=2, callbacks=[EarlyStopping("val_acc")])
+
+
+@pytest.mark.parametrize("state, rng, match", [
+    (dict(schedule_segments={}), {}, r"train_state schedule_segments: \{\} is not a list"),
+    (dict(schedule_segments=[dict(kind="cosine", start_step=3, end_step=8, start_lr=0.1)]), {},
+     r"train_state schedule_segments: schedule segments must start at step 0"),
+    (dict(stop_reason=5), {}, r"train_state stop_reason=5 is not a string"),
+    ({}, dict(callbacks=[]), r"callbacks=\[\] is not a dict of callback states"),
+])
+def test_damaged_extension_stop_and_callback_states_are_refused(tmp_path, state, rng, match):
+    model = dn.models.lenet5()
+    opt = optim.make("sgd", model.parameters(), lr=0.1)
+    rng_state = {"train_state": {"epoch": 1, **state}, "best_acc": 0.5, **rng}
+    path = dn.save(model, tmp_path / "damaged.h5", optimizer=opt, rng_state=rng_state,
+                   train_config=RunConfig(epochs=2, limit=256).to_dict())
+    with pytest.raises(CheckpointError, match=r"damaged\.h5: cannot resume: the stored run is damaged: " + match):
+        run.read_run(path)

@@ -18,6 +18,7 @@ import dualnet as dn
 import dualnet.train as train_module
 from dualnet import checkpoint
 from dualnet.layers import Conv2d
+from dualnet.schedules import Schedule
 from dualnet_cli.main import main
 
 QUICK = ["--device", "cpu", "--limit", "128", "--batch-size", "32", "--validation", "64", "--schedule", "none",
@@ -57,10 +58,12 @@ def test_exploding_lr_exits_1_naming_step_and_layer_and_keeps_the_previous_check
 
 
 def test_divergence_in_a_later_epoch_keeps_the_earlier_epochs_checkpoint(tmp_path, capsys, monkeypatch):
-    def explode_after_epoch_1(schedule, base_lr, step, total_steps, steps_per_epoch, epochs):
-        return base_lr if step < steps_per_epoch else 1e6
+    planned_rate = Schedule.rate
 
-    monkeypatch.setattr(train_module, "learning_rate", explode_after_epoch_1)
+    def explode_after_epoch_1(self, step):
+        return planned_rate(self, step) if step < self.steps_per_epoch else 1e6
+
+    monkeypatch.setattr(Schedule, "rate", explode_after_epoch_1)
     out = tmp_path / "run.h5"
     code, stdout, err = run(["train", "--epochs", "3", "--out", str(out), *QUICK], capsys)
     line = one_error_line(err)

@@ -1,0 +1,305 @@
+"""Callbacks for `dn.fit`: early stopping, CSV and TensorBoard logs, the progress printer.
+
+    dn.fit(model, train, val, epochs=50, callbacks=[
+        dn.callbacks.EarlyStopping("val_loss", patience=5, restore_best=True),
+        dn.callbacks.CSVLogger("runs/log.csv")], verbose=True)
+
+The protocol (see `dn.fit`): optional methods `on_batch(state, info)`, `on_epoch(state, record,
+model, optimizer)`, `on_train_end(state, model, optimizer)`; a callback ends training after the
+current epoch with `state.request_stop(reason)`. A callback whose state must survive a resume
+has `state_key`, `state_dict()` (JSON-ready) and `load_state_dict(d)`: a run's checkpoint
+(dualnet.run) stores it and `dn.resume` gives it back, so a resumed run stops where the
+uninterrupted one would. `attach_run(out)` tells a callback the checkpoint path of the run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import pathlib
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from .backend import to_device, to_numpy
+from .errors import DualnetError
+
+__all__ = ["EarlyStopping", "CSVLogger", "TensorBoard", "ProgressPrinter", "collect_states", "attach",
+           "TENSORBOARD_HINT"]
+
+TENSORBOARD_HINT = 'TensorBoard logs need tensorboardX: pip install "dualnet[tensorboard]"'
+
+
+class EarlyStopping:
+    """Stop when `monitor` (a key of fit's epoch records) has not improved for `patience` epochs.
+
+    Keras's semantics: an epoch improves when the value beats the best by more than `min_delta`;
+    mode "min"/"max" says which way is better, "auto" picks max for accuracies ("acc" in the
+    name) and min otherwise; after `patience` epochs without improvement training stops. With
+    `restore_best` the best epoch's parameters and buffers are put back when fit ends (stopped or
+    not); they are kept in memory and, when `best_copy` is set (dualnet.run sets
+    `<out>.earlystop.h5`), in that checkpoint file too, so that a resumed run can restore an epoch
+    that an earlier process trained. After fit: `stopped_epoch` (0: did not stop) and `reason`,
+    `best_epoch`, `best`, `restored_epoch` (None: nothing restored).
+    """
+
+    state_key = "early_stopping"
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
+                 restore_best: bool = False, best_copy: str | os.PathLike | None = None):
+        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+            raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
+        if mode not in ("auto", "min", "max"):
+            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+        if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) or min_delta < 0:
+            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
+        self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
+        self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
+        self.restore_best = restore_best
+        self.best_copy = pathlib.Path(best_copy) if best_copy is not None else None
+        self.best: float | None = None
+        self.best_epoch = 0
+        self.wait = 0
+        self.stopped_epoch = 0
+        self.restored_epoch: int | None = None
+        self.reason: str | None = None  # why it stopped training
+        self._kept: tuple[int, dict[str, np.ndarray]] | None = None  # (epoch, host copies)
+
+    def attach_run(self, out: str | os.PathLike) -> None:
+        if self.restore_best and self.best_copy is None:
+            out = pathlib.Path(out)
+            self.best_copy = out.with_name(out.stem + ".earlystop" + out.suffix)
+
+    def _improved(self, value: float) -> bool:
+        if math.isnan(value):
+            return False
+        if self.best is None:
+            return True
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+    def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        if self.monitor not in record:
+            raise DualnetError(f"EarlyStopping: the epoch record has no {self.monitor!r} (it has "
+                               f"{', '.join(record)}); monitor one of those"
+                               + (", or train with a validation set" if self.monitor.startswith("val_") else ""))
+        value, epoch = float(record[self.monitor]), int(record["epoch"])
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best:
+                self._keep(model, epoch)
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            delta = f" by more than {self.min_delta:g}" if self.min_delta else ""
+            self.reason = (f"{self.monitor} did not improve{delta} for {self.wait} epoch{'s' if self.wait > 1 else ''} "
+                           f"(best {self.best:.4g} at epoch {self.best_epoch})")
+            state.request_stop(self.reason)
+
+    def _keep(self, model: Any, epoch: int) -> None:
+        self._kept = (epoch, {name: np.array(to_numpy(a), copy=True) for name, a in _tensors(model)})
+        if self.best_copy is not None:
+            from . import checkpoint
+            checkpoint.save(model, self.best_copy, early_stopping_epoch=epoch, monitor=self.monitor,
+                            best=self.best)
+
+    def on_train_end(self, state: Any, model: Any, optimizer: Any) -> None:
+        if not self.restore_best or not self.best_epoch or self.best_epoch == state.epoch:
+            return  # nothing better than what the model holds
+        if self._kept is not None and self._kept[0] == self.best_epoch:
+            arrays = self._kept[1]
+        else:
+            arrays = self._read_copy(model)
+        for name, a in _tensors(model):
+            a[...] = to_device(arrays[name], model.device)
+        self.restored_epoch = self.best_epoch
+
+    def _read_copy(self, model: Any) -> dict[str, np.ndarray]:
+        from . import checkpoint
+        where = self.best_copy
+        if where is None or not where.exists():
+            raise DualnetError(f"EarlyStopping: cannot restore epoch {self.best_epoch}'s parameters: an earlier "
+                               "process kept them in memory only; pass best_copy=PATH to keep them in a file")
+        ckpt = checkpoint.read(where, device=model.device)
+        stored = ckpt.metadata.get("early_stopping_epoch")
+        if stored != self.best_epoch:
+            raise DualnetError(f"EarlyStopping: {where} holds epoch {stored}'s parameters, not the best epoch "
+                               f"{self.best_epoch}'s; it belongs to another run")
+        return {name: to_numpy(a) for name, a in _tensors(ckpt.model)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(monitor=self.monitor, mode=self.mode, min_delta=self.min_delta, best=self.best,
+                    best_epoch=self.best_epoch, wait=self.wait, stopped_epoch=self.stopped_epoch)
+
+    def load_state_dict(self, d: dict[str, Any]) -> None:
+        """Raises ValueError when `d` is damaged or watched another quantity."""
+        if (d.get("monitor"), d.get("mode"), d.get("min_delta")) != (self.monitor, self.mode, self.min_delta):
+            raise ValueError(f"the stored early stopping watched {d.get('monitor')!r} ({d.get('mode')}, min_delta "
+                             f"{d.get('min_delta')}), this one {self.monitor!r} ({self.mode}, min_delta "
+                             f"{self.min_delta}); resume with the same setting")
+        best = d.get("best")
+        if best is not None and (type(best) not in (int, float) or not math.isfinite(best)):
+            raise ValueError(f"early stopping best={best!r} is not a finite number")
+        for key in ("best_epoch", "wait", "stopped_epoch"):
+            if type(d.get(key)) is not int or d[key] < 0:
+                raise ValueError(f"early stopping {key}={d.get(key)!r} is not an int >= 0")
+        self.best = None if best is None else float(best)
+        self.best_epoch, self.wait, self.stopped_epoch = d["best_epoch"], d["wait"], d["stopped_epoch"]
+
+
+def _tensors(model: Any) -> list[tuple[str, Any]]:
+    """Every parameter's data and every buffer of `model`, by name."""
+    named = [(f"param:{n}", p.data) for n, p in model.named_parameters()]
+    if hasattr(model, "named_buffers"):
+        named += [(f"buffer:{n}", b) for n, b in model.named_buffers()]
+    return named
+
+
+class CSVLogger:
+    """One row per epoch, the epoch record's keys as columns, written to `path` after each epoch
+    (the whole file, atomically: a crash never leaves half a row).
+
+    With `append`, rows already in the file are kept, except those for epochs from this fit's
+    first epoch on: a resumed run (`append=True`) neither repeats nor loses an epoch. Without it
+    the file starts afresh.
+    """
+
+    def __init__(self, path: str | os.PathLike, append: bool = False):
+        self.path, self.append = pathlib.Path(path), append
+        self._rows: list[dict[str, Any]] | None = None
+
+    def _existing(self, first_epoch: int) -> list[dict[str, Any]]:
+        if not self.append or not self.path.exists():
+            return []
+        with open(self.path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        try:
+            return [r for r in rows if int(r["epoch"]) < first_epoch]
+        except (KeyError, TypeError, ValueError):
+            raise DualnetError(f"CSVLogger: {self.path} has no epoch column of integers; it is no epoch log "
+                               "written by dualnet: pass another path, or append=False to overwrite it") from None
+
+    def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        if self._rows is None:
+            self._rows = self._existing(int(record["epoch"]))
+        self._rows.append(dict(record))
+        columns = list(dict.fromkeys(k for row in self._rows for k in row))
+        text = io.StringIO()
+        writer = csv.DictWriter(text, columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(self._rows)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        tmp.write_text(text.getvalue())
+        os.replace(tmp, self.path)
+
+
+class TensorBoard:
+    """Every number of each epoch record as a scalar (global step: the epoch) under `logdir`, via
+    tensorboardX (`pip install "dualnet[tensorboard]"`). A resumed run purges events from its
+    first epoch on, so TensorBoard shows each epoch once; the writer is flushed each epoch and
+    closed when fit ends."""
+
+    def __init__(self, logdir: str | os.PathLike):
+        try:
+            from tensorboardX import SummaryWriter
+        except ImportError:
+            raise DualnetError(TENSORBOARD_HINT) from None
+        self.logdir = pathlib.Path(logdir)
+        self._make = SummaryWriter
+        self._writer: Any = None
+
+    def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        epoch = int(record["epoch"])
+        if self._writer is None:
+            # tensorboardX names files by the second and truncates a same-named file: a run
+            # resumed within that second would erase its first part without the suffix (which
+            # also keeps TensorBoard's by-name reading order = the order of the parts)
+            self._writer = self._make(str(self.logdir), purge_step=epoch, filename_suffix=f".from-epoch-{epoch:06d}")
+        for key, value in record.items():
+            if key != "epoch" and isinstance(value, (int, float)):
+                self._writer.add_scalar(key, float(value), epoch)
+        self._writer.flush()
+
+    def on_train_end(self, state: Any, model: Any, optimizer: Any) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+
+
+class ProgressPrinter:
+    """Progress for humans, as `dualnet train` prints it: a bar per epoch with running loss,
+    accuracy, images/s and learning rate on `stream` (default stderr), a summary line per epoch on
+    `out` (default stdout), and why training stopped early. On a terminal the bar redraws in place;
+    in a log it prints a line at each quarter of the epoch, so logs stay short."""
+
+    width = 24
+
+    def __init__(self, stream: Any = None, out: Any = None):
+        self.stream = stream or sys.stderr
+        self.out = out or sys.stdout
+        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
+        self._quarter = -1
+
+    def _write(self, text: str, stream: Any) -> None:
+        stream.write(text)
+        stream.flush()
+
+    def on_batch(self, state: Any, info: dict) -> None:
+        frac = info["step"] / info["steps"]
+        filled = int(self.width * frac)
+        bar = "#" * filled + "-" * (self.width - filled)
+        line = (f"epoch {info['epoch']}/{info['epochs']} [{bar}] {info['step']}/{info['steps']} "
+                f"loss {info['loss']:.4f} acc {info['acc']:.2%} {info['images_per_s']:,.0f} img/s "
+                f"lr {info['lr']:.4g}")
+        if self.tty:
+            self._write("\r" + line, self.stream)
+        else:
+            quarter = int(frac * 4)
+            if quarter != self._quarter and quarter < 4:
+                self._quarter = quarter
+                self._write(line + "\n", self.stream)
+
+    def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        self._quarter = -1
+        if self.tty:
+            self._write("\r" + " " * 110 + "\r", self.stream)
+        val = (f"  val loss {record['val_loss']:.4f} acc {record['val_acc']:.2%}" if "val_acc" in record else "")
+        self._write(f"epoch {record['epoch']:>3}: train loss {record['train_loss']:.4f} acc "
+                    f"{record['train_acc']:.2%}{val}  {record['seconds']:.1f}s {record['images_per_s']:,.0f} img/s\n",
+                    self.out)
+
+    def on_train_end(self, state: Any, model: Any, optimizer: Any) -> None:
+        if state.stop_reason:
+            self._write(f"stopped early after epoch {state.epoch}: {state.stop_reason}\n", self.out)
+
+
+def collect_states(callbacks: Iterable[Any]) -> dict[str, dict]:
+    """{"callbacks": {state_key: state_dict()}} for the callbacks that have state to keep, or {}."""
+    states = {cb.state_key: cb.state_dict() for cb in callbacks if hasattr(cb, "state_key")}
+    return {"callbacks": states} if states else {}
+
+
+def attach(callbacks: Iterable[Any], stored: dict[str, Any], out: pathlib.Path) -> list[Any]:
+    """Ready `callbacks` for the run writing `out`: each with a `state_key` gets its `stored` state
+    back (ValueError naming `out` if it does not fit), each with `attach_run` learns `out`.
+    Returns the callbacks whose state the run's checkpoints keep."""
+    stateful = []
+    for cb in callbacks:
+        key = getattr(cb, "state_key", None)
+        if key is not None:
+            stateful.append(cb)
+            if key in stored:
+                try:
+                    cb.load_state_dict(stored[key])
+                except ValueError as exc:
+                    raise ValueError(f"{out}: cannot resume {type(cb).__name__}: {exc}") from None
+        if hasattr(cb, "attach_run"):
+            cb.attach_run(out)
+    return stateful
