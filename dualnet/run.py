@@ -343,7 +343,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     checkpoint.check_writable(out)
     train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit)
     val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit)
-    test_set = _optional_test(config.data, config.limit)
+    test_set = _data.load_test_or_none(config.data, config.limit)
     if len(train_set) == 0:
         raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
                         f"--validation {config.validation}); lower --validation or give more data")
@@ -361,14 +361,6 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
         optimizer = config.make_optimizer(model.parameters())
     return Run(config, model, optimizer, train_set, val_set, test_set, CheckpointWriter(out, config, best_acc),
                state)
-
-
-def _optional_test(source: str, limit: int | None) -> _data.Dataset | None:
-    """The test split, or None for data that has none (an HDF5 file with one images set)."""
-    try:
-        return _data.load(source, "test", limit=limit)
-    except _data.MissingTestSplit:
-        return None
 
 
 @contextlib.contextmanager

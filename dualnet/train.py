@@ -25,6 +25,7 @@ from .errors import DataError, DualnetError
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, Schedule
+from .train_checks import _clip, _first_nonfinite_layer, _grads_finite, _parameter_dtype
 from .train_tally import make_tally
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
@@ -119,23 +120,6 @@ def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
     if len(out) != 1 or classes > out[0]:
         raise DataError(f"{dataset.name}: the data has {classes} classes (labels 0..{classes - 1}), but "
                         f"{model_name} outputs {'x'.join(map(str, out))} scores per image (one per class needed)")
-
-
-def _first_nonfinite_layer(model: Any, images: Any, labels: Any) -> str:
-    """Re-run the failing batch layer by layer to name where NaN/inf first appears."""
-    xp = model.device.xp
-    for name, p in model.named_parameters():
-        if not bool(xp.isfinite(p.data).all()):
-            return f"parameter {name}"
-    x = images
-    for layer in getattr(model, "layers", [model]):
-        x = layer.forward(x)
-        if not bool(xp.isfinite(x).all()):
-            return f"layer {layer.name} (its output)"
-    for name, p in reversed(list(model.named_parameters())):
-        if not bool(xp.isfinite(p.grad).all()):
-            return f"the gradient of {name}"
-    return "the loss (every layer output was finite)"
 
 
 def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: int = 64,
@@ -342,27 +326,6 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {state.step} (global step "
                                f"{state.global_step}): non-finite values first appear in the gradient of {where} "
                                f"at global step {first}. Try a lower --lr or --clip-grad")
-
-
-def _parameter_dtype(model: Any) -> np.dtype:
-    """The dtype of the model's parameters (float32 for a model without any)."""
-    first = next(iter(model.parameters()), None)
-    return np.dtype(first.data.dtype) if first is not None else np.dtype(np.float32)
-
-
-def _grads_finite(model: Any) -> bool:
-    xp = model.device.xp
-    return all(bool(xp.isfinite(p.grad).all()) for p in model.parameters())
-
-
-def _clip(model: Any, max_norm: float) -> None:
-    """Scale all gradients together so that their global L2 norm is at most max_norm."""
-    xp = model.device.xp
-    total = float(xp.sqrt(sum((p.grad.astype(xp.float64) ** 2).sum() for p in model.parameters())))
-    if total > max_norm:
-        scale = max_norm / (total + 1e-12)
-        for p in model.parameters():
-            p.grad *= scale
 
 
 def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:

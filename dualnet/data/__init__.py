@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from .batching import batches, epoch_order, random_shift, shift_images
 from .dataset import MAX_CLASSES, Dataset, MissingTestSplit
-from .sources import SPLITS, bundled_mnist_dir, load, load_mnist
+from .sources import SPLITS, bundled_mnist_dir, load, load_mnist, load_test_or_none
 
 __all__ = [
     "MAX_CLASSES", "SPLITS", "Dataset", "MissingTestSplit", "batches", "bundled_mnist_dir", "epoch_order", "load",
-    "load_mnist", "random_shift", "shift_images",
+    "load_mnist", "load_test_or_none", "random_shift", "shift_images",
 ]

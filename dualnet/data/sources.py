@@ -30,12 +30,12 @@ import pathlib
 import stat
 
 from ..errors import DataError
-from .dataset import Dataset, _count
+from .dataset import Dataset, MissingTestSplit, _count
 from .files import file_kind
 from .hdf5 import _load_hdf5
 from .idx_source import _load_idx
 
-__all__ = ["SPLITS", "bundled_mnist_dir", "load", "load_mnist"]
+__all__ = ["SPLITS", "bundled_mnist_dir", "load", "load_mnist", "load_test_or_none"]
 
 SPLITS = ("train", "val", "test", "all-train")
 MNIST_NUM_CLASSES = 10
@@ -125,3 +125,11 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
             return f.read(len(signature)) == signature
     except OSError:
         return False
+
+
+def load_test_or_none(source: str | os.PathLike, limit: int | None = None) -> Dataset | None:
+    """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
+    try:
+        return load(source, "test", limit=limit)
+    except MissingTestSplit:
+        return None
