@@ -11,17 +11,10 @@ import time
 
 import numpy as np
 import pytest
+from cli_helpers import run_main
 from click.testing import CliRunner
 
-from dualnet_cli.main import cli, main
-
-
-def run_main(argv, capsys):
-    """Run the console entry point in-process: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
+from dualnet_cli.main import cli
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,14 @@ import sys
 
 import numpy as np
 import pytest
+from cli_helpers import run_main
 
 import dualnet as dn
-from dualnet_cli.main import main
 
 HAVE_ONNX = all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
 needs_onnx = pytest.mark.skipif(not HAVE_ONNX, reason='needs the onnx extra: pip install "dualnet[onnx]"')
 
 
-def run_main(argv, capsys):
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
