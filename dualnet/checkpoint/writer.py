@@ -27,6 +27,7 @@ from ..layers import Sequential
 from ._atomic import replacing
 from .format import FORMAT, FORMAT_VERSION, _json
 from .layer_state import collect_buffers, dropout_layers, write_buffers
+from .loadable import check_loadable
 
 __all__ = ["check_writable", "save"]
 
@@ -96,6 +97,7 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
                             "buffers": {int(i): {k: to_numpy(v) for k, v in b.items()}
                                         for i, b in state["buffers"].items()}}
     out["history"] = _history_columns(list(history or []), path)
+    check_loadable(model, out["config"], root["dtype"], refuse)
     drop = [layer.rng.bit_generator.state for layer in dropout_layers(model)]
     out["rng"] = {"dropout": _json(drop, "dropout rng state", path)}
     if rng_state is not None:
@@ -161,7 +163,11 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
     """Write `model` (and optimizer state, history, RNG state, metadata) to one HDF5 file, atomically.
 
     `history` is a list of per-epoch dicts of numbers; `rng_state` and every metadata value must be
-    JSON-serialisable (NumPy scalars and arrays are converted). Returns the path written."""
+    JSON-serialisable (NumPy scalars and arrays are converted). Returns the path written.
+
+    Refused before anything is created or replaced (CheckpointError naming the layer and the fix):
+    a model `dn.load` could not rebuild, e.g. one with a layer class that is not registered
+    (dn.layers.register) or a config() that does not rebuild its layer (see loadable.py)."""
     path = pathlib.Path(path)
     data = _collect(model, optimizer, history, rng_state, metadata, path)
     if path.is_dir():
