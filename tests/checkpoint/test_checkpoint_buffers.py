@@ -52,6 +52,16 @@ def test_lenet5_bn_running_statistics_round_trip_bit_for_bit(tmp_path):
     assert_identical(model(x), loaded(x))  # eval mode uses the running statistics
 
 
+@pytest.mark.parametrize("where", ["emu", pytest.param("gpu", marks=pytest.mark.gpu)])
+def test_buffers_load_onto_another_device_and_save_from_it(tmp_path, where):
+    model = trained_bn()
+    loaded = ck.read(ck.save(model, tmp_path / "bn.h5"), device=where).model
+    assert all(dn.backend.array_device(b).startswith(where) for _, b in loaded.named_buffers())
+    assert_same_buffers(model, loaded)  # assert_identical copies device arrays to the host explicitly
+    again = dn.load(ck.save(loaded, tmp_path / "again.h5"), device="cpu")  # saved from the device
+    assert_same_buffers(model, again)
+
+
 def test_buffers_are_datasets_named_like_named_buffers(tmp_path):
     model = trained_bn(1).astype(np.float64)
     with h5py.File(ck.save(model, tmp_path / "bn.h5"), "r") as f:

@@ -50,6 +50,8 @@ class Gain(L.Layer):
             self.gains = {p}
         elif where == "int-key":
             self.gains = {0: p}
+        elif where == "private-layer":  # a sub-layer parameters() never reaches
+            self._inner = L.Linear(features, features)
         self._p = p if where in ("attribute", "list", "dict") else None  # a second reference is fine
 
     def config(self) -> dict:
@@ -81,9 +83,9 @@ def test_a_parameter_in_an_attribute_list_or_dict_is_found_checked_and_trained(w
 
 
 @pytest.mark.parametrize("where,path", [("private", "_gain"), ("nested-list", "gains.0.0"), ("set", "gains.0"),
-                                        ("int-key", "gains.0")])
+                                        ("int-key", "gains.0"), ("private-layer", "_inner.weight")])
 def test_a_parameter_parameters_cannot_find_is_refused_at_construction_naming_it(where, path):
-    with pytest.raises(ValueError, match=rf"Gain: attribute {path} holds Parameter\(p, shape=\(3,\).*"
+    with pytest.raises(ValueError, match=rf"Gain: attribute {path} holds Parameter\((p|weight), shape=\(3,.*"
                                          "parameters\\(\\) does not find"):
         Gain(3, where)
 
