@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import h5py
 import pytest
+from cli_helpers import run_main
 
 import dualnet as dn
-from dualnet_cli.main import main
-
-
-def run_main(argv, capsys):
-    """(exit code, stdout, stderr) of the console entry point, in-process."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    out = capsys.readouterr()
-    return info.value.code, out.out, out.err
 
 
 def one_line_error(err: str) -> str:
