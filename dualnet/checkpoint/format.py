@@ -3,11 +3,14 @@
 Layout (every structured value is a JSON string attribute; arrays are plain numeric datasets, so
 h5py, h5dump or HDFView read the file without dualnet):
 
-    /                       attrs: format = "dualnet-checkpoint", format_version = 1,
+    /                       attrs: format = "dualnet-checkpoint", format_version = 2,
                                    dualnet_version, created (ISO-8601 UTC), device (e.g. "cpu"),
                                    dtype (parameter dtype, e.g. "float32"), metadata (JSON object)
     /model                  attrs: config (JSON of Sequential.config()), spec (JSON of model.spec)
     /model/parameters/<name>        one dataset per named parameter, e.g. "conv1.weight"
+    /model/buffers/<name>   one dataset per layer buffer (non-trainable state), named as
+                            `named_buffers` names it, e.g. "bn1.running_mean", in the buffer's own
+                            dtype and shape (BatchNorm's num_batches_tracked: a 0-d int64)
     /optimizer              (only when an optimizer is saved) attrs: type ("SGD", "Adam"),
                                    hyper (JSON), steps
     /optimizer/buffers/<i>/<buffer> buffers of the optimizer's i-th parameter ("velocity", "m", ...)
@@ -15,7 +18,12 @@ h5py, h5dump or HDFView read the file without dualnet):
                                    entry per epoch (int64 if every value is an int, else float64;
                                    a value missing from an epoch, or None, is stored as NaN)
     /rng                    attrs: dropout (JSON list of each Dropout layer's bit_generator.state,
-                                   in layer order), state (JSON of `rng_state`, only when given)
+                                   depth first through nested containers), state (JSON of
+                                   `rng_state`, only when given)
+
+Versions: 2 added /model/buffers and counts nested Dropout layers in /rng dropout. Format 1 files
+(no buffers: their layers keep a fresh layer's buffers; only the model's own Dropout layers in
+/rng dropout) still load. A file of a newer version than FORMAT_VERSION is refused.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ import numpy as np
 from ..errors import CheckpointError
 
 FORMAT = "dualnet-checkpoint"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _FLOAT_DTYPES = ("float16", "float32", "float64")
 
 

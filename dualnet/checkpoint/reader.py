@@ -20,8 +20,9 @@ from ..backend import get_device, get_device_object, to_device
 from ..data.files import h5_check_contained, regular_file
 from ..data.limits import h5_check_size, h5_credible_size
 from ..errors import CheckpointError, DataError
-from ..layers import Dropout, Parameter, Sequential, from_config
+from ..layers import Parameter, Sequential, from_config
 from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
+from .layer_state import FIRST_VERSION_WITH_BUFFERS, dropout_layers, read_buffers
 
 __all__ = ["Checkpoint", "load", "read"]
 
@@ -34,7 +35,7 @@ MAX_ACTIVATION_BYTES = 2**26
 
 @dataclass
 class Checkpoint:
-    """A checkpoint read back: the rebuilt model (parameters, spec, Dropout RNGs restored) and the rest."""
+    """A checkpoint read back: the rebuilt model (parameters, buffers, spec, Dropout RNGs restored) and the rest."""
 
     model: Sequential
     optimizer_state: dict | None
@@ -180,6 +181,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     for name, p in named.items():
         arr = _dataset(pg, name, p.shape, dtype, f"parameter {name}", fail)
         p.data = to_device(arr, p.device)
+    read_buffers(mg, model, version, fail)
     optimizer_state = _read_optimizer(f, list(named.values()), dtype, fail)
     history = _read_history(f, fail)
     rg = f.get("rng")
@@ -187,7 +189,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     if isinstance(rg, h5py.Group):
         rng_state = _read_json(rg, "state", "group 'rng'", fail, required=False)
         drop = _read_json(rg, "dropout", "group 'rng'", fail, required=False)
-        layers = [layer for layer in model.layers if isinstance(layer, Dropout)]
+        layers = dropout_layers(model, nested=version >= FIRST_VERSION_WITH_BUFFERS)
         if drop is not None:
             if not isinstance(drop, list) or len(drop) != len(layers):
                 raise fail(f"rng 'dropout' holds {len(drop) if isinstance(drop, list) else 'no'} states "

@@ -23,9 +23,11 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import CheckpointError
-from ..layers import Dropout, Sequential
+from ..layers import Sequential
 from ._atomic import replacing
 from .format import FORMAT, FORMAT_VERSION, _json
+from .layer_state import collect_buffers, dropout_layers, write_buffers
+from .loadable import check_loadable
 
 __all__ = ["check_writable", "save"]
 
@@ -80,7 +82,8 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device": getattr(getattr(model, "device", None), "name", "cpu"),
             "dtype": dtypes.pop() if dtypes else "float32", "metadata": _json(metadata, "metadata", path)}
-    out: dict[str, Any] = {"root": root, "params": params, "config": _json(model.config(), "model config", path),
+    out: dict[str, Any] = {"root": root, "params": params, "buffers": collect_buffers(model, refuse),
+                           "config": _json(model.config(), "model config", path),
                            "spec": _json(getattr(model, "spec", None) or {}, "model spec", path)}
     if optimizer is not None:
         model_params = list(model.parameters())
@@ -94,7 +97,8 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
                             "buffers": {int(i): {k: to_numpy(v) for k, v in b.items()}
                                         for i, b in state["buffers"].items()}}
     out["history"] = _history_columns(list(history or []), path)
-    drop = [layer.rng.bit_generator.state for layer in model.layers if isinstance(layer, Dropout)]
+    check_loadable(model, out["config"], root["dtype"], refuse)
+    drop = [layer.rng.bit_generator.state for layer in dropout_layers(model)]
     out["rng"] = {"dropout": _json(drop, "dropout rng state", path)}
     if rng_state is not None:
         out["rng"]["state"] = _json(rng_state, "rng_state", path)
@@ -135,6 +139,7 @@ def _write(f: Any, data: dict) -> None:
     pg = g.create_group("parameters")
     for name, arr in data["params"].items():
         pg.create_dataset(name, data=arr, compression="gzip", compression_opts=4)
+    write_buffers(g, data["buffers"])
     if "optimizer" in data:
         opt = data["optimizer"]
         og = f.create_group("optimizer")
@@ -158,7 +163,11 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
     """Write `model` (and optimizer state, history, RNG state, metadata) to one HDF5 file, atomically.
 
     `history` is a list of per-epoch dicts of numbers; `rng_state` and every metadata value must be
-    JSON-serialisable (NumPy scalars and arrays are converted). Returns the path written."""
+    JSON-serialisable (NumPy scalars and arrays are converted). Returns the path written.
+
+    Refused before anything is created or replaced (CheckpointError naming the layer and the fix):
+    a model `dn.load` could not rebuild, e.g. one with a layer class that is not registered
+    (dn.layers.register) or a config() that does not rebuild its layer (see loadable.py)."""
     path = pathlib.Path(path)
     data = _collect(model, optimizer, history, rng_state, metadata, path)
     if path.is_dir():
@@ -168,7 +177,7 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
         with replacing(path, durable=True) as tmp:
             with open(tmp, "xb") as out:
                 out.write(image)
-            _verify(tmp, path)
+            _verify(tmp, path, data)
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENOSPC:
@@ -194,13 +203,22 @@ def _file_image(data: dict, path: pathlib.Path) -> bytes:
                               f"({exc.strerror or exc})") from None
 
 
-def _verify(tmp: pathlib.Path, path: pathlib.Path) -> None:
-    """What was written must load: a model that cannot be rebuilt from its file is refused here."""
+def _verify(tmp: pathlib.Path, path: pathlib.Path, data: dict) -> None:
+    """What was written must load, and give back the parameters and buffers saved, bit for bit."""
     from .reader import read
 
     try:
-        read(tmp, device="cpu")
+        model = read(tmp, device="cpu").model
     except CheckpointError as exc:
         problem = str(exc).split(": ", 1)[-1]
         raise CheckpointError(f"cannot save checkpoint {path}: the file would not load back ({problem}); "
                               "the previous file is kept") from None
+    got = [(f"parameter {n}", p.data) for n, p in model.named_parameters()]
+    got += [(f"buffer {n}", b) for n, b in model.named_buffers()]
+    want = [(f"parameter {n}", a) for n, a in data["params"].items()]
+    want += [(f"buffer {n}", a) for n, a in data["buffers"].items()]
+    for (name, a), (_, b) in zip(got, want, strict=True):
+        a = to_numpy(a)
+        if a.dtype != b.dtype or a.shape != b.shape or a.tobytes() != b.tobytes():
+            raise CheckpointError(f"cannot save checkpoint {path}: {name} reads back different from what was "
+                                  "written (a dualnet bug: please report it); the previous file is kept")

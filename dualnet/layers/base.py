@@ -111,15 +111,63 @@ def _positive_int(value: Any, what: str, layer: str) -> int:
     return int(value)
 
 
-class Layer:
+class _LayerType(type):
+    """The metaclass of layers: when the outermost `__init__` of a layer has returned, every
+    Parameter the layer holds must be one its `parameters()` finds (see `hidden_parameters`)."""
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        layer = super().__call__(*args, **kwargs)
+        hidden = hidden_parameters(layer)
+        if hidden:
+            where, p = hidden[0]
+            raise ValueError(f"{cls.__name__}: attribute {where} holds {p!r}, which parameters() does not find, so "
+                             "it would never be trained, saved or gradient-checked; hold each Parameter in a public "
+                             "attribute or directly in a list, tuple or str-keyed dict attribute (or override "
+                             "own_parameters())")
+        return layer
+
+
+def hidden_parameters(layer: Layer) -> list[tuple[str, Parameter]]:
+    """(attribute path, Parameter) of every Parameter `layer` holds, at any depth of its attributes
+    (private ones included), lists, tuples, sets, dicts and sub-layers, that `layer.parameters()`
+    does not list."""
+    found = {id(p) for p in layer.parameters()}
+    held: list[tuple[str, Parameter]] = []
+    _every_parameter(layer, "", set(), held)
+    return [(where, p) for where, p in held if id(p) not in found]
+
+
+def _every_parameter(obj: Any, where: str, seen: set[int], out: list[tuple[str, Parameter]]) -> None:
+    if isinstance(obj, Parameter):
+        out.append((where, obj))
+        return
+    if id(obj) in seen:
+        return
+    items: Any
+    if isinstance(obj, Layer):
+        items = vars(obj).items()
+    elif isinstance(obj, dict):
+        items = obj.items()
+    elif isinstance(obj, (list, tuple, set, frozenset)):
+        items = enumerate(obj)
+    else:
+        return
+    seen.add(id(obj))
+    for key, value in items:
+        _every_parameter(value, f"{where}.{key}" if where else str(key), seen, out)
+
+
+class Layer(metaclass=_LayerType):
     """Base layer: parameters, buffers, sub-layers, train/eval mode, device and dtype moves.
 
     Parameters are found, not declared: by default `own_parameters()` lists every `Parameter`
-    held as an attribute (directly, or inside a list or tuple attribute), in attribute order,
-    and `children()` every sub-layer held the same way. So a custom layer that sets
-    `self.scale = Parameter(...)` is trained, moved, cast, saved and gradient-checked with no
-    second declaration; a container that holds layers as attributes (Residual's `body` and
-    `shortcut`) reaches theirs. Parameters anywhere else (a dict, an object) are not found.
+    held as a public attribute (directly, or as an item of a list, tuple or str-keyed dict
+    attribute, named "attr.i" / "attr.key"), in attribute order, and `children()` every sub-layer
+    held the same way. So a custom layer that sets `self.scale = Parameter(...)` is trained,
+    moved, cast, saved and gradient-checked with no second declaration; a container that holds
+    layers as attributes (Residual's `body` and `shortcut`) reaches theirs. A layer that holds a
+    Parameter anywhere else (a private attribute, a list inside a list, a set) raises ValueError
+    naming it when its construction ends, since that Parameter would silently never be trained.
 
     Buffers are non-trainable state (BatchNorm's running statistics): arrays named once by
     `register_buffer`, listed by `own_buffers()` / `named_buffers()`, moved by `to()` and cast
@@ -155,8 +203,9 @@ class Layer:
     # --- what a layer holds ------------------------------------------------------------------
 
     def _held(self, cls: type) -> list[tuple[str, Any]]:
-        """(name, value) of every attribute that is a `cls`, or a list/tuple item that is one
-        (named "attr.i"), in attribute order; private attributes (caches, plans) are skipped."""
+        """(name, value) of every attribute that is a `cls`, or a list/tuple item or str-keyed dict
+        value that is one (named "attr.i", "attr.key"), in attribute order; private attributes
+        (caches, plans) are skipped."""
         found: list[tuple[str, Any]] = []
         for key, value in vars(self).items():
             if key.startswith("_"):
@@ -165,6 +214,8 @@ class Layer:
                 found.append((key, value))
             elif isinstance(value, (list, tuple)):
                 found += [(f"{key}.{i}", v) for i, v in enumerate(value) if isinstance(v, cls)]
+            elif isinstance(value, dict):
+                found += [(f"{key}.{k}", v) for k, v in value.items() if isinstance(k, str) and isinstance(v, cls)]
         return found
 
     def own_parameters(self) -> list[tuple[str, Parameter]]:

@@ -28,11 +28,16 @@ LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in
 def register(cls: type[Layer]) -> type[Layer]:
     """Make a layer class saveable and loadable by its class name (usable as a decorator).
 
-    The class rebuilds from `config()` through `cls.from_config` (by default `cls(**config)`)."""
+    The class rebuilds from `config()` through `cls.from_config` (by default `cls(**config)`).
+    Registering a class again under its module and name (a notebook cell or script run twice)
+    replaces the earlier definition; another class of the same name is refused."""
     if not (isinstance(cls, type) and issubclass(cls, Layer)):
         raise TypeError(f"register: {cls!r} is not a subclass of dualnet.layers.Layer")
     known = LAYER_TYPES.get(cls.__name__)
-    if known is not None and known is not cls:
+    # dualnet's own layers are never replaced
+    redefined = (known is not None and not known.__module__.startswith("dualnet.")
+                 and (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__))
+    if known is not None and known is not cls and not redefined:
         raise ValueError(f"register: a different layer class is already registered as {cls.__name__!r} "
                          f"({known.__module__}.{known.__qualname__}); rename one of them")
     LAYER_TYPES[cls.__name__] = cls

@@ -57,7 +57,7 @@ def test_file_has_documented_layout_for_plain_h5py(tmp_path):
                    note="hello")
     with h5py.File(path, "r") as f:
         a = f.attrs
-        assert a["format"] == "dualnet-checkpoint" and a["format_version"] == 1
+        assert a["format"] == "dualnet-checkpoint" and a["format_version"] == 2
         assert a["dualnet_version"] == dn.__version__ and a["device"] == "cpu" and a["dtype"] == "float32"
         assert a["created"].endswith("+00:00") and a["created"][:4].isdigit()
         assert json.loads(a["metadata"]) == {"note": "hello"}
@@ -66,6 +66,7 @@ def test_file_has_documented_layout_for_plain_h5py(tmp_path):
         names = [n for n, _ in model.named_parameters()]
         assert sorted(f["model/parameters"]) == sorted(names)
         assert "conv1.weight" in names and f["model/parameters/conv1.weight"].shape == (6, 1, 5, 5)
+        assert list(f["model/buffers"]) == []  # lenet5 has no buffers; the group is always there
         og = f["optimizer"]
         assert og.attrs["type"] == "SGD" and og.attrs["steps"] == 1
         assert json.loads(og.attrs["hyper"])["momentum"] == 0.9

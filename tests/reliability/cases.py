@@ -144,6 +144,10 @@ checkpoint("unsupported-dtype-attribute", r"unsupported parameter dtype 'int8'")
 checkpoint("config-not-json", r"attribute 'config' of group 'model' is not valid JSON")
 checkpoint("huge-layer-unwritten-parameters", r"the architecture in 'config' needs 3,600,060,000 parameters but the "
            r"file stores")
+checkpoint("buffer-shape-mismatch", r"buffer bn1.running_mean \(dataset model/buffers/bn1.running_mean\) has "
+           r"shape \(7,\) in the file but the model needs \(10,\)")
+checkpoint("buffer-shape-mismatch", r"buffer bn1.running_mean .* has shape \(7,\)", how="predict")
+checkpoint("buffer-missing", r"missing buffer bn1.running_var \(dataset model/buffers/bn1.running_var\)")
 checkpoint("input-shape-huge", r"input_shape \[1, 100000, 100000\] is not 1 to 3 positive sizes", how="predict")
 checkpoint("input-shape-not-a-list", r"input_shape '28x28' is not 1 to 3 positive sizes")
 checkpoint("input-shape-disagrees-with-layers", r"the layers do not accept the stored input_shape \(1, 32, 32\): fc1: "

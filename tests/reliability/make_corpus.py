@@ -452,6 +452,9 @@ def main() -> int:
     make_images()
     make_foreign()
     make_round_two()
+    from make_corpus_buffers import make_buffers  # it imports this module's helpers
+
+    make_buffers()
     too_big = [p for p in ROOT.rglob("*") if p.is_file() and p.stat().st_size >= MAX_BYTES]
     for p in too_big:
         print(f"too big: {p} ({p.stat().st_size} bytes)", file=sys.stderr)
