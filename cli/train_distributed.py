@@ -47,7 +47,8 @@ def communicator(distributed: bool, reduction: str, dev: Any) -> Any:
 
 def guard(comm: Any) -> contextlib.AbstractContextManager:
     """Around training: an error on one rank aborts the whole job (the others may be blocked in a
-    collective); an interrupt or a divergence is decided by every rank together and exits normally."""
+    collective); an interrupt, a divergence and a refused setting (DistributedError) are raised by every rank
+    at the same point and exit normally."""
     if comm is None:
         return contextlib.nullcontext()
-    return dist.abort_on_error(comm.comm, (TrainingInterrupted, TrainingDiverged))
+    return dist.abort_on_error(comm.comm, (TrainingInterrupted, TrainingDiverged, dist.DistributedError))

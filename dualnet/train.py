@@ -241,7 +241,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 else:
                     model.backward(dlogits)
                 if dp is not None:
-                    dp.allreduce_gradients()
+                    dp.sync_step()
                 if clip_grad_norm:
                     _clip(model, clip_grad_norm)
                 # on the CPU the loss is already on the host: check every step; on a GPU the

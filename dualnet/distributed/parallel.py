@@ -6,6 +6,8 @@ global batch of the seeded order is shared out as `batch[rank::size]`; since the
 multiple of the world size, rank r's share of every batch is one contiguous run of `order[r::size]`.
 The loss gradient of a share is weighted by its share of the batch (`weight`), so one in-place sum
 of the flat gradient buffer gives every rank the gradient of the global batch's mean loss.
+Batch-norm layers normalise with their share's statistics; their running statistics are averaged
+over ranks after every step (`sync_step`), so they follow the mean of the shares' statistics.
 """
 
 from __future__ import annotations
@@ -91,10 +93,17 @@ class DataParallel:
         shifted = _data.random_shift(train.images[order[start:stop]], augment_shift, rng)[self.rank::self.size]
         return to_device(shifted.astype(dtype, copy=False), dev), labels_dev[share_dev[lo:hi]]
 
-    def allreduce_gradients(self) -> None:
-        """The flat gradient buffer summed over ranks in place: one collective per buffer (one for a model)."""
+    def sync_step(self) -> None:
+        """After a step's backward pass: the flat gradient buffer summed over ranks in place (one
+        collective per buffer, one for a model), and the floating-point layer buffers (batch-norm
+        running statistics, which each rank updated from its own share) replaced by their mean over
+        ranks, so every rank holds the same buffers at every step."""
         for buf in self.optimizer.buffers():
             self.comm.allreduce_sum(buf.grad)
+        for _, b in self.model.named_buffers():
+            if b.dtype.kind == "f":
+                self.comm.allreduce_sum(b)
+                b *= 1.0 / self.size
 
     def decide_stop(self, raised: int | None) -> int | None:
         """The signal any rank has received (the largest number), or None: the same answer on every rank."""
