@@ -1,7 +1,7 @@
 """Data-parallel training over MPI (CPU arrays) and NCCL (CuPy arrays).
 
 DESIGN.md names a module `distributed.py`; this is a package of small modules instead, one job
-each: `world` (mpi4py, local rank, threads per rank, abort on error), `mpi_comm` (the `mpi`
+each: `job` (mpi4py, local rank, threads per rank, abort on error), `mpi_comm` (the `mpi`
 communicator), `nccl_comm` (the `nccl` one), `parallel` (what fit asks of the job each step) and
 `tally` (the collective step tally).
 
@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from .job import DistributedError, abort_on_error, local_device, local_rank_and_size, set_threads, world
 from .mpi_comm import REDUCTIONS, Communicator
 from .nccl_comm import NcclCommunicator
 from .parallel import DataParallel
-from .world import DistributedError, abort_on_error, local_device, local_rank_and_size, set_threads, world
 
 __all__ = ["communicator", "Communicator", "NcclCommunicator", "DataParallel", "DistributedError", "REDUCTIONS",
            "BACKENDS", "abort_on_error", "local_device", "rank_device", "world"]

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .world import DistributedError, local_rank_and_size, mpi
+from .job import DistributedError, local_rank_and_size, mpi
 
 #: how the gradient sum is formed: "sum" (MPI_Allreduce, the library's order) or "ordered"
 #: (all-gather, then a sum in rank order: the same bits whichever MPI library runs it)

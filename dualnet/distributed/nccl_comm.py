@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .job import DistributedError
 from .mpi_comm import Communicator
-from .world import DistributedError
 
 NCCL_HINT = 'pip install "dualnet[gpu]" (it brings NCCL: nvidia-nccl-cu12), or pass --device cpu'
 
@@ -55,7 +55,9 @@ class NcclCommunicator(Communicator):
         super().__init__(comm, reduction)
         self.nccl = nccl if nccl is not None else import_nccl()
         if xp is None:
-            import cupy as xp
+            import cupy
+
+            xp = cupy
         self.xp = xp  # allocates the ordered reduction's gather buffer
         self.stream = stream
         (select or _select_gpu)(device_index)

@@ -20,8 +20,8 @@ import numpy as np
 
 from .. import data as _data
 from ..backend import to_device
+from .job import DistributedError
 from .tally import DistributedTally
-from .world import DistributedError
 
 
 class DataParallel:
