@@ -153,6 +153,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         click.echo(f"\ndualnet: {exc}; saved a resumable checkpoint to {out}\n"
                    f"resume with: dualnet train --resume {out} --epochs {config.epochs}", err=True)
         sys.exit(130)
+    if comm is not None and comm.rank:
+        return  # rank 0 reports and draws for the job
     minutes = done.seconds / 60
     result = {"event": "done", "minutes": round(minutes, 2), "last": str(out), "best": str(done.best),
               **summary(extra)}

@@ -64,8 +64,10 @@ class NcclCommunicator(Communicator):
         uid = self.nccl.get_unique_id() if self.rank == 0 else None
         uid = self.bcast_object(uid, root=0)
         self.nccl_comm = self.nccl.NcclCommunicator(self.size, uid, self.rank)
+        # integers travel too: a broadcast at the start carries counters such as num_batches_tracked
         self._types = {"float32": self.nccl.NCCL_FLOAT32, "float64": self.nccl.NCCL_FLOAT64,
-                       "float16": self.nccl.NCCL_FLOAT16}
+                       "float16": self.nccl.NCCL_FLOAT16, "int32": self.nccl.NCCL_INT32,
+                       "int64": self.nccl.NCCL_INT64}
         self._gathered_dev: Any = None
 
     def _dtype(self, array: Any) -> Any:

@@ -17,9 +17,10 @@ from typing import Any
 
 import numpy as np
 
-NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64 = 6, 7, 8
+NCCL_INT32, NCCL_INT64, NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64 = 2, 4, 6, 7, 8
 NCCL_SUM = 0
-_DTYPES = {NCCL_FLOAT16: np.float16, NCCL_FLOAT32: np.float32, NCCL_FLOAT64: np.float64}
+_DTYPES = {NCCL_INT32: np.int32, NCCL_INT64: np.int64, NCCL_FLOAT16: np.float16, NCCL_FLOAT32: np.float32,
+           NCCL_FLOAT64: np.float64}
 
 
 class _Group:
@@ -31,7 +32,9 @@ class _Group:
 class NcclModule:
     """One stand-in `nccl` module; `calls` records (rank, name, count, datatype, stream) in call order."""
 
-    NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM = NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64, NCCL_SUM
+    NCCL_INT32, NCCL_INT64, NCCL_FLOAT16, NCCL_FLOAT32, NCCL_FLOAT64 = (NCCL_INT32, NCCL_INT64, NCCL_FLOAT16,
+                                                                       NCCL_FLOAT32, NCCL_FLOAT64)
+    NCCL_SUM = NCCL_SUM
 
     def __init__(self) -> None:
         self.groups: dict[tuple, _Group] = {}

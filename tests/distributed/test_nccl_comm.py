@@ -84,12 +84,14 @@ def test_nccl_ordered_reduction_is_the_rank_ordered_sum_of_a_gather() -> None:
 def test_nccl_broadcast_gives_every_rank_the_roots_array() -> None:
     _, comms, _ = _communicators()
     arrays = [device_array([1.5 + r, -2.0 * r], np.float64) for r in range(2)]
-    _on_ranks(lambda r: comms[r].broadcast(arrays[r], root=1))
-    for a in arrays:
+    counters = [device_array(7 * r + 1, np.int64) for r in range(2)]  # a 0-d int64, as num_batches_tracked
+    _on_ranks(lambda r: (comms[r].broadcast(arrays[r], root=1), comms[r].broadcast(counters[r], root=1)))
+    for a, c in zip(arrays, counters):
         np.testing.assert_array_equal(np.asarray(a), [2.5, -2.0])
+        assert int(c) == 8
 
 
-def test_nccl_refuses_integer_arrays_naming_the_dtypes() -> None:
+def test_nccl_refuses_other_dtypes_naming_the_ones_it_takes() -> None:
     _, comms, _ = _communicators()
-    with pytest.raises(DistributedError, match="cannot reduce int32 arrays"):
-        comms[0].allreduce_sum(device_array([1, 2], np.int32))
+    with pytest.raises(DistributedError, match="cannot reduce bool arrays.*float32, float64, float16, int32, int64"):
+        comms[0].allreduce_sum(device_array([True, False], np.bool_))
