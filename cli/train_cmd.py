@@ -28,7 +28,7 @@ from .common import (
 )
 from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
-from .train_distributed import communicator, distributed_options, guard, rank_device
+from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command
 
 # the option defaults are the library's (RunConfig documents why they are what they are)
 DEFAULTS = RunConfig()
@@ -151,7 +151,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
                                     comm=comm)
     except TrainingInterrupted as exc:
         click.echo(f"\ndualnet: {exc}; saved a resumable checkpoint to {out}\n"
-                   f"resume with: dualnet train --resume {out} --epochs {config.epochs}", err=True)
+                   f"resume with: {resume_command(comm)} --resume {out} --epochs {config.epochs}", err=True)
         sys.exit(130)
     if comm is not None and comm.rank:
         return  # rank 0 reports and draws for the job

@@ -52,3 +52,8 @@ def guard(comm: Any) -> contextlib.AbstractContextManager:
     if comm is None:
         return contextlib.nullcontext()
     return dist.abort_on_error(comm.comm, (TrainingInterrupted, TrainingDiverged, dist.DistributedError))
+
+
+def resume_command(comm: Any) -> str:
+    """How the interrupted run is resumed: the same job shape for a distributed one."""
+    return "dualnet train" if comm is None else f"mpiexec -n {comm.size} dualnet train --distributed"

@@ -70,6 +70,7 @@ def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(reference:
     _, err = job.communicate(timeout=120)
     assert job.returncode == 130, err
     assert err.count("saved a resumable checkpoint") == 1, err
+    assert f"resume with: mpiexec -n 2 dualnet train --distributed --resume {out}" in err
     assert out.exists() and not (tmp_path / "run.h5.tmp").exists()
     resumed = run([dualnet_executable_module, "train", "--distributed", "--resume", str(out), "--json"])
     assert resumed.returncode == 0, resumed.stderr
