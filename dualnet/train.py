@@ -171,7 +171,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         state.base_lr = optimizer.lr
     base_lr = state.base_lr
     callbacks = list(callbacks)
-    if verbose:
+    if verbose and (dp is None or dp.rank == 0):  # one job, one progress printer
         from .callbacks import ProgressPrinter
         callbacks.append(ProgressPrinter())
     dev = model.device
