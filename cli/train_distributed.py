@@ -36,6 +36,8 @@ def rank_device(distributed: bool, device: str) -> str:
 def communicator(distributed: bool, reduction: str, dev: Any) -> Any:
     """The job's communicator (None without --distributed); ranks other than 0 print nothing from here on."""
     if not distributed:
+        if reduction != "sum":
+            raise click.UsageError("--reduction applies to --distributed only", ctx=click.get_current_context())
         return None
     comm = dist.communicator(device=dev, reduction=reduction)
     if comm.rank:

@@ -104,3 +104,11 @@ def test_batch_size_not_divisible_by_world_size_is_refused_in_one_line(tmp_path:
     lines = [line for line in done.stderr.splitlines() if line.startswith("dualnet: error:")]
     assert len(lines) == 1 and "not divisible by the world size 2" in lines[0], done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_reduction_without_distributed_is_a_usage_error(tmp_path: pathlib.Path, dualnet_executable: str) -> None:
+    done = subprocess.run([dualnet_executable, "train", "--reduction", "ordered", "--epochs", "1", "--limit", "256",
+                           "--out", str(tmp_path / "run.h5")], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "--reduction applies to --distributed only" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "run.h5").exists()
