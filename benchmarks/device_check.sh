@@ -12,6 +12,7 @@
 #   tests        the gpu-marked tests (emu: the emulator's kernel-agreement tests)
 #   determinism  two 20-step fits from one seed give bitwise-identical parameters
 #   bench        benchmarks/gpu_bench.py with PyTorch CUDA beside it -> $OUT/gpu_bench.json
+#   distributed  two GPUs or more: the nccl backend, 2 ranks (tests/distributed/test_nccl_gpu.py)
 #   host         benchmarks/gpu_host_overhead.py (no device work)    -> $OUT/host_overhead.json
 # Exit status: 0 when every step passed.
 set -u
@@ -106,6 +107,12 @@ if [[ $DEV == emu ]]; then
     run_step bench 120 "$PY" benchmarks/gpu_bench.py --device emu --quick --out "$OUT/gpu_bench.json"
 else
     run_step bench 150 "$PY" benchmarks/gpu_bench.py --device "$DEV" --steps 100 --rounds 3 --out "$OUT/gpu_bench.json"
+fi
+# two GPUs or more: the nccl backend for real, two ranks (needs mpi4py + mpiexec and NCCL in the image)
+if [[ $DEV != emu ]] && (( $("$PY" -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())" 2>/dev/null || echo 0) > 1 )); then
+    run_step distributed 120 "$PY" -m pytest -q -p no:cacheprovider "${TIMEOUT_OPT[@]}" -m gpu tests/distributed/test_nccl_gpu.py
+else
+    echo "distributed SKIPPED (fewer than two GPUs)" | tee -a "$OUT/summary.txt"
 fi
 run_step host 60 "$PY" benchmarks/gpu_host_overhead.py --steps 100 --rounds 3 --json "$OUT/host_overhead.json"
 

@@ -28,6 +28,7 @@ from .common import (
 )
 from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
+from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command
 
 # the option defaults are the library's (RunConfig documents why they are what they are)
 DEFAULTS = RunConfig()
@@ -87,9 +88,10 @@ class JsonLines:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per epoch instead of progress.")
 @overwrite_option()
 @callback_options
+@distributed_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json, overwrite,
-          early_stop, log_csv, tensorboard, extend_schedule):
+          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction):
     """Train a model (LeNet-5 by default) and save checkpoints.
 
     \b
@@ -99,13 +101,15 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
       dualnet train --epochs 50 --early-stop 5 --log-csv runs/log.csv
+      mpiexec -n 2 dualnet train --distributed --device cpu
     """
     if plot:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
     _check_outputs(out, resume, model_name, data_source, overwrite)
-    dev = resolve_device(device, echo=False)
+    dev = resolve_device(rank_device(distributed, device), echo=False)
+    comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation)
@@ -142,11 +146,15 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     elif prepared.schedule_note:
         click.echo(json.dumps({"event": "schedule", "note": prepared.schedule_note}))
     try:
-        done = prepared.execute([*extra, JsonLines() if as_json else ProgressPrinter()], handle_signals=True)
+        with guard(comm):
+            done = prepared.execute([*extra, JsonLines() if as_json else ProgressPrinter()], handle_signals=True,
+                                    comm=comm)
     except TrainingInterrupted as exc:
         click.echo(f"\ndualnet: {exc}; saved a resumable checkpoint to {out}\n"
-                   f"resume with: dualnet train --resume {out} --epochs {config.epochs}", err=True)
+                   f"resume with: {resume_command(comm)} --resume {out} --epochs {config.epochs}", err=True)
         sys.exit(130)
+    if comm is not None and comm.rank:
+        return  # rank 0 reports and draws for the job
     minutes = done.seconds / 60
     result = {"event": "done", "minutes": round(minutes, 2), "last": str(out), "best": str(done.best),
               **summary(extra)}

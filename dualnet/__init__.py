@@ -43,7 +43,8 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "images": ("data.images", None), "run": ("run", None), "RunConfig": ("run", "RunConfig"),
          "train_run": ("run", "train_run"), "resume": ("run", "resume"),
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
-         "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None)}
+         "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
+         "distributed": ("distributed", None)}
 
 
 def __getattr__(name: str) -> Any:

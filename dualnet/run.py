@@ -32,6 +32,7 @@ from . import checkpoint, models, optim
 from . import data as _data
 from .backend import Device
 from .backend import device as _device_scope
+from .distributed import run_hooks as _run_hooks
 from .errors import CheckpointError, DataError
 from .resumption import replan, stored_extras_problem
 from .schedules import SCHEDULES
@@ -228,12 +229,13 @@ class CheckpointWriter:
     def __init__(self, out: str | os.PathLike, config: RunConfig, best_acc: float = -1.0):
         self.out, self.best, self.config, self.best_acc = pathlib.Path(out), best_path(out), config, best_acc
         self.stateful: list[Any] = []  # callbacks whose state_dict() goes into each checkpoint
+        self.metadata: dict[str, Any] = {}  # more checkpoint metadata (a distributed run's world size, backend)
 
     def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
         rng_state = {"train_state": state.to_dict(), "best_acc": self.best_acc,
                      **_callbacks.collect_states(self.stateful)}
         checkpoint.save(model, path, optimizer=optimizer, history=state.history, rng_state=rng_state,
-                        train_config=self.config.to_dict())
+                        train_config=self.config.to_dict(), **self.metadata)
 
     def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
         acc = record.get("val_acc", record["train_acc"])
@@ -277,25 +279,29 @@ class Run:
     def out(self) -> pathlib.Path:
         return self.writer.out
 
-    def execute(self, callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+    def execute(self, callbacks: Iterable[Any] = (), handle_signals: bool = False, comm: Any = None) -> RunResult:
         """Train to `config.epochs`, checkpointing every epoch, then evaluate the test split.
 
         `callbacks` run before the checkpoint writer (see `dn.fit`); those with a `state_key` get
         their stored state back and have it saved with every checkpoint. With handle_signals, SIGINT
         and SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
-        checkpoint to `out` and re-raises TrainingInterrupted.
+        checkpoint to `out` and re-raises TrainingInterrupted. With `comm` (dualnet.distributed) the run
+        is data-parallel: `callbacks` and the checkpoints are rank 0's only
+        (dualnet.distributed.run_hooks).
         """
         c = self.config
-        callbacks = list(callbacks)
+        callbacks = _run_hooks.rank_callbacks(comm, [*callbacks, self.writer], self.writer)
         self.writer.stateful = _callbacks.attach(callbacks, self.callback_states, self.out)
         started = time.perf_counter()
         try:
             history = fit(self.model, self.train_set, self.val_set, epochs=c.epochs, batch_size=c.batch_size,
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
-                          callbacks=[*callbacks, self.writer], augment_shift=c.augment_shift, state=self.state,
-                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals)
+                          callbacks=callbacks, augment_shift=c.augment_shift, state=self.state,
+                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm)
         except TrainingInterrupted as exc:
-            self.writer.save(self.out, self.model, self.optimizer, exc.state)
+            with _run_hooks.one_writer(comm) as lead:
+                if lead:
+                    self.writer.save(self.out, self.model, self.optimizer, exc.state)
             raise
         seconds = time.perf_counter() - started
         test_accuracy = None if self.test_set is None else evaluate(self.model, self.test_set)["accuracy"]

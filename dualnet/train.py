@@ -21,6 +21,7 @@ import numpy as np
 
 from . import data as _data
 from .backend import to_device, to_numpy
+from .distributed.parallel import DataParallel
 from .errors import DataError, DualnetError
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
@@ -126,7 +127,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         optimizer: Any = None, schedule: str = "none", seed: int = 0,
         callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
         progress_every: int = 20, clip_grad_norm: float | None = None,
-        handle_signals: bool = False, verbose: bool = False) -> list[dict]:
+        handle_signals: bool = False, verbose: bool = False, comm: Any = None) -> list[dict]:
     """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
 
     Each history entry (one per epoch): epoch, train_loss, train_acc, val_loss, val_acc, lr,
@@ -140,7 +141,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     `state` (from a checkpoint) to resume exactly where a run stopped; a stopped state trains no
     further. `verbose=True` prints progress to stderr as `dualnet train` does. The learning rate
     follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
-    (dualnet.schedules).
+    (dualnet.schedules). `comm` (dualnet.distributed.communicator()) trains data-parallel: each
+    rank takes `batch[rank::size]` of every global batch of `batch_size` (see dualnet.distributed).
 
     Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
     or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
@@ -163,11 +165,13 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         check_fits(model, val)
     optimizer = optimizer or SGD(model.parameters(), lr=0.01, momentum=0.9)
     state = state or TrainState(seed=seed)
+    dp = None if comm is None else DataParallel(comm, model, optimizer, state, batch_size, len(train))
+    state = state if dp is None else dp.state
     if state.base_lr is None:
         state.base_lr = optimizer.lr
     base_lr = state.base_lr
     callbacks = list(callbacks)
-    if verbose:
+    if verbose and (dp is None or dp.rank == 0):  # one job, one progress printer
         from .callbacks import ProgressPrinter
         callbacks.append(ProgressPrinter())
     dev = model.device
@@ -195,7 +199,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     old_handlers: dict[int, Any] = {}
     if handle_signals and threading.current_thread() is threading.main_thread():
         def _ask_stop(signum: int, frame: Any) -> None:
-            stop_signal["signum"] = signum
+            stop_signal["raised" if dp else "signum"] = signum  # dp: decided together, below
         for sig in (signal.SIGINT, signal.SIGTERM):
             old_handlers[sig] = signal.signal(sig, _ask_stop)
     # divergence is detected and explained below; NumPy's overflow warnings would only be noise
@@ -209,13 +213,17 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             order = _data.epoch_order(n, state.seed, epoch)
             order_dev = to_device(order.astype(np.int32), dev)  # one upload per epoch
             model.train()
-            tally = make_tally(dev, model, optimizer, progress_every, state.loss_sum, state.correct)
+            tally = make_tally(dev, model, optimizer, progress_every, state.loss_sum, state.correct) if dp is None \
+                else dp.tally(make_tally, dev, progress_every, state)
             t0 = time.perf_counter() - state.seconds
             last_report = (time.perf_counter(), state.seen)
             for step in range(state.step, steps_per_epoch):
                 start, stop = step * batch_size, min((step + 1) * batch_size, n)
                 b = stop - start
-                if augment_shift:
+                if dp is not None:
+                    xb, yb = dp.batch(train, images_dev, labels_dev, order, epoch, step, dtype, augment_shift,
+                                      state.seed, dev)
+                elif augment_shift:
                     rng = np.random.default_rng([state.seed, epoch, step, 1])
                     xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng)
                                    .astype(dtype, copy=False), dev)
@@ -227,10 +235,13 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 model.zero_grad()
                 logits = model(xb)
                 loss = crit.forward(logits, yb, sync=False)
+                dlogits = crit.backward(1.0 if dp is None else dp.weight)
                 if isinstance(model, Sequential):
-                    model.backward(crit.backward(), need_input_grad=False)
+                    model.backward(dlogits, need_input_grad=False)
                 else:
-                    model.backward(crit.backward())
+                    model.backward(dlogits)
+                if dp is not None:
+                    dp.sync_step()
                 if clip_grad_norm:
                     _clip(model, clip_grad_norm)
                 # on the CPU the loss is already on the host: check every step; on a GPU the
@@ -242,7 +253,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                                            f"(global step {state.global_step + 1}): the loss is {float(loss)}; "
                                            f"non-finite values first appear in {where}. Try a lower --lr "
                                            f"or --clip-grad")
-                tally.add(loss, logits, yb, b, state.global_step + 1)
+                tally.add(loss, logits, yb, int(yb.shape[0]), state.global_step + 1)
                 optimizer.step()
                 state.step = step + 1
                 state.global_step += 1
@@ -250,6 +261,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 if (step + 1) % progress_every == 0 or step + 1 == steps_per_epoch:
                     last_report = _report_progress(tally, state, callbacks, last_report, epoch, epochs,
                                                    steps_per_epoch, lr)
+                if dp is not None:
+                    stop_signal["signum"] = dp.decide_stop(stop_signal.get("raised"))
                 # on an epoch's last step the epoch is finished first (below), so that the state
                 # saved is an epoch boundary
                 if stop_signal["signum"] is not None and step + 1 < steps_per_epoch:
@@ -277,7 +290,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                                                f"{steps_per_epoch}, global step {state.global_step}): parameter "
                                                f"{name} became non-finite. Try a lower --lr or --clip-grad")
             if val is not None and len(val):
-                ev = evaluate(model, val)
+                ev = evaluate(model, val) if dp is None else dp.evaluate(evaluate, model, val)
                 record.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
             state.history.append(record)
             state.epoch, state.step, state.loss_sum, state.correct, state.seen, state.seconds = \
@@ -285,6 +298,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for cb in callbacks:
                 if hasattr(cb, "on_epoch"):
                     cb.on_epoch(state, record, model, optimizer)
+            if dp is not None:
+                state.stop_reason = dp.agree_reason(state.stop_reason)
             if stop_signal["signum"] is not None and state.epoch < epochs:
                 name = signal.Signals(stop_signal["signum"]).name
                 raise TrainingInterrupted(f"{name} received at the end of epoch {epoch + 1}", state,

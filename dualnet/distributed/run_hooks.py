@@ -1,0 +1,42 @@
+"""What a run (dualnet.run.Run) does differently on a job of several ranks: callbacks and the
+checkpoint writer on rank 0 only, each checkpoint written after a barrier and recording the job."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+
+class _Barrier:
+    """A fit callback: every rank waits here at each epoch's end, before rank 0 writes its checkpoint."""
+
+    def __init__(self, comm: Any) -> None:
+        self.comm = comm
+
+    def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        self.comm.barrier()
+
+
+def rank_callbacks(comm: Any, callbacks: list[Any], writer: Any) -> list[Any]:
+    """`callbacks` (the checkpoint `writer` last) as this rank runs them: all on rank 0, a barrier before
+    the writer; only the barrier elsewhere. The writer records the job in every checkpoint."""
+    if comm is None:
+        return callbacks
+    writer.metadata["distributed"] = comm.describe()
+    barrier = _Barrier(comm)
+    if comm.rank:
+        return [barrier]
+    return [cb for cb in callbacks if cb is not writer] + [barrier, writer]
+
+
+@contextlib.contextmanager
+def one_writer(comm: Any) -> Iterator[bool]:
+    """Around the save of an interrupted run: yields whether this rank writes; every rank waits until
+    the state is the same everywhere, and again until the checkpoint is on disk, so all exit together."""
+    if comm is None:
+        yield True
+        return
+    comm.barrier()
+    yield comm.rank == 0
+    comm.barrier()
