@@ -81,7 +81,7 @@ def check_field(name: str, value: Any) -> Any:
         return _choice(name, value, models.names())
     if name == "data":
         if not isinstance(value, (str, os.PathLike)):
-            raise ValueError(f"RunConfig.data must be 'mnist' or a path, got {value!r}")
+            raise ValueError(f"RunConfig.data must be 'mnist', 'digits' or a path, got {value!r}")
         return str(value)
     if name in ("epochs", "batch_size", "limit"):
         return _int(name, value, 1)

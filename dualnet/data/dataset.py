@@ -78,8 +78,17 @@ class Dataset:
                 f"num_classes={self.num_classes})")
 
 
-def _rows(split: str, n: int, validation: int, limit: int | None, where) -> slice:
-    """Which records of a part (training or test data) of n records the split takes."""
+def default_validation(n_train: int) -> int:
+    """How many trailing training records form "val" when no count is given: a sixth of them, at
+    most 10,000 (MNIST's 10,000 of 60,000)."""
+    return min(10000, n_train // 6)
+
+
+def _rows(split: str, n: int, validation: int | None, limit: int | None, where) -> slice:
+    """Which records of a part (training or test data) of n records the split takes; validation None
+    is `default_validation` of the part."""
+    if validation is None:
+        validation = default_validation(n)
     if split == "test" or split == "all-train":
         start, stop = 0, n
     else:
