@@ -135,9 +135,10 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
         return False
 
 
-def load_test_or_none(source: str | os.PathLike, limit: int | None = None) -> Dataset | None:
+def load_test_or_none(source: str | os.PathLike, limit: int | None = None,
+                      num_classes: int | None = None) -> Dataset | None:
     """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
     try:
-        return load(source, "test", limit=limit)
+        return load(source, "test", limit=limit, num_classes=num_classes)
     except MissingTestSplit:
         return None
