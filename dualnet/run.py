@@ -127,8 +127,9 @@ class CheckpointWriter:
     def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
         rng_state = {"train_state": state.to_dict(), "best_acc": self.best_acc,
                      **_callbacks.collect_states(self.stateful)}
+        extra = {} if getattr(model, "normalization", None) is None else {"normalization": model.normalization}
         checkpoint.save(model, path, optimizer=optimizer, history=state.history, rng_state=rng_state,
-                        train_config=self.config.to_dict())
+                        train_config=self.config.to_dict(), **extra)
 
     def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
         acc = record.get("val_acc", record["train_acc"])
@@ -211,6 +212,8 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
                            num_classes=max(1, train_set.num_classes))
     except ValueError as exc:
         raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
+    if config.normalize:
+        model.normalization = _data.channel_stats(train_set)
     return _ready(config, model, None, out, None, -1.0, None, splits)
 
 
@@ -223,6 +226,8 @@ def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
         parts.append(f"weight decay {config.weight_decay:g}")
     augment = [f"shift {config.augment_shift}"] if config.augment_shift else []
     parts.append(" + ".join(augment) if augment else "no augmentation")
+    if config.normalize:
+        parts.append("normalized per channel")
     return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "
             f"classes): " + ", ".join(parts))
 
@@ -245,6 +250,13 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
         raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
                          "to continue")
     splits = _load_splits(config)
+    norm = stored.checkpoint.metadata.get("normalization")
+    if config.normalize or norm is not None:
+        if norm is None:
+            raise CheckpointError(f"{stored.path}: cannot resume: the run normalizes its inputs but the checkpoint "
+                                  "has no 'normalization' metadata")
+        stored.checkpoint.model.normalization = _data.check_normalization(norm, splits[0].shape[0],
+                                                                                 str(stored.path))
     prepared = _ready(config, stored.checkpoint.model, optimizer, out or stored.path, state, stored.best_acc,
                       stored.path, splits)
     prepared.callback_states = stored.callbacks

@@ -23,7 +23,7 @@ __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "
 
 MAX_AUGMENT_SHIFT = 8
 # train_config keys that checkpoints of older versions may lack, with the value those runs used
-OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None}
+OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "normalize": False}
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -68,6 +68,10 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 0)
     if name == "augment_shift":
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
+    if name == "normalize":
+        if not isinstance(value, bool):
+            raise ValueError(f"RunConfig.normalize must be True or False, got {value!r}")
+        return value
     if name in ("lr", "clip_grad"):
         return _float(name, value, positive=True)
     if name == "weight_decay":
@@ -93,7 +97,8 @@ class RunConfig:
     `limit` keeps the first N images of each split; `validation` holds out the last N training images
     (None: a sixth, at most 10,000); `clip_grad` clips the global gradient norm; `augment_shift` shifts
     training images by up to that many pixels; `num_classes` overrides the count the labels give
-    (labels outside it are refused). Fields of RECIPE_FIELDS left at None follow the data's recipe
+    (labels outside it are refused); `normalize` normalizes inputs per channel with the training split's
+    mean and std (stored with the model). Fields of RECIPE_FIELDS left at None follow the data's recipe
     (dualnet.recipes: on MNIST lenet5, 10 epochs, batch 64, lr 0.02, shifts of 1 pixel); `resolved`
     fills them in, and a run stores the resolved configuration.
     """
@@ -113,6 +118,7 @@ class RunConfig:
     clip_grad: float | None = None
     validation: int | None = None
     num_classes: int | None = None
+    normalize: bool | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

@@ -140,7 +140,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     `state` (from a checkpoint) to resume exactly where a run stopped; a stopped state trains no
     further. `verbose=True` prints progress to stderr as `dualnet train` does. The learning rate
     follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
-    (dualnet.schedules).
+    (dualnet.schedules). A model with an input normalization (`model.normalization`, see
+    dn.data.normalize) gets every batch normalized, after any augmentation.
 
     Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
     or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
@@ -186,9 +187,12 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     if not 0 <= state.step <= steps_per_epoch or (state.step and not state.seen):
         raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
                          f"steps ({state.seen} images seen): the state belongs to another run")
-    # one transfer per fit; augmentation works on the host copy batch by batch
+    # one transfer per fit; augmentation works on the host copy batch by batch; the model's input
+    # normalization (model.normalization, dn.data.normalize) applies to every batch, after augmenting
     dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
-    images_dev = to_device(train.images.astype(dtype, copy=False), dev) if not augment_shift else None
+    norm = _data.model_normalization(model)
+    images_dev = None if augment_shift else to_device(
+        _data.normalize(train.images, norm).astype(dtype, copy=False), dev)
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
     stop_signal: dict[str, Any] = {"signum": None}
@@ -217,8 +221,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                 b = stop - start
                 if augment_shift:
                     rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng)
-                                   .astype(dtype, copy=False), dev)
+                    xb = to_device(_data.normalize(_data.random_shift(train.images[order[start:stop]], augment_shift,
+                                                                      rng), norm).astype(dtype, copy=False), dev)
                     yb = labels_dev[order_dev[start:stop]]
                 else:
                     xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)
@@ -331,6 +335,8 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
 def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true class).
 
+    Inputs are normalized with the model's normalization when it has one (dn.data.model_normalization).
+
     Returns {"accuracy", "loss", "n", "per_class" (K,), "confusion" (K, K) int64,
     "predictions" (N,) int64, "probabilities" (N, K) float32}. Raises DataError for data the model
     cannot take and DeviceOutOfMemory (suggesting half the batch size) when the GPU runs out.
@@ -347,12 +353,14 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     if len(dataset) == 0:
         raise DataError(f"{getattr(dataset, 'name', 'the data')}: the split is empty (0 images); nothing to evaluate")
     k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
+    norm = _data.model_normalization(model)  # the inputs as the model was trained on them
     preds, probs, loss_sum = [], [], 0.0
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
     try:
         for start in range(0, len(dataset), batch_size):
-            xb = to_device(dataset.images[start:start + batch_size].astype(dtype, copy=False), dev)
+            xb = to_device(_data.normalize(dataset.images[start:start + batch_size], norm).astype(dtype, copy=False),
+                           dev)
             yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
             logits = model(xb)
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)

@@ -23,7 +23,8 @@ def test_recipe_is_chosen_by_the_image_shape(shape, name, model):
 
 def test_mnist_recipe_keeps_the_measured_lenet5_defaults():
     values = recipe_for((1, 28, 28)).values()
-    assert values == dict(model="lenet5", epochs=10, batch_size=64, lr=0.02, weight_decay=0.0, augment_shift=1)
+    assert values == dict(model="lenet5", epochs=10, batch_size=64, lr=0.02, weight_decay=0.0, augment_shift=1,
+                          normalize=False)
 
 
 def test_digits_defaults_reach_97_percent_test_accuracy(tmp_path):

@@ -21,7 +21,7 @@ def test_defaults_are_the_documented_ones():
     assert RunConfig().resolved((1, 28, 28)).to_dict() == dict(
         model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.02, optimizer="nesterov", momentum=0.9,
         weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0, limit=None, clip_grad=None, validation=None,
-        num_classes=None)
+        num_classes=None, normalize=False)
 
 
 def test_resolution_keeps_given_values_and_fills_the_rest():

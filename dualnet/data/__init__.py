@@ -10,7 +10,7 @@ Modules: sources (`load`, `load_mnist`: which reader a source needs), digits_sou
 digits), dataset (`Dataset` and the checks every reader shares), idx_source and hdf5 (the two
 readers), idx (the IDX format), limits
 (how much an HDF5 dataset may make a reader allocate), batching (epoch order, batches, shifts),
-images (single PNG/PGM/.npy pictures for prediction).
+normalize (per-channel normalization), images (single PNG/PGM/.npy pictures for prediction).
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from __future__ import annotations
 from .batching import batches, epoch_order, random_shift, shift_images
 from .dataset import MAX_CLASSES, Dataset, MissingTestSplit
 from .digits_source import bundled_digits_dir
+from .normalize import channel_stats, check_normalization, model_normalization, normalize
 from .sources import NAMED_SOURCES, SPLITS, bundled_mnist_dir, load, load_mnist, load_test_or_none
 
 __all__ = [
     "MAX_CLASSES", "NAMED_SOURCES", "SPLITS", "Dataset", "MissingTestSplit", "batches", "bundled_digits_dir",
-    "bundled_mnist_dir", "epoch_order", "load",
-    "load_mnist", "load_test_or_none", "random_shift", "shift_images",
+    "bundled_mnist_dir", "channel_stats", "check_normalization", "epoch_order", "load", "load_mnist",
+    "load_test_or_none", "model_normalization", "normalize", "random_shift", "shift_images",
 ]
