@@ -38,7 +38,8 @@ BY_DATA = "by data"
 CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", batch_size="batch_size", lr="lr",
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
-                     clip_grad="clip_grad", validation="validation", num_classes="num_classes")
+                     clip_grad="clip_grad", validation="validation", num_classes="num_classes",
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -74,6 +75,12 @@ class JsonLines:
               show_default=True, help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
+@click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
+              metavar="P", help="Random crops of training images padded by P zeros (0: off).")
+@click.option("--augment-flip/--no-augment-flip", default=None, show_default=BY_DATA,
+              help="Mirror half of the training images left-right.")
+@click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
+              help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
 @click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
@@ -92,8 +99,8 @@ class JsonLines:
 @overwrite_option()
 @callback_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
-          schedule, augment_shift, seed, out, resume, limit, validation, num_classes, clip_grad, plot, as_json,
-          overwrite, early_stop, log_csv, tensorboard, extend_schedule):
+          schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
+          num_classes, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -116,7 +123,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
-                 num_classes=num_classes)
+                 num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize)
     if resume is not None:
         ctx = click.get_current_context()
         stored = run.read_run(resume, device=dev.name)

@@ -34,6 +34,8 @@ class Recipe:
     lr: float
     weight_decay: float
     augment_shift: int
+    augment_crop: int = 0  # random crop with this much zero padding
+    augment_flip: bool = False  # random horizontal flip
     normalize: bool = False  # per-channel normalization computed on the training split
 
     def values(self) -> dict[str, Any]:
@@ -48,7 +50,7 @@ _MNIST = Recipe("mnist", "lenet5", epochs=10, batch_size=64, lr=0.02, weight_dec
 _DIGITS = Recipe("digits", "digits-cnn", epochs=20, batch_size=32, lr=0.05, weight_decay=0.0, augment_shift=0)
 _GREY = dataclasses.replace(_MNIST, name="grey")
 _COLOUR = Recipe("colour", "resnet8", epochs=30, batch_size=64, lr=0.05, weight_decay=5e-4, augment_shift=0,
-                 normalize=True)
+                 augment_crop=4, augment_flip=True, normalize=True)
 
 
 def recipe_for(shape: tuple[int, int, int]) -> Recipe:

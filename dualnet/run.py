@@ -190,6 +190,7 @@ class Run:
             history = fit(self.model, self.train_set, self.val_set, epochs=c.epochs, batch_size=c.batch_size,
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
                           callbacks=[*callbacks, self.writer], augment_shift=c.augment_shift, state=self.state,
+                          augment_crop=c.augment_crop or 0, augment_flip=bool(c.augment_flip),
                           clip_grad_norm=c.clip_grad, handle_signals=handle_signals)
         except TrainingInterrupted as exc:
             self.writer.save(self.out, self.model, self.optimizer, exc.state)
@@ -225,6 +226,8 @@ def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
     if config.weight_decay:
         parts.append(f"weight decay {config.weight_decay:g}")
     augment = [f"shift {config.augment_shift}"] if config.augment_shift else []
+    augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
+    augment += ["flip"] if config.augment_flip else []
     parts.append(" + ".join(augment) if augment else "no augmentation")
     if config.normalize:
         parts.append("normalized per channel")

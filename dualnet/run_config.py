@@ -23,7 +23,8 @@ __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "
 
 MAX_AUGMENT_SHIFT = 8
 # train_config keys that checkpoints of older versions may lack, with the value those runs used
-OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "normalize": False}
+OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "augment_crop": 0, "augment_flip": False,
+                                   "normalize": False}
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -66,11 +67,11 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 1)
     if name in ("seed", "validation"):
         return _int(name, value, 0)
-    if name == "augment_shift":
+    if name in ("augment_shift", "augment_crop"):
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
-    if name == "normalize":
+    if name in ("normalize", "augment_flip"):
         if not isinstance(value, bool):
-            raise ValueError(f"RunConfig.normalize must be True or False, got {value!r}")
+            raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
         return value
     if name in ("lr", "clip_grad"):
         return _float(name, value, positive=True)
@@ -96,11 +97,13 @@ class RunConfig:
     Every value is checked on construction (`check_field`); ints given for float fields become floats.
     `limit` keeps the first N images of each split; `validation` holds out the last N training images
     (None: a sixth, at most 10,000); `clip_grad` clips the global gradient norm; `augment_shift` shifts
-    training images by up to that many pixels; `num_classes` overrides the count the labels give
-    (labels outside it are refused); `normalize` normalizes inputs per channel with the training split's
-    mean and std (stored with the model). Fields of RECIPE_FIELDS left at None follow the data's recipe
-    (dualnet.recipes: on MNIST lenet5, 10 epochs, batch 64, lr 0.02, shifts of 1 pixel); `resolved`
-    fills them in, and a run stores the resolved configuration.
+    training images by up to that many pixels, `augment_crop` crops them at random after padding that
+    many zeros and `augment_flip` mirrors half of them (dn.data.augment_batch); `num_classes`
+    overrides the count the labels give (labels outside it are refused); `normalize` normalizes inputs
+    per channel with the training split's mean and std (stored with the model). Fields of
+    RECIPE_FIELDS left at None follow the data's recipe (dualnet.recipes: on MNIST lenet5, 10 epochs,
+    batch 64, lr 0.02, shifts of 1 pixel); `resolved` fills them in, and a run stores the resolved
+    configuration.
     """
 
     model: str | None = None
@@ -118,6 +121,8 @@ class RunConfig:
     clip_grad: float | None = None
     validation: int | None = None
     num_classes: int | None = None
+    augment_crop: int | None = None
+    augment_flip: bool | None = None
     normalize: bool | None = None
 
     def __post_init__(self) -> None:

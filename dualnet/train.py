@@ -126,7 +126,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         optimizer: Any = None, schedule: str = "none", seed: int = 0,
         callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
         progress_every: int = 20, clip_grad_norm: float | None = None,
-        handle_signals: bool = False, verbose: bool = False) -> list[dict]:
+        handle_signals: bool = False, verbose: bool = False, augment_crop: int = 0,
+        augment_flip: bool = False) -> list[dict]:
     """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
 
     Each history entry (one per epoch): epoch, train_loss, train_acc, val_loss, val_acc, lr,
@@ -140,8 +141,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     `state` (from a checkpoint) to resume exactly where a run stopped; a stopped state trains no
     further. `verbose=True` prints progress to stderr as `dualnet train` does. The learning rate
     follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
-    (dualnet.schedules). A model with an input normalization (`model.normalization`, see
-    dn.data.normalize) gets every batch normalized, after any augmentation.
+    (dualnet.schedules). `augment_shift`, `augment_crop` (padding) and `augment_flip` augment each
+    training batch (dn.data.augment_batch: pure functions of (seed, epoch, step)). A model with an
+    input normalization (`model.normalization`, see dn.data.normalize) gets every batch normalized,
+    after any augmentation.
 
     Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
     or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
@@ -155,8 +158,9 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     batch_size = _check_positive_int(batch_size, "batch_size")
     if schedule not in SCHEDULES:
         raise ValueError(f"fit: unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if augment_shift < 0:
-        raise ValueError(f"fit: augment_shift must be >= 0, got {augment_shift}")
+    if augment_shift < 0 or augment_crop < 0:
+        raise ValueError(f"fit: augment_shift and augment_crop must be >= 0, got {augment_shift} and {augment_crop}")
+    augmenting = bool(augment_shift or augment_crop or augment_flip)
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
     check_fits(model, train)
@@ -191,7 +195,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     # normalization (model.normalization, dn.data.normalize) applies to every batch, after augmenting
     dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
     norm = _data.model_normalization(model)
-    images_dev = None if augment_shift else to_device(
+    images_dev = None if augmenting else to_device(
         _data.normalize(train.images, norm).astype(dtype, copy=False), dev)
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
@@ -219,10 +223,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for step in range(state.step, steps_per_epoch):
                 start, stop = step * batch_size, min((step + 1) * batch_size, n)
                 b = stop - start
-                if augment_shift:
-                    rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.normalize(_data.random_shift(train.images[order[start:stop]], augment_shift,
-                                                                      rng), norm).astype(dtype, copy=False), dev)
+                if augmenting:
+                    xb_host = _data.augment_batch(train.images[order[start:stop]], state.seed, epoch, step,
+                                                  augment_shift, augment_crop, augment_flip)
+                    xb = to_device(_data.normalize(xb_host, norm).astype(dtype, copy=False), dev)
                     yb = labels_dev[order_dev[start:stop]]
                 else:
                     xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)

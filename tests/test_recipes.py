@@ -24,7 +24,7 @@ def test_recipe_is_chosen_by_the_image_shape(shape, name, model):
 def test_mnist_recipe_keeps_the_measured_lenet5_defaults():
     values = recipe_for((1, 28, 28)).values()
     assert values == dict(model="lenet5", epochs=10, batch_size=64, lr=0.02, weight_decay=0.0, augment_shift=1,
-                          normalize=False)
+                          augment_crop=0, augment_flip=False, normalize=False)
 
 
 def test_digits_defaults_reach_97_percent_test_accuracy(tmp_path):
@@ -40,6 +40,8 @@ def test_the_model_is_built_for_the_data_shape_and_classes(tmp_path):
     assert prepared.config.num_classes == 10 and prepared.config.is_resolved
     assert prepared.recipe_note == ("model mlp (recipe digits for 1x8x8 images, 10 classes): 20 epochs, "
                                     "batch 32, lr 0.05, no augmentation")
+    colour = recipe_for((3, 32, 32))
+    assert (colour.augment_crop, colour.augment_flip, colour.normalize) == (4, True, True)
     wider = run.new_run(RunConfig(data="digits", num_classes=12, limit=64), out=tmp_path / "y.h5")
     assert wider.model.output_shape((1, 8, 8)) == (12,) and wider.config.num_classes == 12
 

@@ -21,7 +21,7 @@ def test_defaults_are_the_documented_ones():
     assert RunConfig().resolved((1, 28, 28)).to_dict() == dict(
         model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.02, optimizer="nesterov", momentum=0.9,
         weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0, limit=None, clip_grad=None, validation=None,
-        num_classes=None, normalize=False)
+        num_classes=None, augment_crop=0, augment_flip=False, normalize=False)
 
 
 def test_resolution_keeps_given_values_and_fills_the_rest():
@@ -60,6 +60,9 @@ def test_ints_become_floats_and_paths_strings(tmp_path):
     ("clip_grad", -1.0, r"RunConfig\.clip_grad must be a finite number > 0, got -1\.0"),
     ("validation", -1, r"RunConfig\.validation must be an integer >= 0, got -1"),
     ("num_classes", 0, r"RunConfig\.num_classes must be an integer > 0, got 0"),
+    ("augment_crop", 9, r"RunConfig\.augment_crop must be an integer in \[0, 8\], got 9"),
+    ("augment_flip", 1, r"RunConfig\.augment_flip must be True or False, got 1"),
+    ("normalize", "yes", r"RunConfig\.normalize must be True or False, got 'yes'"),
 ])
 def test_each_bad_value_is_refused_naming_field_expected_and_actual(field, value, match):
     with pytest.raises(ValueError, match=match):

@@ -9,12 +9,13 @@ training loop, so loading and shuffling never depend on CuPy.
 Modules: sources (`load`, `load_mnist`: which reader a source needs), digits_source (the 8x8
 digits), dataset (`Dataset` and the checks every reader shares), idx_source and hdf5 (the two
 readers), idx (the IDX format), limits
-(how much an HDF5 dataset may make a reader allocate), batching (epoch order, batches, shifts),
+(how much an HDF5 dataset may make a reader allocate), batching (epoch order, batches, shifts), augment (crop, flip),
 normalize (per-channel normalization), images (single PNG/PGM/.npy pictures for prediction).
 """
 
 from __future__ import annotations
 
+from .augment import augment_batch, random_crop, random_flip
 from .batching import batches, epoch_order, random_shift, shift_images
 from .dataset import MAX_CLASSES, Dataset, MissingTestSplit
 from .digits_source import bundled_digits_dir
@@ -22,7 +23,8 @@ from .normalize import channel_stats, check_normalization, model_normalization, 
 from .sources import NAMED_SOURCES, SPLITS, bundled_mnist_dir, load, load_mnist, load_test_or_none
 
 __all__ = [
-    "MAX_CLASSES", "NAMED_SOURCES", "SPLITS", "Dataset", "MissingTestSplit", "batches", "bundled_digits_dir",
-    "bundled_mnist_dir", "channel_stats", "check_normalization", "epoch_order", "load", "load_mnist",
-    "load_test_or_none", "model_normalization", "normalize", "random_shift", "shift_images",
+    "MAX_CLASSES", "NAMED_SOURCES", "SPLITS", "Dataset", "MissingTestSplit", "augment_batch", "batches",
+    "bundled_digits_dir", "bundled_mnist_dir", "channel_stats", "check_normalization", "epoch_order", "load",
+    "load_mnist", "load_test_or_none", "model_normalization", "normalize", "random_crop", "random_flip",
+    "random_shift", "shift_images",
 ]
