@@ -39,7 +39,7 @@ CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", ba
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
                      clip_grad="clip_grad", validation="validation", num_classes="num_classes",
-                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize")
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -92,6 +92,8 @@ class JsonLines:
               help="Hold out the last N training images as the validation split.")
 @click.option("--num-classes", type=click.IntRange(1, dn.data.MAX_CLASSES), default=None,
               show_default="from the labels", help="Classes the model scores (labels outside 0..N-1 are refused).")
+@click.option("--stream", is_flag=True,
+              help="Read an HDF5 file's images batch by batch instead of loading them (data larger than memory).")
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
@@ -100,7 +102,7 @@ class JsonLines:
 @callback_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
-          num_classes, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule):
+          num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -123,7 +125,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
-                 num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize)
+                 num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
+                 stream=stream)
     if resume is not None:
         ctx = click.get_current_context()
         stored = run.read_run(resume, device=dev.name)

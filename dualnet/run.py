@@ -272,11 +272,10 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
 
 def _load_splits(config: RunConfig) -> tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]:
     """(train, val, test or None) of the run's data; an empty training split is refused."""
-    train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit,
-                           num_classes=config.num_classes)
-    val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit,
-                         num_classes=config.num_classes)
-    test_set = _data.load_test_or_none(config.data, config.limit, num_classes=config.num_classes)
+    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream)
+    train_set = _data.load(config.data, "train", validation=config.validation, **how)
+    val_set = _data.load(config.data, "val", validation=config.validation, **how)
+    test_set = _data.load_test_or_none(config.data, **how)
     if len(train_set) == 0:
         held = "the default validation split" if config.validation is None else f"--validation {config.validation}"
         raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "

@@ -24,7 +24,7 @@ __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "
 MAX_AUGMENT_SHIFT = 8
 # train_config keys that checkpoints of older versions may lack, with the value those runs used
 OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "augment_crop": 0, "augment_flip": False,
-                                   "normalize": False}
+                                   "normalize": False, "stream": False}
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -69,7 +69,7 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 0)
     if name in ("augment_shift", "augment_crop"):
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
-    if name in ("normalize", "augment_flip"):
+    if name in ("normalize", "augment_flip", "stream"):
         if not isinstance(value, bool):
             raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
         return value
@@ -100,7 +100,8 @@ class RunConfig:
     training images by up to that many pixels, `augment_crop` crops them at random after padding that
     many zeros and `augment_flip` mirrors half of them (dn.data.augment_batch); `num_classes`
     overrides the count the labels give (labels outside it are refused); `normalize` normalizes inputs
-    per channel with the training split's mean and std (stored with the model). Fields of
+    per channel with the training split's mean and std (stored with the model); `stream` reads an HDF5
+    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). Fields of
     RECIPE_FIELDS left at None follow the data's recipe (dualnet.recipes: on MNIST lenet5, 10 epochs,
     batch 64, lr 0.02, shifts of 1 pixel); `resolved` fills them in, and a run stores the resolved
     configuration.
@@ -124,6 +125,7 @@ class RunConfig:
     augment_crop: int | None = None
     augment_flip: bool | None = None
     normalize: bool | None = None
+    stream: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

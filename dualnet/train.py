@@ -161,6 +161,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     if augment_shift < 0 or augment_crop < 0:
         raise ValueError(f"fit: augment_shift and augment_crop must be >= 0, got {augment_shift} and {augment_crop}")
     augmenting = bool(augment_shift or augment_crop or augment_flip)
+    streamed = not isinstance(train.images, np.ndarray)  # a StreamDataset: batches are read from its file
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
     check_fits(model, train)
@@ -195,7 +196,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     # normalization (model.normalization, dn.data.normalize) applies to every batch, after augmenting
     dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
     norm = _data.model_normalization(model)
-    images_dev = None if augmenting else to_device(
+    images_dev = None if augmenting or streamed else to_device(
         _data.normalize(train.images, norm).astype(dtype, copy=False), dev)
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
@@ -211,11 +212,15 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     errstate.__enter__()
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
+    reader = None
     try:
         while state.epoch < epochs and not state.stop_reason:
             epoch = state.epoch
             order = _data.epoch_order(n, state.seed, epoch)
             order_dev = to_device(order.astype(np.int32), dev)  # one upload per epoch
+            if streamed:  # the epoch's batches in its order, read a step or two ahead
+                reader = _data.prefetched(lambda s, o=order: train.images[o[s * batch_size:(s + 1) * batch_size]],
+                                          range(state.step, steps_per_epoch))
             model.train()
             tally = make_tally(dev, model, optimizer, progress_every, state.loss_sum, state.correct)
             t0 = time.perf_counter() - state.seconds
@@ -223,9 +228,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for step in range(state.step, steps_per_epoch):
                 start, stop = step * batch_size, min((step + 1) * batch_size, n)
                 b = stop - start
-                if augmenting:
-                    xb_host = _data.augment_batch(train.images[order[start:stop]], state.seed, epoch, step,
-                                                  augment_shift, augment_crop, augment_flip)
+                if augmenting or streamed:
+                    raw = next(reader) if reader is not None else train.images[order[start:stop]]
+                    xb_host = _data.augment_batch(raw, state.seed, epoch, step, augment_shift, augment_crop,
+                                                  augment_flip)
                     xb = to_device(_data.normalize(xb_host, norm).astype(dtype, copy=False), dev)
                     yb = labels_dev[order_dev[start:stop]]
                 else:
@@ -303,6 +309,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
+        if reader is not None:
+            reader.close()  # stops the prefetch thread of an epoch left early
         scope.__exit__(None, None, None)
         errstate.__exit__(None, None, None)
         for sig, handler in old_handlers.items():

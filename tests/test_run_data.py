@@ -67,3 +67,16 @@ def test_colour_run_with_crop_and_flip_interrupted_and_resumed_equals_the_uninte
     assert_same_parameter_bytes(straight.model, resumed.model)
     assert [h["train_loss"] for h in straight.history] == [h["train_loss"] for h in resumed.history]
     assert straight.test_accuracy == resumed.test_accuracy
+
+
+def test_a_streamed_run_trains_bit_for_bit_as_the_in_memory_run(tmp_path, colour_h5):
+    for augment in (dict(augment_crop=0, augment_flip=False), {}):  # plain batches, then the colour recipe's
+        config = RunConfig(data=str(colour_h5), model=NO_BUFFERS, epochs=2, limit=40, batch_size=8, validation=8,
+                           **augment)
+        loaded = dn.train_run(config, out=tmp_path / "loaded.h5", device="cpu")
+        streamed = dn.train_run(config.replace(stream=True), out=tmp_path / "streamed.h5", device="cpu")
+        assert isinstance(run.new_run(config.replace(stream=True), tmp_path / "x.h5").train_set, dn.data.StreamDataset)
+        assert_same_parameter_bytes(loaded.model, streamed.model)
+        assert [h["train_loss"] for h in loaded.history] == [h["train_loss"] for h in streamed.history]
+        assert [h["val_loss"] for h in loaded.history] == [h["val_loss"] for h in streamed.history]
+        assert loaded.test_accuracy == streamed.test_accuracy

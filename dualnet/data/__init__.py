@@ -8,9 +8,10 @@ training loop, so loading and shuffling never depend on CuPy.
 
 Modules: sources (`load`, `load_mnist`: which reader a source needs), digits_source (the 8x8
 digits), dataset (`Dataset` and the checks every reader shares), idx_source and hdf5 (the two
-readers), idx (the IDX format), limits
-(how much an HDF5 dataset may make a reader allocate), batching (epoch order, batches, shifts), augment (crop, flip),
-normalize (per-channel normalization), images (single PNG/PGM/.npy pictures for prediction).
+readers), idx (the IDX format), limits (how much an HDF5 dataset may make a reader allocate),
+batching (epoch order, batches, shifts), augment (crop, flip), normalize (per-channel
+normalization), streaming (HDF5 splits read batch by batch), images (single PNG/PGM/.npy pictures
+for prediction).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from .dataset import MAX_CLASSES, Dataset, MissingTestSplit
 from .digits_source import bundled_digits_dir
 from .normalize import channel_stats, check_normalization, model_normalization, normalize
 from .sources import NAMED_SOURCES, SPLITS, bundled_mnist_dir, load, load_mnist, load_test_or_none
+from .streaming import StreamDataset, prefetched
 
 __all__ = [
     "MAX_CLASSES", "NAMED_SOURCES", "SPLITS", "Dataset", "MissingTestSplit", "augment_batch", "batches",
     "bundled_digits_dir", "bundled_mnist_dir", "channel_stats", "check_normalization", "epoch_order", "load",
     "load_mnist", "load_test_or_none", "model_normalization", "normalize", "random_crop", "random_flip",
-    "random_shift", "shift_images",
+    "prefetched", "random_shift", "shift_images", "StreamDataset",
 ]

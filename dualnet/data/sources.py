@@ -86,7 +86,7 @@ def load_mnist(split: str = "train", validation: int | None = None, limit: int |
 
 
 def load(source: str | os.PathLike = "mnist", split: str = "train", validation: int | None = None,
-         limit: int | None = None, num_classes: int | None = None) -> Dataset:
+         limit: int | None = None, num_classes: int | None = None, stream: bool = False) -> Dataset:
     """Load one split of a dataset as a `Dataset` (images float32 (N, C, H, W) in [0, 1]).
 
     source: "mnist", "digits", a directory of IDX files or an HDF5 file (see the module docstring);
@@ -95,7 +95,9 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     training records form "val" (None: a sixth of them, at most 10,000). limit: keep only the
     first `limit` records of the split. num_classes: defaults to
     10 for MNIST, else the file's ``num_classes`` attribute or max label + 1 over every label set
-    in the source, so all splits agree.
+    in the source, so all splits agree. stream: for an HDF5 file, leave the images in the file and
+    read them batch by batch (a `dualnet.data.streaming.StreamDataset`; shapes, dtypes and labels
+    are checked now, pixels as they are read); the whole-split size caps then do not apply.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -103,6 +105,9 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     limit = None if limit is None else _count(limit, "limit")
     if num_classes is not None:
         num_classes = _count(num_classes, "num_classes", minimum=1)
+    if stream and isinstance(source, str) and source in NAMED_SOURCES:
+        raise DataError(f"{source}: streaming reads HDF5 files only; the bundled {source} is loaded in memory "
+                        "(drop --stream)")
     if isinstance(source, str) and source == "mnist":
         return _load_idx(bundled_mnist_dir(), "mnist", split, validation, limit,
                          num_classes or MNIST_NUM_CLASSES)
@@ -117,12 +122,15 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
+        if stream:
+            raise DataError(f"{path}: streaming reads HDF5 files only; a folder of IDX files is loaded in memory "
+                            "(drop --stream)")
         return _load_idx(path, str(path), split, validation, limit, num_classes)
     if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never end
         raise DataError(f"{path}: is {file_kind(mode)}, not a regular file or a directory; give 'mnist', "
                         "a directory of IDX files or an .h5/.hdf5 file")
     if path.suffix.lower() in _HDF5_SUFFIXES or _starts_with(path, _HDF5_SIGNATURE):
-        return _load_hdf5(path, split, validation, limit, num_classes)
+        return _load_hdf5(path, split, validation, limit, num_classes, stream)
     raise DataError(f"{path}: not an HDF5 file; give 'mnist', a directory of IDX files or "
                     "an .h5/.hdf5 file")
 
@@ -136,9 +144,9 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
 
 
 def load_test_or_none(source: str | os.PathLike, limit: int | None = None,
-                      num_classes: int | None = None) -> Dataset | None:
+                      num_classes: int | None = None, stream: bool = False) -> Dataset | None:
     """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
     try:
-        return load(source, "test", limit=limit, num_classes=num_classes)
+        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream)
     except MissingTestSplit:
         return None
