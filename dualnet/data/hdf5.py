@@ -16,9 +16,9 @@ from .files import h5_check_contained, regular_file
 from .limits import check_working_set, h5_check_size, h5_check_stored
 from .streaming import StreamDataset
 
-# a streamed split keeps its file open with a chunk cache this large, so neighbouring rows of a
-# batch that share a chunk are read from disk once
-STREAM_CHUNK_CACHE_BYTES = 32 << 20
+# a streamed split keeps its file open without a chunk cache: its reader groups each batch's rows
+# by chunk itself (dualnet.data.streaming), and a cache would read a whole chunk for a single row
+STREAM_CHUNK_CACHE_BYTES = 0
 
 
 def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream: bool = False) -> Dataset:

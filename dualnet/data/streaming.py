@@ -54,13 +54,34 @@ class H5Images:
             idx = np.asarray(key, dtype=np.int64).reshape(-1)
             if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
                 raise IndexError(f"{self._where}: row index out of range for {len(self)} rows")
-            # h5py reads increasing, distinct indices: one pass over the chunks, then back in order
+            # increasing, distinct rows: one pass over the file in order, then back in the order asked
             wanted, back = np.unique(idx + self._start, return_inverse=True)
-            raw = self._ds[wanted] if wanted.size else self._ds[0:0]
-            raw = raw[back.reshape(-1)]
+            raw = self._read_sorted(wanted)[back.reshape(-1)]
         if raw.ndim == 3:
             raw = raw[:, None]
         return _as_unit_float32(raw, self._where)
+
+    def _read_sorted(self, rows: np.ndarray) -> np.ndarray:
+        """Rows `rows` (increasing, distinct) of the file, chunk-aware: a compressed chunk is inflated
+        once for all its rows asked (one slice from the first to the last of them); an uncompressed
+        dataset is read run by run of consecutive rows, only the bytes asked (the file is opened
+        without a chunk cache, so no whole chunk is read for one row)."""
+        ds = self._ds
+        out = np.empty((len(rows), *ds.shape[1:]), ds.dtype)
+        if not len(rows):
+            return out
+        filtered = ds.chunks is not None and bool(ds.compression or ds.shuffle or ds.scaleoffset or ds.fletcher32)
+        if filtered:
+            cut = np.flatnonzero(np.diff(rows // ds.chunks[0])) + 1
+        else:
+            cut = np.flatnonzero(np.diff(rows) != 1) + 1
+        at = 0
+        for group in np.split(rows, cut):
+            lo, hi = int(group[0]), int(group[-1]) + 1
+            block = ds[lo:hi]
+            out[at:at + len(group)] = block if hi - lo == len(group) else block[group - lo]
+            at += len(group)
+        return out
 
     def astype(self, dtype: Any, copy: bool = True) -> np.ndarray:
         """Every row, read now (what an in-memory split would hold)."""

@@ -87,3 +87,16 @@ def test_prefetched_keeps_the_order_and_raises_where_the_failure_belongs():
         for item in data.prefetched(read, range(6)):
             got.append(item)
     assert got == [0, 1, 2]
+
+
+@pytest.mark.parametrize("compression", [None, "gzip"])
+def test_chunk_aware_reads_equal_the_in_memory_rows(tmp_path, compression):
+    rng = np.random.default_rng(2)
+    images = rng.integers(0, 256, (70, 2, 3, 3), dtype=np.uint8)
+    path = tmp_path / "c.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("images", data=images, chunks=(8, 2, 3, 3), compression=compression)
+        f["labels"] = rng.integers(0, 4, 70)
+    streamed = data.load(path, "all-train", stream=True)
+    for rows in ([5, 3, 4, 60, 61, 62, 9, 9, 0], list(rng.permutation(70)[:33]), []):
+        np.testing.assert_array_equal(streamed.images[rows], images[rows] / np.float32(255))
