@@ -46,6 +46,8 @@ def test_colour_h5_trains_resnet8_then_evaluates_and_draws(tmp_path, colour_h5, 
     model = dn.load(ckpt)
     assert report["n"] == 32 and report["accuracy"] == dn.evaluate(model, dn.data.load(colour_h5, "test"))["accuracy"]
     assert (tmp_path / "eval.png").stat().st_size > 0
+    streamed = invoke("evaluate", str(ckpt), "--data", str(colour_h5), "--device", "cpu", "--json", "--stream")
+    assert json.loads(streamed.output.splitlines()[-1])["accuracy"] == report["accuracy"]
     for command in (("filters", str(ckpt)), ("featuremaps", str(ckpt), "--data", str(colour_h5), "--index", "0")):
         drawn = invoke(*command)
         assert drawn.exit_code == 0, drawn.output
@@ -75,3 +77,12 @@ def test_a_default_checkpoint_of_the_chosen_model_is_not_replaced(tmp_path, monk
     code, _, err = run_main(["train", "--data", "digits", "--epochs", "1", "--device", "cpu"], capsys)
     assert code == 2 and "runs/digits-cnn.h5 already exists" in err and len(err.strip().splitlines()) == 1
     assert (tmp_path / "runs" / "digits-cnn.h5").read_bytes() == b"earlier"
+
+
+def test_evaluate_takes_the_runs_validation_split_and_streams(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert invoke("train", "--data", "digits", "--epochs", "1", "--validation", "100", "--device", "cpu").exit_code == 0
+    ckpt = str(tmp_path / "runs" / "digits-cnn.h5")
+    val = invoke("evaluate", ckpt, "--data", "digits", "--split", "val", "--device", "cpu", "--json")
+    assert val.exit_code == 0, val.output
+    assert json.loads(val.output.splitlines()[-1])["n"] == 100
