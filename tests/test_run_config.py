@@ -17,11 +17,11 @@ def test_defaults_are_the_documented_ones():
     by_data = {name: None for name in RECIPE_FIELDS}
     assert RunConfig().to_dict() == dict(data="mnist", optimizer="nesterov", momentum=0.9, schedule="cosine",
                                          seed=0, limit=None, clip_grad=None, validation=None, num_classes=None,
-                                         **by_data)
+                                         stream=False, **by_data)
     assert RunConfig().resolved((1, 28, 28)).to_dict() == dict(
         model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.02, optimizer="nesterov", momentum=0.9,
         weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0, limit=None, clip_grad=None, validation=None,
-        num_classes=None, augment_crop=0, augment_flip=False, normalize=False)
+        num_classes=None, augment_crop=0, augment_flip=False, normalize=False, stream=False)
 
 
 def test_resolution_keeps_given_values_and_fills_the_rest():
