@@ -155,7 +155,7 @@ class RunConfig:
 
     def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
         """This configuration's optimizer over `params` (of a resolved configuration)."""
-        if not self.is_resolved:
+        if not self.is_resolved or self.lr is None:
             raise ValueError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
         return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay or 0.0)
 
