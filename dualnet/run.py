@@ -253,6 +253,8 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
         raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
                          "to continue")
     splits = _load_splits(config)
+    if config.num_classes is None:  # a run stored before the class count was recorded
+        config = config.replace(num_classes=splits[0].num_classes)
     norm = stored.checkpoint.metadata.get("normalization")
     if config.normalize or norm is not None:
         if norm is None:
