@@ -52,8 +52,9 @@ def device_option(default: str = "auto"):
 
 
 def data_option():
-    return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|PATH",
-                        help="The bundled MNIST, a folder of IDX files, or an HDF5 file with images/labels.")
+    return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|digits|PATH",
+                        help="The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF5 file with "
+                             "images/labels.")
 
 
 def _what(value) -> str:
@@ -94,7 +95,8 @@ def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: s
     for given in inputs:
         if given is None:
             continue
-        inp = dn.data.bundled_mnist_dir() if str(given) == "mnist" else pathlib.Path(given)
+        named = {"mnist": dn.data.bundled_mnist_dir, "digits": dn.data.bundled_digits_dir}.get(str(given))
+        inp = named() if named else pathlib.Path(given)
         if inp.is_dir():
             inside = output.resolve().is_relative_to(inp.resolve())
             linked = output.exists() and any(_same_file(output, f) for f in inp.iterdir() if f.is_file())

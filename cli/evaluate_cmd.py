@@ -33,12 +33,14 @@ def format_confusion(confusion: np.ndarray) -> str:
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
 @click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
               help="Images per forward pass (lower it if the GPU runs out of memory).")
-@click.option("--validation", type=click.IntRange(0), default=10000, show_default=True,
-              help="How many trailing training images form the val split (as in `train --validation`).")
+@click.option("--validation", type=click.IntRange(0), default=None, show_default="the run's",
+              help="How many trailing training images form the val split (default: the run's `train --validation`, "
+                   "else a sixth, at most 10000).")
+@click.option("--stream", is_flag=True, help="Read an HDF5 file's images batch by batch instead of loading them.")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, plot_path, as_json):
+def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, stream, plot_path, as_json):
     """Accuracy, per-class accuracy and confusion matrix of a checkpoint.
 
     \b
@@ -52,7 +54,10 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, pl
     refuse_replacing_inputs(plot_path, [ckpt, data_source], "--plot")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    dataset = dn.data.load(data_source, split, validation=validation, limit=limit)
+    if validation is None:  # the split the run held out, when a run wrote the checkpoint
+        stored = (getattr(model, "metadata", None) or {}).get("train_config")
+        validation = stored.get("validation") if isinstance(stored, dict) else None
+    dataset = dn.data.load(data_source, split, validation=validation, limit=limit, stream=stream)
     check_fits(model, dataset, f"the model in {ckpt}")
     if len(dataset) == 0:  # refused before anything is printed: one line
         raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")

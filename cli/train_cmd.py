@@ -30,14 +30,17 @@ from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
 from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command
 
-# the option defaults are the library's (RunConfig documents why they are what they are)
+# the option defaults are the library's (RunConfig documents why they are what they are); those left
+# at None follow the data's recipe (dualnet.recipes), printed when the run starts
 DEFAULTS = RunConfig()
+BY_DATA = "by data"
 
 # run configuration field -> the train command's parameter that sets it
 CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", batch_size="batch_size", lr="lr",
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
-                     clip_grad="clip_grad", validation="validation")
+                     clip_grad="clip_grad", validation="validation", num_classes="num_classes",
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -54,25 +57,31 @@ class JsonLines:
 
 
 @click.command()
-@click.option("--model", "model_name", default=DEFAULTS.model, show_default=True,
-              type=click.Choice(dn.models.names()), help="Architecture to train.")
+@click.option("--model", "model_name", default=None, show_default=BY_DATA,
+              type=click.Choice(dn.models.names()),
+              help="Architecture to train (default: lenet5 for 1x28x28, digits-cnn for 8x8, resnet8 for colour).")
 @data_option()
 @device_option()
-@click.option("--epochs", type=int, default=DEFAULTS.epochs, show_default=True, callback=_positive,
+@click.option("--epochs", type=int, default=None, show_default=BY_DATA, callback=_positive,
               help="Epochs to train (with --resume: the total to reach; default: the stored total).")
-@click.option("--batch-size", type=int, default=DEFAULTS.batch_size, show_default=True, callback=_positive)
-@click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, callback=_positive,
+@click.option("--batch-size", type=int, default=None, show_default=BY_DATA, callback=_positive)
+@click.option("--lr", type=float, default=None, show_default=BY_DATA, callback=_positive,
               help="Base learning rate.")
 @click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer,
               show_default=True)
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.momentum,
               show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
-@click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay, show_default=True,
-              callback=non_negative)
+@click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative)
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
               show_default=True, help="Learning-rate schedule.")
-@click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=DEFAULTS.augment_shift,
-              show_default=True, help="Shift training images by up to this many pixels (0: off).")
+@click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
+              show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
+@click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
+              metavar="P", help="Random crops of training images padded by P zeros (0: off).")
+@click.option("--augment-flip/--no-augment-flip", default=None, show_default=BY_DATA,
+              help="Mirror half of the training images left-right.")
+@click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
+              help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
 @click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
@@ -80,8 +89,12 @@ class JsonLines:
               help="Continue a run from its checkpoint, exactly where it stopped.")
 @click.option("--limit", type=int, default=None, callback=_positive,
               help="Use only the first N images of each split (quick runs).")
-@click.option("--validation", type=click.IntRange(0), default=DEFAULTS.validation, show_default=True,
+@click.option("--validation", type=click.IntRange(0), default=None, show_default="a sixth, at most 10000",
               help="Hold out the last N training images as the validation split.")
+@click.option("--num-classes", type=click.IntRange(1, dn.data.MAX_CLASSES), default=None,
+              show_default="from the labels", help="Classes the model scores (labels outside 0..N-1 are refused).")
+@click.option("--stream", is_flag=True,
+              help="Read an HDF5 file's images batch by batch instead of loading them (data larger than memory).")
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
@@ -90,13 +103,16 @@ class JsonLines:
 @callback_options
 @distributed_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
-          schedule, augment_shift, seed, out, resume, limit, validation, clip_grad, plot, as_json, overwrite,
-          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction):
-    """Train a model (LeNet-5 by default) and save checkpoints.
+          schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
+          num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule,
+          distributed, reduction):
+    """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
     Examples:
       dualnet train                                   # LeNet-5, bundled MNIST, 10 epochs
+      dualnet train --data digits                     # digits-cnn on the 8x8 digits
+      dualnet train --data colour.h5                  # resnet8 for (N, 3, 32, 32) images
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
@@ -107,12 +123,15 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
-    _check_outputs(out, resume, model_name, data_source, overwrite)
+    if model_name is not None or out is not None or resume is not None:
+        _check_outputs(out, resume, model_name, data_source, overwrite)
     dev = resolve_device(rank_device(distributed, device), echo=False)
     comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
-                 augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation)
+                 augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
+                 num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
+                 stream=stream)
     if resume is not None:
         ctx = click.get_current_context()
         stored = run.read_run(resume, device=dev.name)
@@ -130,6 +149,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         if extend_schedule is not None:
             raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
         prepared = run.new_run(RunConfig(**given), out)
+        if model_name is None and out is None:  # the default path follows the model the data chose
+            _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
     config, out = prepared.config, prepared.out
     if extend_schedule is not None and prepared.schedule_note is None:
         raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
@@ -139,6 +160,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         click.echo(resolve_device.note, err=True)
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
+        click.echo(prepared.recipe_note, err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
         if prepared.schedule_note:
@@ -157,7 +179,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         return  # rank 0 reports and draws for the job
     minutes = done.seconds / 60
     result = {"event": "done", "minutes": round(minutes, 2), "last": str(out), "best": str(done.best),
-              **summary(extra)}
+              "recipe": prepared.recipe_note, **summary(extra)}
     if done.test_accuracy is not None:
         result["test_accuracy"] = done.test_accuracy
     if plot:

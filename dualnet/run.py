@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import numbers
 import os
 import pathlib
 import time
@@ -35,120 +34,14 @@ from .backend import device as _device_scope
 from .distributed import run_hooks as _run_hooks
 from .errors import CheckpointError, DataError
 from .resumption import replan, stored_extras_problem
-from .schedules import SCHEDULES
+from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
-__all__ = ["RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field", "conflicts",
-           "read_run", "new_run", "resumed_run", "train_run", "resume", "best_path"]
+__all__ = ["MAX_AUGMENT_SHIFT", "RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field",
+           "conflicts", "read_run", "recipe_line", "new_run", "resumed_run", "train_run", "resume", "best_path"]
 
-MAX_AUGMENT_SHIFT = 8
-# train_config keys that checkpoints of older versions may lack, with the value those runs used
-OPTIONAL_CONFIG = {"validation": 10000}
 _STATE_INTS = ("seed", "epoch", "step", "global_step", "correct", "seen")
 _STATE_FLOATS = ("loss_sum", "seconds")
-
-
-def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
-    if number is None or number < minimum or (maximum is not None and number > maximum):
-        expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
-    return number
-
-
-def _float(name: str, value: Any, positive: bool) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or (
-            value <= 0 if positive else value < 0):
-        raise ValueError(f"RunConfig.{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
-    return float(value)
-
-
-def _choice(name: str, value: Any, options: Iterable[str]) -> str:
-    options = list(options)
-    if value not in options:
-        raise ValueError(f"RunConfig.{name}: {value!r} is not one of {', '.join(map(repr, options))}")
-    return str(value)
-
-
-def check_field(name: str, value: Any) -> Any:
-    """`value` checked (and ints made floats where a float is due) for RunConfig field `name`.
-
-    The rules are those of `dualnet train`'s options. Raises ValueError naming the field, what it
-    expects and what it got.
-    """
-    if name in ("limit", "clip_grad") and value is None:
-        return None
-    if name == "model":
-        return _choice(name, value, models.names())
-    if name == "data":
-        if not isinstance(value, (str, os.PathLike)):
-            raise ValueError(f"RunConfig.data must be 'mnist' or a path, got {value!r}")
-        return str(value)
-    if name in ("epochs", "batch_size", "limit"):
-        return _int(name, value, 1)
-    if name in ("seed", "validation"):
-        return _int(name, value, 0)
-    if name == "augment_shift":
-        return _int(name, value, 0, MAX_AUGMENT_SHIFT)
-    if name in ("lr", "clip_grad"):
-        return _float(name, value, positive=True)
-    if name == "weight_decay":
-        return _float(name, value, positive=False)
-    if name == "momentum":
-        momentum = _float(name, value, positive=False)
-        if momentum >= 1:
-            raise ValueError(f"RunConfig.momentum must be a number in [0, 1), got {value!r}")
-        return momentum
-    if name == "optimizer":
-        return _choice(name, value, optim.OPTIMIZERS)
-    if name == "schedule":
-        return _choice(name, value, SCHEDULES)
-    known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
-    raise ValueError(f"RunConfig has no field {name!r}; known: {known}")
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that decides a training run.
-
-    Every value is checked on construction (`check_field`); ints given for float fields become floats.
-    `limit` keeps the first N images of each split; `validation` holds out the last N training images;
-    `clip_grad` clips the global gradient norm; `augment_shift` shifts training images by up to that
-    many pixels.
-    """
-
-    # Defaults measured on MNIST (see README): SGD momentum 0.9 with a cosine schedule and random
-    # shifts of one pixel reaches >= 99.0% test accuracy in 10 epochs.
-    model: str = "lenet5"
-    data: str = "mnist"
-    epochs: int = 10
-    batch_size: int = 64
-    lr: float = 0.02
-    optimizer: str = "nesterov"
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "cosine"
-    augment_shift: int = 1
-    seed: int = 0
-    limit: int | None = None
-    clip_grad: float | None = None
-    validation: int = 10000
-
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            object.__setattr__(self, f.name, check_field(f.name, getattr(self, f.name)))
-
-    def to_dict(self) -> dict[str, Any]:
-        """The configuration as stored in a checkpoint's `train_config` (JSON-ready)."""
-        return dataclasses.asdict(self)
-
-    def replace(self, **changes: Any) -> RunConfig:
-        """A copy with `changes` applied (and checked)."""
-        return dataclasses.replace(self, **changes)
-
-    def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
-        """This configuration's optimizer over `params`."""
-        return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay)
 
 
 @dataclass
@@ -185,6 +78,8 @@ def read_run(path: str | os.PathLike, device: str | Device | None = None) -> Sto
             values[f.name] = check_field(f.name, value)
         except ValueError as exc:
             raise damaged(f"train_config {f.name}={value!r}: {exc}") from None
+        if value is None and f.name in RECIPE_FIELDS:
+            raise damaged(f"train_config {f.name}=None: a stored run holds the value its recipe chose")
     raw = rng["train_state"]
     for key in _STATE_INTS:
         value = raw.get(key, 0)
@@ -234,8 +129,9 @@ class CheckpointWriter:
     def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
         rng_state = {"train_state": state.to_dict(), "best_acc": self.best_acc,
                      **_callbacks.collect_states(self.stateful)}
+        extra = {} if getattr(model, "normalization", None) is None else {"normalization": model.normalization}
         checkpoint.save(model, path, optimizer=optimizer, history=state.history, rng_state=rng_state,
-                        train_config=self.config.to_dict(), **self.metadata)
+                        train_config=self.config.to_dict(), **self.metadata, **extra)
 
     def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
         acc = record.get("val_acc", record["train_acc"])
@@ -274,6 +170,7 @@ class Run:
     state: TrainState | None = None
     callback_states: dict = dataclasses.field(default_factory=dict)  # stored ones, given back on execute
     schedule_note: str | None = None  # one line when the run's length changed (how the rate goes on)
+    recipe_note: str = ""  # one line: the model and recipe the run follows (`recipe_line`)
 
     @property
     def out(self) -> pathlib.Path:
@@ -297,6 +194,7 @@ class Run:
             history = fit(self.model, self.train_set, self.val_set, epochs=c.epochs, batch_size=c.batch_size,
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
                           callbacks=callbacks, augment_shift=c.augment_shift, state=self.state,
+                          augment_crop=c.augment_crop or 0, augment_flip=bool(c.augment_flip),
                           clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm)
         except TrainingInterrupted as exc:
             with _run_hooks.one_writer(comm) as lead:
@@ -310,9 +208,37 @@ class Run:
 
 
 def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
-    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5)."""
-    model = models.get(config.model, seed=config.seed)
-    return _ready(config, model, None, out, None, -1.0, None)
+    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5). Fields left at
+    None are resolved from the data (`RunConfig.resolved`); the model is built for the data's image shape
+    and class count."""
+    splits = _load_splits(config)
+    train_set = splits[0]
+    try:
+        config = config.resolved(train_set.shape).replace(num_classes=train_set.num_classes)
+        model = models.get(config.model, seed=config.seed, input_shape=train_set.shape,
+                           num_classes=max(1, train_set.num_classes))
+    except ValueError as exc:
+        raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
+    if config.normalize:
+        model.normalization = _data.channel_stats(train_set)
+    return _ready(config, model, None, out, None, -1.0, None, splits)
+
+
+def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
+    """The model and recipe a resolved run follows, in one line, e.g. `model digits-cnn (recipe digits
+    for 1x8x8 images, 10 classes): 20 epochs, batch 32, lr 0.05, no augmentation`."""
+    name = config.recipe(tuple(shape)).name  # type: ignore[arg-type]
+    parts = [f"{config.epochs} epochs", f"batch {config.batch_size}", f"lr {config.lr:g}"]
+    if config.weight_decay:
+        parts.append(f"weight decay {config.weight_decay:g}")
+    augment = [f"shift {config.augment_shift}"] if config.augment_shift else []
+    augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
+    augment += ["flip"] if config.augment_flip else []
+    parts.append(" + ".join(augment) if augment else "no augmentation")
+    if config.normalize:
+        parts.append("normalized per channel")
+    return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "
+            f"classes): " + ", ".join(parts))
 
 
 def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.PathLike | None = None,
@@ -329,11 +255,21 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
     if state.stop_reason and (epochs is None or epochs <= done):
         raise ValueError(f"{stored.path} stopped early after epoch {done} ({state.stop_reason}); pass --epochs "
                          f"larger than {done} to train on")
-    if done >= config.epochs:
+    if config.epochs is not None and done >= config.epochs:
         raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
                          "to continue")
+    splits = _load_splits(config)
+    if config.num_classes is None:  # a run stored before the class count was recorded
+        config = config.replace(num_classes=splits[0].num_classes)
+    norm = stored.checkpoint.metadata.get("normalization")
+    if config.normalize or norm is not None:
+        if norm is None:
+            raise CheckpointError(f"{stored.path}: cannot resume: the run normalizes its inputs but the checkpoint "
+                                  "has no 'normalization' metadata")
+        stored.checkpoint.model.normalization = _data.check_normalization(norm, splits[0].shape[0],
+                                                                                 str(stored.path))
     prepared = _ready(config, stored.checkpoint.model, optimizer, out or stored.path, state, stored.best_acc,
-                      stored.path)
+                      stored.path, splits)
     prepared.callback_states = stored.callbacks
     if config.epochs != stored.config.epochs or state.stop_reason:
         steps = math.ceil(len(prepared.train_set) / config.batch_size)
@@ -342,17 +278,26 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
     return prepared
 
 
+def _load_splits(config: RunConfig) -> tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]:
+    """(train, val, test or None) of the run's data; an empty training split is refused."""
+    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream)
+    train_set = _data.load(config.data, "train", validation=config.validation, **how)
+    val_set = _data.load(config.data, "val", validation=config.validation, **how)
+    test_set = _data.load_test_or_none(config.data, **how)
+    if len(train_set) == 0:
+        held = "the default validation split" if config.validation is None else f"--validation {config.validation}"
+        raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
+                        f"{held}); lower --validation or give more data")
+    return train_set, val_set, test_set
+
+
 def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out: str | os.PathLike | None,
-           state: TrainState | None, best_acc: float, resumed_from: pathlib.Path | None) -> Run:
+           state: TrainState | None, best_acc: float, resumed_from: pathlib.Path | None,
+           splits: tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]) -> Run:
     """Everything fit would refuse, refused before any training time is spent."""
     out = pathlib.Path(out) if out is not None else pathlib.Path("runs") / f"{config.model}.h5"
     checkpoint.check_writable(out)
-    train_set = _data.load(config.data, "train", validation=config.validation, limit=config.limit)
-    val_set = _data.load(config.data, "val", validation=config.validation, limit=config.limit)
-    test_set = _data.load_test_or_none(config.data, config.limit)
-    if len(train_set) == 0:
-        raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
-                        f"--validation {config.validation}); lower --validation or give more data")
+    train_set, val_set, test_set = splits
     model_shape = tuple(model.input_shape or ())
     if model_shape and tuple(train_set.shape) != model_shape:
         raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "
@@ -366,7 +311,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     if optimizer is None:
         optimizer = config.make_optimizer(model.parameters())
     return Run(config, model, optimizer, train_set, val_set, test_set, CheckpointWriter(out, config, best_acc),
-               state)
+               state, recipe_note=recipe_line(config, train_set.shape))
 
 
 @contextlib.contextmanager

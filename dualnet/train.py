@@ -127,7 +127,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         optimizer: Any = None, schedule: str = "none", seed: int = 0,
         callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
         progress_every: int = 20, clip_grad_norm: float | None = None,
-        handle_signals: bool = False, verbose: bool = False, comm: Any = None) -> list[dict]:
+        handle_signals: bool = False, verbose: bool = False, augment_crop: int = 0,
+        augment_flip: bool = False, comm: Any = None) -> list[dict]:
     """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
 
     Each history entry (one per epoch): epoch, train_loss, train_acc, val_loss, val_acc, lr,
@@ -143,6 +144,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
     (dualnet.schedules). `comm` (dualnet.distributed.communicator()) trains data-parallel: each
     rank takes `batch[rank::size]` of every global batch of `batch_size` (see dualnet.distributed).
+    (dualnet.schedules). `augment_shift`, `augment_crop` (padding) and `augment_flip` augment each
+    training batch (dn.data.augment_batch: pure functions of (seed, epoch, step)). A model with an
+    input normalization (`model.normalization`, see dn.data.normalize) gets every batch normalized,
+    after any augmentation.
 
     Guards: data the model cannot take raises DataError before any step (`check_fits`); a loss
     or gradient that turns NaN/inf raises TrainingDiverged naming the step and the layer (checked
@@ -156,8 +161,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     batch_size = _check_positive_int(batch_size, "batch_size")
     if schedule not in SCHEDULES:
         raise ValueError(f"fit: unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
-    if augment_shift < 0:
-        raise ValueError(f"fit: augment_shift must be >= 0, got {augment_shift}")
+    if augment_shift < 0 or augment_crop < 0:
+        raise ValueError(f"fit: augment_shift and augment_crop must be >= 0, got {augment_shift} and {augment_crop}")
+    augmenting = bool(augment_shift or augment_crop or augment_flip)
+    streamed = not isinstance(train.images, np.ndarray)  # a StreamDataset: batches are read from its file
     if len(train) == 0:
         raise ValueError("fit: the training set is empty")
     check_fits(model, train)
@@ -190,9 +197,12 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     if not 0 <= state.step <= steps_per_epoch or (state.step and not state.seen):
         raise ValueError(f"fit: cannot resume at step {state.step} of an epoch of {steps_per_epoch} "
                          f"steps ({state.seen} images seen): the state belongs to another run")
-    # one transfer per fit; augmentation works on the host copy batch by batch
+    # one transfer per fit; augmentation works on the host copy batch by batch; the model's input
+    # normalization (model.normalization, dn.data.normalize) applies to every batch, after augmenting
     dtype = _parameter_dtype(model)  # the data follows the model (a float64 or float16 checkpoint)
-    images_dev = to_device(train.images.astype(dtype, copy=False), dev) if not augment_shift else None
+    norm = _data.model_normalization(model)
+    images_dev = None if augmenting or streamed else to_device(
+        _data.normalize(train.images, norm).astype(dtype, copy=False), dev)
     labels_dev = to_device(train.labels.astype(np.int32), dev)
 
     stop_signal: dict[str, Any] = {"signum": None}
@@ -207,11 +217,15 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     errstate.__enter__()
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
+    reader = None
     try:
         while state.epoch < epochs and not state.stop_reason:
             epoch = state.epoch
             order = _data.epoch_order(n, state.seed, epoch)
             order_dev = to_device(order.astype(np.int32), dev)  # one upload per epoch
+            if streamed:  # the epoch's batches in its order, read a step or two ahead
+                reader = _data.prefetched(lambda s, o=order: train.images[o[s * batch_size:(s + 1) * batch_size]],
+                                          range(state.step, steps_per_epoch))
             model.train()
             tally = make_tally(dev, model, optimizer, progress_every, state.loss_sum, state.correct) if dp is None \
                 else dp.tally(make_tally, dev, progress_every, state)
@@ -220,13 +234,17 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
             for step in range(state.step, steps_per_epoch):
                 start, stop = step * batch_size, min((step + 1) * batch_size, n)
                 b = stop - start
+                if augmenting or streamed:
+                    raw = next(reader) if reader is not None else train.images[order[start:stop]]
+                    xb_host = _data.augment_batch(raw, state.seed, epoch, step, augment_shift, augment_crop,
+                                                  augment_flip)
+                    xb_host = _data.normalize(xb_host, norm).astype(dtype, copy=False)
+                else:
+                    xb_host = None
                 if dp is not None:
-                    xb, yb = dp.batch(train, images_dev, labels_dev, order, epoch, step, dtype, augment_shift,
-                                      state.seed, dev)
-                elif augment_shift:
-                    rng = np.random.default_rng([state.seed, epoch, step, 1])
-                    xb = to_device(_data.random_shift(train.images[order[start:stop]], augment_shift, rng)
-                                   .astype(dtype, copy=False), dev)
+                    xb, yb = dp.batch(xb_host, images_dev, labels_dev, order, epoch, step, dev)
+                elif xb_host is not None:
+                    xb = to_device(xb_host, dev)
                     yb = labels_dev[order_dev[start:stop]]
                 else:
                     xb, yb = dev.ops.gather_batch(images_dev, labels_dev, order_dev, start, stop)
@@ -310,6 +328,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     except _oom_errors():
         raise DeviceOutOfMemory(batch_size, "training") from None
     finally:
+        if reader is not None:
+            reader.close()  # stops the prefetch thread of an epoch left early
         scope.__exit__(None, None, None)
         errstate.__exit__(None, None, None)
         for sig, handler in old_handlers.items():
@@ -346,6 +366,8 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
 def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true class).
 
+    Inputs are normalized with the model's normalization when it has one (dn.data.model_normalization).
+
     Returns {"accuracy", "loss", "n", "per_class" (K,), "confusion" (K, K) int64,
     "predictions" (N,) int64, "probabilities" (N, K) float32}. Raises DataError for data the model
     cannot take and DeviceOutOfMemory (suggesting half the batch size) when the GPU runs out.
@@ -362,12 +384,14 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     if len(dataset) == 0:
         raise DataError(f"{getattr(dataset, 'name', 'the data')}: the split is empty (0 images); nothing to evaluate")
     k = int(getattr(dataset, "num_classes", 0) or int(dataset.labels.max()) + 1)
+    norm = _data.model_normalization(model)  # the inputs as the model was trained on them
     preds, probs, loss_sum = [], [], 0.0
     scope = dev.scope()  # on "gpu:N" every array of the loop is allocated on N
     scope.__enter__()
     try:
         for start in range(0, len(dataset), batch_size):
-            xb = to_device(dataset.images[start:start + batch_size].astype(dtype, copy=False), dev)
+            xb = to_device(_data.normalize(dataset.images[start:start + batch_size], norm).astype(dtype, copy=False),
+                           dev)
             yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
             logits = model(xb)
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)

@@ -63,3 +63,26 @@ def dualnet_executable() -> str:
     if not found:
         pytest.fail("the `dualnet` console script is not installed next to this Python")
     return found
+
+
+def write_colour_h5(path: pathlib.Path, n_train: int = 96, n_test: int = 32, size: int = 32, classes: int = 5,
+                    seed: int = 0) -> pathlib.Path:
+    """An HDF5 file of uint8 colour images (N, 3, size, size) in train/test groups, labels 0..classes-1,
+    whose classes differ in mean colour (so a few steps of training learn something)."""
+    import h5py
+
+    rng = np.random.default_rng(seed)
+    with h5py.File(path, "w") as f:
+        for group, n in (("train", n_train), ("test", n_test)):
+            labels = rng.integers(0, classes, n)
+            tint = np.stack([labels * 40, 200 - labels * 40, (labels % 2) * 150], axis=1)[:, :, None, None]
+            images = np.clip(rng.integers(0, 100, (n, 3, size, size)) + tint, 0, 255).astype(np.uint8)
+            f.create_dataset(f"{group}/images", data=images, chunks=(min(n, 16), 3, size, size))
+            f[f"{group}/labels"] = labels
+    return path
+
+
+@pytest.fixture(scope="session")
+def colour_h5(tmp_path_factory) -> pathlib.Path:
+    """A small colour dataset: 96 train / 32 test images (3, 32, 32) uint8 with labels in 0..4."""
+    return write_colour_h5(tmp_path_factory.mktemp("colour") / "colour.h5")

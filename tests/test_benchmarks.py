@@ -64,3 +64,14 @@ def test_compare_resnet_explains_how_to_install_pytorch_when_it_is_missing():
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert "pip install torch==2.13.0" in proc.stderr
+
+
+def test_the_stream_memory_benchmark_runs_and_reports_the_streamed_peak(tmp_path):
+    out = tmp_path / "stream.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream_memory.py"), "--gigabytes", "0.002",
+                           "--peer-rows", "300", "--limit", "200", "--dir", str(tmp_path), "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert r["images"] == 651 and r["trained_images"] == 200 and r["stream_peak_rss_bytes"] > 0
+    assert "peak resident memory: streamed" in proc.stdout

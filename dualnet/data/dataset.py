@@ -78,8 +78,17 @@ class Dataset:
                 f"num_classes={self.num_classes})")
 
 
-def _rows(split: str, n: int, validation: int, limit: int | None, where) -> slice:
-    """Which records of a part (training or test data) of n records the split takes."""
+def default_validation(n_train: int) -> int:
+    """How many trailing training records form "val" when no count is given: a sixth of them, at
+    most 10,000 (MNIST's 10,000 of 60,000)."""
+    return min(10000, n_train // 6)
+
+
+def _rows(split: str, n: int, validation: int | None, limit: int | None, where) -> slice:
+    """Which records of a part (training or test data) of n records the split takes; validation None
+    is `default_validation` of the part."""
+    if validation is None:
+        validation = default_validation(n)
     if split == "test" or split == "all-train":
         start, stop = 0, n
     else:
@@ -104,10 +113,17 @@ def _checked(images, labels, num_classes, images_from, labels_from):
     if images.ndim != 4 or 0 in images.shape[1:]:
         raise DataError(f"{images_from}: images have shape {images.shape}; expected (N, H, W) or "
                         "(N, C, H, W) with non-empty images")
+    labels, num_classes = _checked_labels(labels, num_classes, len(images), images_from, labels_from)
+    return _as_unit_float32(images, images_from), labels, num_classes
+
+
+def _checked_labels(labels, num_classes, n_images: int, images_from, labels_from) -> tuple[np.ndarray, int]:
+    """Validate labels for `n_images` images: (int64 (N,) labels, num_classes)."""
+    labels = np.asarray(labels)
     if labels.ndim != 1:
         raise DataError(f"{labels_from}: labels have shape {labels.shape}; expected (N,)")
-    if len(images) != len(labels):
-        raise DataError(f"{images_from} holds {len(images)} images but {labels_from} holds "
+    if n_images != len(labels):
+        raise DataError(f"{images_from} holds {n_images} images but {labels_from} holds "
                         f"{len(labels)} labels")
     if labels.dtype.kind not in "iu":
         raise DataError(f"{labels_from}: labels have dtype {labels.dtype}; expected integers")
@@ -122,7 +138,7 @@ def _checked(images, labels, num_classes, images_from, labels_from):
     if bad.size:
         raise DataError(f"{labels_from}: label {labels[bad[0]]} at record {bad[0]} is outside "
                         f"[0, {num_classes})")
-    return _as_unit_float32(images, images_from), labels.astype(np.int64), num_classes
+    return labels.astype(np.int64), num_classes
 
 
 def _as_unit_float32(images: np.ndarray, where) -> np.ndarray:

@@ -11,33 +11,53 @@ import pathlib
 import numpy as np
 
 from ..errors import DataError
-from .dataset import Dataset, MissingTestSplit, _checked, _count, _infer_classes, _rows
+from .dataset import Dataset, MissingTestSplit, _checked, _checked_labels, _count, _infer_classes, _rows
 from .files import h5_check_contained, regular_file
-from .limits import check_working_set, h5_check_size
+from .limits import check_working_set, h5_check_size, h5_check_stored
+from .streaming import StreamDataset
+
+# a streamed split keeps its file open without a chunk cache: its reader groups each batch's rows
+# by chunk itself (dualnet.data.streaming), and a cache would read a whole chunk for a single row
+STREAM_CHUNK_CACHE_BYTES = 0
 
 
-def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream: bool = False) -> Dataset:
     try:
         import h5py
     except ImportError:
         raise DataError(f"{path}: reading HDF5 needs h5py: pip install h5py") from None
     regular_file(path, "HDF5 file")
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", **({"rdcc_nbytes": STREAM_CHUNK_CACHE_BYTES} if stream else {}))
     except OSError as exc:
         raise DataError(f"{path}: cannot open as HDF5: {_open_problem(exc)}") from None
     try:
+        # before any dataset is looked up: a lookup can follow an external link
+        h5_check_contained(f, lambda problem: DataError(f"{path}: {problem}"))
+        if stream:
+            opened = _open_split(f, path, split, validation, limit, num_classes, whole=False)
+            return StreamDataset(f, *opened, name=f"{path}:{split}")  # it keeps the file open
         with f:
-            # before any dataset is looked up: a lookup can follow an external link
-            h5_check_contained(f, lambda problem: DataError(f"{path}: {problem}"))
             return _read_hdf5(f, path, split, validation, limit, num_classes)
     except DataError:
+        f.close()
         raise
     except (OSError, KeyError, RuntimeError, TypeError, ValueError) as exc:  # damaged beyond our checks
+        f.close()
         raise DataError(f"{path}: damaged or unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
 
 
 def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+    images_ds, labels, rows, num_classes = _open_split(f, path, split, validation, limit, num_classes, whole=True)
+    images, labels, num_classes = _checked(images_ds[rows], labels, num_classes, f"{path}:{images_ds.name}",
+                                           f"{path}:{split} labels")
+    return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+
+
+def _open_split(f, path: pathlib.Path, split, validation, limit, num_classes, whole: bool):
+    """(images dataset, the split's labels int64 (checked), its rows, num_classes) from the file's
+    metadata and labels alone: no image is read. `whole`: the split is to be loaded into memory, so
+    the size caps for whole loads apply (a streamed one is read batch by batch)."""
     flat = "images" in f or "labels" in f
     group = "test" if split == "test" else "" if flat else "train"
     if group and group not in f:
@@ -64,9 +84,12 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
         raise DataError(f"{path}: {images_ds.name} holds {len(images_ds)} images but "
                         f"{labels_ds.name} holds {len(labels_ds)} labels")
     rows = _rows(split, len(images_ds), validation, limit, images_from)
-    h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
-    check_working_set((rows.stop - rows.start) * math.prod(images_ds.shape[1:]), images_ds.dtype.itemsize,
-                      images_ds.id.get_storage_size(), images_from)
+    if whole:
+        h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)
+        check_working_set((rows.stop - rows.start) * math.prod(images_ds.shape[1:]), images_ds.dtype.itemsize,
+                          images_ds.id.get_storage_size(), images_from)
+    else:
+        h5_check_stored(images_ds, images_from)
     h5_check_size(labels_ds, labels_from)
     if num_classes is None and "num_classes" in f.attrs:
         num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)
@@ -75,9 +98,10 @@ def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> 
         for n in names:
             h5_check_size(f[n], f"{path}:/{n}")
         num_classes = _infer_classes([f[n][()] for n in names])
-    images, labels, num_classes = _checked(images_ds[rows], labels_ds[rows], num_classes,
-                                           images_from, labels_from)
-    return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+    # the labels are checked here (they are small); the images by whoever reads them
+    labels, num_classes = _checked_labels(labels_ds[rows], num_classes, rows.stop - rows.start, images_from,
+                                          labels_from)
+    return images_ds, labels, rows, num_classes
 
 
 def _open_problem(exc: OSError) -> str:

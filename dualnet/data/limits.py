@@ -28,6 +28,12 @@ def h5_check_size(ds, where, rows: int | None = None) -> None:
     if wanted > MAX_PAYLOAD_BYTES:
         raise DataError(f"{where}: reading shape {ds.shape} of {ds.dtype} needs {wanted:,} bytes, "
                         f"more than the {MAX_PAYLOAD_BYTES:,} accepted; the file is corrupt or too large")
+    h5_check_stored(ds, where)
+
+
+def h5_check_stored(ds, where) -> None:
+    """Raise DataError when HDF5 dataset `ds` declares far more data than its file stores for it
+    (unwritten chunks read back as the fill value: a damaged or never fully written file)."""
     declared, stored = ds.size * ds.dtype.itemsize, ds.id.get_storage_size()
     if declared > _SMALL_BYTES and declared > _MAX_STORED_RATIO * stored:
         raise DataError(f"{where}: declares shape {ds.shape} ({declared:,} bytes) but the file stores "

@@ -1,8 +1,10 @@
-"""Where datasets come from: the bundled MNIST, any directory of IDX files, or an HDF5 file.
+"""Where datasets come from: the bundled MNIST, the 8x8 digits, any directory of IDX files, or an HDF5 file.
 
 Sources accepted by `load`:
 
 * ``"mnist"``: the IDX files bundled with dualnet (see `bundled_mnist_dir`).
+* ``"digits"``: the 1,797 8x8 handwritten digits (1,437 train / 360 test), from scikit-learn when
+  it is installed, else the bundled copy of the same arrays (dualnet.data.digits_source).
 * a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
   ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each optionally ``.gz``, with
   ``-`` or ``.`` before ``idx`` (``train-images.idx3-ubyte``); ``test-`` may replace ``t10k-``
@@ -13,7 +15,8 @@ Sources accepted by `load`:
 
 Images may be uint8 (divided by 255) or float (kept, but must be finite and in [0, 1]), of shape
 (N, H, W) or (N, C, H, W). Splits: "train" is the training data minus its last `validation`
-records, "val" those last records, "all-train" all of it, "test" the test data.
+records (default: a sixth of them, at most 10,000), "val" those last records, "all-train" all of it,
+"test" the test data.
 
 Shapes, dtypes and sizes are checked from a file's header or metadata before anything is read
 (see dualnet.data.limits and dualnet.data.idx): a damaged or hostile file raises DataError naming it.
@@ -31,13 +34,15 @@ import stat
 
 from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _count
+from .digits_source import _load_digits
 from .files import file_kind
 from .hdf5 import _load_hdf5
 from .idx_source import _load_idx
 
-__all__ = ["SPLITS", "bundled_mnist_dir", "load", "load_mnist", "load_test_or_none"]
+__all__ = ["SPLITS", "NAMED_SOURCES", "bundled_mnist_dir", "load", "load_mnist", "load_test_or_none"]
 
 SPLITS = ("train", "val", "test", "all-train")
+NAMED_SOURCES = ("mnist", "digits")  # names that mean a bundled dataset, never a path
 MNIST_NUM_CLASSES = 10
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
@@ -75,31 +80,39 @@ def _holds_mnist(folder: pathlib.Path) -> bool:
     return (folder / "train-images-idx3-ubyte.gz").is_file()
 
 
-def load_mnist(split: str = "train", validation: int = 10000, limit: int | None = None) -> Dataset:
+def load_mnist(split: str = "train", validation: int | None = None, limit: int | None = None) -> Dataset:
     """The bundled MNIST split: same as ``load("mnist", split, validation, limit)``."""
     return load("mnist", split, validation=validation, limit=limit)
 
 
-def load(source: str | os.PathLike = "mnist", split: str = "train", validation: int = 10000,
-         limit: int | None = None, num_classes: int | None = None) -> Dataset:
+def load(source: str | os.PathLike = "mnist", split: str = "train", validation: int | None = None,
+         limit: int | None = None, num_classes: int | None = None, stream: bool = False) -> Dataset:
     """Load one split of a dataset as a `Dataset` (images float32 (N, C, H, W) in [0, 1]).
 
-    source: "mnist", a directory of IDX files or an HDF5 file (see the module docstring); the
-    string "mnist" always means the bundled copy (write "./mnist" for a folder of that name).
-    split: "train", "val", "test" or "all-train". validation: how many trailing training records
-    form "val". limit: keep only the first `limit` records of the split. num_classes: defaults to
+    source: "mnist", "digits", a directory of IDX files or an HDF5 file (see the module docstring);
+    the strings "mnist" and "digits" always mean the bundled data (write "./mnist" for a folder of
+    that name). split: "train", "val", "test" or "all-train". validation: how many trailing
+    training records form "val" (None: a sixth of them, at most 10,000). limit: keep only the
+    first `limit` records of the split. num_classes: defaults to
     10 for MNIST, else the file's ``num_classes`` attribute or max label + 1 over every label set
-    in the source, so all splits agree.
+    in the source, so all splits agree. stream: for an HDF5 file, leave the images in the file and
+    read them batch by batch (a `dualnet.data.streaming.StreamDataset`; shapes, dtypes and labels
+    are checked now, pixels as they are read); the whole-split size caps then do not apply.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    validation = _count(validation, "validation")
+    validation = None if validation is None else _count(validation, "validation")
     limit = None if limit is None else _count(limit, "limit")
     if num_classes is not None:
         num_classes = _count(num_classes, "num_classes", minimum=1)
+    if stream and isinstance(source, str) and source in NAMED_SOURCES:
+        raise DataError(f"{source}: streaming reads HDF5 files only; the bundled {source} is loaded in memory "
+                        "(drop --stream)")
     if isinstance(source, str) and source == "mnist":
         return _load_idx(bundled_mnist_dir(), "mnist", split, validation, limit,
                          num_classes or MNIST_NUM_CLASSES)
+    if isinstance(source, str) and source == "digits":
+        return _load_digits(split, validation, limit, num_classes)
     path = pathlib.Path(source).expanduser()
     try:
         mode = os.stat(path).st_mode
@@ -109,12 +122,15 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if stat.S_ISDIR(mode):
+        if stream:
+            raise DataError(f"{path}: streaming reads HDF5 files only; a folder of IDX files is loaded in memory "
+                            "(drop --stream)")
         return _load_idx(path, str(path), split, validation, limit, num_classes)
     if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never end
         raise DataError(f"{path}: is {file_kind(mode)}, not a regular file or a directory; give 'mnist', "
                         "a directory of IDX files or an .h5/.hdf5 file")
     if path.suffix.lower() in _HDF5_SUFFIXES or _starts_with(path, _HDF5_SIGNATURE):
-        return _load_hdf5(path, split, validation, limit, num_classes)
+        return _load_hdf5(path, split, validation, limit, num_classes, stream)
     raise DataError(f"{path}: not an HDF5 file; give 'mnist', a directory of IDX files or "
                     "an .h5/.hdf5 file")
 
@@ -127,9 +143,10 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
         return False
 
 
-def load_test_or_none(source: str | os.PathLike, limit: int | None = None) -> Dataset | None:
+def load_test_or_none(source: str | os.PathLike, limit: int | None = None,
+                      num_classes: int | None = None, stream: bool = False) -> Dataset | None:
     """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
     try:
-        return load(source, "test", limit=limit)
+        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream)
     except MissingTestSplit:
         return None

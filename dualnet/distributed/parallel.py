@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from .. import data as _data
 from ..backend import to_device
 from .job import DistributedError
 from .tally import DistributedTally
@@ -76,10 +75,12 @@ class DataParallel:
 
     # --- a step ---------------------------------------------------------------------------
 
-    def batch(self, train: Any, images_dev: Any, labels_dev: Any, order: np.ndarray, epoch: int, step: int,
-              dtype: Any, augment_shift: int, seed: int, dev: Any) -> tuple[Any, Any]:
+    def batch(self, host_batch: Any, images_dev: Any, labels_dev: Any, order: np.ndarray, epoch: int, step: int,
+              dev: Any) -> tuple[Any, Any]:
         """This rank's share of global batch `step` of `order`: (images, labels) on `dev`, as fit's
-        single-process loop would slice them (augmentation shifts drawn for the whole batch)."""
+        single-process loop would slice them. `host_batch` is the whole global batch fit prepared on
+        the host (augmented, normalized: its draws belong to the global batch, so every world size
+        sees the same images), or None when the images are already on the device (`images_dev`)."""
         if self._order is None or self._order[0] != epoch:
             share = np.ascontiguousarray(order[self.rank::self.size])
             self._order = (epoch, share, to_device(share.astype(np.int32), dev))
@@ -87,11 +88,10 @@ class DataParallel:
         start, stop = step * self.batch_size, min((step + 1) * self.batch_size, self.n)
         lo, hi = start // self.size, (stop - self.rank + self.size - 1) // self.size
         self.weight = (hi - lo) / (stop - start)
-        if not augment_shift:
+        if host_batch is None:
             return dev.ops.gather_batch(images_dev, labels_dev, share_dev, lo, hi)
-        rng = np.random.default_rng([seed, epoch, step, 1])
-        shifted = _data.random_shift(train.images[order[start:stop]], augment_shift, rng)[self.rank::self.size]
-        return to_device(shifted.astype(dtype, copy=False), dev), labels_dev[share_dev[lo:hi]]
+        mine = np.ascontiguousarray(host_batch[self.rank::self.size])
+        return to_device(mine, dev), labels_dev[share_dev[lo:hi]]
 
     def sync_step(self) -> None:
         """After a step's backward pass: the flat gradient buffer summed over ranks in place (one

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_device, to_numpy
+from ..data.normalize import model_normalization, normalize
 from ..errors import DualnetError
 from .figure import MAPS_PER_ROW, MOSAIC_FILTERS_ABOVE, TITLED_FILTERS_MAX, _digit, _figure, _hide_ticks, _model_of
 
@@ -177,7 +178,9 @@ def feature_maps(model: Any, image: Any, label: int | None = None) -> Any:
     model = _model_of(model)
     x = _input_batch(model, image)
     dtype = next(iter(model.parameters())).data.dtype if model.num_parameters() else np.float32
-    stages, final = _stages(model, to_device(x.astype(dtype), model.device))
+    # the panel shows the image as given; the network sees it as it was trained (normalized, if so)
+    fed = normalize(x, model_normalization(model))
+    stages, final = _stages(model, to_device(fed.astype(dtype), model.device))
     if not stages:
         raise DualnetError("feature_maps: the model has no Conv2d or pooling layer with spatial output")
     title = f"input {'×'.join(map(str, x.shape[1:]))}"

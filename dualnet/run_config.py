@@ -1,0 +1,162 @@
+"""A training run's configuration: `RunConfig`, the checks of its fields, and its resolution
+against the data (fields left at None follow the data's recipe, dualnet.recipes).
+
+A resolved configuration is what a run's checkpoint stores (`train_config`), so a resumed run keeps
+the model and recipe chosen when it started.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from . import models, optim
+from .recipes import RECIPE_FIELDS, Recipe, recipe_for
+from .schedules import SCHEDULES
+
+__all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "RECIPE_FIELDS"]
+
+MAX_AUGMENT_SHIFT = 8
+# train_config keys that checkpoints of older versions may lack, with the value those runs used
+OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "augment_crop": 0, "augment_flip": False,
+                                   "normalize": False, "stream": False}
+
+
+def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
+    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
+    if number is None or number < minimum or (maximum is not None and number > maximum):
+        expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
+        raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
+    return number
+
+
+def _float(name: str, value: Any, positive: bool) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or (
+            value <= 0 if positive else value < 0):
+        raise ValueError(f"RunConfig.{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+    return float(value)
+
+
+def _choice(name: str, value: Any, options: Iterable[str]) -> str:
+    options = list(options)
+    if value not in options:
+        raise ValueError(f"RunConfig.{name}: {value!r} is not one of {', '.join(map(repr, options))}")
+    return str(value)
+
+
+def check_field(name: str, value: Any) -> Any:
+    """`value` checked (and ints made floats where a float is due) for RunConfig field `name`.
+
+    The rules are those of `dualnet train`'s options. Raises ValueError naming the field, what it
+    expects and what it got.
+    """
+    if name in ("limit", "clip_grad", "validation", "num_classes", *RECIPE_FIELDS) and value is None:
+        return None  # unset: the data decides (the recipe, the default split, the labels' classes)
+    if name == "model":
+        return _choice(name, value, models.names())
+    if name == "data":
+        if not isinstance(value, (str, os.PathLike)):
+            raise ValueError(f"RunConfig.data must be 'mnist', 'digits' or a path, got {value!r}")
+        return str(value)
+    if name in ("epochs", "batch_size", "limit", "num_classes"):
+        return _int(name, value, 1)
+    if name in ("seed", "validation"):
+        return _int(name, value, 0)
+    if name in ("augment_shift", "augment_crop"):
+        return _int(name, value, 0, MAX_AUGMENT_SHIFT)
+    if name in ("normalize", "augment_flip", "stream"):
+        if not isinstance(value, bool):
+            raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
+        return value
+    if name in ("lr", "clip_grad"):
+        return _float(name, value, positive=True)
+    if name == "weight_decay":
+        return _float(name, value, positive=False)
+    if name == "momentum":
+        momentum = _float(name, value, positive=False)
+        if momentum >= 1:
+            raise ValueError(f"RunConfig.momentum must be a number in [0, 1), got {value!r}")
+        return momentum
+    if name == "optimizer":
+        return _choice(name, value, optim.OPTIMIZERS)
+    if name == "schedule":
+        return _choice(name, value, SCHEDULES)
+    known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
+    raise ValueError(f"RunConfig has no field {name!r}; known: {known}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that decides a training run.
+
+    Every value is checked on construction (`check_field`); ints given for float fields become floats.
+    `limit` keeps the first N images of each split; `validation` holds out the last N training images
+    (None: a sixth, at most 10,000); `clip_grad` clips the global gradient norm; `augment_shift` shifts
+    training images by up to that many pixels, `augment_crop` crops them at random after padding that
+    many zeros and `augment_flip` mirrors half of them (dn.data.augment_batch); `num_classes`
+    overrides the count the labels give (labels outside it are refused); `normalize` normalizes inputs
+    per channel with the training split's mean and std (stored with the model); `stream` reads an HDF5
+    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). Fields of
+    RECIPE_FIELDS left at None follow the data's recipe (dualnet.recipes: on MNIST lenet5, 10 epochs,
+    batch 64, lr 0.02, shifts of 1 pixel); `resolved` fills them in, and a run stores the resolved
+    configuration.
+    """
+
+    model: str | None = None
+    data: str = "mnist"
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    optimizer: str = "nesterov"
+    momentum: float = 0.9
+    weight_decay: float | None = None
+    schedule: str = "cosine"
+    augment_shift: int | None = None
+    seed: int = 0
+    limit: int | None = None
+    clip_grad: float | None = None
+    validation: int | None = None
+    num_classes: int | None = None
+    augment_crop: int | None = None
+    augment_flip: bool | None = None
+    normalize: bool | None = None
+    stream: bool = False
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, check_field(f.name, getattr(self, f.name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The configuration as stored in a checkpoint's `train_config` (JSON-ready)."""
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> RunConfig:
+        """A copy with `changes` applied (and checked)."""
+        return dataclasses.replace(self, **changes)
+
+    def recipe(self, shape: tuple[int, int, int]) -> Recipe:
+        """The data's recipe for images of `shape` (C, H, W), with a given model in its place."""
+        recipe = recipe_for(shape)
+        return recipe if self.model is None else dataclasses.replace(recipe, model=self.model)
+
+    def resolved(self, shape: tuple[int, int, int]) -> RunConfig:
+        """A copy with every field of RECIPE_FIELDS left at None taken from the recipe for `shape`."""
+        values = self.recipe(shape).values()
+        return self.replace(**{k: values[k] for k in RECIPE_FIELDS if getattr(self, k) is None})
+
+    @property
+    def is_resolved(self) -> bool:
+        return all(getattr(self, k) is not None for k in RECIPE_FIELDS)
+
+    def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
+        """This configuration's optimizer over `params` (of a resolved configuration)."""
+        if not self.is_resolved or self.lr is None:
+            raise ValueError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
+        return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay or 0.0)
+
+
