@@ -14,14 +14,13 @@ from dualnet.run import RunConfig
 from dualnet.train import TrainingInterrupted
 
 TINY = dict(epochs=1, limit=24, batch_size=8, validation=8)
-# lenet5 (built for 3x32x32) where a test compares evaluations after a checkpoint round trip: resnet8's
-# BatchNorm running statistics are not stored in checkpoints yet (the checkpoint format's layer buffers)
-NO_BUFFERS = "lenet5"
+# the colour recipe's own model: its BatchNorm running statistics must survive the checkpoint round trips
+COLOUR_MODEL = "resnet8"
 
 
 def test_colour_run_normalizes_with_the_training_split_and_stores_it(tmp_path, colour_h5):
     assert run.new_run(RunConfig(data=str(colour_h5), **TINY), out=tmp_path / "r.h5").config.model == "resnet8"
-    result = dn.train_run(RunConfig(data=str(colour_h5), model=NO_BUFFERS, **TINY), out=tmp_path / "c.h5",
+    result = dn.train_run(RunConfig(data=str(colour_h5), model=COLOUR_MODEL, **TINY), out=tmp_path / "c.h5",
                           device="cpu")
     train = dn.data.load(colour_h5, "train", validation=8, limit=24)
     stored = run.read_run(result.last)
@@ -54,7 +53,7 @@ def assert_same_parameter_bytes(a, b) -> None:
 
 def test_colour_run_with_crop_and_flip_interrupted_and_resumed_equals_the_uninterrupted_one(tmp_path, colour_h5):
     # 22 steps per epoch (progress reports every 20): the cut lands mid-epoch, between augmented batches
-    config = RunConfig(data=str(colour_h5), model=NO_BUFFERS, epochs=2, limit=44, batch_size=2, validation=8)
+    config = RunConfig(data=str(colour_h5), model=COLOUR_MODEL, epochs=2, limit=44, batch_size=2, validation=8)
     straight = dn.train_run(config, out=tmp_path / "straight.h5", device="cpu")
     assert (straight.model.normalization, run.read_run(straight.last).config.augment_crop) != (None, 0)
     with pytest.raises(TrainingInterrupted, match="SIGINT received at epoch 2, step 20"):
@@ -71,7 +70,7 @@ def test_colour_run_with_crop_and_flip_interrupted_and_resumed_equals_the_uninte
 
 def test_a_streamed_run_trains_bit_for_bit_as_the_in_memory_run(tmp_path, colour_h5):
     for augment in (dict(augment_crop=0, augment_flip=False), {}):  # plain batches, then the colour recipe's
-        config = RunConfig(data=str(colour_h5), model=NO_BUFFERS, epochs=2, limit=40, batch_size=8, validation=8,
+        config = RunConfig(data=str(colour_h5), model=COLOUR_MODEL, epochs=2, limit=40, batch_size=8, validation=8,
                            **augment)
         loaded = dn.train_run(config, out=tmp_path / "loaded.h5", device="cpu")
         streamed = dn.train_run(config.replace(stream=True), out=tmp_path / "streamed.h5", device="cpu")
