@@ -60,14 +60,20 @@ def test_share_of_each_batch_is_its_rank_slice_of_the_seeded_order() -> None:
     order = dn.data.epoch_order(10, 0, 0)
     images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
     labels = np.arange(10, dtype=np.int32)
-    train = dn.data.Dataset(images / 10, labels)
     for dp in started:
         assert isinstance(dp, DataParallel)
         dev = dn.get_device()
-        got = [dp.batch(train, images, labels, order, 0, step, np.float32, 0, 0, dev)[1] for step in range(3)]
-        want = [order[s * 4:(s + 1) * 4][dp.rank::2] for s in range(3)]
-        for g, w in zip(got, want):
-            np.testing.assert_array_equal(g, w)
+        for step in range(3):
+            want = order[step * 4:(step + 1) * 4][dp.rank::2]
+            # images on the device, gathered by the rank's share of the order
+            x, y = dp.batch(None, images, labels, order, 0, step, dev)
+            np.testing.assert_array_equal(y, want)
+            np.testing.assert_array_equal(x.ravel(), want)
+            # a global batch fit prepared on the host (augmented, normalized): the rank's slice of it
+            host = images[order[step * 4:(step + 1) * 4]] * 2
+            x, y = dp.batch(host, images, labels, order, 0, step, dev)
+            np.testing.assert_array_equal(y, want)
+            np.testing.assert_array_equal(x.ravel(), want * 2)
 
 
 def test_gpu_and_auto_map_to_the_local_rank_and_others_are_kept() -> None:
