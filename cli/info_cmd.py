@@ -82,7 +82,8 @@ def summary(target: str, input_shape: tuple[int, int, int] | None, classes: int 
         model = ckpt.model
         spec = model.spec.get("name", "a custom model") if isinstance(model.spec, dict) else "a custom model"
         shape = "x".join(map(str, model.input_shape)) if model.input_shape else "not stored"
-        trained = f", {len(ckpt.history)} epochs trained" if ckpt.history else ""
+        done = len(ckpt.history)
+        trained = f", {done} epoch{'' if done == 1 else 's'} trained" if done else ""
         click.echo(f"{target}: {spec}, input {shape}, {ckpt.attrs.get('dtype', 'float32')}{trained} "
                    f"(checkpoint format {ckpt.attrs.get('format_version')})")
         model.summary()

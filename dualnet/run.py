@@ -228,7 +228,8 @@ def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
     """The model and recipe a resolved run follows, in one line, e.g. `model digits-cnn (recipe digits
     for 1x8x8 images, 10 classes): 20 epochs, batch 32, lr 0.05, no augmentation`."""
     name = config.recipe(tuple(shape)).name  # type: ignore[arg-type]
-    parts = [f"{config.epochs} epochs", f"batch {config.batch_size}", f"lr {config.lr:g}"]
+    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
+    parts = [epochs, f"batch {config.batch_size}", f"lr {config.lr:g}"]
     if config.weight_decay:
         parts.append(f"weight decay {config.weight_decay:g}")
     augment = [f"shift {config.augment_shift}"] if config.augment_shift else []

@@ -32,7 +32,7 @@ def test_a_checkpoint_is_summarised_with_its_stored_shape(tmp_path, capsys):
     rc, out, err = run_main(["summary", str(path)], capsys)
     assert rc == 0 and err == ""
     lines = out.splitlines()
-    assert lines[0] == f"{path}: lenet5-bn, input 1x12x12, float32, 1 epochs trained (checkpoint format 2)"
+    assert lines[0] == f"{path}: lenet5-bn, input 1x12x12, float32, 1 epoch trained (checkpoint format 2)"
     assert lines[3].split() == ["input", "1x12x12"]
     assert f"{model.num_parameters():,} trainable parameters" in out
 

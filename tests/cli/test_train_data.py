@@ -58,7 +58,7 @@ def test_digits_picks_digits_cnn_and_num_classes_widens_the_model(tmp_path, monk
     result = invoke("train", "--data", "digits", "--epochs", "1", "--limit", "64", "--num-classes", "12",
                     "--device", "cpu")
     assert result.exit_code == 0, result.output
-    assert "model digits-cnn (recipe digits for 1x8x8 images, 12 classes): 1 epochs, batch 32" in result.output
+    assert "model digits-cnn (recipe digits for 1x8x8 images, 12 classes): 1 epoch, batch 32" in result.output
     assert run.read_run(tmp_path / "runs" / "digits-cnn.h5").config.num_classes == 12
 
 
