@@ -70,3 +70,13 @@ def test_batch_norm_running_statistics_are_identical_on_every_rank(job: pathlib.
     assert any(k.startswith("buffer:") and k.endswith("running_mean") for k in a)
     for k in a:
         assert np.array_equal(a[k], b[k]), k
+
+
+@pytest.mark.parametrize("job", ["cpu"], indirect=True)  # the worker trains the colour run on the CPU only
+def test_colour_recipe_batches_augmented_and_normalized_on_the_host_match_single_process(job: pathlib.Path) -> None:
+    a, b, single = _load(job, "colour.rank0"), _load(job, "colour.rank1"), _load(job, "colour_single.rank0")
+    for k in single:
+        assert np.array_equal(a[k], b[k]), f"colour: {k} differs between rank 0 and rank 1"
+        # the crop/flip draws belong to the global batch, so both ranks train on the one process's images
+        scale = float(np.abs(single[k]).max())
+        np.testing.assert_allclose(a[k], single[k], rtol=0, atol=1e-4 * scale, err_msg=k)
