@@ -151,6 +151,19 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
 
 
+#: input bytes per eval-mode chunk: LeNet-5's 28x28 float32 images go 83 at a time, CIFAR's
+#: 3x32x32 21 at a time (chosen by measurement, benchmarks/RESULTS.md)
+INFERENCE_CHUNK_BYTES = 256 << 10
+INFERENCE_CHUNK_LIMITS = (8, 256)
+
+
+def inference_chunk(x) -> int:
+    """Images per eval-mode chunk for x (n, ...): INFERENCE_CHUNK_BYTES of input, within limits."""
+    per_image = max(1, x[:1].nbytes)
+    low, high = INFERENCE_CHUNK_LIMITS
+    return max(low, min(high, INFERENCE_CHUNK_BYTES // per_image))
+
+
 class CpuOps(ReferenceOps):
     """ReferenceOps with fused, copy-free fast paths for the shapes a CNN trains with."""
 
@@ -289,6 +302,40 @@ class CpuOps(ReferenceOps):
             return None, dweight, dbias
         dx = self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x_shape, cache.geom)
         return dx, dweight, dbias
+
+    # --- eval mode ---------------------------------------------------------------------------
+
+    def conv_relu_maxpool_inference(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
+                                    groups: int = 1):
+        """maxpool(relu(conv2d(x))) without what backward needs: the max is taken offset by offset
+        over strided views of the conv output (no contiguous planes, no first-maximum masks),
+        the same values as conv_relu_maxpool_forward's."""
+        out_h, out_w = geom.out_h, geom.out_w
+        if groups != 1 or not pool_geom.tiles(out_h, out_w):
+            return super().conv_relu_maxpool_inference(x, weight, bias, geom, pool_geom, groups)
+        o, n = weight.shape[0], x.shape[0]
+        cols = self._im2col(self._padded(x, geom), geom, bias is not None)
+        z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
+        del cols
+        offsets = _tile_view(z, pool_geom.kh, pool_geom.kw)
+        best = offsets[0, 0].copy()
+        for i in range(pool_geom.kh):
+            for j in range(pool_geom.kw):
+                if i or j:
+                    numpy.maximum(best, offsets[i, j], out=best)
+        numpy.maximum(best, 0, out=best)
+        return _batch_first(best)
+
+    def inference_in_chunks(self, run, x):
+        """run(x) chunk by chunk of inference_chunk(x) images, the outputs concatenated: a
+        chunk's im2col buffers stay in the caches, a whole large batch's do not (measured in
+        benchmarks/RESULTS.md: batch 1000 at half the images/s of batch 64 unchunked)."""
+        if getattr(x, "ndim", 0) < 2:
+            return run(x)
+        chunk = inference_chunk(x)
+        if len(x) <= chunk:
+            return run(x)
+        return numpy.concatenate([run(x[i:i + chunk]) for i in range(0, len(x), chunk)])
 
     # --- pooling -------------------------------------------------------------------------
 
