@@ -74,7 +74,7 @@ def digit_input(gray: np.ndarray, size: tuple[int, int] = (28, 28), invert: str 
     """MNIST-style preparation of gray (H, W) in [0, 1]: float32 (1, h, w) in [0, 1], light on dark.
 
     invert: "auto" (invert when needs_inversion), "yes" or "no". An image without ink (blank)
-    is resized whole.
+    (a uniform image) gives zeros.
     """
     h, w = size
     img = np.asarray(gray, dtype=np.float64)
@@ -84,8 +84,8 @@ def digit_input(gray: np.ndarray, size: tuple[int, int] = (28, 28), invert: str 
     # or a faint pencil stroke gives the same black-and-white contrast as MNIST
     background = float(np.median(_border(img)))
     span = float(img.max()) - background
-    if span <= 1e-6:
-        return _resize(img, h, w)[None].astype(np.float32)
+    if span <= 1e-6:  # no ink: nothing is left once the background is taken away
+        return np.zeros((1, h, w), np.float32)
     ink = np.clip((img - background) / span, 0.0, 1.0)
     box = ink_box(ink)
     if box is None:  # not reached: the brightest pixel is 1.0, ink at any level
