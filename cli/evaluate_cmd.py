@@ -31,7 +31,7 @@ def format_confusion(confusion: np.ndarray) -> str:
 @device_option()
 @click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True,
               help="Images per forward pass (lower it if the GPU runs out of memory).")
 @click.option("--validation", type=click.IntRange(0), default=10000, show_default=True,
               help="How many trailing training images form the val split (as in `train --validation`).")
