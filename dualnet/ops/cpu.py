@@ -34,6 +34,7 @@ import sys
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from .cpu_inference import inference_chunk, max_tiles
 from .geometry import ConvGeometry, PoolGeometry
 from .reference import Geometry, ReferenceOps
 
@@ -149,19 +150,6 @@ def keep_freed_memory() -> bool:
         return False
     m_trim_threshold, m_mmap_threshold = -1, -3
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
-
-
-#: input bytes per eval-mode chunk: LeNet-5's 28x28 float32 images go 83 at a time, CIFAR's
-#: 3x32x32 21 at a time (chosen by measurement, benchmarks/RESULTS.md)
-INFERENCE_CHUNK_BYTES = 256 << 10
-INFERENCE_CHUNK_LIMITS = (8, 256)
-
-
-def inference_chunk(x) -> int:
-    """Images per eval-mode chunk for x (n, ...): INFERENCE_CHUNK_BYTES of input, within limits."""
-    per_image = max(1, x[:1].nbytes)
-    low, high = INFERENCE_CHUNK_LIMITS
-    return max(low, min(high, INFERENCE_CHUNK_BYTES // per_image))
 
 
 class CpuOps(ReferenceOps):
@@ -307,9 +295,8 @@ class CpuOps(ReferenceOps):
 
     def conv_relu_maxpool_inference(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
                                     groups: int = 1):
-        """maxpool(relu(conv2d(x))) without what backward needs: the max is taken offset by offset
-        over strided views of the conv output (no contiguous planes, no first-maximum masks),
-        the same values as conv_relu_maxpool_forward's."""
+        """maxpool(relu(conv2d(x))) without what backward needs (no contiguous planes, no
+        first-maximum masks, nothing kept): the same values as conv_relu_maxpool_forward's."""
         out_h, out_w = geom.out_h, geom.out_w
         if groups != 1 or not pool_geom.tiles(out_h, out_w):
             return super().conv_relu_maxpool_inference(x, weight, bias, geom, pool_geom, groups)
@@ -317,12 +304,7 @@ class CpuOps(ReferenceOps):
         cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
         del cols
-        offsets = _tile_view(z, pool_geom.kh, pool_geom.kw)
-        best = offsets[0, 0].copy()
-        for i in range(pool_geom.kh):
-            for j in range(pool_geom.kw):
-                if i or j:
-                    numpy.maximum(best, offsets[i, j], out=best)
+        best = max_tiles(z, pool_geom.kh, pool_geom.kw)
         numpy.maximum(best, 0, out=best)
         return _batch_first(best)
 

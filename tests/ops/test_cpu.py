@@ -12,7 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dualnet.ops.cpu import CpuOps, inference_chunk
+from dualnet.ops.cpu import CpuOps
+from dualnet.ops.cpu_inference import inference_chunk
 from dualnet.ops.geometry import ConvGeometry, PoolGeometry, out_size
 from dualnet.ops.reference import ReferenceOps
 from dualnet.testing import conv_geometries, pool_geometries, tiling_pool_geometries, uniform
