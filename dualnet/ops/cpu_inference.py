@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import numpy
 
-#: input bytes per eval-mode chunk: LeNet-5's 28x28 float32 images go 83 at a time, CIFAR's
-#: 3x32x32 21 at a time (chosen by measurement, benchmarks/RESULTS.md)
+#: input bytes per eval-mode chunk: LeNet-5's 28x28 float32 images go 83 at a time (measured best
+#: of 8-128 on LeNet-5, benchmarks/RESULTS.md), CIFAR's 3x32x32 21 at a time (the same budget,
+#: not measured separately: its larger activations per image ask for fewer images, not more)
 INFERENCE_CHUNK_BYTES = 256 << 10
 INFERENCE_CHUNK_LIMITS = (8, 256)
 
