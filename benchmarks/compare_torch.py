@@ -10,9 +10,15 @@ neighbouring runs mean anything.
 Printed: epoch seconds (median, min), inference images/s (batch 1000 over the test set), peak
 resident memory of the training process, the ratios dualnet/PyTorch and the two test accuracies.
 
+`--inference` times eval-mode forward alone instead (no training): the test set through LeNet-5
+at batch 64, 256 and 1000, dualnet on "cpu" against PyTorch under torch.inference_mode, the same
+weights, the same threads, each run a fresh process, alternating; printed per batch size: images/s
+(median over runs of the median of PASSES passes) and the ratio dualnet/PyTorch.
+
 Usage:
     pip install -e '.[bench]'            # PyTorch 2.13.0, CPU build (never needed by the library)
     python benchmarks/compare_torch.py [--runs 3] [--threads 2] [--limit N] [--json FILE]
+    python benchmarks/compare_torch.py --inference [--runs 5] [--json FILE]
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ LR = 0.01
 MOMENTUM = 0.9
 SEED = 0
 INFERENCE_BATCH = 1000
+INFERENCE_BATCHES = (64, 256, 1000)
+PASSES = 3  # timed passes over the test set per batch size and run (after one warm-up pass)
 
 
 # --- child side: one framework, one run ------------------------------------------------------
@@ -89,13 +97,12 @@ def run_dualnet(limit: int | None, weights_file: str) -> dict:
                 train_loss=history[0]["train_loss"])
 
 
-def run_torch(limit: int | None, weights_file: str) -> dict:
+def _torch_lenet5(weights_file: str):
+    """DESIGN.md's lenet5 in PyTorch, with the weights of `weights_file` (dualnet's names)."""
     import numpy as np
     import torch
     from torch import nn
 
-    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
-    x_train, y_train, x_test, y_test, order = _load_mnist(limit)
     net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
                         nn.MaxPool2d(2), nn.Flatten(), nn.Linear(400, 120), nn.ReLU(), nn.Linear(120, 84),
                         nn.ReLU(), nn.Linear(84, 10))
@@ -105,6 +112,17 @@ def run_torch(limit: int | None, weights_file: str) -> dict:
         for layer_name, module in torch_names.items():
             module.weight.copy_(torch.from_numpy(stored[f"{layer_name}.weight"]))
             module.bias.copy_(torch.from_numpy(stored[f"{layer_name}.bias"]))
+    return net
+
+
+def run_torch(limit: int | None, weights_file: str) -> dict:
+    import numpy as np
+    import torch
+    from torch import nn
+
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    x_train, y_train, x_test, y_test, order = _load_mnist(limit)
+    net = _torch_lenet5(weights_file)
     opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
     loss_fn = nn.CrossEntropyLoss()
     xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train)
@@ -138,8 +156,62 @@ def run_torch(limit: int | None, weights_file: str) -> dict:
                 train_loss=loss_sum / len(order))
 
 
-def child(framework: str, limit: int | None, weights_file: str) -> None:
-    result = (run_dualnet if framework == "dualnet" else run_torch)(limit, weights_file)
+def _time_passes(predict, n_images: int) -> float:
+    """images/s of `predict` (one pass over the test set): the median of PASSES timed passes."""
+    predict()  # warm-up: first-touch allocations
+    times = []
+    for _ in range(PASSES):
+        t = time.perf_counter()
+        predict()
+        times.append(time.perf_counter() - t)
+    return n_images / statistics.median(times)
+
+
+def infer_dualnet(weights_file: str) -> dict:
+    import numpy as np
+
+    import dualnet as dn
+
+    x_test = dn.data.load("mnist", "test").images.astype(np.float32)
+    model = dn.models.get("lenet5")
+    stored = np.load(weights_file)
+    for name, p in model.named_parameters():
+        p.data[...] = stored[name]
+    model.eval()
+    rates, preds = {}, None
+    for batch in INFERENCE_BATCHES:
+        def predict(batch=batch):
+            return np.concatenate([model(x_test[i:i + batch]).argmax(axis=1) for i in range(0, len(x_test), batch)])
+        rates[str(batch)] = _time_passes(predict, len(x_test))
+        preds = predict()
+    return dict(images_per_s=rates, predictions=preds.tolist())
+
+
+def infer_torch(weights_file: str) -> dict:
+    import numpy as np
+    import torch
+
+    import dualnet as dn
+
+    torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
+    xt = torch.from_numpy(dn.data.load("mnist", "test").images.astype(np.float32))
+    net = _torch_lenet5(weights_file)
+    net.eval()
+    rates, preds = {}, None
+    for batch in INFERENCE_BATCHES:
+        def predict(batch=batch):
+            with torch.inference_mode():
+                return torch.cat([net(xt[i:i + batch]).argmax(dim=1) for i in range(0, len(xt), batch)]).numpy()
+        rates[str(batch)] = _time_passes(predict, len(xt))
+        preds = predict()
+    return dict(images_per_s=rates, predictions=preds.tolist())
+
+
+def child(framework: str, limit: int | None, weights_file: str, inference: bool = False) -> None:
+    if inference:
+        result = (infer_dualnet if framework == "dualnet" else infer_torch)(weights_file)
+    else:
+        result = (run_dualnet if framework == "dualnet" else run_torch)(limit, weights_file)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps(result))
 
@@ -153,6 +225,8 @@ def _spawn(framework: str, args, weights_file: str) -> dict:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = str(args.threads)
     cmd = [sys.executable, __file__, "--child", framework, "--weights", weights_file]
+    if args.inference:
+        cmd.append("--inference")
     if args.limit:
         cmd += ["--limit", str(args.limit)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -171,17 +245,47 @@ def _torch_version() -> str | None:
     return torch.__version__
 
 
+def _compare_inference(args, weights_file: str, torch_version: str) -> None:
+    """Alternate inference-only children; print images/s per batch size and the ratios."""
+    import numpy as np
+
+    runs: dict[str, list[dict]] = {"dualnet": [], "torch": []}
+    for run in range(args.runs):
+        for framework in ("dualnet", "torch"):
+            r = _spawn(framework, args, weights_file)
+            runs[framework].append(r)
+            rates = "  ".join(f"batch {b}: {r['images_per_s'][str(b)]:8.0f}" for b in INFERENCE_BATCHES)
+            print(f"run {run + 1}/{args.runs} {framework:8s} img/s  {rates}", flush=True)
+    agree = float(np.mean(np.array(runs["dualnet"][0]["predictions"]) == np.array(runs["torch"][0]["predictions"])))
+    rate = {fw: {str(b): statistics.median(r["images_per_s"][str(b)] for r in runs[fw]) for b in INFERENCE_BATCHES}
+            for fw in runs}
+    ratio = {str(b): rate["dualnet"][str(b)] / rate["torch"][str(b)] for b in INFERENCE_BATCHES}
+    print()
+    print(f"{'inference img/s':24s}{'dualnet':>12s}{'PyTorch ' + torch_version:>20s}{'ratio':>10s}")
+    for b in INFERENCE_BATCHES:
+        print(f"{'batch ' + str(b):24s}{rate['dualnet'][str(b)]:12.0f}{rate['torch'][str(b)]:20.0f}"
+              f"{ratio[str(b)]:10.2f}   (dualnet/PyTorch; >= 1.0 is parity or better)")
+    print(f"predictions agree on {agree:.2%} of the test images (same weights)")
+    if args.json_out:
+        summary = {"machine": f"{os.cpu_count()} cpus, {args.threads} threads", "numpy": np.__version__,
+                   "torch": torch_version, "runs": args.runs, "passes": PASSES, "images_per_s": rate,
+                   "inference_ratio": ratio, "prediction_agreement": agree}
+        pathlib.Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per framework (alternating)")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads for both")
     parser.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     parser.add_argument("--json", dest="json_out", default=None, help="also write the results here")
+    parser.add_argument("--inference", action="store_true",
+                        help="time eval-mode forward at batch 64, 256 and 1000 instead of a training epoch")
     parser.add_argument("--child", choices=("dualnet", "torch"), help=argparse.SUPPRESS)
     parser.add_argument("--weights", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.limit, args.weights)
+        child(args.child, args.limit, args.weights, args.inference)
         return
     if args.runs < 1 or args.threads < 1:
         parser.error("--runs and --threads must be >= 1")
@@ -197,6 +301,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         weights_file = str(pathlib.Path(tmp) / "lenet5_init.npz")
         np.savez(weights_file, **_initial_weights())
+        if args.inference:
+            _compare_inference(args, weights_file, torch_version)
+            return
         results: dict[str, list[dict]] = {"dualnet": [], "torch": []}
         for run in range(args.runs):
             for framework in ("dualnet", "torch"):

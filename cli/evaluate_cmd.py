@@ -1,4 +1,4 @@
-"""`dualnet evaluate` and `dualnet predict`: use a trained checkpoint."""
+"""`dualnet evaluate`: accuracy of a trained checkpoint (`dualnet predict` is in predict_cmd.py)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ def format_confusion(confusion: np.ndarray) -> str:
 @device_option()
 @click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
-@click.option("--batch-size", type=click.IntRange(1), default=256, show_default=True,
+@click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True,
               help="Images per forward pass (lower it if the GPU runs out of memory).")
 @click.option("--validation", type=click.IntRange(0), default=None, show_default="the run's",
               help="How many trailing training images form the val split (default: the run's `train --validation`, "
@@ -80,44 +80,4 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         click.echo(f"plot: {plot_path}")
 
 
-@click.command()
-@click.argument("ckpt", type=CKPT)
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
-@device_option(default="cpu")
-@click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="How many classes to list.")
-@click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
-              help="Invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
-@click.option("--json", "as_json", is_flag=True)
-def predict(ckpt, files, device, top, invert, as_json):
-    """Classify images (PNG, JPEG, BMP, GIF, PGM or .npy; made grayscale and resized to the model's input).
-
-    \b
-    Example:
-      dualnet predict runs/lenet5.h5 digit.png other.npy
-    """
-    from dualnet.data.images import load_images
-
-    dev = resolve_device(device, echo=False)
-    model = checkpoint.load(ckpt, device=dev.name)
-    shape = tuple(model.input_shape or (1, 28, 28))
-    if len(shape) != 3 or shape[0] != 1:
-        raise click.ClickException(f"{ckpt}: the model takes inputs of shape {shape}; predict can only feed "
-                                   "it one-channel (grayscale) images, of shape (1, H, W)")
-    c, h, w = shape
-    x = load_images([str(f) for f in files], size=(h, w), invert=invert)
-    params = list(model.parameters())
-    x = x.astype(params[0].data.dtype if params else np.float32)  # a float64/float16 checkpoint takes its dtype
-    model.eval()
-    logits = dn.to_numpy(model(dn.to_device(x, dev))).astype(np.float64)
-    probs = np.exp(logits - logits.max(axis=1, keepdims=True))
-    probs /= probs.sum(axis=1, keepdims=True)
-    for f, p in zip(files, probs):
-        order = np.argsort(-p)[:top]
-        if as_json:
-            click.echo(json.dumps({"file": str(f), "class": int(order[0]),
-                                   "top": [{"class": int(k), "probability": float(p[k])} for k in order]}))
-        else:
-            click.echo(f"{f}: {order[0]}  (" + ", ".join(f"{k}: {p[k]:.1%}" for k in order) + ")")
-
-
-COMMANDS = [evaluate, predict]
+COMMANDS = [evaluate]

@@ -363,7 +363,13 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
                                f"at global step {first}. Try a lower --lr or --clip-grad")
 
 
-def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
+#: evaluate's default batch: on "cpu" an eval-mode forward runs in cache-sized chunks whatever the
+#: batch (ops/cpu.py, inference_in_chunks), so a large batch only saves per-batch work (the loss,
+#: the copies); measured fastest of 64-5000 within noise (benchmarks/RESULTS.md)
+EVAL_BATCH_SIZE = 1000
+
+
+def evaluate(model: Any, dataset: Any, batch_size: int = EVAL_BATCH_SIZE) -> dict:
     """Accuracy, mean loss, per-class accuracy and the confusion matrix (rows: true class).
 
     Inputs are normalized with the model's normalization when it has one (dn.data.model_normalization).
@@ -372,8 +378,6 @@ def evaluate(model: Any, dataset: Any, batch_size: int = 256) -> dict:
     "predictions" (N,) int64, "probabilities" (N, K) float32}. Raises DataError for data the model
     cannot take and DeviceOutOfMemory (suggesting half the batch size) when the GPU runs out.
     """
-    # 256, not more: on the CPU a batch's im2col buffers then stay within the caches and the
-    # allocator's reuse (batch 1000 measured 2.3x slower per image and 115 MB more resident)
     batch_size = _check_positive_int(batch_size, "batch_size")
     check_fits(model, dataset)
     was_training = model.training

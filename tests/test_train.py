@@ -96,6 +96,20 @@ def test_evaluate_reports_accuracy_per_class_and_confusion(small):
     assert model.training  # evaluate restores the mode
 
 
+def test_evaluate_gives_the_same_result_at_its_default_batch_as_at_a_small_one(small):
+    """The default batch (chunked on "cpu") changes speed, not a prediction or the loss."""
+    from dualnet.train import EVAL_BATCH_SIZE
+
+    train, _ = small
+    model = dn.models.lenet5(seed=1)
+    assert len(train) > EVAL_BATCH_SIZE  # more than one default batch, each run in chunks
+    whole, small_batches = dn.evaluate(model, train), dn.evaluate(model, train, batch_size=37)
+    np.testing.assert_array_equal(whole["predictions"], small_batches["predictions"])
+    np.testing.assert_array_equal(whole["confusion"], small_batches["confusion"])
+    assert whole["loss"] == pytest.approx(small_batches["loss"], rel=1e-6)
+    np.testing.assert_allclose(whole["probabilities"], small_batches["probabilities"], rtol=1e-5, atol=1e-7)
+
+
 def test_non_finite_loss_names_the_step_and_the_layer(small):
     train, _ = small
     model = dn.models.lenet5(seed=0)

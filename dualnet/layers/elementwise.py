@@ -97,7 +97,7 @@ class Flatten(Layer):
     kind = "flatten"
 
     def forward(self, x: Any) -> Any:
-        self._cache = tuple(x.shape)
+        self._cache = tuple(x.shape) if self.training else None
         # the size, not -1: NumPy cannot infer -1 for an empty batch
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 

@@ -123,6 +123,10 @@ class ConvReLUMaxPool(FusedStep):
         conv = self.conv
         geom = conv.input_geometry(x)
         pool_geom = self.pool.geometry(geom.out_h, geom.out_w)
+        if not self.training:
+            self._cache = None
+            return self.ops.conv_relu_maxpool_inference(x, conv.weight.data, conv.bias_data(), geom, pool_geom,
+                                                        conv.groups)
         y, saved = self.ops.conv_relu_maxpool_forward(x, conv.weight.data, conv.bias_data(), geom, pool_geom,
                                                       conv.groups)
         self._cache = saved if self.training else None

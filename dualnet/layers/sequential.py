@@ -82,9 +82,10 @@ class Sequential(Layer):
 
     def forward(self, x: Any) -> Any:
         steps = self._ran = self.steps()
-        for step in steps:
-            x = step(x)
-        return x
+        if self.training:
+            return _run(steps, x)
+        # eval mode is per image: the table may run a large batch in cache-sized chunks
+        return self.ops.inference_in_chunks(lambda part: _run(steps, part), x)
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """Backward through every step of the last forward; returns dL/dx.
@@ -151,6 +152,12 @@ class Sequential(Layer):
         text = "\n".join(lines)
         print(text, file=file)
         return text
+
+
+def _run(steps: Sequence[Layer], x: Any) -> Any:
+    for step in steps:
+        x = step(x)
+    return x
 
 
 def layer_entry(layer: Layer) -> dict[str, Any]:

@@ -13,6 +13,8 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | conv2d_backward            | yes       | yes |               |
 | conv_relu_maxpool_forward  | yes       | yes | fused.cu      |
 | conv_relu_maxpool_backward | yes       | yes | fused.cu      |
+| conv_relu_maxpool_inference| yes       | yes |               |
+| inference_in_chunks        | yes       | yes |               |
 | maxpool_forward            | yes       | yes | pooling.cu    |
 | maxpool_backward           | yes       | yes | pooling.cu    |
 | avgpool_forward            | yes       |     | pooling.cu    |
@@ -56,7 +58,8 @@ from .reference import ReferenceOps
 #: every op of the interface, in the order of the table above
 OPS: tuple[str, ...] = (
     "im2col", "col2im", "conv2d_forward", "conv2d_backward", "conv_relu_maxpool_forward",
-    "conv_relu_maxpool_backward", "maxpool_forward", "maxpool_backward", "avgpool_forward",
+    "conv_relu_maxpool_backward", "conv_relu_maxpool_inference", "inference_in_chunks",
+    "maxpool_forward", "maxpool_backward", "avgpool_forward",
     "avgpool_backward", "global_avgpool_forward", "global_avgpool_backward", "batchnorm_forward",
     "batchnorm_eval", "batchnorm_backward", "bias_act", "relu_forward", "relu_backward", "leaky_relu_forward",
     "leaky_relu_backward", "tanh_forward", "tanh_backward",

@@ -188,6 +188,18 @@ class ReferenceOps(TrainingOps):
         dz = self.relu_backward(self.maxpool_backward(dy, pool_saved, z_shape, pool_geom), z)
         return self.conv2d_backward(dz, conv_saved, weight, x_shape, geom, groups, need_bias, need_dx)
 
+    def conv_relu_maxpool_inference(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
+                                    groups: int = 1):
+        """maxpool(relu(conv2d(x))) in eval mode: y (n, o, pool out_h, pool out_w) alone; a table
+        may skip what only backward needs (the CPU's pooling masks)."""
+        return self.conv_relu_maxpool_forward(x, weight, bias, geom, pool_geom, groups)[0]
+
+    def inference_in_chunks(self, run, x):
+        """run(x) for an eval-mode forward of x (n, ...). The reference runs the batch whole; a
+        table whose caches a large batch overflows (the CPU's) runs it in chunks of images and
+        concatenates the outputs along the batch axis (run must be per-image: eval mode is)."""
+        return run(x)
+
     # --- pooling -------------------------------------------------------------------------
 
     def maxpool_forward(self, x, geom: PoolGeometry):

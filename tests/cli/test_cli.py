@@ -65,7 +65,10 @@ def test_predict_classifies_npy_images(trained, tmp_path):
     assert [r["file"] for r in rows] == list(map(str, paths))
     model = dn.load(trained[0])
     model.eval()
-    expected = model(test.images).argmax(axis=1)
+    # the CLI feeds the MNIST-style preparation of each file (dualnet.data.prepare)
+    from dualnet.data import prepare
+
+    expected = model(prepare.load_inputs(paths, (1, 28, 28))).argmax(axis=1)
     assert [r["class"] for r in rows] == expected.tolist()
     for r in rows:
         probs = [t["probability"] for t in r["top"]]

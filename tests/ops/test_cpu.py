@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from dualnet.ops.cpu import CpuOps
+from dualnet.ops.cpu_inference import inference_chunk
 from dualnet.ops.geometry import ConvGeometry, PoolGeometry, out_size
 from dualnet.ops.reference import ReferenceOps
 from dualnet.testing import conv_geometries, pool_geometries, tiling_pool_geometries, uniform
@@ -173,3 +174,34 @@ def test_cpu_softmax_cross_entropy_agrees_with_numpy_even_for_huge_logits(dtype,
     assert np.isfinite(loss).all()
     np.testing.assert_allclose(loss, loss_ref, rtol=tol(dtype)["rtol"], atol=tol(dtype)["atol"] * scale)
     np.testing.assert_allclose(probs, probs_ref, **tol(dtype))
+
+
+@given(g=conv_then_tiling_pool(), bias=st.booleans(), strided=st.booleans(), seed=st.integers(0, 2**16))
+def test_cpu_conv_relu_maxpool_inference_equals_the_training_forward_bit_for_bit(g, bias, strided, seed):
+    """Eval mode skips the masks, not a value: the same y as the forward that keeps them, ties included."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-2, 3, size=(g["n"], g["c"], g["h"], g["w"])).astype(np.float64)
+    w = rng.integers(-2, 3, size=(g["o"], g["c"], g["conv"].kh, g["conv"].kw)).astype(np.float64)
+    b = rng.integers(-2, 3, size=g["o"]).astype(np.float64) if bias else None
+    xin = batch_last_view(x) if strided else x
+    y_train, _ = CPU.conv_relu_maxpool_forward(xin, w, b, g["conv"], g["pool"])
+    y = CPU.conv_relu_maxpool_inference(xin, w, b, g["conv"], g["pool"])
+    assert y.shape == y_train.shape
+    np.testing.assert_array_equal(y, y_train)
+    np.testing.assert_array_equal(y, REF.conv_relu_maxpool_inference(x, w, b, g["conv"], g["pool"]))
+
+
+@given(n=st.integers(1, 700), side=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_cpu_inference_in_chunks_equals_one_run_and_keeps_every_chunk_within_the_chunk_size(n, side, seed):
+    x = uniform((n, 1, side, side), seed)
+    sizes = []
+
+    def run(part):
+        sizes.append(len(part))
+        return part.reshape(len(part), -1).sum(axis=1, keepdims=True) * 2.0
+
+    out = CPU.inference_in_chunks(run, x)
+    np.testing.assert_array_equal(out, run(x))
+    chunk = inference_chunk(x)
+    assert sum(sizes[:-1]) == n and max(sizes[:-1]) <= chunk
+    assert len(sizes) - 1 == -(-n // chunk)  # as few chunks as the size allows

@@ -155,8 +155,6 @@ checkpoint("input-shape-huge", r"input_shape \[1, 100000, 100000\] is not 1 to 3
 checkpoint("input-shape-not-a-list", r"input_shape '28x28' is not 1 to 3 positive sizes")
 checkpoint("input-shape-disagrees-with-layers", r"the layers do not accept the stored input_shape \(1, 32, 32\): fc1: "
            r"expected 784 input features", how="predict")
-checkpoint("three-channel-model", r"the model takes inputs of shape \(3, 28, 28\); predict can only feed it "
-           r"one-channel", how="predict")
 checkpoint("three-channel-model", r"images of shape \(1, 28, 28\) do not fit the model in .*: fc1: expected 2352")
 checkpoint("five-class-model", r"the data has 10 classes \(labels 0..9\), but the model in .* outputs 5 scores "
            r"per image")
