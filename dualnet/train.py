@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,11 +21,12 @@ import numpy as np
 from . import data as _data
 from .backend import to_device, to_numpy
 from .distributed.parallel import DataParallel
-from .errors import DataError, DualnetError
+from .errors import DataError
 from .layers import Sequential
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, Schedule
 from .train_checks import _clip, _first_nonfinite_layer, _grads_finite, _parameter_dtype
+from .train_state import DeviceOutOfMemory, TrainingDiverged, TrainingInterrupted, TrainState
 from .train_tally import make_tally
 
 __all__ = ["fit", "evaluate", "check_fits", "TrainState", "TrainingDiverged", "TrainingInterrupted",
@@ -41,59 +41,6 @@ def _oom_errors() -> tuple[type[BaseException], ...]:
     cupy = sys.modules.get("cupy")
     oom = getattr(getattr(getattr(cupy, "cuda", None), "memory", None), "OutOfMemoryError", None)
     return OOM_ERRORS + ((oom,) if isinstance(oom, type) else ())
-
-
-class DeviceOutOfMemory(DualnetError, MemoryError):
-    """The GPU ran out of memory; the message suggests a smaller batch."""
-
-    def __init__(self, batch_size: int, during: str):
-        self.batch_size = batch_size
-        super().__init__(f"out of GPU memory at batch size {batch_size} ({during}): try --batch-size "
-                         f"{max(1, batch_size // 2)}")
-
-
-class TrainingDiverged(DualnetError, FloatingPointError):
-    """A loss or gradient became NaN or infinite; the message names the step and the layer."""
-
-
-class TrainingInterrupted(DualnetError, KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived; `state` resumes the run exactly from the next step."""
-
-    def __init__(self, message: str, state: TrainState, signum: int):
-        super().__init__(message)
-        self.state = state
-        self.signum = signum
-
-
-@dataclass
-class TrainState:
-    """Where a run stands: enough to resume it exactly (saved in checkpoints as `rng`)."""
-
-    seed: int = 0
-    epoch: int = 0            # epochs completed
-    step: int = 0             # steps completed inside the current epoch
-    global_step: int = 0
-    loss_sum: float = 0.0     # running sums of the current epoch
-    correct: int = 0
-    seen: int = 0
-    seconds: float = 0.0
-    base_lr: float | None = None  # the schedule's starting point (optimizer.lr moves with it)
-    history: list = field(default_factory=list)
-    # a changed plan (schedules.extend): Segment dicts; empty = the schedule over `epochs` as planned
-    schedule_segments: list = field(default_factory=list)
-    stop_reason: str | None = None  # set by a callback to end the run after this epoch
-
-    def request_stop(self, reason: str) -> None:
-        """Called by a callback: end training after the current epoch, for `reason` (one line)."""
-        self.stop_reason = reason
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> TrainState:
-        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
-        return cls(**known)
 
 
 def _check_positive_int(value: Any, what: str) -> int:
