@@ -18,7 +18,6 @@ Layout:
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import shutil
 import struct
@@ -340,6 +339,8 @@ def make_images() -> None:
     write("images/truncated.pgm", b"P5\n28 28\n255\n" + bytes(100))
     write("images/maxval-zero.pgm", b"P5\n28 28\n0\n" + bytes(28 * 28))
     write("images/zero-width.pgm", b"P5\n0 28\n255\n")
+    from make_corpus_pillow import make_pillow_images  # it imports this module's helpers
+
     make_pillow_images(digit)
     for name, array in (("rgb-three-channels.npy", np.zeros((28, 28, 3), np.uint8)),
                         ("nan-pixels.npy", np.full((28, 28), np.nan, np.float32)),
@@ -347,80 +348,6 @@ def make_images() -> None:
                         ("object-array.npy", np.array([[None, 1]], dtype=object))):
         path = ROOT / "images" / name
         np.save(path, array, allow_pickle=True)
-
-
-# --- files that reach outside themselves (family 3): refused from their metadata, never followed --
-
-# A path that is on every Linux machine, and one that never exists: the readers must refuse both
-# without opening them (tests/reliability/test_foreign_files.py makes a real secret reachable)
-OUTSIDE, NOWHERE = "/etc/passwd", "/nonexistent/dualnet-secret.h5"
-
-
-def external_storage(name, shape, dtype, target=OUTSIDE):
-    def edit(f):
-        del f[name]
-        f.create_dataset(name, shape=shape, dtype=dtype,
-                         external=[(target, 0, int(np.prod(shape)) * np.dtype(dtype).itemsize)])
-    return edit
-
-
-def external_link(name, target=NOWHERE):
-    def edit(f):
-        del f[name]
-        f[name] = h5py.ExternalLink(target, "/data")
-    return edit
-
-
-def virtual(name, shape, dtype, source=NOWHERE):
-    def edit(f):
-        del f[name]
-        layout = h5py.VirtualLayout(shape=shape, dtype=dtype)
-        layout[...] = h5py.VirtualSource(source, "data", shape=shape)
-        f.create_virtual_dataset(name, layout, fillvalue=0)
-    return edit
-
-
-def make_foreign() -> None:
-    ckpt("bias-in-etc-passwd", external_storage(P + "fc1.bias", (10,), np.float32))
-    ckpt("bias-external-link", external_link(P + "fc1.bias"))
-    ckpt("bias-virtual-missing-source", virtual(P + "fc1.bias", (10,), np.float32))
-
-    def soft_to_external(f):
-        f["elsewhere"] = h5py.ExternalLink(NOWHERE, "/data")
-        del f[P + "fc1.bias"]
-        f[P + "fc1.bias"] = h5py.SoftLink("/elsewhere")
-    ckpt("bias-soft-link-to-external-link", soft_to_external)
-    h5_data("h5-images-in-etc-passwd", edit=lambda f: [external_storage(f"{g}/images", (1, 28, 28), np.uint8)(f)
-                                                        for g in ("train", "test")])
-    h5_data("h5-images-external-link", edit=lambda f: [external_link(f"{g}/images")(f) for g in ("train", "test")])
-    h5_data("h5-images-virtual-missing-source",
-            edit=lambda f: [virtual(f"{g}/images", IMAGES.shape, np.uint8)(f) for g in ("train", "test")])
-
-
-def make_pillow_images(digit: np.ndarray) -> None:
-    """Images for Pillow's formats: bombs refused from their headers, and damaged files."""
-    from PIL import Image
-
-    frames = [Image.fromarray(digit), Image.fromarray(255 - digit)]
-    buf = io.BytesIO()
-    frames[0].save(buf, "GIF", save_all=True, append_images=frames[1:])
-    write("images/animated-two-frames.gif", buf.getvalue())
-    # 10^8 pixels of a 1-bit image in ~12 KB: within the pixel cap, not within the memory budget
-    row = b"\x00" + bytes(1250)
-    body = zlib.compress(row * 10000, 9)
-    header = struct.pack(">IIBBBBB", 10000, 10000, 1, 0, 0, 0, 0)
-    write("images/one-bit-10000x10000.png", b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header)
-          + png_chunk(b"IDAT", body) + png_chunk(b"IEND", b""))
-    buf = io.BytesIO()
-    Image.fromarray(digit).save(buf, "JPEG")
-    jpeg = bytearray(buf.getvalue())
-    sof = jpeg.index(b"\xff\xc0")  # SOF0: length, precision, then height and width
-    jpeg[sof + 5:sof + 9] = struct.pack(">HH", 60000, 60000)
-    write("images/jpeg-header-60000x60000.jpg", bytes(jpeg))
-    write("images/negative-sample.pgm", b"P2\n2 2\n255\n0 -7 20 255\n")
-    buf = io.BytesIO()
-    Image.fromarray(digit).save(buf, "BMP")
-    write("images/bmp-truncated.bmp", buf.getvalue()[:200])
 
 
 def make_round_two() -> None:
@@ -450,10 +377,12 @@ def main() -> int:
     make_h5_data()
     make_checkpoints()
     make_images()
-    make_foreign()
     make_round_two()
-    from make_corpus_buffers import make_buffers  # it imports this module's helpers
+    # these import this module's helpers
+    from make_corpus_buffers import make_buffers
+    from make_corpus_foreign import make_foreign
 
+    make_foreign()
     make_buffers()
     too_big = [p for p in ROOT.rglob("*") if p.is_file() and p.stat().st_size >= MAX_BYTES]
     for p in too_big:
