@@ -22,12 +22,13 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from peer_runs import report, spawn, torch_sgd_epoch  # noqa: E402
 
 BATCH = 64
 LR = 0.05
@@ -97,7 +98,6 @@ def _torch_resnet8(torch):
 def run_torch(images: int, weights_file: str) -> dict:
     import numpy as np
     import torch
-    from torch import nn
 
     torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
     x, y, order = _data(images)
@@ -113,38 +113,16 @@ def run_torch(images: int, weights_file: str) -> dict:
                 raise SystemExit(f"compare_resnet: {name} is {stored[name].shape} in dualnet, "
                                  f"{tuple(p.shape)} in torch")
             p.copy_(torch.from_numpy(stored[name]))
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    loss_fn = nn.CrossEntropyLoss()
-    xs, ys = torch.from_numpy(x), torch.from_numpy(y)
-    idx_all = torch.from_numpy(order.astype(np.int64))
-    net.train()
-    t = time.perf_counter()
-    loss_sum = 0.0
-    for start in range(0, len(order), BATCH):
-        idx = idx_all[start:start + BATCH]
-        opt.zero_grad()
-        loss = loss_fn(net(xs[idx]), ys[idx])
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item() * len(idx)
-    return dict(epoch_s=time.perf_counter() - t, train_loss=loss_sum / len(order))
+    epoch_s, train_loss = torch_sgd_epoch(torch, net, x, y, order, BATCH, LR, MOMENTUM)
+    return dict(epoch_s=epoch_s, train_loss=train_loss)
 
 
 def child(framework: str, images: int, weights_file: str) -> None:
-    result = (run_dualnet if framework == "dualnet" else run_torch)(images, weights_file)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+    report((run_dualnet if framework == "dualnet" else run_torch)(images, weights_file))
 
 
 def _spawn(framework: str, args, weights_file: str) -> dict:
-    env = dict(os.environ, BENCH_THREADS=str(args.threads))
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)  # fixed before NumPy's BLAS (or torch) starts its pool
-    cmd = [sys.executable, __file__, "--child", framework, "--weights", weights_file, "--images", str(args.images)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"compare_resnet: the {framework} run failed:\n{proc.stderr.strip()}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return spawn(__file__, framework, args.threads, ["--weights", weights_file, "--images", str(args.images)])
 
 
 def main() -> None:

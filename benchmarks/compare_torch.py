@@ -27,12 +27,13 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+from peer_runs import report, spawn, torch_sgd_epoch  # noqa: E402
 
 BATCH = 64
 LR = 0.01
@@ -116,29 +117,12 @@ def _torch_lenet5(weights_file: str):
 
 
 def run_torch(limit: int | None, weights_file: str) -> dict:
-    import numpy as np
     import torch
-    from torch import nn
 
     torch.set_num_threads(int(os.environ["BENCH_THREADS"]))
     x_train, y_train, x_test, y_test, order = _load_mnist(limit)
     net = _torch_lenet5(weights_file)
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=MOMENTUM)
-    loss_fn = nn.CrossEntropyLoss()
-    xs, ys = torch.from_numpy(x_train), torch.from_numpy(y_train)
-    idx_all = torch.from_numpy(order.astype(np.int64))
-    net.train()
-    t = time.perf_counter()
-    loss_sum = 0.0
-    for start in range(0, len(order), BATCH):
-        idx = idx_all[start:start + BATCH]
-        xb, yb = xs[idx], ys[idx]
-        opt.zero_grad()
-        loss = loss_fn(net(xb), yb)
-        loss.backward()
-        opt.step()
-        loss_sum += loss.item() * len(idx)  # as dn.fit, which reports the epoch's mean loss
-    epoch_s = time.perf_counter() - t
+    epoch_s, train_loss = torch_sgd_epoch(torch, net, x_train, y_train, order, BATCH, LR, MOMENTUM)
 
     net.eval()
     xt = torch.from_numpy(x_test)
@@ -153,7 +137,7 @@ def run_torch(limit: int | None, weights_file: str) -> dict:
     pred = predict()
     infer_s = time.perf_counter() - t
     return dict(epoch_s=epoch_s, images_per_s=len(x_test) / infer_s, accuracy=float((pred == y_test).mean()),
-                train_loss=loss_sum / len(order))
+                train_loss=train_loss)
 
 
 def _time_passes(predict, n_images: int) -> float:
@@ -209,30 +193,17 @@ def infer_torch(weights_file: str) -> dict:
 
 def child(framework: str, limit: int | None, weights_file: str, inference: bool = False) -> None:
     if inference:
-        result = (infer_dualnet if framework == "dualnet" else infer_torch)(weights_file)
+        report((infer_dualnet if framework == "dualnet" else infer_torch)(weights_file))
     else:
-        result = (run_dualnet if framework == "dualnet" else run_torch)(limit, weights_file)
-    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(result))
+        report((run_dualnet if framework == "dualnet" else run_torch)(limit, weights_file))
 
 
 # --- parent side: alternate runs, print ratios ------------------------------------------------
 
 
 def _spawn(framework: str, args, weights_file: str) -> dict:
-    env = dict(os.environ, BENCH_THREADS=str(args.threads))
-    # the thread count must be fixed before NumPy's BLAS (or torch) starts its pool
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        env[var] = str(args.threads)
-    cmd = [sys.executable, __file__, "--child", framework, "--weights", weights_file]
-    if args.inference:
-        cmd.append("--inference")
-    if args.limit:
-        cmd += ["--limit", str(args.limit)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        sys.exit(f"compare_torch: the {framework} run failed:\n{proc.stderr.strip()}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    extra = ["--weights", weights_file] + (["--inference"] if args.inference else [])
+    return spawn(__file__, framework, args.threads, extra + (["--limit", str(args.limit)] if args.limit else []))
 
 
 def _torch_version() -> str | None:
