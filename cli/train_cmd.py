@@ -200,6 +200,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     took = f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.1f} min"
     click.echo(f"trained in {took} on {dev.name}")
 
+
 def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
     """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
     previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
