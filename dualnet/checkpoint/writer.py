@@ -76,6 +76,11 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
     dtypes = {a.dtype.name for a in params.values()}
     if len(dtypes) > 1:
         raise refuse(f"parameters mix dtypes {sorted(dtypes)}; cast the model with model.astype(...)")
+    # the model's input normalization (set by a run, or read from the checkpoint it was loaded from)
+    # travels with it, so dn.evaluate, predict and the ONNX export apply it after dn.load
+    norm = getattr(model, "normalization", None) or (getattr(model, "metadata", None) or {}).get("normalization")
+    if norm is not None and "normalization" not in metadata:
+        metadata = {**metadata, "normalization": norm}
     for key, value in metadata.items():
         _json(value, f"metadata {key!r}", path)
     root = {"format": FORMAT, "format_version": FORMAT_VERSION, "dualnet_version": dualnet.__version__,

@@ -248,3 +248,18 @@ def test_optimizer_over_other_parameters_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="optimizer does not optimize"):
         ck.save(model, tmp_path / "m.h5", optimizer=dn.optim.SGD(tiny().parameters()))
     assert no_temp_files(tmp_path) and not (tmp_path / "m.h5").exists()
+
+
+def test_a_models_input_normalization_survives_save_and_load_and_a_second_save(tmp_path):
+    model = tiny()
+    norm = {"mean": [0.13], "std": [0.31]}
+    model.normalization = norm
+    dn.save(model, tmp_path / "a.h5")
+    loaded = dn.load(tmp_path / "a.h5")
+    assert dn.data.model_normalization(loaded) == norm
+    dn.save(loaded, tmp_path / "b.h5")  # loaded models keep it in their metadata only
+    assert dn.data.model_normalization(dn.load(tmp_path / "b.h5")) == norm
+    # an explicit metadata value wins over the model's own
+    other = {"mean": [0.5], "std": [0.5]}
+    dn.save(model, tmp_path / "c.h5", normalization=other)
+    assert dn.load(tmp_path / "c.h5").metadata["normalization"] == other
