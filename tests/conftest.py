@@ -86,3 +86,14 @@ def write_colour_h5(path: pathlib.Path, n_train: int = 96, n_test: int = 32, siz
 def colour_h5(tmp_path_factory) -> pathlib.Path:
     """A small colour dataset: 96 train / 32 test images (3, 32, 32) uint8 with labels in 0..4."""
     return write_colour_h5(tmp_path_factory.mktemp("colour") / "colour.h5")
+
+
+@pytest.fixture
+def restored_layer_registry():
+    """For tests that register custom layer classes: dn.layers' registry is restored afterwards."""
+    from dualnet import layers
+
+    before = dict(layers.LAYER_TYPES)
+    yield
+    layers.LAYER_TYPES.clear()
+    layers.LAYER_TYPES.update(before)

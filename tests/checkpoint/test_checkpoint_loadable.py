@@ -11,13 +11,8 @@ import dualnet as dn
 from dualnet import layers as L
 from dualnet.errors import CheckpointError
 
-
-@pytest.fixture(autouse=True)
-def _registry():
-    before = dict(L.LAYER_TYPES)
-    yield
-    L.LAYER_TYPES.clear()
-    L.LAYER_TYPES.update(before)
+# each test registers its own classes; the layer registry is as before afterwards (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("restored_layer_registry")
 
 
 class Shift(L.Layer):

@@ -16,13 +16,8 @@ README = pathlib.Path(__file__).resolve().parents[2] / "README.md"
 MARKER = "<!-- example: custom-layer -->\n```python\n"
 
 
-@pytest.fixture(autouse=True)
-def _registry():
-    """Each test registers its own classes; the registry is as before afterwards."""
-    before = dict(L.LAYER_TYPES)
-    yield
-    L.LAYER_TYPES.clear()
-    L.LAYER_TYPES.update(before)
+# each test registers its own classes; the layer registry is as before afterwards (tests/conftest.py)
+pytestmark = pytest.mark.usefixtures("restored_layer_registry")
 
 
 def _param(n: int, start: float = 1.0) -> L.Parameter:
