@@ -3,10 +3,9 @@ streaming that resume bit for bit."""
 
 from __future__ import annotations
 
-import signal
-
 import numpy as np
 import pytest
+from test_run import InterruptAt
 
 import dualnet as dn
 from dualnet import run
@@ -33,17 +32,6 @@ def test_colour_run_normalizes_with_the_training_split_and_stores_it(tmp_path, c
     loaded.metadata = {}
     unnormalized = dn.evaluate(loaded, test)["probabilities"]
     assert not np.array_equal(unnormalized, dn.evaluate(result.model, test)["probabilities"])
-
-
-class InterruptAt:
-    """A callback that sends this process SIGINT at the progress report of (epoch, step)."""
-
-    def __init__(self, epoch: int, step: int):
-        self.at = (epoch, step)
-
-    def on_batch(self, state, info) -> None:
-        if (info["epoch"], info["step"]) == self.at:
-            signal.raise_signal(signal.SIGINT)
 
 
 def assert_same_parameter_bytes(a, b) -> None:
