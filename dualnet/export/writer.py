@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import DualnetError
+from ..data.normalize import check_normalization
+from ..errors import DataError, DualnetError
 from ..layers.base import Layer
 from .registry import ExportError, convert
 
@@ -63,7 +64,7 @@ def normalization_of(model: Any, given: Any, shape: tuple[int, ...]) -> tuple[np
     From the argument, else `model.metadata["normalization"]` (checkpoints), else
     `model.normalization`; each a dict {"mean": [...], "std": [...]} of one value per input
     channel (or one value for all)."""
-    source = "normalization"
+    source = "the normalization argument"
     if given is None:
         given = (getattr(model, "metadata", None) or {}).get("normalization")
         source = "the model's metadata 'normalization'"
@@ -72,18 +73,11 @@ def normalization_of(model: Any, given: Any, shape: tuple[int, ...]) -> tuple[np
         source = "model.normalization"
     if given is None:
         return None
-    try:
-        mean = np.asarray(given["mean"], dtype=np.float64).reshape(-1)
-        std = np.asarray(given["std"], dtype=np.float64).reshape(-1)
-    except (KeyError, TypeError, ValueError):
-        raise ExportError(f"export: {source} must be {{'mean': [...], 'std': [...]}}, got {given!r}") from None
-    channels = shape[0]
-    for what, values in (("mean", mean), ("std", std)):
-        if values.size not in (1, channels) or not np.all(np.isfinite(values)):
-            raise ExportError(f"export: {source} {what} must be 1 or {channels} finite numbers (one per input "
-                              f"channel), got {values.tolist()}")
-    if np.any(std <= 0):
-        raise ExportError(f"export: {source} std must be > 0, got {std.tolist()}")
+    try:  # the same checks as training's (dn.data.check_normalization)
+        checked = check_normalization(given, shape[0], f"export ({source})")
+    except DataError as exc:
+        raise ExportError(str(exc)) from None
+    mean, std = np.asarray(checked["mean"], np.float64), np.asarray(checked["std"], np.float64)
     per_channel = (-1,) + (1,) * (len(shape) - 1)
     return mean.reshape(per_channel), std.reshape(per_channel)
 
