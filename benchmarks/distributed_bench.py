@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,8 +24,9 @@ import time
 
 
 def _mpiexec() -> str:
-    local = pathlib.Path(sys.executable).parent / "mpiexec"
-    found = str(local) if local.exists() else shutil.which("mpiexec")
+    from dualnet.distributed.job import mpiexec_path
+
+    found = mpiexec_path()
     if not found:
         sys.exit('distributed_bench: no mpiexec found; pip install ".[mpi]"')
     return found

@@ -55,7 +55,7 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def dualnet_executable() -> str:
     """The installed `dualnet` console script, for tests that run it as a user would."""
     candidate = pathlib.Path(sys.executable).parent / "dualnet"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pathlib
+import shutil
 import sys
 import warnings
 from collections.abc import Iterator
@@ -53,6 +55,12 @@ def local_device(name: str, local_rank: int) -> str:
         gpus = [d for d in devices() if d.name.startswith("gpu") and d.available]
         return f"gpu:{local_rank}" if gpus else "cpu"
     return name
+
+
+def mpiexec_path() -> str | None:
+    """The mpiexec beside this Python (where the MPICH wheel puts it), else the one on PATH, else None."""
+    beside = pathlib.Path(sys.executable).parent / "mpiexec"
+    return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
 def _cores() -> int:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import time
 
 import pytest
+
+from dualnet.distributed.job import mpiexec_path
 
 HERE = pathlib.Path(__file__).parent
 
@@ -21,8 +22,7 @@ HERE = pathlib.Path(__file__).parent
 def mpiexec() -> str:
     """The mpiexec next to this Python (the MPICH wheel puts it there), else on PATH; skips without one."""
     pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install \".[mpi]\")")
-    candidate = pathlib.Path(sys.executable).parent / "mpiexec"
-    found = str(candidate) if candidate.exists() else shutil.which("mpiexec")
+    found = mpiexec_path()
     if not found:
         pytest.skip("no mpiexec next to this Python or on PATH (pip install \".[mpi]\" brings MPICH's)")
     return found

@@ -27,39 +27,30 @@ def _params(path: pathlib.Path) -> dict[str, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory: pytest.TempPathFactory, dualnet_executable_module: str) -> pathlib.Path:
+def reference(tmp_path_factory: pytest.TempPathFactory, dualnet_executable: str) -> pathlib.Path:
     """An uninterrupted 3-epoch distributed run."""
     out = tmp_path_factory.mktemp("ref") / "run.h5"
-    done = run([dualnet_executable_module, *ARGS, "--epochs", "3", "--out", str(out), "--json"])
+    done = run([dualnet_executable, *ARGS, "--epochs", "3", "--out", str(out), "--json"])
     assert done.returncode == 0, done.stderr
     assert len([line for line in done.stdout.splitlines() if '"event": "epoch"' in line]) == 3  # rank 0 only
     return out
 
 
-@pytest.fixture(scope="module")
-def dualnet_executable_module() -> str:
-    import shutil
-    import sys
-
-    candidate = pathlib.Path(sys.executable).parent / "dualnet"
-    return str(candidate) if candidate.exists() else str(shutil.which("dualnet"))
-
-
 def test_distributed_checkpoint_records_the_job_and_evaluates(reference: pathlib.Path,
-                                                              dualnet_executable_module: str) -> None:
+                                                              dualnet_executable: str) -> None:
     with h5py.File(reference) as f:
         meta = json.loads(f.attrs["metadata"])
     assert meta["distributed"] == {"world_size": 2, "backend": "mpi", "reduction": "sum"}
-    done = subprocess.run([dualnet_executable_module, "evaluate", str(reference), "--limit", "256"],
+    done = subprocess.run([dualnet_executable, "evaluate", str(reference), "--limit", "256"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "accuracy" in done.stdout.lower()
 
 
 def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(reference: pathlib.Path, tmp_path: pathlib.Path,
-                                                                      dualnet_executable_module: str) -> None:
+                                                                      dualnet_executable: str) -> None:
     out = tmp_path / "run.h5"
-    job = launch([dualnet_executable_module, *ARGS, "--epochs", "3", "--out", str(out)], stdout=subprocess.PIPE,
+    job = launch([dualnet_executable, *ARGS, "--epochs", "3", "--out", str(out)], stdout=subprocess.PIPE,
                  stderr=subprocess.PIPE)
     pids = rank_pids(job)
     # the first progress line of rank 0 says training has started: stop rank 1 alone then
@@ -74,7 +65,7 @@ def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(reference:
     assert err.count("saved a resumable checkpoint") == 1, err
     assert f"resume with: mpiexec -n 2 dualnet train --distributed --resume {out}" in err
     assert out.exists() and not (tmp_path / "run.h5.tmp").exists()
-    resumed = run([dualnet_executable_module, "train", "--distributed", "--resume", str(out), "--json"])
+    resumed = run([dualnet_executable, "train", "--distributed", "--resume", str(out), "--json"])
     assert resumed.returncode == 0, resumed.stderr
     final, ref = _params(out), _params(reference)
     for k in ref:
@@ -82,8 +73,8 @@ def test_sigterm_to_one_rank_stops_both_with_one_resumable_checkpoint(reference:
 
 
 def test_sigkill_of_one_rank_ends_the_job_nonzero_within_30_s(tmp_path: pathlib.Path,
-                                                              dualnet_executable_module: str) -> None:
-    job = launch([dualnet_executable_module, *ARGS, "--epochs", "20", "--out", str(tmp_path / "run.h5"), "--json"],
+                                                              dualnet_executable: str) -> None:
+    job = launch([dualnet_executable, *ARGS, "--epochs", "20", "--out", str(tmp_path / "run.h5"), "--json"],
                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     pids = rank_pids(job)
     time.sleep(2.0)  # into training: rank 0 then waits in a collective for the rank that dies
@@ -99,8 +90,8 @@ def test_sigkill_of_one_rank_ends_the_job_nonzero_within_30_s(tmp_path: pathlib.
 
 
 def test_batch_size_not_divisible_by_world_size_is_refused_in_one_line(tmp_path: pathlib.Path,
-                                                                       dualnet_executable_module: str) -> None:
-    done = run([dualnet_executable_module, *ARGS, "--epochs", "1", "--batch-size", "63",
+                                                                       dualnet_executable: str) -> None:
+    done = run([dualnet_executable, *ARGS, "--epochs", "1", "--batch-size", "63",
                 "--out", str(tmp_path / "run.h5")])
     assert done.returncode == 1
     lines = [line for line in done.stderr.splitlines() if line.startswith("dualnet: error:")]
