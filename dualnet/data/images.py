@@ -26,8 +26,8 @@ from . import image_decode
 from .files import regular_file
 from .image_decode import MAX_DECODE_BYTES, MAX_PIXELS, PILLOW_FORMATS
 
-__all__ = ["INVERT_MODES", "MAX_DECODE_BYTES", "MAX_FILE_BYTES", "MAX_PIXELS", "load_images", "prepare",
-           "read_image"]
+__all__ = ["INVERT_MODES", "MAX_DECODE_BYTES", "MAX_FILE_BYTES", "MAX_PIXELS", "border", "dark_on_light", "load_images",
+           "prepare", "read_image"]
 
 # A larger file is not read: no image within the pixel and memory budgets needs more
 MAX_FILE_BYTES = 2**28
@@ -95,12 +95,22 @@ def prepare(image, size: tuple[int, int] = (28, 28), invert: str = "auto") -> np
         raise DataError("image values must be finite and in [0, 1]")
     img = img.astype(np.float64)
     if invert == "auto":
-        border = np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
-        invert = "yes" if border.mean() > 0.5 else "no"
+        invert = "yes" if dark_on_light(img) else "no"
     if invert == "yes":
         img = 1.0 - img
     out = _resize(img, out_h, out_w)
     return np.clip(out, 0.0, 1.0).astype(np.float32)[None]
+
+
+def border(img: np.ndarray) -> np.ndarray:
+    """The pixels on the four edges of img (H, W), corners twice: where the background shows."""
+    return np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
+
+
+def dark_on_light(img: np.ndarray) -> bool:
+    """True when gray img (H, W) in [0, 1] has a mostly light border: a dark digit on a light page,
+    the opposite of MNIST's light digits on black (invert="auto" inverts those)."""
+    return bool(border(img).mean() > 0.5)
 
 
 def load_images(paths, size: tuple[int, int] = (28, 28), invert: str = "auto") -> np.ndarray:

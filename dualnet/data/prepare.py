@@ -25,6 +25,7 @@ import numpy as np
 from ..errors import DataError
 from . import images
 from .image_decode import MAX_PIXELS, PILLOW_FORMATS
+from .images import dark_on_light as needs_inversion  # the rule read_image's users share
 
 __all__ = ["DIGIT_BOX", "INK_LEVEL", "centre_of_mass", "colour_input", "digit_input", "fit_size", "ink_box",
            "load_inputs", "needs_inversion", "read_rgb"]
@@ -35,12 +36,6 @@ DIGIT_BOX = 20 / 28
 #: brightest pixel scaled to 1 (low enough for anti-aliased strokes, high enough to skip the grain
 #: of a photographed page)
 INK_LEVEL = 0.3
-
-
-def needs_inversion(gray: np.ndarray) -> bool:
-    """True when gray (H, W) in [0, 1] is dark on light (its border is mostly light), the
-    opposite of MNIST's light digits on black."""
-    return bool(_border(gray).mean() > 0.5)
 
 
 def ink_box(ink: np.ndarray, level: float = INK_LEVEL) -> tuple[int, int, int, int] | None:
@@ -82,7 +77,7 @@ def digit_input(gray: np.ndarray, size: tuple[int, int] = (28, 28), invert: str 
         img = 1.0 - img
     # the background (the border's median) goes to 0 and the brightest ink to 1, so a grey page
     # or a faint pencil stroke gives the same black-and-white contrast as MNIST
-    background = float(np.median(_border(img)))
+    background = float(np.median(images.border(img)))
     span = float(img.max()) - background
     if span <= 1e-6:  # no ink: nothing is left once the background is taken away
         return np.zeros((1, h, w), np.float32)
@@ -154,10 +149,6 @@ def load_inputs(paths: Sequence[str | os.PathLike], shape: Sequence[int], invert
     else:
         prepared = [colour_input(read_rgb(p, (h, w)), (h, w)) for p in paths]
     return np.stack(prepared) if prepared else np.zeros((0, c, h, w), np.float32)
-
-
-def _border(img: np.ndarray) -> np.ndarray:
-    return np.concatenate([img[0], img[-1], img[:, 0], img[:, -1]])
 
 
 def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
