@@ -129,9 +129,8 @@ class CheckpointWriter:
     def save(self, path: pathlib.Path, model: Any, optimizer: Any, state: TrainState) -> None:
         rng_state = {"train_state": state.to_dict(), "best_acc": self.best_acc,
                      **_callbacks.collect_states(self.stateful)}
-        extra = {} if getattr(model, "normalization", None) is None else {"normalization": model.normalization}
         checkpoint.save(model, path, optimizer=optimizer, history=state.history, rng_state=rng_state,
-                        train_config=self.config.to_dict(), **self.metadata, **extra)
+                        train_config=self.config.to_dict(), **self.metadata)  # dn.save adds model.normalization
 
     def on_epoch(self, state: TrainState, record: dict, model: Any, optimizer: Any) -> None:
         acc = record.get("val_acc", record["train_acc"])
