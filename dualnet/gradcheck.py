@@ -16,6 +16,7 @@ import numpy as np
 
 from .backend import array_device, device_scope, get_device_object, to_device, to_numpy
 from .errors import GradcheckError
+from .layers.walk import random_generators
 
 __all__ = ["gradcheck", "GradcheckReport"]
 
@@ -85,94 +86,128 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
                           check_input)
 
 
-def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_limit: int, directions: int,
-               seed: int, raise_on_failure: bool, check_input: bool) -> GradcheckReport:
-    is_loss = labels is not None
+@dataclass
+class _Setup:
+    """What every phase of one check shares: the float64 working copy, where it computes, its input,
+    the loss weights R and the rounding noise of one central difference."""
+
+    work: Any
+    labels: Any
+    dev: Any  # a Device, or None for a loss on host arrays
+    x64: Any
+    frozen: list[tuple[np.random.Generator, dict]]  # every RNG of the copy and the state it restarts from
+    weights: Any = None
+    noise: float = 0.0
+
+    @property
+    def is_loss(self) -> bool:
+        return self.labels is not None
+
+    def put(self, host: np.ndarray) -> Any:
+        """A host array on the check's device (device arrays cross only through explicit moves)."""
+        return to_device(host, self.dev) if self.dev is not None else host
+
+    def run(self, inp: Any) -> Any:
+        # every stochastic layer, at any depth, draws the same randomness (Dropout's mask) each time
+        for gen, state in self.frozen:
+            gen.bit_generator.state = state
+        return self.work(inp, self.labels, sync=False) if self.is_loss else self.work(inp)
+
+    def loss(self, inp: Any) -> float:
+        out = self.run(inp)
+        return float(out) if self.is_loss else float((out * self.weights).sum())
+
+
+def _prepare(layer: Any, x: Any, labels: Any, eps: float, gen: np.random.Generator) -> _Setup:
+    """Phase 1: a float64 copy of the layer in training mode on its device, its RNGs frozen, the
+    input in float64, the random loss weights R and the noise floor of a central difference."""
     work = copy.deepcopy(layer)
-    if not is_loss:
+    if labels is None:
         work.astype(np.float64)
         work.train()
-    # where the check computes: the layer's device, else (a loss follows its arrays) the input's;
-    # device arrays cross to the host only through explicit moves (a GPU refuses np.asarray)
+    # where the check computes: the layer's device, else (a loss follows its arrays) the input's
     dev = getattr(work, "device", None)
     if dev is None:
         where = array_device(x)
         dev = None if where == "host" else get_device_object(where)
     x64 = to_device(to_numpy(x).astype(np.float64), dev) if dev is not None else np.asarray(x, np.float64)
-    gen = np.random.default_rng(seed)
-    rngs = [layer.rng for layer in getattr(work, "layers", [work])
-            if isinstance(getattr(layer, "rng", None), np.random.Generator)]
-    rng_states = [r.bit_generator.state for r in rngs]
+    frozen = ([(g, g.bit_generator.state) for _, g in random_generators(work)]
+              if hasattr(work, "children") else [])
+    setup = _Setup(work, labels, dev, x64, frozen)
+    y = setup.run(x64)
+    if not setup.is_loss:
+        setup.weights = setup.put(gen.uniform(-1, 1, size=y.shape))
+    # the terms of L carry machine-epsilon errors, which a central difference divides by eps
+    magnitude = abs(float(y)) if setup.is_loss else float(abs(y * setup.weights).sum())
+    setup.noise = 16 * np.finfo(np.float64).eps * (magnitude + 1.0) / eps
+    return setup
 
-    def run(inp: Any) -> Any:
-        for r, st in zip(rngs, rng_states):  # dropout draws the same mask on every evaluation
-            r.bit_generator.state = st
-        return work(inp, labels, sync=False) if is_loss else work(inp)
 
-    y = run(x64)
-    weights = None if is_loss else to_device(gen.uniform(-1, 1, size=y.shape), dev)
-
-    def loss(inp: Any) -> float:
-        out = run(inp)
-        return float(out) if is_loss else float((out * weights).sum())
-
-    # rounding noise of one central difference: the terms of L carry machine-epsilon errors
-    magnitude = abs(float(y)) if is_loss else float(abs(y * weights).sum())
-    noise = 16 * np.finfo(np.float64).eps * (magnitude + 1.0) / eps
-
-    # analytic
-    if not is_loss:
-        work.zero_grad()
-        run(x64)
-        dx = work.backward(weights)
-        params = list(work.named_parameters())
+def _analytic(setup: _Setup, check_input: bool) -> list[tuple[str, Any, Any]]:
+    """Phase 2: one forward and backward; (name, array, analytic gradient) of each tensor checked."""
+    work = setup.work
+    if setup.is_loss:
+        setup.run(setup.x64)
+        dx, params = work.backward(), []
     else:
-        run(x64)
-        dx = work.backward()
-        params = []
-    tensors: list[tuple[str, Any, Any]] = []
-    if check_input:
-        tensors.append(("input", x64, dx))
-    tensors += [(name, p.data, p.grad) for name, p in params]
+        work.zero_grad()
+        setup.run(setup.x64)
+        dx = work.backward(setup.weights)
+        params = list(work.named_parameters())
+    tensors: list[tuple[str, Any, Any]] = [("input", setup.x64, dx)] if check_input else []
+    return tensors + [(name, p.data, p.grad) for name, p in params]
 
+
+def _numerical_full(setup: _Setup, name: str, arr: Any, g: np.ndarray, eps: float, rtol: float) -> TensorResult:
+    """Phase 3a: every element of a small tensor by a central difference."""
+    host = to_numpy(arr).reshape(-1)
+    num = np.empty(arr.size)
+    flat = arr.reshape(-1)
+    for i in range(arr.size):
+        old = float(host[i])
+        flat[i] = old + eps
+        plus = setup.loss(setup.x64)
+        flat[i] = old - eps
+        minus = setup.loss(setup.x64)
+        flat[i] = old
+        num[i] = (plus - minus) / (2 * eps)
+    err = _rel_error(g.reshape(-1), num, setup.noise, rtol)
+    k = int(np.argmax(err))
+    where = f"index {tuple(int(i) for i in np.unravel_index(k, arr.shape))}"
+    return TensorResult(name, arr.size, "full", float(err[k]), where, float(g.reshape(-1)[k]), float(num[k]))
+
+
+def _numerical_directions(setup: _Setup, name: str, arr: Any, g: np.ndarray, eps: float, rtol: float,
+                          directions: int, gen: np.random.Generator) -> TensorResult:
+    """Phase 3b: a large tensor along random unit directions (directional derivatives)."""
+    errs = []
+    base = to_numpy(arr).copy()
+    for d_i in range(directions):
+        d = gen.standard_normal(arr.shape)
+        d /= np.linalg.norm(d)
+        arr[...] = setup.put(base + eps * d)
+        plus = setup.loss(setup.x64)
+        arr[...] = setup.put(base - eps * d)
+        minus = setup.loss(setup.x64)
+        arr[...] = setup.put(base)
+        num = (plus - minus) / (2 * eps)
+        ana = float((g * d).sum())
+        err = float(_rel_error(np.array([ana]), np.array([num]), setup.noise, rtol)[0])
+        errs.append((err, d_i, ana, num))
+    err, d_i, ana, num = max(errs)
+    return TensorResult(name, arr.size, "directions", err, f"direction {d_i}", ana, num)
+
+
+def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_limit: int, directions: int,
+               seed: int, raise_on_failure: bool, check_input: bool) -> GradcheckReport:
+    gen = np.random.default_rng(seed)
+    setup = _prepare(layer, x, labels, eps, gen)
     report = GradcheckReport(getattr(layer, "name", type(layer).__name__), rtol)
-    for name, arr, grad in tensors:
+    for name, arr, grad in _analytic(setup, check_input):
         g = to_numpy(grad).astype(np.float64)
-        host = to_numpy(arr)
-        if arr.size <= full_limit:
-            num = np.empty(arr.size)
-            flat = arr.reshape(-1)
-            for i in range(arr.size):
-                old = float(host.reshape(-1)[i])
-                flat[i] = old + eps
-                plus = loss(x64)
-                flat[i] = old - eps
-                minus = loss(x64)
-                flat[i] = old
-                num[i] = (plus - minus) / (2 * eps)
-            err = _rel_error(g.reshape(-1), num, noise, rtol)
-            k = int(np.argmax(err))
-            where = f"index {tuple(int(i) for i in np.unravel_index(k, arr.shape))}"
-            report.results.append(TensorResult(name, arr.size, "full", float(err[k]), where,
-                                               float(g.reshape(-1)[k]), float(num[k])))
-        else:
-            errs = []
-            base = host.copy()
-            for d_i in range(directions):
-                d = gen.standard_normal(arr.shape)
-                d /= np.linalg.norm(d)
-                dd = to_device(d, dev) if dev is not None else d
-                arr[...] = to_device(base + eps * d, dev) if dev is not None else base + eps * d
-                plus = loss(x64)
-                arr[...] = to_device(base - eps * d, dev) if dev is not None else base - eps * d
-                minus = loss(x64)
-                arr[...] = to_device(base, dev) if dev is not None else base
-                num = (plus - minus) / (2 * eps)
-                ana = float((g * to_numpy(dd)).sum())
-                err = float(_rel_error(np.array([ana]), np.array([num]), noise, rtol)[0])
-                errs.append((err, d_i, ana, num))
-            err, d_i, ana, num = max(errs)
-            report.results.append(TensorResult(name, arr.size, "directions", err, f"direction {d_i}", ana, num))
+        report.results.append(_numerical_full(setup, name, arr, g, eps, rtol) if arr.size <= full_limit else
+                              _numerical_directions(setup, name, arr, g, eps, rtol, directions, gen))
+    # phase 4: the verdict
     if raise_on_failure and not report.passed:
         bad = max(report.results, key=lambda r: r.worst_error)
         raise GradcheckError(f"gradcheck {report.layer}: gradient of {bad.name} is wrong at {bad.where}: "

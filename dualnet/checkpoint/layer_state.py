@@ -18,6 +18,7 @@ from ..backend import to_device, to_numpy
 from ..data.limits import h5_check_size
 from ..errors import CheckpointError, DataError
 from ..layers import Dropout, Layer
+from ..layers.walk import walk
 
 __all__ = ["owned_buffers", "dropout_layers", "collect_buffers", "write_buffers", "read_buffers",
            "FIRST_VERSION_WITH_BUFFERS"]
@@ -28,22 +29,17 @@ Fail = Callable[[str], CheckpointError]
 
 def owned_buffers(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
     """(dotted name, owning layer, attribute) of every buffer, in `named_buffers` order."""
-    for attr, _ in layer.own_buffers():
-        yield prefix + attr, layer, attr
-    for name, child in layer.children():
-        yield from owned_buffers(child, f"{prefix}{name}.")
+    for path, sub in walk(layer, include_self=True):
+        for attr, _ in sub.own_buffers():
+            yield f"{prefix}{path}.{attr}" if path else prefix + attr, sub, attr
 
 
 def dropout_layers(layer: Layer, nested: bool = True) -> list[Dropout]:
     """The Dropout layers whose RNG states a checkpoint keeps, depth first; format 1 kept only
     those directly in the model (nested=False), so reading one must count the same way."""
-    found: list[Dropout] = []
-    for _, child in layer.children():
-        if isinstance(child, Dropout):
-            found.append(child)
-        elif nested:
-            found += dropout_layers(child)
-    return found
+    if nested:
+        return [sub for _, sub in walk(layer) if isinstance(sub, Dropout)]
+    return [child for _, child in layer.children() if isinstance(child, Dropout)]
 
 
 def collect_buffers(model: Layer, refuse: Fail) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ and shapes, and buffer names, shapes and dtypes. Each refusal names the layer an
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -18,18 +18,12 @@ from ..backend import device
 from ..errors import CheckpointError
 from ..layers import LAYER_TYPES, Layer, build_layer, from_config
 from ..layers.base import hidden_parameters
+from ..layers.walk import walk
 
 __all__ = ["check_loadable"]
 
 Refuse = Callable[[str], CheckpointError]
 FIX_CONFIG = "make its config() return the constructor arguments that rebuild it"
-
-
-def _walk(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer]]:
-    """(dotted path, layer) of every sub-layer, parents before their children."""
-    for name, child in layer.children():
-        yield prefix + name, child
-        yield from _walk(child, f"{prefix}{name}.")
 
 
 def _qualified(cls: type) -> str:
@@ -39,7 +33,7 @@ def _qualified(cls: type) -> str:
 def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> None:
     """Raise (through `refuse`) unless the file of `model`, whose config JSON is `config` and
     parameter dtype `dtype`, would load back as the same model."""
-    for path, layer in _walk(model):
+    for path, layer in walk(model):
         cls = type(layer)
         known = LAYER_TYPES.get(cls.__name__)
         if known is None:
@@ -49,7 +43,7 @@ def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> Non
             raise refuse(f"layer {path} is a {_qualified(cls)}, but the name {cls.__name__!r} is registered for "
                          f"{_qualified(known)}, which loading would build instead; rename the class and register it")
     # children before their parents: the layer that holds the Parameter is the one named
-    for path, layer in reversed([("", model), *_walk(model)]):
+    for path, layer in reversed(list(walk(model, include_self=True))):
         hidden = hidden_parameters(layer)
         if hidden:
             where, p = hidden[0]
@@ -75,7 +69,7 @@ def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> Non
 def _first_failing(model: Layer, error: Exception) -> tuple[str, Layer, Exception]:
     """The deepest layer whose own config does not rebuild it (the model itself if none does)."""
     found: tuple[str, Layer, Exception] = ("model", model, error)
-    for path, layer in _walk(model):
+    for path, layer in walk(model):
         try:
             with device("cpu"):
                 build_layer({"type": type(layer).__name__, "config": json.loads(json.dumps(layer.config()))})
@@ -88,7 +82,7 @@ def _first_failing(model: Layer, error: Exception) -> tuple[str, Layer, Exceptio
 def _difference(model: Layer, rebuilt: Layer) -> str | None:
     """The first difference in layer types, parameters or buffers, in words; None when none."""
     def layers(m: Layer) -> dict[str, str]:
-        return {path: type(layer).__name__ for path, layer in _walk(m)}
+        return {path: type(layer).__name__ for path, layer in walk(m)}
 
     def params(m: Layer) -> dict[str, Any]:
         return {name: tuple(p.shape) for name, p in m.named_parameters()}

@@ -9,6 +9,7 @@ import numpy as np
 
 from ..backend import Device, array_device, check_same_device, get_device, get_device_object, to_device
 from .flat import zero_grads
+from .walk import walk
 
 
 class Parameter:
@@ -227,10 +228,10 @@ class Layer(metaclass=_LayerType):
         return self._held(Layer)
 
     def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
-        for name, p in self.own_parameters():
-            yield prefix + name, p
-        for name, child in self.children():
-            yield from child.named_parameters(f"{prefix}{name}.")
+        """Every parameter of this layer and its sub-layers at any depth, named by path ("body.fc1.weight")."""
+        for path, layer in walk(self, include_self=True):
+            for name, p in layer.own_parameters():
+                yield f"{prefix}{path}.{name}" if path else prefix + name, p
 
     def parameters(self) -> Iterator[Parameter]:
         for _, p in self.named_parameters():
@@ -250,10 +251,9 @@ class Layer(metaclass=_LayerType):
 
     def named_buffers(self, prefix: str = "") -> Iterator[tuple[str, Any]]:
         """Every buffer of this layer and its sub-layers, named like parameters ("bn1.running_mean")."""
-        for name, b in self.own_buffers():
-            yield prefix + name, b
-        for name, child in self.children():
-            yield from child.named_buffers(f"{prefix}{name}.")
+        for path, layer in walk(self, include_self=True):
+            for name, b in layer.own_buffers():
+                yield f"{prefix}{path}.{name}" if path else prefix + name, b
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (stored in checkpoints)."""
