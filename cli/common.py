@@ -51,10 +51,17 @@ def device_option(default: str = "auto"):
                         help=f"Where to compute: {DEVICE_CHOICES}.")
 
 
-def data_option():
+DATA_HELP = "The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF5 file with images/labels."
+
+
+def data_option(for_checkpoint: bool = False):
+    """--data; a command that reads data for a checkpoint defaults to the data its run recorded
+    (dualnet.trained_on), with that run's validation split and class count."""
+    if for_checkpoint:
+        return click.option("--data", "data_source", default=None, metavar="mnist|digits|PATH",
+                            help=DATA_HELP + " [default: the data the checkpoint was trained on, else mnist]")
     return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|digits|PATH",
-                        help="The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF5 file with "
-                             "images/labels.")
+                        help=DATA_HELP)
 
 
 def _what(value) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 
 import dualnet as dn
 from dualnet import checkpoint
-from dualnet.train import check_fits
+from dualnet.trained_on import load_data_for, trained_on
 
 from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
 
@@ -27,7 +27,7 @@ def format_confusion(confusion: np.ndarray) -> str:
 
 @click.command()
 @click.argument("ckpt", type=CKPT)
-@data_option()
+@data_option(for_checkpoint=True)
 @device_option()
 @click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
@@ -51,14 +51,11 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
     if plot_path is not None:
         from dualnet.plots import require_matplotlib
         require_matplotlib()
-    refuse_replacing_inputs(plot_path, [ckpt, data_source], "--plot")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    if validation is None:  # the split the run held out, when a run wrote the checkpoint
-        stored = (getattr(model, "metadata", None) or {}).get("train_config")
-        validation = stored.get("validation") if isinstance(stored, dict) else None
-    dataset = dn.data.load(data_source, split, validation=validation, limit=limit, stream=stream)
-    check_fits(model, dataset, f"the model in {ckpt}")
+    refuse_replacing_inputs(plot_path, [ckpt, data_source or trained_on(model)["data"] or "mnist"], "--plot")
+    dataset = load_data_for(model, split, data_source, validation=validation, limit=limit, stream=stream or None,
+                            model_name=f"the model in {ckpt}", data_param="--data")
     if len(dataset) == 0:  # refused before anything is printed: one line
         raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")
     if not as_json:

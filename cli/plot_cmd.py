@@ -6,7 +6,6 @@ import pathlib
 
 import click
 
-import dualnet as dn
 from dualnet import checkpoint
 
 from .common import data_option, free_default, overwrite_option, refuse_replacing_inputs
@@ -85,7 +84,7 @@ def filters(ckpt, layer, out, overwrite):
 @click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--index", type=click.IntRange(0), default=None, metavar="N",
               help="Use image number N of the data split instead of an IMAGE file.")
-@data_option()
+@data_option(for_checkpoint=True)
 @click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True,
               help="The split --index counts in.")
 @click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
@@ -107,8 +106,12 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
     _require_matplotlib()
     from dualnet import plots
 
+    model = checkpoint.load(ckpt, device="cpu")  # with its metadata: the data it was trained on
+    if index is not None:
+        from dualnet.trained_on import trained_on
+
+        data_source = data_source or trained_on(model)["data"] or "mnist"
     refuse_replacing_inputs(out, [ckpt, image, data_source if index is not None else None], "-o")
-    model = checkpoint.read(ckpt, device="cpu").model
     c, h, w = model.input_shape or (1, 28, 28)
     label = None
     if image is not None:
@@ -116,9 +119,12 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
 
         x = load_images([str(image)], size=(h, w), invert=invert)[0]
     else:
-        dataset = dn.data.load(data_source, split, limit=index + 1)
+        from dualnet.trained_on import load_data_for
+
+        dataset = load_data_for(model, split, data_source, limit=index + 1, model_name=f"the model in {ckpt}",
+                                data_param="--data")
         if index >= len(dataset):
-            raise click.BadParameter(f"the {split} split of {data_source} holds {len(dataset):,} images; "
+            raise click.BadParameter(f"the {split} split of {dataset.name} holds {len(dataset):,} images; "
                                      f"N must be below that", param_hint="'--index'")
         x, label = dataset.images[index], int(dataset.labels[index])
     out = out or _beside(ckpt, "featuremaps", overwrite)
