@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import pathlib
+import re
 
 import click
 
@@ -12,12 +13,27 @@ import dualnet as dn
 
 DEVICE_CHOICES = "auto, ref, cpu, gpu, gpu:N or emu"
 
+# library parameters (named in backquotes in dualnet's messages) and the flags that set them
+FLAGS = {"clip_grad_norm": "clip-grad", "clip_grad": "clip-grad", "data": "data", "num_classes": "num-classes"}
+_PARAM = re.compile(r"`([a-z][a-z0-9_]*)(?:=(\"[^\"`]*\"|'[^'`]*'|[^`\s]*))?`")
+
+
+def as_flags(message: str) -> str:
+    """A library message said as the CLI: each parameter it names in backquotes, `lr` or
+    `device="cpu"`, becomes the flag that sets it, --lr or --device cpu."""
+    def flag(m: re.Match) -> str:
+        name = FLAGS.get(m.group(1), m.group(1).replace("_", "-"))
+        value = m.group(2)
+        return f"--{name}" if value is None else f"--{name} {value.strip(chr(34) + chr(39))}"
+    return _PARAM.sub(flag, message)
+
 
 def resolve_device(name: str, echo: bool = True) -> dn.Device:
     """The device to use; "auto" is the CLI's only fallback (gpu if usable, else cpu).
 
-    The line saying which device was chosen (and why, for auto) is printed now if `echo`, and
-    kept in `resolve_device.note` for commands that print it later.
+    The short line saying which device was chosen is printed now if `echo`, and kept in
+    `resolve_device.note` for commands that print it later. Why no GPU is usable, and the fix, is
+    `dualnet devices`' to say: a CPU run is normal, not something to explain on every run.
     """
     if name == "auto":
         infos = dn.devices()
@@ -27,8 +43,7 @@ def resolve_device(name: str, echo: bool = True) -> dn.Device:
             why = "a CUDA device is available"
         else:
             dev = dn.use_device("cpu")
-            reason = next((d.reason for d in infos if d.name.startswith("gpu")), "")
-            why = f"no usable GPU: {reason}"
+            why = "no usable GPU: `dualnet devices` says why"
         resolve_device.note = f"device: {dev.name} (auto; {why})"
         if echo:
             click.echo(resolve_device.note, err=True)
@@ -56,7 +71,7 @@ DATA_HELP = "The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF
 
 def data_option(for_checkpoint: bool = False):
     """--data; a command that reads data for a checkpoint defaults to the data its run recorded
-    (dualnet.trained_on), with that run's validation split and class count."""
+    (dualnet.trained_data), with that run's validation split and class count."""
     if for_checkpoint:
         return click.option("--data", "data_source", default=None, metavar="mnist|digits|PATH",
                             help=DATA_HELP + " [default: the data the checkpoint was trained on, else mnist]")

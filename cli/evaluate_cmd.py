@@ -10,7 +10,7 @@ import numpy as np
 
 import dualnet as dn
 from dualnet import checkpoint
-from dualnet.trained_on import load_data_for, trained_on
+from dualnet.trained_data import load_data_for, trained_on
 
 from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
 

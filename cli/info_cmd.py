@@ -8,6 +8,8 @@ import click
 
 import dualnet as dn
 
+from .common import as_flags
+
 
 @click.command()
 def devices() -> None:
@@ -19,7 +21,7 @@ def devices() -> None:
     """
     for d in dn.devices():
         state = "available" if d.available else "unavailable"
-        detail = d.description if d.available else d.reason
+        detail = d.description if d.available else as_flags(d.reason)
         click.echo(f"{d.name:<6} {state:<11}  {detail}")
 
 

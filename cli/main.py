@@ -1,8 +1,13 @@
 """`dualnet`: the click application and its one rule for errors.
 
 A user's mistake (bad option, missing file, corrupt data, unavailable device) prints one line,
-`dualnet: error: ...`, and exits 2 for usage errors, 1 otherwise; never a traceback. Bugs keep
-their traceback. Running out of host memory is reported the same way (exit 1).
+`dualnet: error: ...`, and exits 2 for usage errors, 1 otherwise; never a traceback. What counts
+as a mistake is exactly dualnet's own exceptions (dualnet.errors.DualnetError: usage, data,
+checkpoint, device), click's, and the operating system's (OSError: a full disk, a permission);
+their messages name the library's parameters, which the CLI says as its flags (common.as_flags).
+Anything else is a bug: it keeps its traceback, followed by a line asking for a report.
+DUALNET_TRACEBACK=1 prints the traceback of any error, one-line ones included. Running out of
+host memory is reported in one line too (exit 1).
 
 One exception to "one line": a kernel that fails to compile prints `dualnet: error: <what failed
 to compile>` and below it the compiler's log, indented (at most LOG_LINES lines), since a log
@@ -15,11 +20,14 @@ dualnet.gpu_errors.describe; out of GPU memory frees CuPy's pool first and repor
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import click
 
 from . import evaluate_cmd, export_cmd, gradcheck_cmd, info_cmd, plot_cmd, predict_cmd, train_cmd
+from .common import as_flags
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -94,19 +102,33 @@ def main(argv: list[str] | None = None) -> None:
         click.echo(f"dualnet: error: {_one_line(exc.format_message())}", err=True)
         sys.exit(exc.exit_code)
     except KernelCompileError as exc:
-        click.echo(_with_log(exc), err=True)
+        _traceback_if_asked()
+        click.echo(_with_log(as_flags(str(exc))), err=True)
         sys.exit(1)
-    except (DualnetError, ValueError, OSError) as exc:
-        click.echo(f"dualnet: error: {_one_line(exc)}", err=True)
+    except (DualnetError, OSError) as exc:
+        _traceback_if_asked()
+        click.echo(f"dualnet: error: {as_flags(_one_line(exc))}", err=True)
         sys.exit(1)
     except MemoryError as exc:
+        _traceback_if_asked()
         detail = f" ({_one_line(exc)})" if str(exc) else ""
         click.echo(f"dualnet: error: out of memory{detail}; {_memory_hint(argv)}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("dualnet: interrupted", err=True)
         sys.exit(130)
+    except Exception as exc:  # a bug: its traceback is what a report needs
+        traceback.print_exc()
+        click.echo(f"dualnet: internal error ({type(exc).__name__}): this is a bug in dualnet, not a mistake of "
+                   "yours; please report it with the traceback above and the command you ran", err=True)
+        sys.exit(1)
     sys.exit(0)
+
+
+def _traceback_if_asked() -> None:
+    """DUALNET_TRACEBACK=1: the traceback of the error being handled, above its one line."""
+    if os.environ.get("DUALNET_TRACEBACK", "") not in ("", "0"):
+        traceback.print_exc()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -108,7 +108,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
 
     model = checkpoint.load(ckpt, device="cpu")  # with its metadata: the data it was trained on
     if index is not None:
-        from dualnet.trained_on import trained_on
+        from dualnet.trained_data import trained_on
 
         data_source = data_source or trained_on(model)["data"] or "mnist"
     refuse_replacing_inputs(out, [ckpt, image, data_source if index is not None else None], "-o")
@@ -119,7 +119,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
 
         x = load_images([str(image)], size=(h, w), invert=invert)[0]
     else:
-        from dualnet.trained_on import load_data_for
+        from dualnet.trained_data import load_data_for
 
         dataset = load_data_for(model, split, data_source, limit=index + 1, model_name=f"the model in {ckpt}",
                                 data_param="--data")

@@ -16,10 +16,12 @@ from .backend import Device, DeviceInfo, device, devices, get_device, to_device,
 from .errors import (
     CheckpointError,
     DataError,
+    DeviceError,
     DeviceMismatchError,
     DeviceUnavailableError,
     DualnetError,
     GradcheckError,
+    UsageError,
 )
 from .gradcheck import gradcheck
 from .layers import Parameter, Sequential
@@ -28,8 +30,9 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Device", "DeviceInfo", "device", "devices", "get_device", "to_device", "to_numpy", "use_device",
-    "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
-    "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
+    "CheckpointError", "DataError", "DeviceError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
+    "GradcheckError", "UsageError", "load_data_for", "trained_on",
+    "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
     "train_run", "resume", "export_onnx", "from_dlpack", "__version__",
 ]
@@ -44,7 +47,8 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "train_run": ("run", "train_run"), "resume": ("run", "resume"),
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
          "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
-         "distributed": ("distributed", None)}
+         "distributed": ("distributed", None),
+         "load_data_for": ("trained_data", "load_data_for"), "trained_on": ("trained_data", "trained_on")}
 
 
 def __getattr__(name: str) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from .emu_array import EMU, EmuArray, from_host
-from .errors import DeviceMismatchError, DeviceUnavailableError
+from .errors import DeviceMismatchError, DeviceUnavailableError, UsageError
 
 __all__ = [
     "Device",
@@ -48,7 +48,8 @@ __all__ = [
 
 _NO_SCOPE = contextlib.nullcontext()
 
-_NAME_RE = re.compile(r"^(ref|cpu|emu|gpu)(?::(\d+))?$")
+# "cuda" and "cuda:N" are what a PyTorch user types: aliases of "gpu" and "gpu:N"
+_NAME_RE = re.compile(r"^(ref|cpu|emu|gpu|cuda)(?::(\d+))?$")
 
 
 def parse_device_name(name: str) -> str:
@@ -56,15 +57,16 @@ def parse_device_name(name: str) -> str:
     if isinstance(name, Device):
         return name.name
     if not isinstance(name, str):
-        raise ValueError(f"device must be a string such as 'ref', 'cpu', 'gpu', 'gpu:1' or 'emu', got {name!r}")
+        raise UsageError(f"device must be a string such as 'ref', 'cpu', 'gpu', 'gpu:1' or 'emu', got {name!r}")
     m = _NAME_RE.match(name.strip().lower())
     if not m:
-        raise ValueError(f"unknown device {name!r}: expected 'ref', 'cpu', 'gpu', 'gpu:N' (N >= 0) or 'emu'")
+        raise UsageError(f"unknown device {name!r}: expected 'ref', 'cpu', 'gpu', 'gpu:N' (N >= 0; 'cuda', 'cuda:N' "
+                         "too) or 'emu'")
     kind, index = m.group(1), m.group(2)
-    if kind == "gpu":
+    if kind in ("gpu", "cuda"):
         return f"gpu:{int(index or 0)}"
     if index is not None:
-        raise ValueError(f"device {name!r}: only 'gpu' takes an index, e.g. 'gpu:1'")
+        raise UsageError(f"device {name!r}: only 'gpu' takes an index, e.g. 'gpu:1'")
     return kind
 
 

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_device, to_numpy
-from .errors import DualnetError
+from .errors import DualnetError, UsageError
 
 __all__ = ["EarlyStopping", "CSVLogger", "TensorBoard", "ProgressPrinter", "collect_states", "attach",
            "TENSORBOARD_HINT"]
@@ -52,11 +52,11 @@ class EarlyStopping:
     def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
                  restore_best: bool = False, best_copy: str | os.PathLike | None = None):
         if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
-            raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
+            raise UsageError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise UsageError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")
         if not isinstance(min_delta, (int, float)) or not math.isfinite(min_delta) or min_delta < 0:
-            raise ValueError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
+            raise UsageError(f"EarlyStopping: min_delta must be a finite number >= 0, got {min_delta!r}")
         self.monitor, self.patience, self.min_delta = monitor, patience, float(min_delta)
         self.mode = mode if mode != "auto" else ("max" if "acc" in monitor else "min")
         self.restore_best = restore_best
@@ -140,15 +140,15 @@ class EarlyStopping:
     def load_state_dict(self, d: dict[str, Any]) -> None:
         """Raises ValueError when `d` is damaged or watched another quantity."""
         if (d.get("monitor"), d.get("mode"), d.get("min_delta")) != (self.monitor, self.mode, self.min_delta):
-            raise ValueError(f"the stored early stopping watched {d.get('monitor')!r} ({d.get('mode')}, min_delta "
+            raise UsageError(f"the stored early stopping watched {d.get('monitor')!r} ({d.get('mode')}, min_delta "
                              f"{d.get('min_delta')}), this one {self.monitor!r} ({self.mode}, min_delta "
                              f"{self.min_delta}); resume with the same setting")
         best = d.get("best")
         if best is not None and (type(best) not in (int, float) or not math.isfinite(best)):
-            raise ValueError(f"early stopping best={best!r} is not a finite number")
+            raise UsageError(f"early stopping best={best!r} is not a finite number")
         for key in ("best_epoch", "wait", "stopped_epoch"):
             if type(d.get(key)) is not int or d[key] < 0:
-                raise ValueError(f"early stopping {key}={d.get(key)!r} is not an int >= 0")
+                raise UsageError(f"early stopping {key}={d.get(key)!r} is not an int >= 0")
         self.best = None if best is None else float(best)
         self.best_epoch, self.wait, self.stopped_epoch = d["best_epoch"], d["wait"], d["stopped_epoch"]
 
@@ -299,7 +299,7 @@ def attach(callbacks: Iterable[Any], stored: dict[str, Any], out: pathlib.Path) 
                 try:
                     cb.load_state_dict(stored[key])
                 except ValueError as exc:
-                    raise ValueError(f"{out}: cannot resume {type(cb).__name__}: {exc}") from None
+                    raise UsageError(f"{out}: cannot resume {type(cb).__name__}: {exc}") from None
         if hasattr(cb, "attach_run"):
             cb.attach_run(out)
     return stateful

@@ -1,19 +1,38 @@
 """Exceptions a dualnet user can meet.
 
-Every error a user can cause by a mistake of theirs derives from DualnetError, so the CLI can
-turn exactly those into a one-line message while real bugs keep their traceback.
+Every error a user can cause by a mistake of theirs derives from DualnetError, in four families:
+UsageError (a bad argument or option), DataError (bad data), CheckpointError (a checkpoint that
+cannot be read or written) and DeviceError (a device that cannot be used, or arrays on two). The
+CLI turns exactly those into a one-line message, while anything else is a bug and keeps its
+traceback. Each also derives from the built-in exception it replaced (ValueError, RuntimeError,
+...), so code that catches those keeps working.
+
+Messages name the library's own parameters in backquotes (`epochs`, `device="cpu"`), so that the
+CLI can say its flags instead (`--epochs`, `--device cpu`); see dualnet_cli.common.as_flags.
 """
+
+__all__ = ["DualnetError", "UsageError", "DeviceError", "DeviceUnavailableError", "DeviceMismatchError",
+           "DataError", "CheckpointError", "GradcheckError"]
 
 
 class DualnetError(Exception):
     """Base class of every user-facing dualnet error."""
 
 
-class DeviceUnavailableError(DualnetError, RuntimeError):
+class UsageError(DualnetError, ValueError):
+    """An argument out of its range or of the wrong kind: the message names the parameter, what it
+    takes and what it got."""
+
+
+class DeviceError(DualnetError):
+    """A device cannot be used as asked."""
+
+
+class DeviceUnavailableError(DeviceError, RuntimeError):
     """A device was asked for that cannot be used here; the message says why and how to fix it."""
 
 
-class DeviceMismatchError(DualnetError, ValueError):
+class DeviceMismatchError(DeviceError, ValueError):
     """Arrays on two different devices met in one call."""
 
 

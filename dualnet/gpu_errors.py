@@ -88,7 +88,7 @@ def describe(exc: BaseException) -> str | None:
     if oom:
         if kind is None:  # DeviceOutOfMemory says it all, batch size included
             return f"{_oneline(exc)}{_memory_pool()}"
-        return f"out of GPU memory ({_oneline(exc)}): try a smaller --batch-size{_memory_pool()}"
+        return f"out of GPU memory ({_oneline(exc)}): try a smaller `batch_size`{_memory_pool()}"
     if kind is None:
         return None
     detail = _oneline(exc)

@@ -131,7 +131,7 @@ def _driver_problem(exc: BaseException, runtime: Any, pkg: str, version: str, rt
         return (f"no NVIDIA driver found ({pkg} {version} ships the {rt_text} runtime, which needs "
                 f"libcuda from the driver; {_first_line(exc)}): install the NVIDIA driver (>= "
                 f"{DRIVER_FOR[12]} for cupy-cuda12x, >= {DRIVER_FOR[13]} for cupy-cuda13x), or use "
-                "--device cpu (or emu to test the GPU code path)")
+                "`device=\"cpu\"` (or \"emu\" to test the GPU code path)")
     if rt and drv < rt and (status == 35 or "insufficient" in str(exc).lower()):
         rt_major, drv_major = rt // 1000, drv // 1000
         if rt_major >= 13 and drv_major == 12:
@@ -145,8 +145,8 @@ def _driver_problem(exc: BaseException, runtime: Any, pkg: str, version: str, rt
                 f"{pkg} {version}: CUDA {cuda_version(rt)}): {fix}")
     if status == 100 or "no cuda-capable device" in str(exc).lower() or "nodevice" in str(exc).lower():
         return (f"the NVIDIA driver (CUDA {cuda_version(drv)}) sees no CUDA device on this machine: use "
-                "--device cpu (or emu to test the GPU code path)")
-    return f"CUDA is not usable ({_first_line(exc)}): use --device cpu or emu"
+                "`device=\"cpu\"` (or \"emu\" to test the GPU code path)")
+    return f"CUDA is not usable ({_first_line(exc)}): use `device=\"cpu\"` or \"emu\""
 
 
 def _toolkit_problems(env: Environment, pkg: str) -> list[str]:
@@ -239,8 +239,8 @@ def probe(index: int = 0, env: Environment | None = None) -> ProbeResult:
         problems.insert(0, _driver_problem(exc, runtime, pkg, version, rt))
     else:
         if count == 0:
-            problems.insert(0, "CuPy sees no CUDA device on this machine: use --device cpu (or emu to test the "
-                               "GPU code path)")
+            problems.insert(0, "CuPy sees no CUDA device on this machine: use `device=\"cpu\"` (or \"emu\" to "
+                               "test the GPU code path)")
         elif index >= count:
             problems.insert(0, f"CUDA device {index} does not exist: this machine has {count} "
                                f"(gpu:0..gpu:{count - 1})")

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UsageError
+
 __all__ = ["rng", "initialize", "he_uniform", "glorot_uniform", "lecun_uniform", "INITIALIZERS"]
 
 _default_rng = np.random.default_rng(0)
@@ -49,5 +51,5 @@ INITIALIZERS = {"he": he_uniform, "glorot": glorot_uniform, "lecun": lecun_unifo
 
 def initialize(name: str, shape, fan_in: int, fan_out: int, gen: np.random.Generator, dtype: Any) -> np.ndarray:
     if name not in INITIALIZERS:
-        raise ValueError(f"unknown initialiser {name!r}; choose one of {', '.join(INITIALIZERS)}")
+        raise UsageError(f"unknown initialiser {name!r}; choose one of {', '.join(INITIALIZERS)}")
     return INITIALIZERS[name](shape, fan_in, fan_out, gen).astype(dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import array_device, check_same_device, device_scope, get_device
+from .errors import UsageError
 
 __all__ = ["SoftmaxCrossEntropy"]
 
@@ -26,12 +27,12 @@ class SoftmaxCrossEntropy:
     def forward(self, logits: Any, labels: Any, sync: bool = True) -> Any:
         if getattr(logits, "ndim", None) != 2:
             shape = tuple(getattr(logits, "shape", ()))
-            raise ValueError(f"SoftmaxCrossEntropy: logits must be (N, K), got shape {shape}")
+            raise UsageError(f"SoftmaxCrossEntropy: logits must be (N, K), got shape {shape}")
         if getattr(labels, "shape", None) != (logits.shape[0],):
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be ({logits.shape[0]},) to match logits "
+            raise UsageError(f"SoftmaxCrossEntropy: labels must be ({logits.shape[0]},) to match logits "
                              f"{tuple(logits.shape)}, got shape {tuple(getattr(labels, 'shape', ()))}")
         if labels.dtype.kind not in "iu":
-            raise ValueError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
+            raise UsageError(f"SoftmaxCrossEntropy: labels must be integers, got dtype {labels.dtype}")
         check_same_device("SoftmaxCrossEntropy", logits=logits, labels=labels)
         if sync or hasattr(labels, "__array_interface__"):
             # host labels cost a min and a max; device labels only when the caller syncs anyway
@@ -63,7 +64,7 @@ def _check_labels(labels: Any, classes: int) -> None:
     if low < 0 or high >= classes:
         bad = low if low < 0 else high
         where = int((labels == bad).argmax())
-        raise ValueError(f"SoftmaxCrossEntropy: label {bad} at position {where} is outside [0, {classes}): the "
+        raise UsageError(f"SoftmaxCrossEntropy: label {bad} at position {where} is outside [0, {classes}): the "
                          f"logits score {classes} classes; labels must be 0..{classes - 1}")
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UsageError
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -60,17 +61,17 @@ def _input_shape(model: str, input_shape: Any, in_channels: Any) -> tuple[int, i
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
     if shape is None or len(shape) != 3 or not all(
             isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape):
-        raise ValueError(f"{model}: input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
+        raise UsageError(f"{model}: input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
     if in_channels is not None:
         if not isinstance(in_channels, (int, np.integer)) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"{model}: in_channels must be a positive int, got {in_channels!r}")
+            raise UsageError(f"{model}: in_channels must be a positive int, got {in_channels!r}")
         shape = (int(in_channels), *shape[1:])
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
 def _check_classes(model: str, num_classes: Any) -> int:
     if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"{model}: num_classes must be a positive int, got {num_classes!r}")
+        raise UsageError(f"{model}: num_classes must be a positive int, got {num_classes!r}")
     return int(num_classes)
 
 
@@ -104,7 +105,7 @@ def _builder(name: str) -> Callable[[Callable[..., Sequential]], Callable[..., S
             except _DoesNotFit as exc:
                 shape = _input_shape(name, kwargs.get("input_shape", _default_shape(fn)), kwargs.get("in_channels"))
                 fit = fitting_models(shape)
-                raise ValueError(f"{exc}; models that fit {shape}: {', '.join(fit) if fit else 'none'}") from None
+                raise UsageError(f"{exc}; models that fit {shape}: {', '.join(fit) if fit else 'none'}") from None
             model.spec = {"name": name, "kwargs": _spec_kwargs(name, kwargs)}
             return model
 
@@ -343,5 +344,5 @@ def get(name: str, **kwargs: Any) -> Sequential:
     """Build a model by name, e.g. `get("resnet8", input_shape=(3, 32, 32), num_classes=100, seed=1)`;
     the name and arguments go into `model.spec` so checkpoints can record how it was built."""
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
+        raise UsageError(f"unknown model {name!r}; available: {', '.join(MODELS)}")
     return MODELS[name](**kwargs)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import UsageError
 from .layers import Parameter
 from .layers.flat import FlatBuffer, pack, zero_grads
 
@@ -25,7 +26,7 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "OPTIMIZERS", "make"]
 
 def _check(cond: bool, message: str) -> None:
     if not cond:
-        raise ValueError(message)
+        raise UsageError(message)
 
 
 def _real(value: Any) -> bool:
@@ -79,7 +80,7 @@ class Optimizer:
         from .backend import to_device
 
         if state.get("type") != type(self).__name__:
-            raise ValueError(f"{type(self).__name__}: cannot load state of a {state.get('type')!r} optimizer")
+            raise UsageError(f"{type(self).__name__}: cannot load state of a {state.get('type')!r} optimizer")
         for k, v in state.get("hyper", {}).items():
             setattr(self, k, v)
         self.steps = int(state.get("steps", 0))
@@ -87,7 +88,7 @@ class Optimizer:
             buffers = state.get("buffers", {}).get(i, state.get("buffers", {}).get(str(i), {}))
             for name, arr in buffers.items():
                 if tuple(arr.shape) != p.shape:
-                    raise ValueError(f"{type(self).__name__}: buffer {name} of parameter {i} has shape "
+                    raise UsageError(f"{type(self).__name__}: buffer {name} of parameter {i} has shape "
                                      f"{tuple(arr.shape)}, expected {p.shape}")
                 p.state[name] = to_device(arr, p.device).astype(p.data.dtype)
 
@@ -180,5 +181,5 @@ def make(name: str, params: Iterable[Parameter], lr: float, momentum: float = 0.
     for a bad value (e.g. "nesterov" with momentum 0).
     """
     if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+        raise UsageError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
     return OPTIMIZERS[name](params, lr, momentum, weight_decay)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models
+from .errors import UsageError
 
 __all__ = ["Recipe", "RECIPE_FIELDS", "recipe_for"]
 
@@ -65,6 +66,6 @@ def recipe_for(shape: tuple[int, int, int]) -> Recipe:
     except ValueError:
         fitting = models.fitting_models((c, h, w))
         if not fitting:
-            raise ValueError(f"no model of the zoo takes images of shape {(c, h, w)}") from None
+            raise UsageError(f"no model of the zoo takes images of shape {(c, h, w)}") from None
         recipe = dataclasses.replace(recipe, model=fitting[0])
     return recipe

@@ -32,7 +32,7 @@ from . import data as _data
 from .backend import Device
 from .backend import device as _device_scope
 from .distributed import run_hooks as _run_hooks
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, DataError, UsageError
 from .resumption import replan, stored_extras_problem
 from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
@@ -253,10 +253,10 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
         raise CheckpointError(f"{stored.path} holds no optimizer state; it cannot be resumed")
     state, done = stored.state, stored.state.epoch
     if state.stop_reason and (epochs is None or epochs <= done):
-        raise ValueError(f"{stored.path} stopped early after epoch {done} ({state.stop_reason}); pass --epochs "
+        raise UsageError(f"{stored.path} stopped early after epoch {done} ({state.stop_reason}); pass `epochs` "
                          f"larger than {done} to train on")
     if config.epochs is not None and done >= config.epochs:
-        raise ValueError(f"{stored.path} has already trained {done} epochs; pass --epochs larger than {done} "
+        raise UsageError(f"{stored.path} has already trained {done} epochs; pass `epochs` larger than {done} "
                          "to continue")
     splits = _load_splits(config)
     if config.num_classes is None:  # a run stored before the class count was recorded
@@ -285,9 +285,9 @@ def _load_splits(config: RunConfig) -> tuple[_data.Dataset, _data.Dataset, _data
     val_set = _data.load(config.data, "val", validation=config.validation, **how)
     test_set = _data.load_test_or_none(config.data, **how)
     if len(train_set) == 0:
-        held = "the default validation split" if config.validation is None else f"--validation {config.validation}"
+        held = "the default validation split" if config.validation is None else f"`validation={config.validation}`"
         raise DataError(f"data {config.data}: the training split is empty (0 images after holding out "
-                        f"{held}); lower --validation or give more data")
+                        f"{held}); lower `validation` or give more data")
     return train_set, val_set, test_set
 
 

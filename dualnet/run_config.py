@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models, optim
+from .errors import UsageError
 from .recipes import RECIPE_FIELDS, Recipe, recipe_for
 from .schedules import SCHEDULES
 
@@ -31,21 +32,21 @@ def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int
     number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
     if number is None or number < minimum or (maximum is not None and number > maximum):
         expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
-        raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
+        raise UsageError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
     return number
 
 
 def _float(name: str, value: Any, positive: bool) -> float:
     if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) or (
             value <= 0 if positive else value < 0):
-        raise ValueError(f"RunConfig.{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
+        raise UsageError(f"RunConfig.{name} must be a finite number {'>' if positive else '>='} 0, got {value!r}")
     return float(value)
 
 
 def _choice(name: str, value: Any, options: Iterable[str]) -> str:
     options = list(options)
     if value not in options:
-        raise ValueError(f"RunConfig.{name}: {value!r} is not one of {', '.join(map(repr, options))}")
+        raise UsageError(f"RunConfig.{name}: {value!r} is not one of {', '.join(map(repr, options))}")
     return str(value)
 
 
@@ -61,7 +62,7 @@ def check_field(name: str, value: Any) -> Any:
         return _choice(name, value, models.names())
     if name == "data":
         if not isinstance(value, (str, os.PathLike)):
-            raise ValueError(f"RunConfig.data must be 'mnist', 'digits' or a path, got {value!r}")
+            raise UsageError(f"RunConfig.data must be 'mnist', 'digits' or a path, got {value!r}")
         return str(value)
     if name in ("epochs", "batch_size", "limit", "num_classes"):
         return _int(name, value, 1)
@@ -71,7 +72,7 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
     if name in ("normalize", "augment_flip", "stream"):
         if not isinstance(value, bool):
-            raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
+            raise UsageError(f"RunConfig.{name} must be True or False, got {value!r}")
         return value
     if name in ("lr", "clip_grad"):
         return _float(name, value, positive=True)
@@ -80,14 +81,14 @@ def check_field(name: str, value: Any) -> Any:
     if name == "momentum":
         momentum = _float(name, value, positive=False)
         if momentum >= 1:
-            raise ValueError(f"RunConfig.momentum must be a number in [0, 1), got {value!r}")
+            raise UsageError(f"RunConfig.momentum must be a number in [0, 1), got {value!r}")
         return momentum
     if name == "optimizer":
         return _choice(name, value, optim.OPTIMIZERS)
     if name == "schedule":
         return _choice(name, value, SCHEDULES)
     known = ", ".join(f.name for f in dataclasses.fields(RunConfig))
-    raise ValueError(f"RunConfig has no field {name!r}; known: {known}")
+    raise UsageError(f"RunConfig has no field {name!r}; known: {known}")
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,7 @@ class RunConfig:
     def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
         """This configuration's optimizer over `params` (of a resolved configuration)."""
         if not self.is_resolved or self.lr is None:
-            raise ValueError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
+            raise UsageError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
         return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay or 0.0)
 
 

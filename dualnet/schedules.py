@@ -25,6 +25,8 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from .errors import UsageError
+
 SCHEDULES = ("none", "step", "cosine")
 EXTENSIONS = ("anneal", "constant", "restart")
 
@@ -45,7 +47,7 @@ def learning_rate(schedule: str, base_lr: float, step: int, total_steps: int, st
         return base_lr * 0.1 ** drops
     if schedule == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / max(1, total_steps)))
-    raise ValueError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    raise UsageError(f"unknown schedule {schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
 
 def _drop_epochs(epochs: int) -> list[int]:
@@ -74,14 +76,14 @@ class Segment:
     def from_dict(cls, d: Any) -> Segment:
         """Raises ValueError naming the bad value (checkpoints are read through this)."""
         if not isinstance(d, dict) or set(d) != {"kind", "start_step", "end_step", "start_lr"}:
-            raise ValueError(f"schedule segment {d!r} is not a dict of kind, start_step, end_step, start_lr")
+            raise UsageError(f"schedule segment {d!r} is not a dict of kind, start_step, end_step, start_lr")
         kind, start, end, lr = d["kind"], d["start_step"], d["end_step"], d["start_lr"]
         if kind not in SCHEDULES:
-            raise ValueError(f"schedule segment kind {kind!r} is not one of {', '.join(SCHEDULES)}")
+            raise UsageError(f"schedule segment kind {kind!r} is not one of {', '.join(SCHEDULES)}")
         if type(start) is not int or type(end) is not int or not 0 <= start < end:
-            raise ValueError(f"schedule segment steps {start!r}..{end!r} are not ints with 0 <= start < end")
+            raise UsageError(f"schedule segment steps {start!r}..{end!r} are not ints with 0 <= start < end")
         if type(lr) not in (int, float) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"schedule segment start_lr={lr!r} is not a finite number >= 0")
+            raise UsageError(f"schedule segment start_lr={lr!r} is not a finite number >= 0")
         return cls(kind, start, end, float(lr))
 
 
@@ -97,7 +99,7 @@ class Schedule:
     def planned(cls, kind: str, base_lr: float, steps_per_epoch: int, epochs: int) -> Schedule:
         """The schedule of a run as planned: `kind` from base_lr over all `epochs`."""
         if kind not in SCHEDULES:
-            raise ValueError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
+            raise UsageError(f"unknown schedule {kind!r}; choose one of {', '.join(SCHEDULES)}")
         return cls((Segment(kind, 0, max(1, steps_per_epoch * epochs), base_lr),), steps_per_epoch)
 
     @classmethod
@@ -108,7 +110,7 @@ class Schedule:
         if not stored:
             return cls.planned(kind, base_lr, steps_per_epoch, epochs)
         if stored[0].start_step != 0 or any(a.start_step >= b.start_step for a, b in zip(stored, stored[1:])):
-            raise ValueError(f"schedule segments must start at step 0 and in increasing order, got "
+            raise UsageError(f"schedule segments must start at step 0 and in increasing order, got "
                              f"{[s.start_step for s in stored]}")
         return cls(stored, steps_per_epoch)
 
@@ -145,11 +147,11 @@ def extend(current: Schedule, kind: str, base_lr: float, done_steps: int, epochs
     `done_steps`; it starts from the rate of the step before it (see the module's rules).
     """
     if how not in EXTENSIONS:
-        raise ValueError(f"extend_schedule {how!r} is not one of {', '.join(EXTENSIONS)}")
+        raise UsageError(f"extend_schedule {how!r} is not one of {', '.join(EXTENSIONS)}")
     spe = current.steps_per_epoch
     new_end = spe * epochs
     if new_end <= done_steps:
-        raise ValueError(f"cannot plan {epochs} epochs ({new_end} steps): {done_steps} steps are already done")
+        raise UsageError(f"cannot plan {epochs} epochs ({new_end} steps): {done_steps} steps are already done")
     start = done_steps if stopped or new_end < current.end_step else current.end_step
     first = start // spe + 1  # the first epoch the new rule touches
     what = "an early-stopped" if stopped else "a finished" if done_steps >= current.end_step else "an unfinished"

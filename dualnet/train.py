@@ -216,8 +216,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                     where = _first_nonfinite_layer(model, xb, yb)
                     raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {step + 1} "
                                            f"(global step {state.global_step + 1}): the loss is {float(loss)}; "
-                                           f"non-finite values first appear in {where}. Try a lower --lr "
-                                           f"or --clip-grad")
+                                           f"non-finite values first appear in {where}. Try a lower `lr` "
+                                           f"or clip gradients (`clip_grad_norm`)")
                 tally.add(loss, logits, yb, int(yb.shape[0]), state.global_step + 1)
                 optimizer.step()
                 state.step = step + 1
@@ -245,7 +245,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                           images_per_s=state.seen / max(seconds, 1e-9))
             if not math.isfinite(record["train_loss"]):
                 raise TrainingDiverged(f"training diverged in epoch {epoch + 1}: the mean loss is "
-                                       f"{record['train_loss']}; try a lower --lr or --clip-grad")
+                                       f"{record['train_loss']}; try a lower `lr` or clip gradients (`clip_grad_norm`)")
             # the last update of the epoch has not been seen by a loss yet: nothing non-finite
             # may reach the callbacks (they save checkpoints)
             if not (tally.deferred and tally.parameters_finite()):
@@ -253,7 +253,8 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
                     if not bool(xp.isfinite(p.data).all()):
                         raise TrainingDiverged(f"training diverged by the end of epoch {epoch + 1} (step "
                                                f"{steps_per_epoch}, global step {state.global_step}): parameter "
-                                               f"{name} became non-finite. Try a lower --lr or --clip-grad")
+                                               f"{name} became non-finite. Try a lower `lr` or clip gradients "
+                                               "(`clip_grad_norm`)")
             if val is not None and len(val):
                 ev = evaluate(model, val) if dp is None else dp.evaluate(evaluate, model, val)
                 record.update(val_loss=ev["loss"], val_acc=ev["accuracy"])
@@ -307,7 +308,7 @@ def _check_tally(tally: Any, state: TrainState, epoch: int) -> None:
         first, where = bad
         raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step {state.step} (global step "
                                f"{state.global_step}): non-finite values first appear in the gradient of {where} "
-                               f"at global step {first}. Try a lower --lr or --clip-grad")
+                               f"at global step {first}. Try a lower `lr` or clip gradients (`clip_grad_norm`)")
 
 
 #: evaluate's default batch: on "cpu" an eval-mode forward runs in cache-sized chunks whatever the

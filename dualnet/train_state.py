@@ -17,8 +17,8 @@ class DeviceOutOfMemory(DualnetError, MemoryError):
 
     def __init__(self, batch_size: int, during: str):
         self.batch_size = batch_size
-        super().__init__(f"out of GPU memory at batch size {batch_size} ({during}): try --batch-size "
-                         f"{max(1, batch_size // 2)}")
+        super().__init__(f"out of GPU memory at batch size {batch_size} ({during}): try `batch_size="
+                         f"{max(1, batch_size // 2)}`")
 
 
 class TrainingDiverged(DualnetError, FloatingPointError):

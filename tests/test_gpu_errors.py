@@ -114,4 +114,4 @@ def test_an_empty_pool_adds_nothing_to_dualnets_out_of_memory_line(monkeypatch, 
 
     monkeypatch.setattr(cupy_loaded, "total_bytes", lambda: 0)
     line = gpu_errors.describe(DeviceOutOfMemory(64, "evaluation"))
-    assert line == "out of GPU memory at batch size 64 (evaluation): try --batch-size 32"
+    assert line == "out of GPU memory at batch size 64 (evaluation): try `batch_size=32`"

@@ -111,7 +111,7 @@ def test_resume_after_an_interrupt_mid_epoch_equals_the_uninterrupted_run(tmp_pa
 def test_resume_refuses_what_cannot_be_continued(tmp_path):
     config = RunConfig(epochs=1, limit=256)
     dn.train_run(config, out=tmp_path / "done.h5", device="cpu")
-    with pytest.raises(ValueError, match=r"done\.h5 has already trained 1 epochs; pass --epochs larger than 1"):
+    with pytest.raises(ValueError, match=r"done\.h5 has already trained 1 epochs; pass `epochs` larger than 1"):
         dn.resume(tmp_path / "done.h5")
     model = dn.models.lenet5()
     dn.save(model, tmp_path / "plain.h5")
@@ -353,7 +353,7 @@ def test_early_stopping_survives_a_resume_bit_for_bit_and_leaves_its_checkpoints
     stored = run.read_run(tmp_path / "c.h5")
     assert stored.state.stop_reason == es.reason and stored.state.epoch == 3
     with pytest.raises(ValueError, match=r"c\.h5 stopped early after epoch 3 \(train_loss did not improve for 2 "
-                                         r"epochs .*\); pass --epochs larger than 3 to train on"):
+                                         r"epochs .*\); pass `epochs` larger than 3 to train on"):
         dn.resume(tmp_path / "c.h5")
     note = run.resumed_run(stored, epochs=8).schedule_note
     assert note is not None and note.startswith("extending an early-stopped 6-epoch cosine run to 8 epochs")

@@ -107,7 +107,7 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
         num_classes = _count(num_classes, "num_classes", minimum=1)
     if stream and isinstance(source, str) and source in NAMED_SOURCES:
         raise DataError(f"{source}: streaming reads HDF5 files only; the bundled {source} is loaded in memory "
-                        "(drop --stream)")
+                        "(leave `stream` off)")
     if isinstance(source, str) and source == "mnist":
         return _load_idx(bundled_mnist_dir(), "mnist", split, validation, limit,
                          num_classes or MNIST_NUM_CLASSES)
@@ -124,7 +124,7 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     if stat.S_ISDIR(mode):
         if stream:
             raise DataError(f"{path}: streaming reads HDF5 files only; a folder of IDX files is loaded in memory "
-                            "(drop --stream)")
+                            "(leave `stream` off)")
         return _load_idx(path, str(path), split, validation, limit, num_classes)
     if not stat.S_ISREG(mode):  # never opened: a FIFO would block, a device never end
         raise DataError(f"{path}: is {file_kind(mode)}, not a regular file or a directory; give 'mnist', "

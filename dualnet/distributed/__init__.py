@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from .job import DistributedError, abort_on_error, local_device, local_rank_and_size, set_threads, world
 from .mpi_comm import REDUCTIONS, Communicator
 from .nccl_comm import NcclCommunicator
@@ -49,7 +50,7 @@ def communicator(backend: str | None = None, device: Any = None, reduction: str 
     if backend is None:
         backend = "nccl" if dev.kind == "gpu" else "mpi"
     if backend not in BACKENDS:
-        raise ValueError(f"dualnet.distributed: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+        raise UsageError(f"dualnet.distributed: unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "nccl" and dev.kind != "gpu":
         raise DistributedError(f"dualnet.distributed: the nccl backend reduces CuPy arrays, but the device is "
                                f"{dev.name!r}; use backend 'mpi' or a gpu device")

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .job import DistributedError, local_rank_and_size, mpi
 
 #: how the gradient sum is formed: "sum" (MPI_Allreduce, the library's order) or "ordered"
@@ -30,7 +31,7 @@ class Communicator:
 
     def __init__(self, comm: Any = None, reduction: str = "sum") -> None:
         if reduction not in REDUCTIONS:
-            raise ValueError(f"dualnet.distributed: unknown reduction {reduction!r}; choose one of "
+            raise UsageError(f"dualnet.distributed: unknown reduction {reduction!r}; choose one of "
                              f"{', '.join(REDUCTIONS)}")
         self.MPI = mpi()
         self.comm = comm if comm is not None else self.MPI.COMM_WORLD

@@ -48,7 +48,7 @@ class DataParallel:
         if 0 < n % batch_size < self.size:
             raise DistributedError(f"fit: the last batch of each epoch has {n % batch_size} image(s), fewer than the "
                                    f"{self.size} ranks, so a rank would get none; change the number of training "
-                                   "images (--limit, --validation) or the batch size by a few")
+                                   "images (`limit`, `validation`) or the batch size by a few")
         if not hasattr(optimizer, "buffers"):
             raise DistributedError(f"fit: distributed training needs an optimizer with flat buffers (dualnet.optim); "
                                    f"got {type(optimizer).__name__}")

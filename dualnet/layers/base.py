@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Device, array_device, check_same_device, get_device, get_device_object, to_device
+from ..errors import UsageError
 from .flat import zero_grads
 from .walk import walk
 
@@ -53,7 +54,7 @@ class Parameter:
         shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
         if shape != tuple(current.shape) or dtype != current.dtype:
             got = f"shape {shape} {dtype}" if dtype is not None else f"a {type(value).__name__}"
-            raise ValueError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
+            raise UsageError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
                              f"shape {tuple(current.shape)} {current.dtype}; assign an array of that shape and "
                              f"dtype (cast the whole model with model.astype(dtype), or build a new layer for "
                              f"another shape)")
@@ -67,7 +68,7 @@ class Parameter:
         if grad is None:
             grad = data * 0
         if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
-            raise ValueError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
+            raise UsageError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
                              f"but grad {tuple(grad.shape)} {grad.dtype}; they must match")
         if self._flat is not None:
             self._flat.broken = True
@@ -100,15 +101,15 @@ def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
     ok = (isinstance(pair, (tuple, list)) and len(pair) == 2
           and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in pair))
     if not ok or isinstance(value, bool):
-        raise ValueError(f"{layer}: {what} must be an int or an (h, w) pair of ints, got {value!r}")
+        raise UsageError(f"{layer}: {what} must be an int or an (h, w) pair of ints, got {value!r}")
     if min(pair) < minimum:
-        raise ValueError(f"{layer}: {what} must be >= {minimum}, got {value!r}")
+        raise UsageError(f"{layer}: {what} must be >= {minimum}, got {value!r}")
     return int(pair[0]), int(pair[1])
 
 
 def _positive_int(value: Any, what: str, layer: str) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
+        raise UsageError(f"{layer}: {what} must be a positive int, got {value!r}")
     return int(value)
 
 
@@ -121,7 +122,7 @@ class _LayerType(type):
         hidden = hidden_parameters(layer)
         if hidden:
             where, p = hidden[0]
-            raise ValueError(f"{cls.__name__}: attribute {where} holds {p!r}, which parameters() does not find, so "
+            raise UsageError(f"{cls.__name__}: attribute {where} holds {p!r}, which parameters() does not find, so "
                              "it would never be trained, saved or gradient-checked; hold each Parameter in a public "
                              "attribute or directly in a list, tuple or str-keyed dict attribute (or override "
                              "own_parameters())")
@@ -241,7 +242,7 @@ class Layer(metaclass=_LayerType):
         """Hold `value` (an array on this layer's device) as buffer `name`: an attribute that
         `to()` moves and `astype()` casts, listed by `named_buffers()`."""
         if not name.isidentifier() or name.startswith("_"):
-            raise ValueError(f"{self.name}: buffer name {name!r} must be a public identifier")
+            raise UsageError(f"{self.name}: buffer name {name!r} must be a public identifier")
         setattr(self, name, value)
         if name not in self._buffer_names:
             self._buffer_names = (*self._buffer_names, name)
@@ -319,17 +320,17 @@ class Layer(metaclass=_LayerType):
 
     def _check_input(self, x: Any, ndim: int, what: str) -> None:
         if getattr(x, "ndim", None) != ndim:
-            raise ValueError(f"{self.name}: expected a {ndim}-D input {what}, got shape "
+            raise UsageError(f"{self.name}: expected a {ndim}-D input {what}, got shape "
                              f"{tuple(getattr(x, 'shape', ()))}")
         if x.dtype.kind != "f":
-            raise ValueError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
+            raise UsageError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
         own = self.own_parameters()
         if own:
             weight = own[0][1].data
             if not (type(x) is np.ndarray and type(weight) is np.ndarray):  # both on the host: fine
                 check_same_device(self.name, input=x, weight=weight)
             if weight.dtype != x.dtype:
-                raise ValueError(f"{self.name}: input dtype {x.dtype} differs from parameter dtype "
+                raise UsageError(f"{self.name}: input dtype {x.dtype} differs from parameter dtype "
                                  f"{weight.dtype}; cast one of them (model.astype(...))")
 
     def _need_cache(self) -> Any:

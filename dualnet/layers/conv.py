@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import init as _init
+from ..errors import UsageError
 from ..ops.geometry import ConvGeometry
 from .base import WeightedLayer, _pair, _positive_int
 
@@ -28,7 +29,7 @@ class Conv2d(WeightedLayer):
         self.out_channels = _positive_int(out_channels, "out_channels", name)
         self.groups = _positive_int(groups, "groups", name)
         if in_channels % groups or out_channels % groups:
-            raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
+            raise UsageError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
                              f"and out_channels={out_channels}")
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = _pair(stride, "stride", name, 1)
@@ -54,7 +55,7 @@ class Conv2d(WeightedLayer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3 or shape[0] != self.in_channels:
-            raise ValueError(f"{self.name}: expected inputs of shape ({self.in_channels}, H, W), got "
+            raise UsageError(f"{self.name}: expected inputs of shape ({self.in_channels}, H, W), got "
                              f"{tuple(shape)}")
         g = self.geometry(shape[-2], shape[-1])
         return (self.out_channels, g.out_h, g.out_w)
@@ -63,7 +64,7 @@ class Conv2d(WeightedLayer):
         """Validate x: (N, C, H, W) against this layer and return its geometry."""
         self._check_input(x, 4, "(N, C, H, W)")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got input of "
+            raise UsageError(f"{self.name}: expected {self.in_channels} input channels, got input of "
                              f"shape {tuple(x.shape)}")
         return self.geometry(x.shape[2], x.shape[3])
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .base import Layer
 
 
@@ -52,7 +53,7 @@ class LeakyReLU(Layer):
         super().__init__()
         if not (isinstance(negative_slope, (int, float)) and not isinstance(negative_slope, bool)
                 and np.isfinite(negative_slope)):
-            raise ValueError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
+            raise UsageError(f"LeakyReLU: negative_slope must be a finite number, got {negative_slope!r}")
         self.negative_slope = float(negative_slope)
 
     def config(self) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class Dropout(Layer):
         super().__init__()
         # any real number (np.float32(0.5) included), not a bool
         if not (isinstance(p, (int, float, np.integer, np.floating)) and not isinstance(p, bool) and 0.0 <= p < 1.0):
-            raise ValueError(f"Dropout: p must be in [0, 1), got {p!r}")
+            raise UsageError(f"Dropout: p must be in [0, 1), got {p!r}")
         self.p = float(p)
         self.seed = seed
         self.rng = np.random.default_rng(seed)

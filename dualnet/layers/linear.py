@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .. import init as _init
+from ..errors import UsageError
 from .base import WeightedLayer, _positive_int
 
 
@@ -29,7 +30,7 @@ class Linear(WeightedLayer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if tuple(shape) != (self.in_features,):
-            raise ValueError(f"{self.name}: expected {self.in_features} input features, got inputs "
+            raise UsageError(f"{self.name}: expected {self.in_features} input features, got inputs "
                              f"of shape {tuple(shape)}")
         return (self.out_features,)
 
@@ -37,7 +38,7 @@ class Linear(WeightedLayer):
         """Validate x: (N, in_features) against this layer."""
         self._check_input(x, 2, "(N, in_features)")
         if x.shape[1] != self.in_features:
-            raise ValueError(f"{self.name}: expected {self.in_features} input features, got input of "
+            raise UsageError(f"{self.name}: expected {self.in_features} input features, got input of "
                              f"shape {tuple(x.shape)}")
 
     def forward(self, x: Any) -> Any:

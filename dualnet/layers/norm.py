@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import to_device
+from ..errors import UsageError
 from .base import Layer, Parameter, _positive_int
 
 
@@ -33,11 +34,11 @@ class _BatchNorm(Layer):
         name = type(self).__name__
         self.num_features = _positive_int(num_features, "num_features", name)
         if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and eps > 0):
-            raise ValueError(f"{name}: eps must be a positive number, got {eps!r}")
+            raise UsageError(f"{name}: eps must be a positive number, got {eps!r}")
         if not (isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and 0 <= momentum <= 1):
-            raise ValueError(f"{name}: momentum must be a number in [0, 1], got {momentum!r}")
+            raise UsageError(f"{name}: momentum must be a number in [0, 1], got {momentum!r}")
         if not isinstance(affine, bool):
-            raise ValueError(f"{name}: affine must be True or False, got {affine!r}")
+            raise UsageError(f"{name}: affine must be True or False, got {affine!r}")
         self.eps, self.momentum, self.affine = float(eps), float(momentum), affine
         c, dev = self.num_features, self.device
         self.weight = Parameter(to_device(np.ones(c, dtype), dev), "weight", dev) if affine else None
@@ -52,21 +53,21 @@ class _BatchNorm(Layer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) + 1 not in self.ranks or shape[0] != self.num_features:
-            raise ValueError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "
+            raise UsageError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "
                              f"{self.num_features}, got examples of shape {tuple(shape)}")
         return tuple(shape)
 
     def _check(self, x: Any) -> int:
         """Validate x and return the number of values per channel."""
         if getattr(x, "ndim", None) not in self.ranks:
-            raise ValueError(f"{self.name}: expected an input of shape {self.shape_text}, got shape "
+            raise UsageError(f"{self.name}: expected an input of shape {self.shape_text}, got shape "
                              f"{tuple(getattr(x, 'shape', ()))}")
         self._check_input(x, x.ndim, self.shape_text)
         if x.shape[1] != self.num_features:
-            raise ValueError(f"{self.name}: expected {self.num_features} channels (num_features), got input of "
+            raise UsageError(f"{self.name}: expected {self.num_features} channels (num_features), got input of "
                              f"shape {tuple(x.shape)}")
         if x.dtype != self.running_mean.dtype:
-            raise ValueError(f"{self.name}: input dtype {x.dtype} differs from the running statistics' dtype "
+            raise UsageError(f"{self.name}: input dtype {x.dtype} differs from the running statistics' dtype "
                              f"{self.running_mean.dtype}; cast one of them (model.astype(...))")
         return int(x.size // x.shape[1])
 
@@ -79,7 +80,7 @@ class _BatchNorm(Layer):
             self._cache = None
             return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
         if per_channel < 2:
-            raise ValueError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
+            raise UsageError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
                              f"got input of shape {tuple(x.shape)}; use a larger batch or eval mode")
         y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
                                               self.momentum)

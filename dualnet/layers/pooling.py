@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from ..ops.geometry import PoolGeometry
 from .base import Layer, _pair
 
@@ -19,7 +20,7 @@ class _Pool2d(Layer):
         self.padding = _pair(padding, "padding", name, 0)
         if any(p > k // 2 for p, k in zip(self.padding, self.kernel_size)):
             # a window made only of padding would have no input to take its value from
-            raise ValueError(f"{name}: padding {self.padding} must be at most half the kernel "
+            raise UsageError(f"{name}: padding {self.padding} must be at most half the kernel "
                              f"size {self.kernel_size}")
         self._cache = None
 
@@ -32,7 +33,7 @@ class _Pool2d(Layer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3:
-            raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
+            raise UsageError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
         g = self.geometry(shape[-2], shape[-1])
         return (shape[0], g.out_h, g.out_w)
 
@@ -73,7 +74,7 @@ class GlobalAvgPool2d(Layer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3:
-            raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
+            raise UsageError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
         return (shape[0],)
 
     def forward(self, x: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import UsageError
 from .base import Layer
 from .conv import Conv2d
 from .elementwise import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
@@ -38,7 +39,7 @@ def register(cls: type[Layer]) -> type[Layer]:
     redefined = (known is not None and not known.__module__.startswith("dualnet.")
                  and (known.__module__, known.__qualname__) == (cls.__module__, cls.__qualname__))
     if known is not None and known is not cls and not redefined:
-        raise ValueError(f"register: a different layer class is already registered as {cls.__name__!r} "
+        raise UsageError(f"register: a different layer class is already registered as {cls.__name__!r} "
                          f"({known.__module__}.{known.__qualname__}); rename one of them")
     LAYER_TYPES[cls.__name__] = cls
     return cls
@@ -47,14 +48,14 @@ def register(cls: type[Layer]) -> type[Layer]:
 def build_layer(entry: Any) -> Layer:
     """One layer from its config entry {"type", "name", "config"}; ValueError names what is wrong."""
     if not isinstance(entry, dict):
-        raise ValueError(f"a layer entry must be an object with 'type' and 'config', got {type(entry).__name__}")
+        raise UsageError(f"a layer entry must be an object with 'type' and 'config', got {type(entry).__name__}")
     kind = entry.get("type")
     if kind not in LAYER_TYPES:
-        raise ValueError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))} "
+        raise UsageError(f"unknown layer type {kind!r}; known: {', '.join(sorted(LAYER_TYPES))} "
                          "(a custom layer must be registered with dualnet.layers.register before loading)")
     cfg = entry.get("config", {})
     if not isinstance(cfg, dict):
-        raise ValueError(f"{kind}: 'config' must be an object, got {type(cfg).__name__}")
+        raise UsageError(f"{kind}: 'config' must be an object, got {type(cfg).__name__}")
     layer = LAYER_TYPES[kind].from_config(cfg, build_layer)
     name = entry.get("name")
     if name is not None:

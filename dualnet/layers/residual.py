@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import UsageError
 from .base import Layer
 from .sequential import layer_entry
 
@@ -23,7 +24,7 @@ class Residual(Layer):
         super().__init__()
         for what, layer in (("body", body), ("shortcut", shortcut)):
             if layer is not None and not isinstance(layer, Layer):
-                raise ValueError(f"Residual: {what} is {type(layer).__name__}, not a dualnet layer")
+                raise UsageError(f"Residual: {what} is {type(layer).__name__}, not a dualnet layer")
         self.body = body
         self.shortcut = shortcut
         self.device = body.device
@@ -35,7 +36,7 @@ class Residual(Layer):
     @classmethod
     def from_config(cls, config: dict[str, Any], build: Callable[[dict[str, Any]], Layer]) -> Residual:
         if "body" not in config:
-            raise ValueError("Residual config: missing 'body' (a layer entry)")
+            raise UsageError("Residual config: missing 'body' (a layer entry)")
         shortcut = config.get("shortcut")
         return cls(build(config["body"]), build(shortcut) if shortcut is not None else None)
 
@@ -43,7 +44,7 @@ class Residual(Layer):
         out = self.body.output_shape(shape)
         side = self.shortcut.output_shape(shape) if self.shortcut is not None else tuple(shape)
         if tuple(out) != tuple(side):
-            raise ValueError(f"{self.name}: the body maps {tuple(shape)} to {tuple(out)} but the shortcut to "
+            raise UsageError(f"{self.name}: the body maps {tuple(shape)} to {tuple(out)} but the shortcut to "
                              f"{tuple(side)}; both paths must give one shape (give a shortcut that "
                              "matches the body's stride and channels, e.g. a strided 1x1 Conv2d + BatchNorm2d)")
         return tuple(out)
@@ -52,7 +53,7 @@ class Residual(Layer):
         y = self.body(x)
         side = self.shortcut(x) if self.shortcut is not None else x
         if y.shape != side.shape:
-            raise ValueError(f"{self.name}: the body gave shape {tuple(y.shape)} but the shortcut "
+            raise UsageError(f"{self.name}: the body gave shape {tuple(y.shape)} but the shortcut "
                              f"{tuple(side.shape)} for input {tuple(x.shape)}; both paths must give one shape")
         self._cache = True if self.training else None
         return y + side

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..errors import UsageError
 from .base import Layer
 from .fused import plan
 
@@ -44,7 +45,7 @@ class Sequential(Layer):
         super().__init__()
         for i, layer in enumerate(layers):
             if not isinstance(layer, Layer):
-                raise ValueError(f"Sequential: item {i} is {type(layer).__name__}, not a dualnet layer")
+                raise UsageError(f"Sequential: item {i} is {type(layer).__name__}, not a dualnet layer")
         self.layers = list(layers)
         self.input_shape = tuple(input_shape) if input_shape is not None else None
         self.fuse = fuse
@@ -53,7 +54,7 @@ class Sequential(Layer):
         names = [layer.name for layer in self.layers]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
-            raise ValueError(f"Sequential: layer names must be unique, {', '.join(dup)} appear more than once; "
+            raise UsageError(f"Sequential: layer names must be unique, {', '.join(dup)} appear more than once; "
                              "rename the layers (layer.name = ...)")
         if self.layers:
             self.device = self.layers[0].device
@@ -116,7 +117,7 @@ class Sequential(Layer):
     def from_config(cls, config: dict[str, Any], build: Callable[[dict[str, Any]], Layer]) -> Sequential:
         entries = config.get("layers", [])
         if not isinstance(entries, list):
-            raise ValueError(f"Sequential config: 'layers' must be a list of layer entries, got "
+            raise UsageError(f"Sequential config: 'layers' must be a list of layer entries, got "
                              f"{type(entries).__name__}")
         layers = [build(entry) for entry in entries]
         shape = config.get("input_shape")

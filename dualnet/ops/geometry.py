@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from ..errors import UsageError
+
 
 def out_size(size: int, k: int, s: int, p: int, d: int = 1) -> int:
     """Output length of a sliding window: floor((size + 2p - d(k-1) - 1) / s) + 1."""
@@ -22,7 +24,7 @@ def _window(h: int, w: int, kernel: tuple[int, int], stride: tuple[int, int], pa
     oh, ow = out_size(h, kh, sh, ph, dh), out_size(w, kw, sw, pw, dw)
     if oh < 1 or ow < 1:
         extra = f", dilation {dh}x{dw}" if dilation is not None else ""
-        raise ValueError(f"{where}: input {h}x{w} with kernel {kh}x{kw}, stride {sh}x{sw}, "
+        raise UsageError(f"{where}: input {h}x{w} with kernel {kh}x{kw}, stride {sh}x{sw}, "
                          f"padding {ph}x{pw}{extra} gives an empty {oh}x{ow} output")
     return kh, kw, sh, sw, ph, pw, dh, dw, oh, ow
 

@@ -1,4 +1,4 @@
-"""dualnet.trained_on: a checkpoint's data read back for its model, and a mismatch that says which
+"""dualnet.trained_data: a checkpoint's data read back for its model, and a mismatch that says which
 data the model was trained on."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 import dualnet as dn
-from dualnet.trained_on import load_data_for, trained_on
+from dualnet.trained_data import load_data_for, trained_on
 
 
 @pytest.fixture(scope="module")
