@@ -1,4 +1,17 @@
-"""Options and helpers shared by several commands."""
+"""Options and helpers shared by several commands, and the conventions every command follows
+(tests/cli/test_conventions.py holds every command to them):
+
+- `--device NAME` defaults to `auto` (a usable GPU, else the CPU: the only fallback) in every
+  command that computes; `cuda` and `cuda:N` are accepted as aliases of `gpu` and `gpu:N`.
+- The run prints one short line on stderr saying which device it uses; why no GPU is usable (and
+  the fix) is `dualnet devices`' to say, never repeated on every CPU run.
+- A class count is `--num-classes` (summary's older `--classes` is kept as an alias).
+- `--data` names the data; a command that reads data for a checkpoint defaults to the data the
+  checkpoint was trained on (`data_option(for_checkpoint=True)`).
+- Every option has help text; every command's docstring ends with examples.
+- A mistake is one line, `dualnet: error: ...` (exit 2 for usage, 1 otherwise; cli/main.py); the
+  library's messages name its parameters in backquotes, which the CLI says as flags (`as_flags`).
+"""
 
 from __future__ import annotations
 
@@ -61,9 +74,10 @@ def resolve_device(name: str, echo: bool = True) -> dn.Device:
 resolve_device.note = ""
 
 
-def device_option(default: str = "auto"):
-    return click.option("--device", default=default, show_default=True, metavar="NAME",
-                        help=f"Where to compute: {DEVICE_CHOICES}.")
+def device_option():
+    """--device, `auto` by default in every command (the conventions above)."""
+    return click.option("--device", default="auto", show_default=True, metavar="NAME",
+                        help=f"Where to compute: {DEVICE_CHOICES} (cuda, cuda:N: aliases of gpu, gpu:N).")
 
 
 DATA_HELP = "The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF5 file with images/labels."

@@ -29,7 +29,8 @@ def format_confusion(confusion: np.ndarray) -> str:
 @click.argument("ckpt", type=CKPT)
 @data_option(for_checkpoint=True)
 @device_option()
-@click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True)
+@click.option("--split", type=click.Choice(["test", "val", "train", "all-train"]), default="test", show_default=True,
+              help="Which split of the data to evaluate (val: the run's validation images).")
 @click.option("--limit", type=click.IntRange(1), default=None, help="Evaluate only the first N images.")
 @click.option("--batch-size", type=click.IntRange(1), default=1000, show_default=True,
               help="Images per forward pass (lower it if the GPU runs out of memory).")

@@ -44,11 +44,13 @@ LAYERS = ("conv2d", "maxpool2d", "avgpool2d", "linear", "relu", "tanh", "sigmoid
 
 
 @click.command()
-@click.option("--layer", type=click.Choice(LAYERS + ("all",)), default="all", show_default=True)
-@device_option(default="cpu")
+@click.option("--layer", type=click.Choice(LAYERS + ("all",)), default="all", show_default=True,
+              help="The layer type to check (all: every one).")
+@device_option()
 @click.option("--examples", type=click.IntRange(1, 10000), default=5, show_default=True,
               help="Random geometries per layer.")
-@click.option("--seed", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=0, show_default=True,
+              help="Seed of the random geometries and inputs.")
 @click.option("--rtol", type=float, default=1e-6, show_default=True, callback=positive,
               help="Largest accepted relative error (a finite number > 0).")
 def gradcheck(layer, device, examples, seed, rtol):

@@ -64,21 +64,21 @@ def _is_checkpoint_argument(target: str) -> bool:
 @click.argument("target", default="lenet5", metavar="MODEL|CHECKPOINT")
 @click.option("--input-shape", callback=_input_shape, metavar="C,H,W",
               help="Input shape for a MODEL name (default: the model's own, e.g. 1,28,28 for lenet5).")
-@click.option("--classes", type=click.IntRange(min=1), default=None, metavar="K",
-              help="Number of classes for a MODEL name (default: 10).")
+@click.option("--num-classes", "--classes", "classes", type=click.IntRange(min=1), default=None, metavar="K",
+              help="Number of classes for a MODEL name (default: 10; --classes is an older alias).")
 def summary(target: str, input_shape: tuple[int, int, int] | None, classes: int | None) -> None:
     """Print a model's layers, output shapes and parameter counts: a zoo MODEL built for
-    --input-shape and --classes, or the model stored in a CHECKPOINT, with its stored input shape.
+    --input-shape and --num-classes, or the model stored in a CHECKPOINT, with its stored input shape.
 
     \b
     Examples:
       dualnet summary lenet5-separable
-      dualnet summary resnet8 --input-shape 3,32,32 --classes 5
+      dualnet summary resnet8 --input-shape 3,32,32 --num-classes 5
       dualnet summary runs/lenet5.h5
     """
     if _is_checkpoint_argument(target):
         if input_shape is not None or classes is not None:
-            raise click.UsageError(f"--input-shape and --classes apply to a MODEL name; the checkpoint {target} "
+            raise click.UsageError(f"--input-shape and --num-classes apply to a MODEL name; the checkpoint {target} "
                                    "holds its model with its stored shape")
         ckpt = dn.checkpoint.read(target, device="cpu")
         model = ckpt.model

@@ -72,7 +72,7 @@ def _table(names: list[str], p: np.ndarray, order: np.ndarray) -> list[str]:
 @click.command()
 @click.argument("ckpt", type=CKPT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
-@device_option(default="cpu")
+@device_option()
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="How many classes to list.")
 @click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Digit models: invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")

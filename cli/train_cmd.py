@@ -64,14 +64,17 @@ class JsonLines:
 @device_option()
 @click.option("--epochs", type=int, default=None, show_default=BY_DATA, callback=_positive,
               help="Epochs to train (with --resume: the total to reach; default: the stored total).")
-@click.option("--batch-size", type=int, default=None, show_default=BY_DATA, callback=_positive)
+@click.option("--batch-size", type=int, default=None, show_default=BY_DATA, callback=_positive,
+              help="Images per training step (with --distributed: the global batch over all ranks).")
 @click.option("--lr", type=float, default=None, show_default=BY_DATA, callback=_positive,
               help="Base learning rate.")
 @click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer,
-              show_default=True)
+              show_default=True,
+              help="The update rule (momentum, nesterov: SGD with momentum; adamw: Adam with decoupled weight decay).")
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.momentum,
               show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
-@click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative)
+@click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative,
+              help="L2 penalty added to every weight's gradient (0: off).")
 @click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
               show_default=True, help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
@@ -82,7 +85,8 @@ class JsonLines:
               help="Mirror half of the training images left-right.")
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
               help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
-@click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True)
+@click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True,
+              help="Seed of the initial weights, the batch order and the augmentation (a rerun is bit for bit).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
