@@ -22,6 +22,7 @@ import math
 import os
 import pathlib
 import time
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,7 @@ from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunCo
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
 __all__ = ["MAX_AUGMENT_SHIFT", "RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field",
+           "ScheduleChangeWarning",
            "conflicts", "read_run", "recipe_line", "new_run", "resumed_run", "train_run", "resume", "best_path"]
 
 _STATE_INTS = ("seed", "epoch", "step", "global_step", "correct", "seen")
@@ -138,6 +140,10 @@ class CheckpointWriter:
             self.best_acc = acc
             self.save(self.best, model, optimizer, state)
         self.save(self.out, model, optimizer, state)
+
+
+class ScheduleChangeWarning(UserWarning):
+    """A resumed run's length changed, and with it how its learning rate goes on (the note says how)."""
 
 
 @dataclass
@@ -339,6 +345,11 @@ def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Dev
     writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
     the CPU. Beyond the stored plan (or after an early stop) the learning rate follows
     `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
-    dualnet.schedules)."""
+    dualnet.schedules). That change is reported as `dualnet train --resume` prints it, as a
+    ScheduleChangeWarning (e.g. "extending a finished 2-epoch cosine run to 4 epochs: cosine from
+    0.0049 to 0 over epochs 3-4"), before any training."""
     with _on(device):
-        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(callbacks, handle_signals)
+        prepared = resumed_run(read_run(path), epochs, out, extend_schedule)
+        if prepared.schedule_note:
+            warnings.warn(prepared.schedule_note, ScheduleChangeWarning, stacklevel=2)
+        return prepared.execute(callbacks, handle_signals)

@@ -23,11 +23,15 @@ class Parameter:
     """
 
     def __init__(self, data: Any, name: str = "", device: Device | None = None):
+        """data: a host (NumPy) or device array, moved to `device` (default: the active device, the
+        one a layer built now lives on); name: default, the attribute of the layer holding it."""
+        device = device if device is not None else get_device()
+        data = to_device(data, device)
         self._data = data
         self._grad = data * 0
         self._flat: Any = None  # the FlatBuffer holding data and grad, if any
         self.name = name
-        self.device = device if device is not None else get_device()
+        self.device = device
         # optimizer buffers (momentum, Adam moments) live with the parameter, so that moving
         # a model moves its optimizer state too
         self.state: dict[str, Any] = {}
@@ -119,6 +123,11 @@ class _LayerType(type):
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         layer = super().__call__(*args, **kwargs)
+        if not hasattr(layer, "device"):
+            raise UsageError(f"{cls.__name__}.__init__ did not call super().__init__(), which gives a layer its "
+                             "device, mode and name; call it first in __init__")
+        for attr, p in layer.own_parameters():
+            p.name = p.name or attr  # named after the attribute that holds it
         hidden = hidden_parameters(layer)
         if hidden:
             where, p = hidden[0]
@@ -186,6 +195,13 @@ class Layer(metaclass=_LayerType):
         self.training = True
         self.device: Device = get_device()
         self.name = type(self).__name__
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when normal lookup fails: say why the attributes Layer.__init__ sets are missing
+        if name in ("device", "training", "name"):
+            raise AttributeError(f"{type(self).__name__} has no attribute {name!r}: its __init__ must call "
+                                 "super().__init__() before using the layer")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     # the protocol
     def forward(self, x: Any) -> Any:  # pragma: no cover - abstract

@@ -9,6 +9,7 @@ moves and casts reach every nested layer through `Layer.children`.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -131,8 +132,10 @@ class Sequential(Layer):
     def num_parameters(self) -> int:
         return sum(p.size for p in self.parameters())
 
-    def summary(self, input_shape: tuple[int, ...] | None = None, file: Any = None) -> str:
-        """Print and return a table: layer, output shape, parameter count; then the total.
+    def summary(self, input_shape: tuple[int, ...] | None = None, file: Any = None) -> ModelSummary:
+        """The table of layers, output shapes and parameter counts, then the total, shown once:
+        printed to `file` when given; else printed by a script, and shown as the returned value's
+        repr by a REPL or notebook (so it does not appear twice there).
 
         Nested containers list their layers below their own row, indented by depth."""
         shape = tuple(input_shape or self.input_shape or ())
@@ -150,9 +153,28 @@ class Sequential(Layer):
         buffers = sum(int(b.size) for _, b in self.named_buffers())
         lines.append(f"{total:,} trainable parameters" + (f", {buffers:,} buffer values" if buffers else "")
                      + f" ({self.device.name}, {next(iter(self.parameters())).data.dtype if total else 'n/a'})")
-        text = "\n".join(lines)
-        print(text, file=file)
+        text = ModelSummary("\n".join(lines))
+        if file is not None or not _interactive():
+            print(text, file=file)
         return text
+
+
+class ModelSummary(str):
+    """A model's summary table: a str whose repr is the table itself, as a REPL shows it."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:  # IPython and Jupyter
+        printer.text(str(self))
+
+
+def _interactive() -> bool:
+    """Whether a REPL or notebook will show a returned value (the plain REPL sets sys.ps1)."""
+    if hasattr(sys, "ps1"):
+        return True
+    ipython = sys.modules.get("IPython")
+    return ipython is not None and getattr(ipython, "get_ipython", lambda: None)() is not None
 
 
 def _run(steps: Sequence[Layer], x: Any) -> Any:
