@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> None:
             line = gpu_errors.describe(exc)  # None unless CUDA (through a loaded CuPy) failed
             if line is None:
                 raise
-            click.echo(f"dualnet: error: {line}", err=True)
+            _traceback_if_asked()
+            click.echo(f"dualnet: error: {as_flags(line)}", err=True)
             sys.exit(1)
     except click.exceptions.Abort:
         click.echo("dualnet: aborted", err=True)

@@ -60,8 +60,8 @@ def parse_device_name(name: str) -> str:
         raise UsageError(f"device must be a string such as 'ref', 'cpu', 'gpu', 'gpu:1' or 'emu', got {name!r}")
     m = _NAME_RE.match(name.strip().lower())
     if not m:
-        raise UsageError(f"unknown device {name!r}: expected 'ref', 'cpu', 'gpu', 'gpu:N' (N >= 0; 'cuda', 'cuda:N' "
-                         "too) or 'emu'")
+        raise UsageError(f"unknown device {name!r}: expected 'ref', 'cpu', 'gpu', 'gpu:N' (N >= 0) or 'emu' "
+                         "('cuda', 'cuda:N': aliases of 'gpu', 'gpu:N')")
     kind, index = m.group(1), m.group(2)
     if kind in ("gpu", "cuda"):
         return f"gpu:{int(index or 0)}"
