@@ -117,3 +117,22 @@ def test_max_pixels_is_the_bound():
 def test_oversized_file_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 100)
     rejected(tmp_path, good_png() + bytes(200), "big.png", "larger than 100 bytes")
+
+
+def test_one_list_of_image_formats_in_the_help_texts_and_the_documents():
+    """The list comes from the decoders' table; every place that states it states that one."""
+    import pathlib
+
+    from click.testing import CliRunner
+
+    from dualnet.data.image_decode import FORMATS, FORMATS_TEXT
+    from dualnet_cli.main import cli
+
+    assert FORMATS_TEXT == "PNG, JPEG, BMP, GIF, WebP, PGM/PPM or .npy" and len(FORMATS) == 7
+    for command in ("predict", "featuremaps"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert FORMATS_TEXT in text, command
+    root = pathlib.Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/reliability.md"):
+        text = " ".join((root / doc).read_text().split())
+        assert FORMATS_TEXT in text, doc
