@@ -34,7 +34,8 @@ __all__ = [
     "GradcheckError", "UsageError", "load_data_for", "trained_on",
     "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
-    "train_run", "resume", "export_onnx", "from_dlpack", "set_tf32", "tf32_enabled", "__version__",
+    "train_run", "resume", "export_onnx", "from_dlpack", "predict", "inference", "set_tf32", "tf32_enabled",
+    "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
@@ -47,7 +48,8 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "train_run": ("run", "train_run"), "resume": ("run", "resume"),
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
          "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
-         "distributed": ("distributed", None),
+         "distributed": ("distributed", None), "predict": ("inference", "predict"),
+         "inference": ("inference", None),
          "load_data_for": ("trained_data", "load_data_for"), "trained_on": ("trained_data", "trained_on"),
          "set_tf32": ("ops.products", "set_tf32"), "tf32_enabled": ("ops.products", "tf32_enabled")}
 
