@@ -302,8 +302,9 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     if model_shape and tuple(train_set.shape) != model_shape:
         raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "
                         f"{model_shape}")
-    check_fits(model, train_set)
-    check_fits(model, val_set)
+    for split in (train_set, val_set, test_set):  # every split, before any training time is spent
+        if split is not None:
+            check_fits(model, split)
     steps = math.ceil(len(train_set) / config.batch_size)
     if state is not None and not 0 <= state.step <= steps:
         raise CheckpointError(f"{resumed_from}: cannot resume at step {state.step} of an epoch of {steps} steps: "

@@ -19,6 +19,7 @@ from ..backend import device as _device_scope
 from ..backend import get_device, get_device_object, to_device
 from ..data.files import h5_check_contained, regular_file
 from ..data.limits import h5_check_size, h5_credible_size
+from ..data.normalize import stored_normalization
 from ..errors import CheckpointError, DataError
 from ..layers import Parameter, Sequential, from_config
 from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
@@ -168,6 +169,11 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         raise fail(f"bad model config: {exc}") from None
     if model.input_shape is not None:
         _check_input_shape(model, config.get("input_shape"), dtype, fail)
+    try:  # the numbers every input will be divided by: checked before any command uses the model
+        shape = model.input_shape or ()
+        stored_normalization(metadata, shape[0] if len(shape) == 3 else None, f"{path}: metadata")
+    except DataError as exc:
+        raise CheckpointError(str(exc)) from None
     model.spec = spec
     model.astype(dtype)
     pairs = list(model.named_parameters())

@@ -255,6 +255,11 @@ class Layer(metaclass=_LayerType):
         for name, child in self.children():
             yield from child.named_buffers(f"{prefix}{name}.")
 
+    def buffer_problem(self, name: str, value: Any) -> str | None:
+        """Why `value` (a host array read from a file) cannot be this layer's buffer `name`, in
+        words; None when it can. Shapes, dtypes and finiteness are checked by the reader."""
+        return None
+
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (stored in checkpoints)."""
         return {}
