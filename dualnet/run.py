@@ -182,10 +182,12 @@ class Run:
         their stored state back and have it saved with every checkpoint. With handle_signals, SIGINT
         and SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
         checkpoint to `out` and re-raises TrainingInterrupted. With `comm` (dualnet.distributed) the run
-        is data-parallel: `callbacks` and the checkpoints are rank 0's only
+        is data-parallel: the ranks first agree on the configuration and the data (else DistributedError,
+        dualnet.distributed.agreement); `callbacks` and the checkpoints are rank 0's only
         (dualnet.distributed.run_hooks).
         """
         c = self.config
+        _run_hooks.agree(comm, c.to_dict(), {"train": self.train_set, "val": self.val_set, "test": self.test_set})
         callbacks = _run_hooks.rank_callbacks(comm, [*callbacks, self.writer], self.writer)
         self.writer.stateful = _callbacks.attach(callbacks, self.callback_states, self.out)
         started = time.perf_counter()
