@@ -35,6 +35,7 @@ from .distributed import run_hooks as _run_hooks
 from .errors import CheckpointError, DataError
 from .resumption import replan, stored_extras_problem
 from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field
+from .sizes import build_within
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
 __all__ = ["MAX_AUGMENT_SHIFT", "RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field",
@@ -216,8 +217,11 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
     train_set = splits[0]
     try:
         config = config.resolved(train_set.shape).replace(num_classes=train_set.num_classes)
-        model = models.get(config.model, seed=config.seed, input_shape=train_set.shape,
-                           num_classes=max(1, train_set.num_classes))
+        # refused from its weights' shapes, before they are drawn, if the data makes it too large
+        model = build_within(lambda: models.get(config.model, seed=config.seed, input_shape=train_set.shape,
+                                                num_classes=max(1, train_set.num_classes)),
+                             f"model {config.model} for the images of shape {'x'.join(map(str, train_set.shape))} "
+                             f"and {train_set.num_classes} classes of {config.data}", "--model or --data")
     except ValueError as exc:
         raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
     if config.normalize:

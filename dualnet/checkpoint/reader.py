@@ -247,17 +247,21 @@ def _check_input_shape(model: Sequential, shape: Any, dtype: np.dtype, fail: Any
 
 
 def _config_size(entry: Any) -> int:
-    """Parameters a Conv2d or Linear config entry will allocate (0 for other or malformed entries)."""
+    """Parameters a config entry will allocate: a Conv2d's or Linear's own, a container's (Sequential,
+    Residual, a registered one) those of the entries nested in its config; 0 for others or malformed ones."""
     try:
         c, kind = entry["config"], entry["type"]
+        dims = {"Conv2d": ("out_channels", "in_channels"), "Linear": ("out_features", "in_features")}.get(kind)
+        if dims is None:  # a container's layers sit in its config, at any depth
+            return sum(_config_size(v) for value in c.values() for v in (value if isinstance(value, list) else [value])
+                       if isinstance(v, dict) and "type" in v)
         k = c.get("kernel_size", 1)
         kh, kw = (k, k) if isinstance(k, int) else k
-        dims = {"Conv2d": ("out_channels", "in_channels"), "Linear": ("out_features", "in_features")}.get(kind)
-        if dims is None or not all(type(v) is int and v >= 1 for v in (c[dims[0]], c[dims[1]], kh, kw)):
+        if not all(type(v) is int and v >= 1 for v in (c[dims[0]], c[dims[1]], kh, kw)):
             return 0
         out, inp, groups = c[dims[0]], c[dims[1]], c.get("groups", 1)
         return out * (inp // (groups if type(groups) is int and groups >= 1 else 1)) * kh * kw + out
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         return 0
 
 

@@ -101,3 +101,12 @@ def test_differences_name_each_option_and_each_split_that_differs(data):
         "--seed differs (rank 0: 1, rank 1: 2)", "--reduction differs (rank 0: sum, rank 1: ordered)",
         f"--data differs (rank 0's {data['a']}, rank 1's elsewhere.h5 hold different data; train: the number of "
         "images differ)"]
+
+
+def test_a_refusal_on_one_rank_ends_the_job_naming_the_rank_instead_of_hanging(data, tmp_path, dualnet_executable):
+    missing = tmp_path / "missing.h5"
+    done = launch_two([*COMMON, "--data", str(data["a"]), "--out", str(tmp_path / "r.h5")],
+                      [*COMMON, "--data", str(missing), "--out", str(tmp_path / "r.h5")], tmp_path, dualnet_executable)
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (f"dualnet: error: rank 1: {missing}: no such file or directory; give 'mnist', a "
+                                   "directory of IDX files or an .h5/.hdf5 file")

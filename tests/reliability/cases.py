@@ -328,5 +328,22 @@ CASES.append(Case("train-stream-data-h5-colour-test-images-16x16.h5",
                   "data/h5-colour-test-images-16x16.h5"))
 
 
+# --- sizes before allocation (issue 20): judged from shapes, refused above a documented cap ---------
+usage("summary-classes-ten-million", ("summary", "lenet5", "--classes", "10000000"),
+      r"--classes: lenet5 with 10,000,000 classes would hold at least 6\.3 GiB of parameters and gradients \(a weight "
+      r"of shape 10000000x84\), more than the 1\.0 GiB accepted; give a smaller --classes", code=1)
+usage("summary-input-shape-huge", ("summary", "lenet5", "--input-shape", "1,5000,5000"),
+      r"--input-shape: lenet5 for 1x5000x5000 inputs would hold at least 22\.3 GiB .*a weight of shape 120x24920064",
+      code=1)
+CASES.append(Case("export-verify-input-shape-huge", ("export", "{corpus}/ckpt/global-pool-16x16-model.h5",
+                                                     "{tmp}/m.onnx", "--verify", "--input-shape", "1,20000,20000"), 1,
+                  r"--input-shape: a forward pass of 8 inputs of shape 1x20000x20000 would need 59\.6 GiB of "
+                  r"activations, more than the 1\.0 GiB accepted"))
+checkpoint("huge-layer-nested-unwritten", r"the architecture in 'config' needs 9,010,850 parameters but the file "
+           r"stores")
+data("h5-images-1200x1200.h5", r"--model or --data: model lenet5 for the images of shape 1x1200x1200 and 6 classes "
+     r"of .*h5-images-1200x1200.h5 would hold at least 1\.3 GiB", command=(*TRAIN, "--model", "lenet5"))
+
+
 def ids() -> list[str]:
     return [case.id for case in CASES]
