@@ -76,3 +76,11 @@ def test_activation_values_count_every_layer_output_nested_containers_included(m
                                                    r"would need 9\.6 MiB of activations, more than the 1\.0 MiB "
                                                    r"accepted; give a smaller --input-shape$"):
         sizes.check_activations(model, (2, 5, 5), 8192, np.float32, "--input-shape")
+
+
+def test_the_out_of_memory_hint_names_the_options_that_set_the_size():
+    from dualnet_cli.main import _memory_hint
+
+    assert "--input-shape and --classes" in _memory_hint(["summary", "lenet5", "--classes", "5"])
+    assert "--input-shape" in _memory_hint(["export", "run.h5", "run.onnx", "--verify"])
+    assert "--batch-size" in _memory_hint(["train", "--epochs", "1"])
