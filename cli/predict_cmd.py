@@ -113,7 +113,8 @@ def predict(ckpt, files, device, top, invert, show_path, as_json):
     params = list(model.parameters())
     x = x.astype(params[0].data.dtype if params else np.float32)  # a float64/float16 checkpoint takes its dtype
     model.eval()
-    probs = _softmax(dn.to_numpy(model(dn.to_device(x, dev))))
+    with dn.no_grad():
+        probs = _softmax(dn.to_numpy(model(dn.to_device(x, dev))))
     names = class_names(metadata, probs.shape[1])
     for f, p in zip(files, probs):
         order = np.argsort(-p, kind="stable")[:top]

@@ -22,7 +22,7 @@ from . import data as _data
 from .backend import to_device, to_numpy
 from .distributed.parallel import DataParallel
 from .errors import DataError
-from .layers import Sequential
+from .layers import Sequential, no_grad
 from .losses import SoftmaxCrossEntropy
 from .schedules import SCHEDULES, Schedule
 from .train_checks import _clip, _first_nonfinite_layer, _grads_finite, _parameter_dtype
@@ -344,7 +344,8 @@ def evaluate(model: Any, dataset: Any, batch_size: int = EVAL_BATCH_SIZE) -> dic
             xb = to_device(_data.normalize(dataset.images[start:start + batch_size], norm).astype(dtype, copy=False),
                            dev)
             yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
-            logits = model(xb)
+            with no_grad():  # inference: nothing kept for backward, and the CPU may run chunks
+                logits = model(xb)
             loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)
             probs.append(to_numpy(crit.probs).astype(np.float32))
             preds.append(to_numpy(logits.argmax(axis=1)).astype(np.int64))

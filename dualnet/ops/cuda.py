@@ -34,6 +34,7 @@ from typing import Any
 import numpy
 
 from . import OPS
+from .cuda_layers import LayerKernelOps
 from .geometry import ConvGeometry, PoolGeometry
 from .reference import Geometry, ReferenceOps
 
@@ -49,7 +50,7 @@ class _FusedSaved:
         self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
-class CupyOps(ReferenceOps):
+class CupyOps(LayerKernelOps, ReferenceOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
