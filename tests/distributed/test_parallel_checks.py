@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install \".[mpi]\")")
 
-from nccl_standin import ThreadComm  # noqa: E402
+from standins.nccl import ThreadComm  # noqa: E402
 from test_nccl_comm import _on_ranks  # noqa: E402
 
 import dualnet as dn  # noqa: E402

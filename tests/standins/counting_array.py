@@ -1,5 +1,5 @@
 """The stand-in cupy's array: shape, dtype, strides and a fake device address, no data; and the
-counter of device operations and host syncs every stand-in call reports to (see standin_cupy.py).
+counter of device operations and host syncs every stand-in call reports to (see counting_cupy.py).
 """
 
 from __future__ import annotations
