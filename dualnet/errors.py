@@ -4,6 +4,8 @@ Every error a user can cause by a mistake of theirs derives from DualnetError, s
 turn exactly those into a one-line message while real bugs keep their traceback.
 """
 
+import numbers
+
 
 class DualnetError(Exception):
     """Base class of every user-facing dualnet error."""
@@ -27,3 +29,11 @@ class CheckpointError(DualnetError, ValueError):
 
 class GradcheckError(DualnetError, AssertionError):
     """An analytic gradient disagrees with its numerical estimate."""
+
+
+def positive_int(value: object, what: str, where: str) -> int:
+    """`value` as an int if it is an integer >= 1 (a bool is not), else ValueError naming `where`
+    (the function, layer or model) and `what` (the argument), with the value given."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{where}: {what} must be a positive integer, got {value!r}")
+    return int(value)

@@ -44,7 +44,7 @@ COUNTER = Counter()
 
 
 #: functions that mark a sync as progress reporting when they are anywhere on the stack
-PROGRESS_FUNCTIONS = {("dualnet.train", "_report_progress")}
+PROGRESS_FUNCTIONS = {("dualnet.train.progress", "after_step")}
 
 
 def _caller() -> str:
