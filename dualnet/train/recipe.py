@@ -32,7 +32,7 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
         optimizer: Any = None, schedule: str = "none", seed: int = 0,
         callbacks: Iterable[Any] = (), augment_shift: int = 0, state: TrainState | None = None,
         progress_every: int = 20, clip_grad_norm: float | None = None,
-        handle_signals: bool = False, verbose: bool = False, augment_crop: int = 0,
+        handle_signals: bool = False, verbose: bool | None = None, augment_crop: int = 0,
         augment_flip: bool = False, comm: Any = None) -> list[dict]:
     """Train `model` on `train` (a dualnet.data.Dataset) and return the history.
 
@@ -45,7 +45,10 @@ def fit(model: Any, train: Any, val: Any = None, epochs: int = 10, batch_size: i
     callbacks still run (so checkpoints are saved), then fit returns, leaving the reason in
     `state.stop_reason` (see dualnet.callbacks: EarlyStopping, CSVLogger, TensorBoard). Pass
     `state` (from a checkpoint) to resume exactly where a run stopped; a stopped state trains no
-    further. `verbose=True` prints progress to stderr as `dualnet train` does. The learning rate
+    further. `verbose=True` shows progress as `dualnet train` does (dualnet.callbacks.ProgressPrinter:
+    a tqdm bar on a terminal, a widget in a notebook, plain lines in a log), on rank 0 only;
+    `verbose=None` does so where a person is watching (dualnet.callbacks.watching: a notebook or
+    an interactive session on a terminal), not in scripts and tests. The learning rate
     follows `schedule` over `epochs`, or the segments in `state.schedule_segments`
     (dualnet.schedules). `comm` (dualnet.distributed.communicator()) trains data-parallel: each
     rank takes `batch[rank::size]` of every global batch of `batch_size` (see dualnet.distributed).
@@ -119,9 +122,11 @@ def _plan(schedule: str, base_lr: float, state: TrainState, steps: int, epochs: 
     return plan
 
 
-def _progress_printer(verbose: bool, strategy: Any) -> list[Any]:
-    """The progress printer `verbose` asks for, on rank 0 only: one job, one printer."""
-    if not verbose or strategy.rank != 0:
+def _progress_printer(verbose: bool | None, strategy: Any) -> list[Any]:
+    """The progress printer `verbose` asks for (None: if a person is watching), on rank 0 only: one
+    job, one printer."""
+    from ..callbacks import ProgressPrinter, watching
+
+    if strategy.rank != 0 or not (watching() if verbose is None else verbose):
         return []
-    from ..callbacks import ProgressPrinter
     return [ProgressPrinter()]
