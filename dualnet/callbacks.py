@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from .backend import to_device, to_numpy
-from .errors import DualnetError
+from .errors import DualnetError, whole_number
 
 __all__ = ["EarlyStopping", "CSVLogger", "TensorBoard", "ProgressPrinter", "watching", "collect_states", "attach",
            "TENSORBOARD_HINT"]
@@ -51,7 +51,7 @@ class EarlyStopping:
 
     def __init__(self, monitor: str = "val_loss", patience: int = 5, mode: str = "auto", min_delta: float = 0.0,
                  restore_best: bool = False, best_copy: str | os.PathLike | None = None):
-        if not isinstance(patience, int) or isinstance(patience, bool) or patience < 1:
+        if whole_number(patience) is None:
             raise ValueError(f"EarlyStopping: patience must be an integer >= 1, got {patience!r}")
         if mode not in ("auto", "min", "max"):
             raise ValueError(f"EarlyStopping: mode must be 'auto', 'min' or 'max', got {mode!r}")

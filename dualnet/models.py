@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from .errors import positive_int, whole_number
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -60,20 +61,15 @@ class _Seeds:
 def _input_shape(model: str, input_shape: Any, in_channels: Any) -> tuple[int, int, int]:
     """The (C, H, W) a builder works with; in_channels (the older argument) replaces C."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape):
+    if shape is None or len(shape) != 3 or any(whole_number(v) is None for v in shape):
         raise ValueError(f"{model}: input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
     if in_channels is not None:
-        if not isinstance(in_channels, (int, np.integer)) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"{model}: in_channels must be a positive int, got {in_channels!r}")
-        shape = (int(in_channels), *shape[1:])
+        shape = (positive_int(in_channels, "in_channels", model, noun="int"), *shape[1:])
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
 def _check_classes(model: str, num_classes: Any) -> int:
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"{model}: num_classes must be a positive int, got {num_classes!r}")
-    return int(num_classes)
+    return positive_int(num_classes, "num_classes", model, noun="int")
 
 
 def _trace(model: str, layers: Sequence[Layer], input_shape: tuple[int, ...]) -> tuple[int, ...]:
