@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+from ..errors import positive_int
 from .flat import zero_grads
 from .grad_mode import grad_enabled
 from .parameter import Parameter
@@ -26,9 +27,7 @@ def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
 
 
 def _positive_int(value: Any, what: str, layer: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
-    return int(value)
+    return positive_int(value, what, layer, noun="int")
 
 
 class _LayerType(type):
