@@ -80,7 +80,8 @@ class JsonLines:
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
-              metavar="P", help="Random crops of training images padded by P zeros (0: off).")
+              metavar="P", help="Alias of --augment-shift as vision recipes name it: random crops of images "
+              "padded by P zeros (the same shift, its own random stream; 0: off).")
 @click.option("--augment-flip/--no-augment-flip", default=None, show_default=BY_DATA,
               help="Mirror half of the training images left-right.")
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,

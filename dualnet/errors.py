@@ -11,8 +11,7 @@ Messages name the library's own parameters in backquotes (`epochs`, `device="cpu
 CLI can say its flags instead (`--epochs`, `--device cpu`); see dualnet_cli.common.as_flags.
 """
 
-__all__ = ["DualnetError", "UsageError", "DeviceError", "DeviceUnavailableError", "DeviceMismatchError",
-           "DataError", "CheckpointError", "GradcheckError"]
+import numbers
 
 
 class DualnetError(Exception):
@@ -46,3 +45,22 @@ class CheckpointError(DualnetError, ValueError):
 
 class GradcheckError(DualnetError, AssertionError):
     """An analytic gradient disagrees with its numerical estimate."""
+
+
+def whole_number(value: object, minimum: int = 1, maximum: int | None = None) -> int | None:
+    """`value` as an int if it is an integer (Python's or NumPy's; a bool is not) in [minimum, maximum]
+    (maximum None: no bound), else None. Every count, size and index dualnet takes is checked here;
+    the callers word their errors (their messages are part of the interface)."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool):
+        return None
+    number = int(value)
+    return number if number >= minimum and (maximum is None or number <= maximum) else None
+
+
+def positive_int(value: object, what: str, where: str, noun: str = "integer") -> int:
+    """`value` as an int if it is an integer >= 1, else ValueError "{where}: {what} must be a positive
+    {noun}, got {value!r}" (`where`: the function, layer or model; `what`: the argument)."""
+    number = whole_number(value)
+    if number is None:
+        raise UsageError(f"{where}: {what} must be a positive {noun}, got {value!r}")
+    return number

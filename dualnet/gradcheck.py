@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from .backend import array_device, device_scope, get_device_object, to_device, to_numpy
-from .errors import GradcheckError
+from .errors import GradcheckError, UsageError
 from .layers.walk import random_generators
 
 __all__ = ["gradcheck", "GradcheckReport"]
@@ -70,7 +70,7 @@ def _rel_error(a: np.ndarray, n: np.ndarray, noise: float, rtol: float) -> np.nd
 
 def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol: float = 1e-6,
               full_limit: int = 256, directions: int = 4, seed: int = 0, raise_on_failure: bool = True,
-              check_input: bool = True) -> GradcheckReport:
+              check_input: bool = True, mode: str = "train") -> GradcheckReport:
     """Check `layer.backward` against central differences in float64.
 
     layer: any dualnet layer (or SoftmaxCrossEntropy, with `labels`); it is copied and cast to
@@ -78,12 +78,15 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
     Tensors of at most `full_limit` elements are checked element by element, larger ones along
     `directions` random unit directions. Raises GradcheckError naming the tensor, the worst
     element and both values when an error exceeds `rtol` (unless raise_on_failure=False).
-    On "gpu:N" the whole check runs on device N.
+    On "gpu:N" the whole check runs on device N. mode "eval" checks the eval-mode function (batch
+    norm with its running statistics, dropout as the identity); frozen parameters are not checked.
     """
+    if mode not in ("train", "eval"):
+        raise UsageError(f"gradcheck: mode must be 'train' or 'eval', got {mode!r}")
     dev = getattr(layer, "device", None)
     with dev.scope() if dev is not None else device_scope(x):
         return _gradcheck(layer, x, labels, eps, rtol, full_limit, directions, seed, raise_on_failure,
-                          check_input)
+                          check_input, mode == "train")
 
 
 @dataclass
@@ -118,13 +121,13 @@ class _Setup:
         return float(out) if self.is_loss else float((out * self.weights).sum())
 
 
-def _prepare(layer: Any, x: Any, labels: Any, eps: float, gen: np.random.Generator) -> _Setup:
+def _prepare(layer: Any, x: Any, labels: Any, eps: float, gen: np.random.Generator, training: bool) -> _Setup:
     """Phase 1: a float64 copy of the layer in training mode on its device, its RNGs frozen, the
     input in float64, the random loss weights R and the noise floor of a central difference."""
     work = copy.deepcopy(layer)
     if labels is None:
         work.astype(np.float64)
-        work.train()
+        work.train(training)
     # where the check computes: the layer's device, else (a loss follows its arrays) the input's
     dev = getattr(work, "device", None)
     if dev is None:
@@ -199,9 +202,9 @@ def _numerical_directions(setup: _Setup, name: str, arr: Any, g: np.ndarray, eps
 
 
 def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_limit: int, directions: int,
-               seed: int, raise_on_failure: bool, check_input: bool) -> GradcheckReport:
+               seed: int, raise_on_failure: bool, check_input: bool, training: bool = True) -> GradcheckReport:
     gen = np.random.default_rng(seed)
-    setup = _prepare(layer, x, labels, eps, gen)
+    setup = _prepare(layer, x, labels, eps, gen, training)
     report = GradcheckReport(getattr(layer, "name", type(layer).__name__), rtol)
     for name, arr, grad in _analytic(setup, check_input):
         g = to_numpy(grad).astype(np.float64)

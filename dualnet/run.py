@@ -203,7 +203,7 @@ class Run:
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
                           callbacks=callbacks, augment_shift=c.augment_shift, state=self.state,
                           augment_crop=c.augment_crop or 0, augment_flip=bool(c.augment_flip),
-                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm)
+                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm, verbose=False)
         except TrainingInterrupted as exc:
             with _run_hooks.one_writer(comm) as lead:
                 if lead:
@@ -337,26 +337,33 @@ def _on(device: str | Device | None) -> Iterator[None]:
 
 
 def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: str | Device | None = None,
-              callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+              callbacks: Iterable[Any] = (), handle_signals: bool = False, verbose: bool | None = None) -> RunResult:
     """Train a new run of `config` as `dualnet train` does, on `device` (default: the active one),
-    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`."""
+    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`. Progress
+    shows as in `dn.fit`: `verbose=None` where a person is watching (a notebook, an interactive terminal)."""
     with _on(device):
-        return new_run(config, out).execute(callbacks, handle_signals)
+        return new_run(config, out).execute(_with_progress(callbacks, verbose), handle_signals)
 
 
 def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Device | None = None,
            callbacks: Iterable[Any] = (), out: str | os.PathLike | None = None,
-           handle_signals: bool = False, extend_schedule: str = "anneal") -> RunResult:
+           handle_signals: bool = False, extend_schedule: str = "anneal", verbose: bool | None = None) -> RunResult:
     """Continue the run stored in checkpoint `path` exactly where it stopped, as `dualnet train --resume`
     does: to `epochs` in all (default: the stored target), on `device` (default: the active one),
     writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
     the CPU. Beyond the stored plan (or after an early stop) the learning rate follows
     `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
-    dualnet.schedules). That change is reported as `dualnet train --resume` prints it, as a
-    ScheduleChangeWarning (e.g. "extending a finished 2-epoch cosine run to 4 epochs: cosine from
-    0.0049 to 0 over epochs 3-4"), before any training."""
+    dualnet.schedules)."""
     with _on(device):
         prepared = resumed_run(read_run(path), epochs, out, extend_schedule)
-        if prepared.schedule_note:
+        if prepared.schedule_note:  # reported as `dualnet train --resume` prints it
             warnings.warn(prepared.schedule_note, ScheduleChangeWarning, stacklevel=2)
-        return prepared.execute(callbacks, handle_signals)
+        return prepared.execute(_with_progress(callbacks, verbose), handle_signals)
+
+
+def _with_progress(callbacks: Iterable[Any], verbose: bool | None) -> list[Any]:
+    """`callbacks` and, if `verbose` (None: if a person is watching), the progress printer."""
+    callbacks = list(callbacks)
+    if _callbacks.watching() if verbose is None else verbose:
+        callbacks.append(_callbacks.ProgressPrinter())
+    return callbacks
