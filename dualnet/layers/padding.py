@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .base import Layer
 
 
@@ -17,10 +18,10 @@ def pad4(value: Any, layer: str, allow_negative: bool) -> tuple[int, int, int, i
     ok = (isinstance(items, (tuple, list)) and len(items) == 4
           and all(isinstance(v, ints) and not isinstance(v, bool) for v in items))
     if not ok:
-        raise ValueError(f"{layer}: padding must be an int or a (left, right, top, bottom) tuple of 4 ints, "
+        raise UsageError(f"{layer}: padding must be an int or a (left, right, top, bottom) tuple of 4 ints, "
                          f"got {value!r}")
     if not allow_negative and min(items) < 0:
-        raise ValueError(f"{layer}: padding must be >= 0, got {value!r}")
+        raise UsageError(f"{layer}: padding must be >= 0, got {value!r}")
     return tuple(int(v) for v in items)  # type: ignore[return-value]
 
 
@@ -35,7 +36,7 @@ class _Pad2d(Layer):
         # a constant pad may crop (negative sizes), as PyTorch's; a mirror or an edge needs the rows it copies
         self.padding = pad4(padding, type(self).__name__, allow_negative=self.mode == "constant")
         if not (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)):
-            raise ValueError(f"{type(self).__name__}: value must be a number, got {value!r}")
+            raise UsageError(f"{type(self).__name__}: value must be a number, got {value!r}")
         self.value = float(value)
 
     def config(self) -> dict[str, Any]:
@@ -45,16 +46,16 @@ class _Pad2d(Layer):
         left, right, top, bottom = self.padding
         out_h, out_w = h + top + bottom, w + left + right
         if out_h < 1 or out_w < 1:
-            raise ValueError(f"{self.name}: padding {self.padding} (left, right, top, bottom) leaves an empty "
+            raise UsageError(f"{self.name}: padding {self.padding} (left, right, top, bottom) leaves an empty "
                              f"{out_h}x{out_w} output of a {h}x{w} input; crop less")
         if self.mode == "reflect" and (max(left, right) >= w or max(top, bottom) >= h):
-            raise ValueError(f"{self.name}: reflection padding {self.padding} (left, right, top, bottom) must be "
+            raise UsageError(f"{self.name}: reflection padding {self.padding} (left, right, top, bottom) must be "
                              f"smaller than the {h}x{w} input in each direction; pad less or use ReplicationPad2d")
         return out_h, out_w
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3:
-            raise ValueError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
+            raise UsageError(f"{self.name}: expected inputs of shape (C, H, W), got {tuple(shape)}")
         return (shape[0], *self._out_hw(shape[1], shape[2]))
 
     def forward(self, x: Any) -> Any:

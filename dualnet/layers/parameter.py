@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..backend import Device, array_device, get_device, to_device
+from ..errors import UsageError
 
 
 class Parameter:
@@ -56,7 +57,7 @@ class Parameter:
         shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
         if shape != tuple(current.shape) or dtype != current.dtype:
             got = f"shape {shape} {dtype}" if dtype is not None else f"a {type(value).__name__}"
-            raise ValueError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
+            raise UsageError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
                              f"shape {tuple(current.shape)} {current.dtype}; assign an array of that shape and "
                              f"dtype (cast the whole model with model.astype(dtype), or build a new layer for "
                              f"another shape)")
@@ -70,7 +71,7 @@ class Parameter:
         if grad is None:
             grad = data * 0
         if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
-            raise ValueError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
+            raise UsageError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
                              f"but grad {tuple(grad.shape)} {grad.dtype}; they must match")
         if self._flat is not None:
             self._flat.broken = True

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from .base import Layer
 
 
@@ -19,7 +20,7 @@ class _Softmax(Layer):
     def __init__(self, dim: int = 1):
         super().__init__()
         if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
-            raise ValueError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
+            raise UsageError(f"{type(self).__name__}: dim must be an int, got {dim!r}")
         self.dim = int(dim)
 
     def config(self) -> dict[str, Any]:
@@ -27,7 +28,7 @@ class _Softmax(Layer):
 
     def _axis(self, ndim: int) -> int:
         if not -ndim <= self.dim < ndim:
-            raise ValueError(f"{self.name}: dim={self.dim} is out of range for a {ndim}-D input; use a dim in "
+            raise UsageError(f"{self.name}: dim={self.dim} is out of range for a {ndim}-D input; use a dim in "
                              f"[{-ndim}, {ndim - 1}]")
         return self.dim % ndim
 
