@@ -11,6 +11,7 @@ import numpy as np
 import dualnet as dn
 from dualnet import checkpoint
 from dualnet.data import prepare
+from dualnet.data.photo import photo_input
 
 from .common import device_option, refuse_replacing_inputs, resolve_device
 
@@ -83,7 +84,9 @@ def predict(ckpt, files, device, top, invert, show_path, as_json):
     """Classify images (PNG, JPEG, BMP, GIF, WebP, PGM/PPM or .npy) with a trained checkpoint.
 
     \b
-    Digit models (1 input channel): the digit is cropped to its ink, fitted into
+    A model trained on a folder of photos gets each file prepared as the folder's
+    photos were (upright by EXIF, centre crop, resize; the checkpoint's
+    "image_preparation"). Other digit models (1 input channel): the digit is cropped to its ink, fitted into
     20/28 of the input keeping its shape, centred by mass, and made light on dark,
     as MNIST's digits were. Colour models (3 channels): the shorter side is resized
     to the input's and the centre cropped out; a checkpoint's normalization
@@ -103,10 +106,15 @@ def predict(ckpt, files, device, top, invert, show_path, as_json):
                                    "(digit) or 3-channel (RGB) images, of shape (1, H, W) or (3, H, W)")
     if shape[0] == 3 and invert != "auto":
         raise click.UsageError(f"--invert {invert} applies to digit (1-channel) models; {ckpt} takes RGB images")
-    x = prepare.load_inputs([str(f) for f in files], shape, invert)
+    metadata = getattr(model, "metadata", None) or {}
+    photos = metadata.get("image_preparation")
+    if isinstance(photos, dict) and photos.get("channels") == shape[0]:
+        # trained on a folder of photos: each file prepared as the folder's were (dualnet.data.photo)
+        x = photo_input([str(f) for f in files], tuple(shape[1:]), shape[0])
+    else:
+        x = prepare.load_inputs([str(f) for f in files], shape, invert)
     if show_path is not None:
         save_inputs_png(x, show_path)
-    metadata = getattr(model, "metadata", None) or {}
     norm = dn.data.model_normalization(model)
     if norm is not None:  # the training run's per-channel normalization, by the function training used
         x = dn.data.normalize(x, dn.data.check_normalization(norm, shape[0], f"{ckpt}: metadata"))

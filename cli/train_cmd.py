@@ -18,11 +18,14 @@ from dualnet.schedules import SCHEDULES
 from dualnet.train import TrainingInterrupted
 
 from .common import (
+    check_folder_options,
     data_option,
     device_option,
+    folder_options,
     free_default,
     non_negative,
     overwrite_option,
+    preparation_line,
     refuse_replacing_inputs,
     resolve_device,
 )
@@ -40,7 +43,8 @@ CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", ba
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
                      clip_grad="clip_grad", validation="validation", num_classes="num_classes",
-                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream")
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream",
+                     image_size="image_size", channels="channels", test_fraction="test_fraction", strict="strict")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -95,6 +99,7 @@ class JsonLines:
               show_default="from the labels", help="Classes the model scores (labels outside 0..N-1 are refused).")
 @click.option("--stream", is_flag=True,
               help="Read an HDF5 file's images batch by batch instead of loading them (data larger than memory).")
+@folder_options
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
@@ -104,8 +109,8 @@ class JsonLines:
 @distributed_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
-          num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule,
-          distributed, reduction):
+          num_classes, stream, image_size, channels, test_fraction, strict, clip_grad, plot, as_json, overwrite,
+          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -113,6 +118,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train                                   # LeNet-5, bundled MNIST, 10 epochs
       dualnet train --data digits                     # digits-cnn on the 8x8 digits
       dualnet train --data colour.h5                  # resnet8 for (N, 3, 32, 32) images
+      dualnet train --data photos/ --image-size 64,64 # a folder of photos, one subfolder per class
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
@@ -131,7 +137,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
                  num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
-                 stream=stream)
+                 stream=stream, image_size=image_size, channels=channels, test_fraction=test_fraction, strict=strict)
+    check_folder_options(click.get_current_context(), data_source)
     if resume is not None:
         ctx = click.get_current_context()
         stored = run.read_run(resume, device=dev.name)
@@ -161,6 +168,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
         click.echo(prepared.recipe_note, err=True)
+        if "image_preparation" in prepared.writer.metadata:
+            click.echo(preparation_line(config.data, prepared.writer.metadata["image_preparation"]), err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
         if prepared.schedule_note:

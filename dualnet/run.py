@@ -280,7 +280,7 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
 
 def _load_splits(config: RunConfig) -> tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]:
     """(train, val, test or None) of the run's data; an empty training split is refused."""
-    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream)
+    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream, **config.data_options())
     train_set = _data.load(config.data, "train", validation=config.validation, **how)
     val_set = _data.load(config.data, "val", validation=config.validation, **how)
     test_set = _data.load_test_or_none(config.data, **how)
@@ -310,8 +310,11 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
                               "the stored state does not match its data")
     if optimizer is None:
         optimizer = config.make_optimizer(model.parameters())
-    return Run(config, model, optimizer, train_set, val_set, test_set, CheckpointWriter(out, config, best_acc),
-               state, recipe_note=recipe_line(config, train_set.shape))
+    writer = CheckpointWriter(out, config, best_acc)
+    # class names, and how an image folder's pictures were prepared, so `predict` prepares a photo alike
+    writer.metadata.update(_data.source_metadata(config.data, **config.data_options()))
+    return Run(config, model, optimizer, train_set, val_set, test_set, writer, state,
+               recipe_note=recipe_line(config, train_set.shape))
 
 
 @contextlib.contextmanager

@@ -24,7 +24,8 @@ __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "
 MAX_AUGMENT_SHIFT = 8
 # train_config keys that checkpoints of older versions may lack, with the value those runs used
 OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "augment_crop": 0, "augment_flip": False,
-                                   "normalize": False, "stream": False}
+                                   "normalize": False, "stream": False, "image_size": None, "channels": None,
+                                   "test_fraction": None, "strict": False}
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -55,7 +56,8 @@ def check_field(name: str, value: Any) -> Any:
     The rules are those of `dualnet train`'s options. Raises ValueError naming the field, what it
     expects and what it got.
     """
-    if name in ("limit", "clip_grad", "validation", "num_classes", *RECIPE_FIELDS) and value is None:
+    if name in ("limit", "clip_grad", "validation", "num_classes", "image_size", "channels", "test_fraction",
+                *RECIPE_FIELDS) and value is None:
         return None  # unset: the data decides (the recipe, the default split, the labels' classes)
     if name == "model":
         return _choice(name, value, models.names())
@@ -69,7 +71,22 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 0)
     if name in ("augment_shift", "augment_crop"):
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
-    if name in ("normalize", "augment_flip", "stream"):
+    if name == "image_size":
+        size = tuple(value) if isinstance(value, (list, tuple)) else ()
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024
+                                     for v in size):
+            raise ValueError(f"RunConfig.image_size must be two integers in [1, 1024] (height, width), got {value!r}")
+        return size
+    if name == "channels":
+        if value not in (1, 3) or isinstance(value, bool):
+            raise ValueError(f"RunConfig.channels must be 1, 3 or None (RGB if any image has colour), got {value!r}")
+        return int(value)
+    if name == "test_fraction":
+        fraction = _float(name, value, positive=False)
+        if fraction >= 1:
+            raise ValueError(f"RunConfig.test_fraction must be a number in [0, 1), got {value!r}")
+        return fraction
+    if name in ("normalize", "augment_flip", "stream", "strict"):
         if not isinstance(value, bool):
             raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
         return value
@@ -101,7 +118,10 @@ class RunConfig:
     many zeros and `augment_flip` mirrors half of them (dn.data.augment_batch); `num_classes`
     overrides the count the labels give (labels outside it are refused); `normalize` normalizes inputs
     per channel with the training split's mean and std (stored with the model); `stream` reads an HDF5
-    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). Fields of
+    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). For an
+    image folder, `image_size` (height, width), `channels` (1, 3; None: RGB if any image has colour) and
+    `test_fraction` say how it is prepared (None: dualnet.data.folder_cache's defaults) and `strict`
+    refuses unreadable images instead of skipping them. Fields of
     RECIPE_FIELDS left at None follow the data's recipe (dualnet.recipes: on MNIST lenet5, 10 epochs,
     batch 64, lr 0.02, shifts of 1 pixel); `resolved` fills them in, and a run stores the resolved
     configuration.
@@ -126,6 +146,10 @@ class RunConfig:
     augment_flip: bool | None = None
     normalize: bool | None = None
     stream: bool = False
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
+    test_fraction: float | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -133,7 +157,15 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as stored in a checkpoint's `train_config` (JSON-ready)."""
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.image_size is not None:
+            values["image_size"] = list(self.image_size)
+        return values
+
+    def data_options(self) -> dict[str, Any]:
+        """How the data is prepared, as `dn.data.load`'s keywords (image folders use them)."""
+        return {"image_size": self.image_size, "channels": self.channels, "test_fraction": self.test_fraction,
+                "strict": self.strict}
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with `changes` applied (and checked)."""

@@ -36,6 +36,8 @@ from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _count
 from .digits_source import _load_digits
 from .files import file_kind
+from .folder_cache import DEFAULT_IMAGE_SIZE, DEFAULT_TEST_FRACTION, FolderOptions, folder_cache
+from .folders import looks_like_image_folder
 from .hdf5 import _load_hdf5
 from .idx_source import _load_idx
 
@@ -86,7 +88,9 @@ def load_mnist(split: str = "train", validation: int | None = None, limit: int |
 
 
 def load(source: str | os.PathLike = "mnist", split: str = "train", validation: int | None = None,
-         limit: int | None = None, num_classes: int | None = None, stream: bool = False) -> Dataset:
+         limit: int | None = None, num_classes: int | None = None, stream: bool = False,
+         image_size: tuple[int, int] | None = None, channels: int | None = None,
+         test_fraction: float | None = None, strict: bool = False) -> Dataset:
     """Load one split of a dataset as a `Dataset` (images float32 (N, C, H, W) in [0, 1]).
 
     source: "mnist", "digits", a directory of IDX files or an HDF5 file (see the module docstring);
@@ -98,6 +102,8 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     in the source, so all splits agree. stream: for an HDF5 file, leave the images in the file and
     read them batch by batch (a `dualnet.data.streaming.StreamDataset`; shapes, dtypes and labels
     are checked now, pixels as they are read); the whole-split size caps then do not apply.
+    image_size, channels, test_fraction, strict: how an image folder is prepared (see
+    dualnet.data.folder_cache.FolderOptions; None: the defaults); ignored for other sources.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -121,6 +127,9 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                         "or an .h5/.hdf5 file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode) and looks_like_image_folder(path):
+        cache = folder_cache(path, folder_options(image_size, channels, test_fraction), strict=strict)
+        return _load_hdf5(cache, split, validation, limit, num_classes, stream, label=str(path))
     if stat.S_ISDIR(mode):
         if stream:
             raise DataError(f"{path}: streaming reads HDF5 files only; a folder of IDX files is loaded in memory "
@@ -135,6 +144,13 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                     "an .h5/.hdf5 file")
 
 
+def folder_options(image_size: tuple[int, int] | None = None, channels: int | None = None,
+                   test_fraction: float | None = None) -> FolderOptions:
+    """FolderOptions with None meaning the default of each."""
+    return FolderOptions(tuple(image_size) if image_size is not None else DEFAULT_IMAGE_SIZE,  # type: ignore[arg-type]
+                         channels, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+
+
 def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
     try:
         with open(path, "rb") as f:
@@ -144,9 +160,10 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
 
 
 def load_test_or_none(source: str | os.PathLike, limit: int | None = None,
-                      num_classes: int | None = None, stream: bool = False) -> Dataset | None:
-    """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
+                      num_classes: int | None = None, stream: bool = False, **prepare) -> Dataset | None:
+    """The test split of `source`, or None for data that has none (an HDF5 file with one images set).
+    prepare: load's image_size, channels, test_fraction, strict."""
     try:
-        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream)
+        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream, **prepare)
     except MissingTestSplit:
         return None
