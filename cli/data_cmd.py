@@ -8,6 +8,7 @@ import pathlib
 import click
 
 import dualnet as dn
+from dualnet.data import named
 from dualnet.data.folder_cache import default_progress
 
 from .common import folder_options, refuse_replacing_inputs
@@ -79,6 +80,30 @@ def convert(folder, out, image_size, channels, test_fraction, strict, processes,
     click.echo(f"{out}: {summary['train']:,} train / {summary['val']:,} val / {summary['test']:,} test "
                f"images, {h}x{w}, {summary['channels']} channel(s), {len(summary['classes'])} classes; "
                f"{summary['skipped']} skipped")
+
+
+@data.command("list")
+def list_() -> None:
+    """The named datasets: where they are found, their size and licence, or how to get them."""
+    for spec in named.NAMED.values():
+        folder = next((d for d in named.search_dirs(spec) if all((d / f.name).is_file() for f in spec.files)), None)
+        size = f"{spec.download_bytes / 2**20:,.0f} MB"
+        where = f"found in {folder}" if folder else f"not here: `dualnet data fetch {spec.name}` ({size}) or " \
+            f"{spec.install_hint}"
+        click.echo(f"{spec.name:<14} {spec.title}; licence: {spec.licence}; {len(spec.class_names)} classes; {where}")
+
+
+@data.command()
+@click.argument("name", type=click.Choice(list(named.NAMED)))
+def fetch(name):
+    """Download a named dataset into the user cache, verified (nothing is downloaded when it is there).
+
+    \b
+    Example:
+      dualnet data fetch fashion-mnist
+    """
+    folder = named.fetch(name, report=lambda line: click.echo(line, err=True))
+    click.echo(f"{name}: verified files in {folder}")
 
 
 COMMANDS = [data]

@@ -13,7 +13,6 @@ from dualnet import checkpoint
 from dualnet.train import check_fits
 
 from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
-from .predict_cmd import class_names
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 
@@ -78,7 +77,9 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         return
     click.echo(f"{ckpt}: {split} accuracy {result['accuracy']:.2%} on {result['n']:,} images "
                f"(loss {result['loss']:.4f})")
-    names = class_names(getattr(model, "metadata", None) or {}, len(result["per_class"]))
+    names = (getattr(model, "metadata", None) or {}).get("class_names")
+    if not (isinstance(names, list) and len(names) == len(result["per_class"])):
+        names = [str(i) for i in range(len(result["per_class"]))]
     click.echo("per-class accuracy: " + "  ".join(f"{n}: {a:.2%}" for n, a in zip(names, result["per_class"])))
     click.echo(format_confusion(result["confusion"]))
     if plot_path is not None:

@@ -71,13 +71,13 @@ class JsonLines:
 @click.option("--batch-size", type=int, default=None, show_default=BY_DATA, callback=_positive)
 @click.option("--lr", type=float, default=None, show_default=BY_DATA, callback=_positive,
               help="Base learning rate.")
-@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer,
-              show_default=True)
+@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=None,
+              show_default="by data: nesterov; momentum for cifar10")
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.momentum,
               show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
 @click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative)
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
-              show_default=True, help="Learning-rate schedule.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
+              show_default="by data: cosine; step for cifar10", help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,

@@ -78,7 +78,7 @@ def read_run(path: str | os.PathLike, device: str | Device | None = None) -> Sto
             values[f.name] = check_field(f.name, value)
         except ValueError as exc:
             raise damaged(f"train_config {f.name}={value!r}: {exc}") from None
-        if value is None and f.name in RECIPE_FIELDS:
+        if value is None and f.name in (*RECIPE_FIELDS, "optimizer", "schedule"):
             raise damaged(f"train_config {f.name}=None: a stored run holds the value its recipe chose")
     raw = rng["train_state"]
     for key in _STATE_INTS:
@@ -235,6 +235,10 @@ def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
     augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
     augment += ["flip"] if config.augment_flip else []
     parts.append(" + ".join(augment) if augment else "no augmentation")
+    if (config.optimizer, config.schedule) != ("nesterov", "cosine"):
+        parts.append(f"{config.optimizer} SGD" if config.optimizer in ("momentum", "nesterov", "sgd")
+                     else str(config.optimizer))
+        parts.append(f"{config.schedule} schedule")
     if config.normalize:
         parts.append("normalized per channel")
     return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models, optim
-from .recipes import RECIPE_FIELDS, Recipe, recipe_for
+from .recipes import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE, OPTIONAL_RECIPE_FIELDS, RECIPE_FIELDS, Recipe, recipe_for
 from .schedules import SCHEDULES
 
 __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "RECIPE_FIELDS"]
@@ -57,7 +57,7 @@ def check_field(name: str, value: Any) -> Any:
     expects and what it got.
     """
     if name in ("limit", "clip_grad", "validation", "num_classes", "image_size", "channels", "test_fraction",
-                *RECIPE_FIELDS) and value is None:
+                *RECIPE_FIELDS, *OPTIONAL_RECIPE_FIELDS) and value is None:
         return None  # unset: the data decides (the recipe, the default split, the labels' classes)
     if name == "model":
         return _choice(name, value, models.names())
@@ -132,10 +132,10 @@ class RunConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    optimizer: str = "nesterov"
+    optimizer: str | None = None
     momentum: float = 0.9
     weight_decay: float | None = None
-    schedule: str = "cosine"
+    schedule: str | None = None
     augment_shift: int | None = None
     seed: int = 0
     limit: int | None = None
@@ -172,23 +172,27 @@ class RunConfig:
         return dataclasses.replace(self, **changes)
 
     def recipe(self, shape: tuple[int, int, int]) -> Recipe:
-        """The data's recipe for images of `shape` (C, H, W), with a given model in its place."""
-        recipe = recipe_for(shape)
+        """The data's recipe (by the data's name, else by the images' `shape` (C, H, W)), with a given
+        model in its place."""
+        recipe = recipe_for(shape, self.data)
         return recipe if self.model is None else dataclasses.replace(recipe, model=self.model)
 
     def resolved(self, shape: tuple[int, int, int]) -> RunConfig:
         """A copy with every field of RECIPE_FIELDS left at None taken from the recipe for `shape`."""
-        values = self.recipe(shape).values()
-        return self.replace(**{k: values[k] for k in RECIPE_FIELDS if getattr(self, k) is None})
+        recipe = self.recipe(shape)
+        values = recipe.values()
+        return self.replace(**{k: values[k] for k in RECIPE_FIELDS if getattr(self, k) is None},
+                            optimizer=self.optimizer or recipe.optimizer or DEFAULT_OPTIMIZER,
+                            schedule=self.schedule or recipe.schedule or DEFAULT_SCHEDULE)
 
     @property
     def is_resolved(self) -> bool:
-        return all(getattr(self, k) is not None for k in RECIPE_FIELDS)
+        return all(getattr(self, k) is not None for k in (*RECIPE_FIELDS, *OPTIONAL_RECIPE_FIELDS))
 
     def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
         """This configuration's optimizer over `params` (of a resolved configuration)."""
         if not self.is_resolved or self.lr is None:
             raise ValueError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
-        return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay or 0.0)
+        return optim.make(self.optimizer or DEFAULT_OPTIMIZER, params, self.lr, self.momentum, self.weight_decay or 0.0)
 
 

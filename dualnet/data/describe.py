@@ -46,7 +46,9 @@ def resolve_file(source: str | os.PathLike, image_size=None, channels=None, test
     from .folders import looks_like_image_folder
 
     if isinstance(source, str) and source in NAMED_SOURCES:
-        return None
+        from .named import named_file
+
+        return named_file(source)
     path = pathlib.Path(source).expanduser()
     if path.is_dir() and looks_like_image_folder(path):
         return folder_cache(path, folder_options(image_size, channels, test_fraction), strict=strict)
@@ -58,6 +60,10 @@ def resolve_file(source: str | os.PathLike, image_size=None, channels=None, test
 def source_metadata(source: str | os.PathLike, image_size=None, channels=None, test_fraction=None,
                     strict: bool = False) -> dict[str, Any]:
     """{"class_names": [...], "image_preparation": {...}} as far as `source` holds them (may be empty)."""
+    from .named import NAMED
+
+    if isinstance(source, str) and source in NAMED:
+        return {"class_names": list(NAMED[source].class_names)}
     path = resolve_file(source, image_size, channels, test_fraction, strict)
     return _h5_attrs(path) if path is not None else {}
 

@@ -3,6 +3,9 @@
 Sources accepted by `load`:
 
 * ``"mnist"``: the IDX files bundled with dualnet (see `bundled_mnist_dir`).
+* ``"fashion-mnist"`` and ``"cifar10"``: found locally or downloaded, verified (dualnet.data.named).
+* a folder of photos in one subfolder per class (or train/ test/ [val/] subfolders), decoded once
+  into a cached HDF5 file (dualnet.data.folder_cache).
 * ``"digits"``: the 1,797 8x8 handwritten digits (1,437 train / 360 test), from scikit-learn when
   it is installed, else the bundled copy of the same arrays (dualnet.data.digits_source).
 * a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -33,6 +36,7 @@ import pathlib
 import stat
 
 from ..errors import DataError
+from . import named
 from .dataset import Dataset, MissingTestSplit, _count
 from .digits_source import _load_digits
 from .files import file_kind
@@ -44,7 +48,9 @@ from .idx_source import _load_idx
 __all__ = ["SPLITS", "NAMED_SOURCES", "bundled_mnist_dir", "load", "load_mnist", "load_test_or_none"]
 
 SPLITS = ("train", "val", "test", "all-train")
-NAMED_SOURCES = ("mnist", "digits")  # names that mean a bundled dataset, never a path
+# names that mean a bundled or named dataset (dualnet.data.named), never a path
+NAMED_SOURCES = ("mnist", "digits", "fashion-mnist", "cifar10")
+_IN_MEMORY = ("mnist", "digits", "fashion-mnist")  # read from IDX files or arrays: no streaming
 MNIST_NUM_CLASSES = 10
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
@@ -111,7 +117,7 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     limit = None if limit is None else _count(limit, "limit")
     if num_classes is not None:
         num_classes = _count(num_classes, "num_classes", minimum=1)
-    if stream and isinstance(source, str) and source in NAMED_SOURCES:
+    if stream and isinstance(source, str) and source in _IN_MEMORY:
         raise DataError(f"{source}: streaming reads HDF5 files only; the bundled {source} is loaded in memory "
                         "(drop --stream)")
     if isinstance(source, str) and source == "mnist":
@@ -119,6 +125,10 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                          num_classes or MNIST_NUM_CLASSES)
     if isinstance(source, str) and source == "digits":
         return _load_digits(split, validation, limit, num_classes)
+    if isinstance(source, str) and source == "fashion-mnist":
+        return _load_idx(named.locate(source), source, split, validation, limit, num_classes or MNIST_NUM_CLASSES)
+    if isinstance(source, str) and source == "cifar10":
+        return _load_hdf5(named.named_file(source), split, validation, limit, num_classes, stream, label=source)
     path = pathlib.Path(source).expanduser()
     try:
         mode = os.stat(path).st_mode
