@@ -79,7 +79,7 @@ CIFAR10 = NamedDataset(
     "https://www.cs.toronto.edu/~kriz/cifar.html",
     ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
     # only an MD5 is published (the dataset's page; torchvision uses the same), with the exact size
-    (RemoteFile("cifar-10-binary.tar.gz", 170052171, "c32a1d4ab5d03f1284b67883e8d87530", cap=_mb(170)),),
+    (RemoteFile("cifar-10-binary.tar.gz", None, "c32a1d4ab5d03f1284b67883e8d87530", cap=_mb(170)),),
     ("https://www.cs.toronto.edu/~kriz/",),
     (),
     "download cifar-10-binary.tar.gz from https://www.cs.toronto.edu/~kriz/cifar.html",

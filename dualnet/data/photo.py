@@ -16,12 +16,12 @@ the header before any pixel is decoded (dualnet.data.image_decode.check_budget).
 from __future__ import annotations
 
 import os
-import pathlib
 import warnings
 
 import numpy as np
 
 from ..errors import DataError
+from .files import regular_file
 from .image_decode import INSTALL_PILLOW, MAX_PIXELS, check_budget
 from .images import MAX_FILE_BYTES
 
@@ -48,7 +48,7 @@ def decode_photo(path: str | os.PathLike, size: tuple[int, int],
     except ImportError:
         raise DataError(f"{path}: reading photos needs Pillow: {INSTALL_PILLOW}") from None
     h, w = size
-    path = pathlib.Path(path)
+    path = regular_file(path, "image file")  # never a FIFO or device: opening one would block or never end
     try:
         if os.stat(path).st_size > MAX_FILE_BYTES:
             raise DataError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes; not read as an image")
@@ -62,7 +62,7 @@ def decode_photo(path: str | os.PathLike, size: tuple[int, int],
             with Image.open(path, formats=PHOTO_FORMATS) as im:
                 width, height = im.size
                 check_budget(width, height, max(1, len(im.getbands())), path, f"{im.format} header")
-                if im.format == "JPEG":
+                if im.format in ("JPEG", "MPO"):  # MPO: a phone's multi-picture JPEG
                     # draft before the orientation is applied: a rotated photo's stored axes are swapped
                     rotated = im.getexif().get(0x0112) in _ROTATED
                     im.draft("RGB" if im.mode != "L" else "L", (h, w) if rotated else (w, h))
@@ -92,6 +92,11 @@ def _flatten(im, channels: int | None):
     """`im` as RGB (channels 3 or None) or L (channels 1), transparency composited onto black."""
     from PIL import Image
 
+    if im.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        # 16-bit (or wider) gray: Pillow's own conversion to 8 bits clips at 255 instead of scaling
+        values = np.asarray(im, dtype=np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or values.max() > 255 else 255.0
+        im = Image.fromarray(np.clip(np.round(values * (255.0 / top)), 0, 255).astype(np.uint8))
     transparent = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
     if transparent:
         rgba = im.convert("RGBA")

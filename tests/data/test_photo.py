@@ -72,3 +72,21 @@ def test_photo_input_is_decode_photo_scaled_to_unit_floats(tmp_path):
     x = photo_input([tmp_path / "a.jpg"], (9, 7), 3)
     assert x.dtype == np.float32 and x.shape == (1, 3, 9, 7)
     assert np.array_equal(x[0], decode_photo(tmp_path / "a.jpg", (9, 7), 3)[0] / np.float32(255))
+
+
+def test_a_16_bit_gray_png_is_scaled_to_8_bits_not_clipped(tmp_path):
+    from PIL import Image
+
+    ramp = np.tile(np.linspace(0, 65535, 16).astype(np.uint16), (16, 1))
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    px, colour = decode_photo(tmp_path / "deep.png", (16, 16), channels=1)
+    assert not colour and px[0, 0, 0] == 0 and px[0, 0, -1] == 255
+    assert np.all(np.diff(px[0, 0].astype(int)) > 0)  # a ramp, not a white block
+
+
+def test_a_fifo_is_refused_without_being_opened(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    with pytest.raises(DataError, match="FIFO"):
+        decode_photo(tmp_path / "pipe.jpg", (8, 8))
