@@ -9,6 +9,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import json
 import tarfile
 
 import numpy as np
@@ -165,3 +166,40 @@ def test_offline_is_one_line_through_the_cli(mirror, monkeypatch, capsys):
     err = capsys.readouterr().err.splitlines()[-1] + "\n"
     assert info.value.code == 1
     assert "cannot connect" in err and "cifar-10-binary.tar.gz" in err
+
+
+def run_cli(argv, capsys):
+    from dualnet_cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    out = capsys.readouterr()
+    return info.value.code, out.out, out.err
+
+
+@pytest.mark.parametrize("name, model", [("fashion-mnist", "fashion-cnn"), ("cifar10", "resnet20")])
+def test_train_on_a_named_dataset_end_to_end_picks_its_recipe_and_stores_class_names(
+        mirror, tmp_path, monkeypatch, capsys, name, model):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run_cli(["train", "--data", name, "--epochs", "1", "--batch-size", "4", "--device", "cpu",
+                              "--validation", "4", "--out", "m.h5"], capsys)
+    assert code in (0, None), err
+    assert f"model {model} (recipe " in err and "test accuracy" in out
+    if name == "cifar10":
+        assert "momentum SGD, step schedule" in err
+    loaded = dn.load(tmp_path / "m.h5")
+    assert loaded.metadata["class_names"] == list(named.NAMED[name].class_names)
+    code, out, err = run_cli(["evaluate", "m.h5", "--data", name, "--device", "cpu"], capsys)
+    assert code in (0, None) and "test accuracy" in out, err
+
+
+def test_data_list_and_info_describe_the_named_datasets(mirror, capsys):
+    code, out, err = run_cli(["data", "list"], capsys)
+    assert "fashion-mnist" in out and "not here: `dualnet data fetch fashion-mnist`" in out and "MIT" in out
+    run_cli(["data", "fetch", "fashion-mnist"], capsys)
+    code, out, err = run_cli(["data", "list"], capsys)
+    assert "fashion-mnist" in out and "found in" in out
+    code, out, err = run_cli(["data", "info", "fashion-mnist", "--json"], capsys)
+    info = json.loads(out)
+    assert info["image_shape"] == [1, 28, 28] and info["classes"][0] == "T-shirt/top"
+    assert sum(info["counts"]["train"]) == 36 and info["splits"]["test"] == 12
