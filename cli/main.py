@@ -36,6 +36,10 @@ def cli() -> None:
       dualnet evaluate runs/lenet5.h5
       dualnet devices
     """
+    from dualnet import outputs
+
+    # one command: the guarded writer tracks its inputs and outputs until it ends
+    click.get_current_context().with_resource(outputs.command())
 
 
 for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd):

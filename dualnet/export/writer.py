@@ -96,7 +96,7 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     `check`, the file must pass `onnx.checker.check_model(..., full_check=True)`.
     """
     onnx = require("onnx")
-    from ..checkpoint._atomic import replacing
+    from ..outputs import writing
     from .graph import Graph
 
     if not isinstance(model, Layer):
@@ -125,6 +125,6 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     if check:
         onnx.checker.check_model(proto, full_check=True)
     path = pathlib.Path(path)
-    with replacing(path) as tmp:
-        onnx.save(proto, str(tmp))
+    with writing(path, "ONNX file") as f:  # refuses an input of the command, a directory, FIFO or device
+        f.write(proto.SerializeToString())
     return path
