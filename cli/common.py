@@ -88,19 +88,28 @@ def declare_inputs(inputs: list, resumed: pathlib.Path | None = None) -> None:
         outputs.declare_input(resumed, f"resumed checkpoint {resumed}", rewritable_by="checkpoint")
 
 
+WHAT = {"checkpoint": "checkpoint", "best-checkpoint": "checkpoint", "early-stop-copy": "early-stop copy",
+        "csv-log": "CSV log", "tensorboard": "TensorBoard folder", "onnx": "ONNX file"}
+
+
 def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: str, role: str | None = None,
                             folder: bool = False) -> None:
-    """Refuse (one line, exit 2) an `output` that would replace one of the command's `inputs` (the
-    same file, symbolic or hard links included, or any file inside an input folder) or another of
-    its outputs, or that is a directory, FIFO or device; else declare it as the output `role`
-    (default: the option's name) of the command (dualnet.outputs)."""
+    """Refuse (one line) an `output` that would replace one of the command's `inputs` (the same
+    file, symbolic or hard links included, or any file inside an input folder) or another of its
+    outputs (exit 2, naming `option`), or that is a directory, FIFO or device, or lies under a file
+    (exit 1); else declare it as the output `role` (default: the option's name) of the command
+    (dualnet.outputs)."""
     declare_inputs(inputs)
     if output is None:
         return
     try:
         outputs.declare_output(output, role or option, option, folder=folder)
     except outputs.OutputError as exc:
-        raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+        if exc.collision:
+            raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+        what = WHAT.get(role or "", "picture" if str(output).lower().endswith(".png") else "output")
+        raise outputs.OutputError(f"cannot write {what} to {output}: {exc.reason}; choose another {option}",
+                                  exc.reason) from None
 
 
 def free_default(path: pathlib.Path, overwrite: bool) -> pathlib.Path:

@@ -21,16 +21,19 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 class OutputError(DualnetError, ValueError):
     """An output dualnet refuses to write; the message names the file, the reason and the fix.
 
-    `.reason` is the middle part alone, for callers that word the fix themselves."""
+    `.reason` is the middle part alone, for callers that word the fix themselves; `.collision` says
+    whether the target is an input or another output (else: its kind, or its folder, is wrong)."""
 
-    def __init__(self, message: str, reason: str = "") -> None:
+    def __init__(self, message: str, reason: str = "", collision: bool = False) -> None:
         super().__init__(message)
         self.reason = reason or message
+        self.collision = collision
 
 
-def refuse(what: str, path: os.PathLike | str, reason: str, fix: str = "choose another path") -> OutputError:
+def refuse(what: str, path: os.PathLike | str, reason: str, fix: str = "choose another path",
+           collision: bool = False) -> OutputError:
     """OutputError "cannot write {what} to {path}: {reason}; {fix}"."""
-    return OutputError(f"cannot write {what} to {path}: {reason}; {fix}", reason)
+    return OutputError(f"cannot write {what} to {path}: {reason}; {fix}", reason, collision)
 
 
 def _kind(mode: int) -> str:
@@ -91,7 +94,7 @@ class Command:
                 return path
             if other.real == real or _same_inode(path, other.path):
                 raise refuse(label, path, f"it is also the {other.label} of this command and would replace it",
-                             "give each output its own path")
+                             "give each output its own path", collision=True)
         self.outputs.append(_Output(role, label, path, real))
         return path
 
@@ -184,14 +187,15 @@ def check_target(path: str | os.PathLike, what: str = "output", folder: bool = F
             continue
         same = st is not None and (st.st_dev, st.st_ino) == (inp.dev, inp.ino)
         if same or (not inp.folder and real == os.path.realpath(inp.path)):  # (an input replaced since: by name)
-            raise refuse(what, path, f"it is the {inp.label} and would replace it", "choose another output path")
+            raise refuse(what, path, f"it is the {inp.label} and would replace it", "choose another output path",
+                         collision=True)
         if inp.folder:
             if _inside(inp.path, [path], inp) is not None:
                 raise refuse(what, path, f"it is inside the {inp.label} and would replace its files or write "
-                             "into it", "choose an output path outside it")
+                             "into it", "choose an output path outside it", collision=True)
             if st is not None and not folder and st.st_nlink > 1 and _linked_into(st, inp.path):
                 raise refuse(what, path, f"it is a hard link to a file of the {inp.label} and would replace it",
-                             "choose another output path")
+                             "choose another output path", collision=True)
     return path
 
 
