@@ -124,6 +124,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
+        dn.checkpoint.reader.check_readable(resume)
     declare_inputs([data_source], resumed=resume)
     refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
     refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
