@@ -198,6 +198,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     for name, p in named.items():
         arr = _dataset(pg, name, p.shape, dtype, f"parameter {name}", fail)
         p.data = to_device(arr, p.device)
+        p.requires_grad = bool(pg[name].attrs.get("requires_grad", True))
     read_buffers(mg, model, version, fail)
     optimizer_state = _read_optimizer(f, list(named.values()), dtype, fail)
     history = _read_history(f, fail)
