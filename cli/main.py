@@ -76,9 +76,14 @@ def _memory_hint(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
+    import warnings
+
     from dualnet import gpu_errors
     from dualnet.errors import DualnetError
     from dualnet.kernels.errors import KernelCompileError
+
+    # a warning (a fallback taken, an oversubscribed host) is one line, not the source line below it
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"dualnet: warning: {message}\n"
 
     try:
         try:

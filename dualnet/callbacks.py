@@ -31,6 +31,7 @@ import numpy as np
 from . import outputs
 from .backend import to_device, to_numpy
 from .errors import DualnetError, whole_number
+from .optional import load
 
 __all__ = ["EarlyStopping", "CSVLogger", "TensorBoard", "ProgressPrinter", "watching", "collect_states", "attach",
            "TENSORBOARD_HINT"]
@@ -240,13 +241,12 @@ class TensorBoard:
     """
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            import tensorboardX  # noqa: F401  (first: its submodules may be cached while it is not)
-            from tensorboardX.proto.event_pb2 import Event, SessionLog
-            from tensorboardX.record_writer import masked_crc32c
-            from tensorboardX.summary import scalar
-        except ImportError:
-            raise DualnetError(TENSORBOARD_HINT) from None
+        # first the package itself (its submodules may be cached while it is not), and one line
+        # for a tensorboardX that is missing or fails on import
+        load("tensorboardX", TENSORBOARD_HINT, 'pip install --force-reinstall "dualnet[tensorboard]"', DualnetError)
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.record_writer import masked_crc32c
+        from tensorboardX.summary import scalar
         self.logdir = pathlib.Path(logdir)
         self._proto = (Event, SessionLog, scalar, masked_crc32c)
         self._writer: pathlib.Path | None = None

@@ -25,13 +25,12 @@ class OnnxMissingError(DualnetError, ImportError):
 
 
 def require(package: str) -> Any:
-    """Import `package` (onnx, onnxruntime) or raise a one-line error saying how to install it."""
-    import importlib
+    """Import `package` (onnx, onnxruntime) or raise a one-line error saying how to install it (or,
+    for one that fails on import, naming it and how to reinstall it)."""
+    from ..optional import load
 
-    try:
-        return importlib.import_module(package)
-    except ImportError:
-        raise OnnxMissingError(f"ONNX export needs the {package} package: {INSTALL_HINT}") from None
+    return load(package, f"ONNX export needs the {package} package: {INSTALL_HINT}",
+                'pip install --force-reinstall "dualnet[onnx]"', OnnxMissingError)
 
 
 def _version() -> str:

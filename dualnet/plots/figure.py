@@ -21,12 +21,10 @@ MAPS_PER_ROW = 16           # feature-map panels per row before a stage wraps on
 
 def require_matplotlib() -> None:
     """Raise DualnetError with the install command when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-        import matplotlib.backends.backend_agg  # noqa: F401
-        import matplotlib.figure  # noqa: F401
-    except ImportError:
-        raise DualnetError(INSTALL_HINT) from None
+    from ..optional import load
+
+    for module in ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure"):
+        load(module, INSTALL_HINT, "pip install --force-reinstall 'dualnet[plot]'", DualnetError)
 
 
 def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
