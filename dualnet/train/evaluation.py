@@ -9,6 +9,7 @@ import numpy as np
 from .. import data as _data
 from ..backend import to_device, to_numpy
 from ..errors import DataError, positive_int
+from ..layers.grad_mode import no_grad
 from ..losses import SoftmaxCrossEntropy
 from .checks import check_fits, parameter_dtype
 from .guards import out_of_memory_as
@@ -47,7 +48,8 @@ def evaluate(model: Any, dataset: Any, batch_size: int = EVAL_BATCH_SIZE) -> dic
                 images = _data.normalize(dataset.images[start:start + batch_size], norm)
                 xb = to_device(images.astype(dtype, copy=False), dev)
                 yb = to_device(dataset.labels[start:start + batch_size].astype(np.int32), dev)
-                logits = model(xb)
+                with no_grad():  # inference: nothing kept for backward, and the CPU may run chunks
+                    logits = model(xb)
                 loss_sum += float(crit.forward(logits, yb, sync=False)) * len(yb)
                 probs.append(to_numpy(crit.probs).astype(np.float32))
                 preds.append(to_numpy(logits.argmax(axis=1)).astype(np.int64))
