@@ -8,7 +8,8 @@ interrupted attempt left in `.<name>.partial` (a server that ignores the range s
 which then replaces them); refused at once when the answer is an HTML page (a host's error or login
 page served with status 200), when the declared or received size passes the file's cap, or when the
 status is not 200/206. A complete download is checked (`verify`) and only then moved to its name
-with os.replace, so the cache never holds an unverified file under a dataset's name. A failed mirror's
+by the guarded writer (dualnet.outputs.publish: an os.replace after the target's checks), so the
+cache never holds an unverified file under a dataset's name. A failed mirror's
 bytes are discarded when they are wrong (checksum, HTML, too large) and kept for the next mirror's
 resume when the connection merely dropped; when every mirror fails the partial file is removed and
 one DataError names each mirror's failure. Ctrl-C keeps the partial file, so the next fetch resumes.
@@ -19,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import hashlib
-import os
 import pathlib
 import urllib.error
 import urllib.request
@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import DataError
+from ..outputs import publish
 from .atomic import PARTIAL_SUFFIX
 
 __all__ = ["DownloadError", "RemoteFile", "fetch_file", "verify"]
@@ -191,8 +192,7 @@ def fetch_file(spec: RemoteFile, mirrors: list[str], folder: pathlib.Path, manua
             continue
         problem = verify(part, spec)
         if problem is None:
-            os.replace(part, final)
-            return final
+            return publish(part, final, f"{spec.name} (a downloaded dataset file)")
         failures.append(f"{url}: {problem}")
         with contextlib.suppress(OSError):
             part.unlink()
