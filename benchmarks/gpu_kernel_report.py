@@ -67,6 +67,16 @@ WORK: dict[str, tuple[str, str, str]] = {
     "global_avgpool_forward": ("inner", "1", "4"),
     "global_avgpool_backward": ("1", "1", "20"),
 }
+#: the cooperative kernels (declared with a fixed block and a grid: one block per channel, a warp per
+#: row, ...): the loop is one thread's share of its block's (or warp's) items, tree steps included
+COOP_WORK: dict[str, tuple[str, str, str]] = {
+    "bn_stats": ("2*((n*inner+255)//256)+8", "3", "4"),
+    "bn_grads": ("(n*inner+255)//256+8", "4", "4"),
+    "channel_sums": ("(n*inner+255)//256+8", "1", "4"),
+    "softmax_xent_forward": ("3*((k+31)//32)+5", "8", "6"),
+    "global_avgpool_forward": ("(inner+31)//32+5", "1", "4"),
+    "step_stats": ("(max(chunk, n)+255)//256+8", "2", "4"),
+}
 _DEFAULT_WORK = ("1", "2", "20")
 
 
@@ -102,10 +112,14 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
     values = detail["args"]
     scalars = {p.name: int(v) for p, v in zip(kernel.params, values) if not p.is_pointer and p.base != "T"}
     nbytes = sum(v.nbytes * (2 if p.role == "inout" else 1) for p, v in zip(kernel.params, values) if p.is_pointer)
-    items = kernel.launch_size(scalars)
-    loop, flops, instr = (_eval(e, scalars) for e in WORK.get(name, _DEFAULT_WORK))
     grid, block = math.prod(detail["grid"]), math.prod(detail["block"])
-    serial = math.ceil(items / max(grid * block, 1)) * loop
+    if getattr(kernel, "cooperative", False):  # the loop is per thread already; work counts every thread's
+        loop, flops, instr = (_eval(e, scalars) for e in COOP_WORK.get(name, _DEFAULT_WORK))
+        items, serial = grid * block, loop
+    else:
+        items = kernel.launch_size(scalars)
+        loop, flops, instr = (_eval(e, scalars) for e in WORK.get(name, _DEFAULT_WORK))
+        serial = math.ceil(items / max(grid * block, 1)) * loop
     fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
     return Launch(name, grid, block, detail["shared_mem"], nbytes, float(items * loop * flops), serial,
                   float(items * loop * instr), "fp64" if fp64 else "fp32")
