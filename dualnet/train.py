@@ -50,7 +50,8 @@ def _check_positive_int(value: Any, what: str) -> int:
 
 
 def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
-    """Raise DataError unless `model` accepts `dataset`'s images and outputs a score for every label.
+    """Raise DataError unless `model` accepts `dataset`'s images, of the shape it was built for
+    (`model.input_shape`, where set), and outputs a score for every label.
 
     Checked from shapes alone, before any computation, so that a mismatch is explained instead
     of failing deep inside a layer (or reading past the logits with an out-of-range label).
@@ -62,6 +63,11 @@ def check_fits(model: Any, dataset: Any, model_name: str = "the model") -> None:
         out = model.output_shape(shape)
     except ValueError as exc:
         raise DataError(f"{dataset.name}: images of shape {shape} do not fit {model_name}: {exc}") from None
+    # layers such as global pooling take any size, but a model sees only the size it was built for
+    built = tuple(getattr(model, "input_shape", None) or ())
+    if len(built) == len(shape) and built != shape:
+        raise DataError(f"{dataset.name}: images of shape {shape} differ from the {built} {model_name} was built "
+                        "for (and trained on); give data of that shape")
     if int(dataset.labels.min()) < 0:
         raise DataError(f"{dataset.name}: label {int(dataset.labels.min())} is negative; labels are classes 0..K-1")
     classes = max(int(getattr(dataset, "num_classes", 0) or 0), int(dataset.labels.max()) + 1)
