@@ -126,6 +126,7 @@ class CupyLauncher:
         for i, _ in plan.arrays:
             if values[i].device.id != me:
                 return self._launch_checked(name, dtype, args)  # raises, naming the parameter
+        grid: tuple[int, ...]
         if plan.block:  # cooperative: the declared block and grid
             grid, block = plan.grid(args), plan.block
             if 0 in grid:
