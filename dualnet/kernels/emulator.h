@@ -327,23 +327,33 @@ inline void fiber_entry() {
     switch_away(L);  // never resumed
 }
 
-// MAX_THREADS fiber stacks per OS thread, mapped once and kept: each sits above a PROT_NONE
-// page, so a stack overflow faults instead of corrupting the neighbouring fiber.
+// MAX_THREADS fiber stacks per OS thread, mapped once and kept until the thread exits: each sits
+// above a PROT_NONE page, so a stack overflow faults instead of corrupting the neighbouring fiber.
+struct StackPool {
+    char* stacks = nullptr;
+    Fiber* fibers = nullptr;
+    size_t bytes = 0;
+    ~StackPool() {
+        if (stacks) munmap(stacks, bytes);
+        delete[] fibers;
+    }
+};
+static thread_local StackPool pool;
+
 inline bool ensure_stacks(Launch* L) {
-    static thread_local char* stacks = nullptr;
-    static thread_local Fiber* fibers = nullptr;
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     L->slot = STACK + page;
-    if (!stacks) {
-        void* m = mmap(nullptr, L->slot * MAX_THREADS, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!pool.stacks) {
+        const size_t bytes = L->slot * MAX_THREADS;
+        void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) return false;
-        stacks = static_cast<char*>(m);
-        for (unsigned t = 0; t < MAX_THREADS; ++t) mprotect(stacks + t * L->slot, page, PROT_NONE);
-        fibers = new Fiber[MAX_THREADS];
+        pool.stacks = static_cast<char*>(m);
+        pool.bytes = bytes;
+        for (unsigned t = 0; t < MAX_THREADS; ++t) mprotect(pool.stacks + t * L->slot, page, PROT_NONE);
+        pool.fibers = new Fiber[MAX_THREADS];
     }
-    L->stacks = stacks;
-    L->fiber = fibers;
+    L->stacks = pool.stacks;
+    L->fiber = pool.fibers;
     return true;
 }
 
