@@ -80,6 +80,11 @@ def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+def _same_strides(strides: tuple[int, ...], want: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Strides equal where they matter (CuPy ignores the stride of a dimension of size 1)."""
+    return all(d == 1 or s == w for s, w, d in zip(strides, want, shape))
+
+
 def _prod(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
@@ -88,14 +93,10 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 
 class _Flags:
-    __slots__ = ("c_contiguous", "writeable")
+    __slots__ = ("c_contiguous", "f_contiguous", "writeable")
 
-    def __init__(self, c: bool) -> None:
-        self.c_contiguous, self.writeable = c, True
-
-    @property
-    def f_contiguous(self) -> bool:
-        return False
+    def __init__(self, c: bool, f: bool = False) -> None:
+        self.c_contiguous, self.f_contiguous, self.writeable = c, f, True
 
 
 class _Mem:
@@ -150,7 +151,10 @@ class ndarray:  # noqa: N801 - CuPy's name
         self.strides = c if strides is None else tuple(strides)
         self.ptr = _alloc(self.size * dt.itemsize) if ptr is None else ptr
         self._value = value
-        self.flags = _Flags(self.strides == c or self.size <= 1)
+        f = tuple(reversed(_c_strides(tuple(reversed(shape)), dt.itemsize)))
+        small = self.size <= 1
+        self.flags = _Flags(small or _same_strides(self.strides, c, shape),
+                            small or _same_strides(self.strides, f, shape))
 
     # --- attributes ---
     @property

@@ -34,7 +34,10 @@ from .binding import FastPlan, bind, check_launch_config, launch_shape
 from .errors import KernelCompileError
 from .signatures import KERNELS, KernelTable
 
-NVRTC_OPTIONS = ("--std=c++14",)
+#: NVRTC's options, here and in CI's compile check (nvrtc_check.py). --fmad=false: no fused
+#: multiply-adds, as the emulator's g++ (-ffp-contract=off), so the GPU rounds every product and sum
+#: as the emulator and the reference do and float64 agreement is exact where the order is
+NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")
 
 _MODULES: dict[tuple[int, str, str], dict[str, Any]] = {}
 _SOURCE_KEYS: dict[str, tuple[str, str]] = {}  # source path -> (text, sha256): read once per process
