@@ -88,6 +88,7 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
             "device": getattr(getattr(model, "device", None), "name", "cpu"),
             "dtype": dtypes.pop() if dtypes else "float32", "metadata": _json(metadata, "metadata", path)}
     out: dict[str, Any] = {"root": root, "params": params, "buffers": collect_buffers(model, refuse),
+                           "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
                            "config": _json(model.config(), "model config", path),
                            "spec": _json(getattr(model, "spec", None) or {}, "model spec", path)}
     if optimizer is not None:
@@ -143,7 +144,9 @@ def _write(f: Any, data: dict) -> None:
     g.attrs["config"], g.attrs["spec"] = data["config"], data["spec"]
     pg = g.create_group("parameters")
     for name, arr in data["params"].items():
-        pg.create_dataset(name, data=arr, compression="gzip", compression_opts=4)
+        ds = pg.create_dataset(name, data=arr, compression="gzip", compression_opts=4)
+        if name in data["frozen"]:  # absent means trainable: files from before frozen parameters read the same
+            ds.attrs["requires_grad"] = False
     write_buffers(g, data["buffers"])
     if "optimizer" in data:
         opt = data["optimizer"]

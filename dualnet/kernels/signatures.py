@@ -308,6 +308,32 @@ RESEARCH_KERNELS = [
 ]
 # --- end of the research-grade layers' kernels
 
+# --- real-model layers: softmax along an axis, 2-D padding, upsampling from per-axis tables
+_OKI, _PAD_X, _PAD_Y = "outer*k*inner", "n*c*h*w", "n*c*out_h*out_w"
+_PAD_DIMS = tuple(int32(s) for s in "n c h w out_h out_w top left mode".split())
+_UP_DIMS = tuple(int32(s) for s in "n c h w out_h out_w".split())
+_UP_ROWS = (array_in("row0", "out_h", "int"), array_in("row1", "out_h", "int"), array_in("rlam", "out_h"))
+_UP_COLS = (array_in("col0", "out_w", "int"), array_in("col1", "out_w", "int"), array_in("clam", "out_w"))
+
+LAYER_KERNELS = [
+    Kernel("softmax_forward", "softmax.cu",
+           (array_in("x", _OKI), array_out("y", _OKI), int32("outer"), int32("k"), int32("inner"), int32("log")),
+           "outer*inner"),
+    Kernel("softmax_backward", "softmax.cu",
+           (array_in("dy", _OKI), array_in("y", _OKI), array_out("dx", _OKI), int32("outer"), int32("k"),
+            int32("inner"), int32("log")), "outer*inner"),
+    Kernel("pad2d_forward", "pad.cu", (array_in("x", _PAD_X), array_out("y", _PAD_Y), *_PAD_DIMS, real("value")),
+           _PAD_Y),
+    Kernel("pad2d_backward", "pad.cu", (array_in("dy", _PAD_Y), array_out("dx", _PAD_X), *_PAD_DIMS), _PAD_X),
+    Kernel("upsample2d_forward", "upsample.cu",
+           (array_in("x", _PAD_X), array_out("y", _PAD_Y), *_UP_ROWS, *_UP_COLS, *_UP_DIMS), _PAD_Y),
+    Kernel("upsample2d_backward", "upsample.cu",
+           (array_in("dy", _PAD_Y), array_out("dx", _PAD_X), *_UP_ROWS, array_in("rfirst", "h", "int"),
+            array_in("rlast", "h", "int"), *_UP_COLS, array_in("cfirst", "w", "int"), array_in("clast", "w", "int"),
+            *_UP_DIMS), _PAD_X),
+]
+# --- end of the real-model layers' kernels
+
 KERNELS = KernelTable([
     Kernel("im2col", "im2col.cu", (array_in("x", _X), array_out("cols", _COLS), *_CONV), _COLS),
     Kernel("col2im", "im2col.cu", (array_in("cols", _COLS), array_out("x", _X), *_CONV), _X),
@@ -372,4 +398,5 @@ KERNELS = KernelTable([
             int64("size"), int32("chunk"), int32("nchunks"), int32("cap"), int32("slot"), int32("step")),
            "1+nchunks", block=COOP_BLOCK, grid=("1+nchunks",)),
     *RESEARCH_KERNELS,
+    *LAYER_KERNELS,
 ], source_dir=Path(__file__).resolve().parent)

@@ -16,6 +16,15 @@ from ..backend import to_device
 from .base import Layer, Parameter, _positive_int
 
 
+class _EvalInput:
+    """What an eval-mode forward keeps: its input x, for the gradient of the running-statistics map."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Any):
+        self.x = x
+
+
 class _BatchNorm(Layer):
     """Shared body; subclasses fix the accepted input ranks (`ranks`, channel axis 1)."""
 
@@ -50,6 +59,16 @@ class _BatchNorm(Layer):
     def config(self) -> dict[str, Any]:
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum, affine=self.affine)
 
+    def buffer_problem(self, name: str, value: Any) -> str | None:
+        """A variance below 0 (eval divides by sqrt(var + eps): NaN) or a negative batch count."""
+        if name in ("running_var", "num_batches_tracked"):
+            bad = np.flatnonzero(np.asarray(value).reshape(-1) < 0)
+            if bad.size:
+                what = "a variance" if name == "running_var" else "a count"
+                return (f"holds {value.reshape(-1)[bad[0]]} at index {bad[0]} ({bad.size} negative values); {what} "
+                        "is >= 0, so the file is damaged")
+        return None
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) + 1 not in self.ranks or shape[0] != self.num_features:
             raise ValueError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "
@@ -76,7 +95,8 @@ class _BatchNorm(Layer):
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
         if not self.training:
-            self._cache = None
+            # backward differentiates the affine map of the running statistics (frozen batch norm)
+            self._cache = _EvalInput(x) if self._records() else None
             return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
         if per_channel < 2:
             raise ValueError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
@@ -84,17 +104,24 @@ class _BatchNorm(Layer):
         y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
                                               self.momentum)
         self.num_batches_tracked += 1
-        self._cache = saved
+        self._cache = saved if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
-        """dy like x -> dx like x (or None); adds dL/dweight, dL/dbias when affine."""
+        """dy like x -> dx like x (or None); adds dL/dweight, dL/dbias when affine (and not frozen).
+
+        After an eval-mode forward it differentiates y = (x - running_mean) / sqrt(running_var + eps)
+        * weight + bias, the running statistics held constant (PyTorch's eval-mode gradient)."""
         saved = self._need_cache()
         w = self.weight.data if self.weight is not None else None
-        dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
-        if self.weight is not None and self.bias is not None:
-            self.weight.grad += dw
-            self.bias.grad += db
+        if isinstance(saved, _EvalInput):
+            dx, dw, db = self.ops.batchnorm_eval_backward(dy, saved.x, w, self.running_mean, self.running_var,
+                                                          self.eps, need_input_grad)
+        else:
+            dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
+        for p, d in ((self.weight, dw), (self.bias, db)):
+            if p is not None and p.requires_grad:
+                p.grad += d
         return dx
 
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy
 
 from . import OPS
+from .cuda_layers import LayerKernelOps
 from .geometry import ConvGeometry, PoolGeometry
 from .products import ProductOps
 from .reference import Geometry
@@ -50,7 +51,7 @@ class _FusedSaved:
         self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
-class CupyOps(ProductOps):
+class CupyOps(LayerKernelOps, ProductOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
