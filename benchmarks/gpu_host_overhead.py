@@ -1,7 +1,7 @@
 """Host cost of dualnet's "gpu" path, measured without a GPU.
 
 The complete "gpu" code path (backend, CupyOps, the real CupyLauncher and binding, `dn.fit`'s
-loop) runs over `standin_cupy`, a stand-in `cupy` whose arrays carry shapes but no data and whose
+loop) runs over `tests/standins/counting_cupy.py`, a stand-in `cupy` whose arrays carry shapes but no data and whose
 kernels do nothing. What is left is the host's own work per step, which on a real GPU is what a
 small model like LeNet-5 waits for. Printed, all from one run:
 
@@ -34,17 +34,17 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import standin_cupy  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from standins import counting_cupy  # noqa: E402
 
-cp = standin_cupy.install()
+cp = counting_cupy.install()
 
 import numpy as np  # noqa: E402
 
 import dualnet as dn  # noqa: E402
 from dualnet.backend import Device  # noqa: E402
 
-COUNTER = standin_cupy.COUNTER
+COUNTER = counting_cupy.COUNTER
 
 
 def gpu_device() -> Device:

@@ -11,6 +11,8 @@ import click
 import dualnet as dn
 from dualnet.sizes import check_activations
 
+from .common import refuse_replacing_inputs
+
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 #: random inputs --verify runs through both the file and the model
 VERIFY_BATCH = 8
@@ -50,6 +52,7 @@ def export(ckpt, out, opset, input_shape, no_fold, verify, as_json):
     from dualnet.export import DEFAULT_OPSET, compare_with_onnxruntime, export_onnx
     from dualnet.export.writer import input_shape_of, require
 
+    refuse_replacing_inputs(out, [ckpt], "OUT", role="onnx")
     require("onnx")
     if verify:
         require("onnxruntime")

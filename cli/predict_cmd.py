@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 import dualnet as dn
-from dualnet import checkpoint, inference
+from dualnet import checkpoint, inference, outputs
 from dualnet.data.images import FORMATS_TEXT
 
 from .common import device_option, refuse_replacing_inputs, resolve_device
@@ -33,7 +33,8 @@ def save_inputs_png(x: np.ndarray, path: pathlib.Path) -> None:
         strip[:, :, i * (w * scale + gap):i * (w * scale + gap) + w * scale] = big[i]
     pixels = np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8)
     image = Image.fromarray(pixels[0] if c == 1 else np.ascontiguousarray(pixels.transpose(1, 2, 0)))
-    image.save(path, format="PNG")
+    with outputs.writing(path, "--show-input picture") as f:
+        image.save(f, format="PNG")
 
 
 def _table(top: list[tuple[int, str, float]]) -> list[str]:

@@ -19,6 +19,7 @@ from dualnet.train import TrainingInterrupted
 
 from .common import (
     data_option,
+    declare_inputs,
     device_option,
     free_default,
     non_negative,
@@ -77,7 +78,8 @@ class JsonLines:
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
-              metavar="P", help="Random crops of training images padded by P zeros (0: off).")
+              metavar="P", help="Alias of --augment-shift as vision recipes name it: random crops of images "
+              "padded by P zeros (the same shift, its own random stream; 0: off).")
 @click.option("--augment-flip/--no-augment-flip", default=None, show_default=BY_DATA,
               help="Mirror half of the training images left-right.")
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
@@ -123,8 +125,13 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
+        dn.checkpoint.reader.check_readable(resume)
+    declare_inputs([data_source], resumed=resume)
+    refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
+    refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
     if model_name is not None or out is not None or resume is not None:
-        _check_outputs(out, resume, model_name, data_source, overwrite)
+        _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
     dev = resolve_device(rank_device(distributed, device), echo=False)
     comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -153,7 +160,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
                 raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
             prepared = run.new_run(RunConfig(**given), out)
             if model_name is None and out is None:  # the default path follows the model the data chose
-                _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
+                _check_outputs(out, resume, prepared.config.model, data_source, overwrite, early_stop)
     config, out = prepared.config, prepared.out
     if extend_schedule is not None and prepared.schedule_note is None:
         raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
@@ -204,12 +211,16 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     click.echo(f"trained in {took} on {dev.name}")
 
 
-def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
-    """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
-    previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
+def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> None:
+    """Refuse, before anything is loaded, a checkpoint path that would replace the data or another
+    output, or a previous run's default checkpoint that neither --overwrite nor --resume (of it)
+    allows to replace."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
-    for path in (target, run.best_path(target)):
-        refuse_replacing_inputs(path, [data_source], "--out")
+    refuse_replacing_inputs(target, [], "--out", role="checkpoint")
+    refuse_replacing_inputs(run.best_path(target), [], "--out", role="best-checkpoint")
+    if early_stop is not None:
+        copy = target.with_name(target.stem + ".earlystop" + target.suffix)
+        refuse_replacing_inputs(copy, [], "--early-stop", role="early-stop-copy")
     # an --out typed on the command line names the file to write, as -o does for the pictures;
     # the default runs/<model>.h5 must not silently replace an earlier run's
     continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()

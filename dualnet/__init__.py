@@ -22,14 +22,14 @@ from .errors import (
     GradcheckError,
 )
 from .gradcheck import gradcheck
-from .layers import Parameter, Sequential
+from .layers import Parameter, Sequential, no_grad
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Device", "DeviceInfo", "device", "devices", "get_device", "to_device", "to_numpy", "use_device",
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
-    "GradcheckError", "gradcheck", "Parameter", "Sequential", "init", "layers", "losses", "models",
+    "GradcheckError", "gradcheck", "Parameter", "Sequential", "no_grad", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
     "train_run", "resume", "export_onnx", "from_dlpack", "predict", "inference", "set_tf32", "tf32_enabled",
     "__version__",

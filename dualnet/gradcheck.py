@@ -69,7 +69,7 @@ def _rel_error(a: np.ndarray, n: np.ndarray, noise: float, rtol: float) -> np.nd
 
 def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol: float = 1e-6,
               full_limit: int = 256, directions: int = 4, seed: int = 0, raise_on_failure: bool = True,
-              check_input: bool = True) -> GradcheckReport:
+              check_input: bool = True, mode: str = "train") -> GradcheckReport:
     """Check `layer.backward` against central differences in float64.
 
     layer: any dualnet layer (or SoftmaxCrossEntropy, with `labels`); it is copied and cast to
@@ -77,21 +77,24 @@ def gradcheck(layer: Any, x: Any, *, labels: Any = None, eps: float = 1e-6, rtol
     Tensors of at most `full_limit` elements are checked element by element, larger ones along
     `directions` random unit directions. Raises GradcheckError naming the tensor, the worst
     element and both values when an error exceeds `rtol` (unless raise_on_failure=False).
-    On "gpu:N" the whole check runs on device N.
+    On "gpu:N" the whole check runs on device N. mode "eval" checks the eval-mode function (batch
+    norm with its running statistics, dropout as the identity); frozen parameters are not checked.
     """
+    if mode not in ("train", "eval"):
+        raise ValueError(f"gradcheck: mode must be 'train' or 'eval', got {mode!r}")
     dev = getattr(layer, "device", None)
     with dev.scope() if dev is not None else device_scope(x):
         return _gradcheck(layer, x, labels, eps, rtol, full_limit, directions, seed, raise_on_failure,
-                          check_input)
+                          check_input, mode == "train")
 
 
 def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_limit: int, directions: int,
-               seed: int, raise_on_failure: bool, check_input: bool) -> GradcheckReport:
+               seed: int, raise_on_failure: bool, check_input: bool, training: bool = True) -> GradcheckReport:
     is_loss = labels is not None
     work = copy.deepcopy(layer)
     if not is_loss:
         work.astype(np.float64)
-        work.train()
+        work.train(training)
     # where the check computes: the layer's device, else (a loss follows its arrays) the input's;
     # device arrays cross to the host only through explicit moves (a GPU refuses np.asarray)
     dev = getattr(work, "device", None)
@@ -125,7 +128,7 @@ def _gradcheck(layer: Any, x: Any, labels: Any, eps: float, rtol: float, full_li
         work.zero_grad()
         run(x64)
         dx = work.backward(weights)
-        params = list(work.named_parameters())
+        params = [(name, p) for name, p in work.named_parameters() if p.requires_grad]  # frozen: no gradient
     else:
         run(x64)
         dx = work.backward()

@@ -18,6 +18,7 @@ import numpy as np
 
 from .backend import to_device, to_numpy
 from .errors import DataError
+from .layers.grad_mode import no_grad
 
 __all__ = ["LOW_CONFIDENCE", "NO_INK", "Prediction", "class_names", "hint", "predict", "prepare_inputs"]
 
@@ -145,8 +146,9 @@ def _probabilities(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        logits = [to_numpy(model(to_device(x[i:i + batch_size], model.device))).astype(np.float64)
-                  for i in range(0, len(x), batch_size)]
+        with no_grad():  # inference: nothing kept for backward
+            logits = [to_numpy(model(to_device(x[i:i + batch_size], model.device))).astype(np.float64)
+                      for i in range(0, len(x), batch_size)]
     finally:
         model.train(was_training)
     z = np.concatenate(logits) if logits else np.zeros((0, 0))

@@ -46,12 +46,23 @@ class Optimizer:
                f"{type(self).__name__}: lr must be a positive finite number, got {lr!r}")
         self.lr = float(lr)
         self.steps = 0
-        self._buffers: list[FlatBuffer] = pack(self.params)
+        self._trainable = self._trainable_key()
+        self._buffers: list[FlatBuffer] = pack(self._trainable_params())
+
+    def _trainable_key(self) -> tuple[bool, ...]:
+        return tuple(p.requires_grad for p in self.params)
+
+    def _trainable_params(self) -> list[Parameter]:
+        """The parameters a step updates: a frozen one (requires_grad False) is left as it is."""
+        return [p for p in self.params if p.requires_grad]
 
     def buffers(self) -> list[FlatBuffer]:
-        """The flat buffers of the parameters, packed again if a parameter left its buffer."""
-        if any(b.broken for b in self._buffers):
-            self._buffers = pack(self.params)
+        """The flat buffers of the trainable parameters, packed again if a parameter left its buffer
+        or was frozen or unfrozen since the last pack."""
+        key = self._trainable_key()
+        if key != self._trainable or any(b.broken for b in self._buffers):
+            self._buffers = pack(self._trainable_params())
+            self._trainable = key
         return self._buffers
 
     def zero_grad(self) -> None:

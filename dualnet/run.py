@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import callbacks as _callbacks
-from . import checkpoint, models, optim
+from . import checkpoint, models, optim, outputs
 from . import data as _data
 from .backend import Device
 from .backend import device as _device_scope
@@ -110,6 +110,26 @@ def conflicts(given: Mapping[str, Any], stored: RunConfig) -> list[tuple[str, An
     run's, in field order; `epochs` never conflicts (a resumed run may go on longer)."""
     return [(f.name, given[f.name], getattr(stored, f.name)) for f in dataclasses.fields(RunConfig)
             if f.name != "epochs" and f.name in given and given[f.name] != getattr(stored, f.name)]
+
+
+def data_paths(source: str | os.PathLike) -> list[pathlib.Path]:
+    """The files or folders a data source reads ("mnist" and "digits": the bundled folders)."""
+    named = {"mnist": _data.bundled_mnist_dir, "digits": _data.bundled_digits_dir}.get(str(source))
+    return [named()] if named is not None else [pathlib.Path(source)]
+
+
+def declare_run_files(data: str | os.PathLike, out: pathlib.Path, resumed_from: pathlib.Path | None) -> None:
+    """Tell the guarded writer (dualnet.outputs) what a run reads and writes, so that no checkpoint
+    replaces the data, or another output, and the checkpoint --resume read is the only input replaced."""
+    for path in data_paths(data):
+        outputs.declare_input(path, f"input data {data}")
+    if resumed_from is not None:
+        outputs.declare_input(resumed_from, f"resumed checkpoint {resumed_from}", rewritable_by="checkpoint")
+    try:
+        outputs.declare_output(out, "checkpoint", "checkpoint")
+        outputs.declare_output(best_path(out), "best-checkpoint", "best checkpoint")
+    except outputs.OutputError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def best_path(out: str | os.PathLike) -> pathlib.Path:
@@ -197,7 +217,7 @@ class Run:
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
                           callbacks=callbacks, augment_shift=c.augment_shift, state=self.state,
                           augment_crop=c.augment_crop or 0, augment_flip=bool(c.augment_flip),
-                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm)
+                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm, verbose=False)
         except TrainingInterrupted as exc:
             with _run_hooks.one_writer(comm) as lead:
                 if lead:
@@ -302,6 +322,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
            splits: tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]) -> Run:
     """Everything fit would refuse, refused before any training time is spent."""
     out = pathlib.Path(out) if out is not None else pathlib.Path("runs") / f"{config.model}.h5"
+    declare_run_files(config.data, out, resumed_from)
     checkpoint.check_writable(out)
     train_set, val_set, test_set = splits
     model_shape = tuple(model.input_shape or ())
@@ -331,21 +352,31 @@ def _on(device: str | Device | None) -> Iterator[None]:
 
 
 def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: str | Device | None = None,
-              callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+              callbacks: Iterable[Any] = (), handle_signals: bool = False, verbose: bool | None = None) -> RunResult:
     """Train a new run of `config` as `dualnet train` does, on `device` (default: the active one),
-    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`."""
-    with _on(device):
-        return new_run(config, out).execute(callbacks, handle_signals)
+    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`. Progress
+    shows as in `dn.fit`: `verbose=None` where a person is watching (a notebook, an interactive terminal)."""
+    with _on(device), outputs.command():
+        return new_run(config, out).execute(_with_progress(callbacks, verbose), handle_signals)
 
 
 def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Device | None = None,
            callbacks: Iterable[Any] = (), out: str | os.PathLike | None = None,
-           handle_signals: bool = False, extend_schedule: str = "anneal") -> RunResult:
+           handle_signals: bool = False, extend_schedule: str = "anneal", verbose: bool | None = None) -> RunResult:
     """Continue the run stored in checkpoint `path` exactly where it stopped, as `dualnet train --resume`
     does: to `epochs` in all (default: the stored target), on `device` (default: the active one),
     writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
     the CPU. Beyond the stored plan (or after an early stop) the learning rate follows
     `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
     dualnet.schedules)."""
-    with _on(device):
-        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(callbacks, handle_signals)
+    with _on(device), outputs.command():
+        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(_with_progress(callbacks, verbose),
+                                                                                 handle_signals)
+
+
+def _with_progress(callbacks: Iterable[Any], verbose: bool | None) -> list[Any]:
+    """`callbacks` and, if `verbose` (None: if a person is watching), the progress printer."""
+    callbacks = list(callbacks)
+    if _callbacks.watching() if verbose is None else verbose:
+        callbacks.append(_callbacks.ProgressPrinter())
+    return callbacks

@@ -1,4 +1,4 @@
-"""Parameter, the Layer base class and the argument validators every layer shares."""
+"""The Layer base class and the argument validators every layer shares (Parameter: parameter.py)."""
 
 from __future__ import annotations
 
@@ -7,90 +7,11 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Device, array_device, check_same_device, get_device, get_device_object, to_device
+from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+from ..errors import positive_int
 from .flat import zero_grads
-
-
-class Parameter:
-    """A trainable array `data` and its accumulated gradient `grad` (same device, dtype and shape).
-
-    Both may be views into a flat buffer shared with other parameters (layers/flat.py). Assigning
-    `data` or `grad` an array of the same shape and dtype copies it in (from any device); another
-    shape or dtype raises ValueError, since a gradient or checkpoint of the old kind would no
-    longer fit. `rehome` replaces data and gradient together (moves and casts use it).
-    """
-
-    def __init__(self, data: Any, name: str = "", device: Device | None = None):
-        self._data = data
-        self._grad = data * 0
-        self._flat: Any = None  # the FlatBuffer holding data and grad, if any
-        self.name = name
-        self.device = device if device is not None else get_device()
-        # optimizer buffers (momentum, Adam moments) live with the parameter, so that moving
-        # a model moves its optimizer state too
-        self.state: dict[str, Any] = {}
-
-    @property
-    def data(self) -> Any:
-        return self._data
-
-    @data.setter
-    def data(self, value: Any) -> None:
-        self._assign(self._data, value, "data")
-
-    @property
-    def grad(self) -> Any:
-        return self._grad
-
-    @grad.setter
-    def grad(self, value: Any) -> None:
-        self._assign(self._grad, value, "grad")
-
-    def _assign(self, current: Any, value: Any, what: str) -> None:
-        if value is current:  # `p.data -= u` writes in place, then assigns the same array back
-            return
-        shape, dtype = tuple(getattr(value, "shape", ())), getattr(value, "dtype", None)
-        if shape != tuple(current.shape) or dtype != current.dtype:
-            got = f"shape {shape} {dtype}" if dtype is not None else f"a {type(value).__name__}"
-            raise ValueError(f"Parameter {self.name or '?'}: cannot assign {got} to .{what}, which holds "
-                             f"shape {tuple(current.shape)} {current.dtype}; assign an array of that shape and "
-                             f"dtype (cast the whole model with model.astype(dtype), or build a new layer for "
-                             f"another shape)")
-        if array_device(value) != array_device(current):
-            value = to_device(value, self.device)
-        current[...] = value
-
-    def rehome(self, data: Any, grad: Any = None, device: Device | None = None) -> None:
-        """Replace data and gradient together (grad: zeros like data when None), leaving any flat
-        buffer: a move to another device or a cast goes through here, never through `.data =`."""
-        if grad is None:
-            grad = data * 0
-        if tuple(grad.shape) != tuple(data.shape) or grad.dtype != data.dtype:
-            raise ValueError(f"Parameter {self.name or '?'}: rehome got data {tuple(data.shape)} {data.dtype} "
-                             f"but grad {tuple(grad.shape)} {grad.dtype}; they must match")
-        if self._flat is not None:
-            self._flat.broken = True
-            self._flat = None
-        self._data, self._grad = data, grad
-        if device is not None:
-            self.device = device
-
-    def _adopt(self, data: Any, grad: Any, flat: Any) -> None:
-        """Become views into `flat` (called by FlatBuffer, which has copied the values in)."""
-        if self._flat is not None and self._flat is not flat:
-            self._flat.broken = True
-        self._data, self._grad, self._flat = data, grad, flat
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return tuple(self._data.shape)
-
-    @property
-    def size(self) -> int:
-        return int(self._data.size)
-
-    def __repr__(self) -> str:
-        return f"Parameter({self.name or '?'}, shape={self.shape}, dtype={self._data.dtype})"
+from .grad_mode import grad_enabled
+from .parameter import Parameter
 
 
 def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
@@ -106,9 +27,7 @@ def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
 
 
 def _positive_int(value: Any, what: str, layer: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
-    return int(value)
+    return positive_int(value, what, layer, noun="int")
 
 
 class _LayerType(type):
@@ -291,6 +210,25 @@ class Layer(metaclass=_LayerType):
     def eval(self) -> Layer:
         return self.train(False)
 
+    def freeze(self) -> Layer:
+        """Set requires_grad False on every parameter of this layer and its sub-layers: backward
+        adds no gradient into them and optimizers leave them unchanged. Returns the layer."""
+        for p in self.parameters():
+            p.requires_grad = False
+        return self
+
+    def unfreeze(self) -> Layer:
+        """Undo freeze(): every parameter of this layer and its sub-layers trains again."""
+        for p in self.parameters():
+            p.requires_grad = True
+        return self
+
+    @staticmethod
+    def _records() -> bool:
+        """Whether this forward keeps what backward needs: always, except under dn.no_grad()
+        (eval mode keeps it too, so a trained model can be differentiated)."""
+        return grad_enabled()
+
     def to(self, name: str | Device) -> Layer:
         """Move parameters (their gradients and optimizer state), buffers and sub-layers to a device."""
         dev = get_device_object(name)
@@ -343,7 +281,8 @@ class Layer(metaclass=_LayerType):
     def _need_cache(self) -> Any:
         cache = getattr(self, "_cache", None)
         if cache is None:
-            raise RuntimeError(f"{self.name}: backward() called without a forward() in training mode")
+            raise RuntimeError(f"{self.name}: backward() called without a forward() to differentiate (none ran, "
+                               "or it ran under dn.no_grad()); run forward outside no_grad() first")
         return cache
 
     def __repr__(self) -> str:
@@ -372,7 +311,17 @@ class WeightedLayer(Layer):
         """The bias gradient array, or None for a layer built with bias=False."""
         return self.bias.grad if self.bias is not None else None
 
+    def trainable(self) -> bool:
+        """True when neither weight nor bias is frozen (the fused accumulation paths apply)."""
+        return self.weight.requires_grad and (self.bias is None or self.bias.requires_grad)
+
     def accumulate(self, dw: Any, db: Any) -> None:
         """Add one backward's parameter gradients (every backward path of the layer lands here);
-        one kernel for both on the GPU."""
-        self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad if self.bias is not None else None, db)
+        one kernel for both on the GPU; a frozen parameter (requires_grad False) gets nothing."""
+        bias = self.bias
+        if self.trainable():
+            self.ops.accumulate_grads(self.weight.grad, dw, bias.grad if bias is not None else None, db)
+            return
+        for p, d in ((self.weight, dw), (bias, db)):
+            if p is not None and p.requires_grad:
+                p.grad += d

@@ -70,7 +70,7 @@ class Conv2d(WeightedLayer):
     def forward(self, x: Any) -> Any:
         geom = self.input_geometry(x)
         y, saved = self.ops.conv2d_forward(x, self.weight.data, self.bias_data(), geom, self.groups)
-        self._cache = (saved, tuple(x.shape), geom) if self.training else None
+        self._cache = (saved, tuple(x.shape), geom) if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:

@@ -20,7 +20,7 @@ class _Activation(Layer):
 
     def forward(self, x: Any) -> Any:
         y = self.apply(self.ops, x)
-        self._cache = y if self.training else None
+        self._cache = y if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -59,7 +59,7 @@ class LeakyReLU(Layer):
         return dict(negative_slope=self.negative_slope)
 
     def forward(self, x: Any) -> Any:
-        self._cache = x if self.training else None
+        self._cache = x if self._records() else None
         return self.ops.leaky_relu_forward(x, self.negative_slope)
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -97,7 +97,7 @@ class Flatten(Layer):
     kind = "flatten"
 
     def forward(self, x: Any) -> Any:
-        self._cache = tuple(x.shape) if self.training else None
+        self._cache = tuple(x.shape) if self._records() else None
         # the size, not -1: NumPy cannot infer -1 for an empty batch
         return x.reshape(x.shape[0], int(np.prod(x.shape[1:])))
 

@@ -77,7 +77,7 @@ class ConvReLU(FusedStep):
         conv = self.conv
         geom = conv.input_geometry(x)
         y, saved = self.ops.conv2d_forward(x, conv.weight.data, conv.bias_data(), geom, conv.groups, act="relu")
-        self._cache = (saved, tuple(x.shape), geom, y) if self.training else None
+        self._cache = (saved, tuple(x.shape), geom, y) if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -101,13 +101,17 @@ class LinearReLU(FusedStep):
         linear = self.linear
         linear.check_input(x)
         y = self.ops.linear_forward(x, linear.weight.data, linear.bias_data(), act="relu")
-        self._cache = (x, y) if self.training else None
+        self._cache = (x, y) if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         linear = self.linear
         x, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
+        if not linear.trainable():
+            dx, dw, db = self.ops.linear_backward(dz, x, linear.weight.data, linear.bias is not None, need_input_grad)
+            linear.accumulate(dw, db)
+            return dx
         return self.ops.linear_backward_accumulate(dz, x, linear.weight.data, linear.weight.grad, linear.bias_grad(),
                                                    need_input_grad)
 
@@ -123,13 +127,13 @@ class ConvReLUMaxPool(FusedStep):
         conv = self.conv
         geom = conv.input_geometry(x)
         pool_geom = self.pool.geometry(geom.out_h, geom.out_w)
-        if not self.training:
+        if not self._records():  # inference: the table may skip what only backward needs
             self._cache = None
             return self.ops.conv_relu_maxpool_inference(x, conv.weight.data, conv.bias_data(), geom, pool_geom,
                                                         conv.groups)
         y, saved = self.ops.conv_relu_maxpool_forward(x, conv.weight.data, conv.bias_data(), geom, pool_geom,
                                                       conv.groups)
-        self._cache = saved if self.training else None
+        self._cache = saved
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:

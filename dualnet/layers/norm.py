@@ -16,6 +16,15 @@ from ..backend import to_device
 from .base import Layer, Parameter, _positive_int
 
 
+class _EvalInput:
+    """What an eval-mode forward keeps: its input x, for the gradient of the running-statistics map."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Any):
+        self.x = x
+
+
 class _BatchNorm(Layer):
     """Shared body; subclasses fix the accepted input ranks (`ranks`, channel axis 1)."""
 
@@ -87,7 +96,8 @@ class _BatchNorm(Layer):
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
         if not self.training:
-            self._cache = None
+            # backward differentiates the affine map of the running statistics (frozen batch norm)
+            self._cache = _EvalInput(x) if self._records() else None
             return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
         if per_channel < 2:
             raise ValueError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
@@ -95,16 +105,28 @@ class _BatchNorm(Layer):
         y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
                                               self.momentum)
         self._batches_pending += 1  # added to the device counter when read: no launch per step
-        self._cache = saved
+        self._cache = saved if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
-        """dy like x -> dx like x (or None); adds dL/dweight, dL/dbias when affine."""
+        """dy like x -> dx like x (or None); adds dL/dweight, dL/dbias when affine (and not frozen).
+
+        After an eval-mode forward it differentiates y = (x - running_mean) / sqrt(running_var + eps)
+        * weight + bias, the running statistics held constant (PyTorch's eval-mode gradient)."""
         saved = self._need_cache()
         w = self.weight.data if self.weight is not None else None
-        dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
-        if self.weight is not None and self.bias is not None:
+        if isinstance(saved, _EvalInput):
+            dx, dw, db = self.ops.batchnorm_eval_backward(dy, saved.x, w, self.running_mean, self.running_var,
+                                                          self.eps, need_input_grad)
+        else:
+            dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
+        if self.weight is not None and self.bias is not None and self.weight.requires_grad \
+                and self.bias.requires_grad:
             self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad, db)  # one kernel for both
+        else:
+            for p, d in ((self.weight, dw), (self.bias, db)):
+                if p is not None and p.requires_grad:
+                    p.grad += d
         return dx
 
     @property

@@ -44,7 +44,7 @@ class MaxPool2d(_Pool2d):
         self._check_input(x, 4, "(N, C, H, W)")
         geom = self.geometry(x.shape[2], x.shape[3])
         y, saved = self.ops.maxpool_forward(x, geom)
-        self._cache = (saved, tuple(x.shape), geom) if self.training else None
+        self._cache = (saved, tuple(x.shape), geom) if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -58,7 +58,7 @@ class AvgPool2d(_Pool2d):
     def forward(self, x: Any) -> Any:
         self._check_input(x, 4, "(N, C, H, W)")
         geom = self.geometry(x.shape[2], x.shape[3])
-        self._cache = (tuple(x.shape), geom) if self.training else None
+        self._cache = (tuple(x.shape), geom) if self._records() else None
         return self.ops.avgpool_forward(x, geom)
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -78,7 +78,7 @@ class GlobalAvgPool2d(Layer):
 
     def forward(self, x: Any) -> Any:
         self._check_input(x, 4, "(N, C, H, W)")
-        self._cache = tuple(x.shape) if self.training else None
+        self._cache = tuple(x.shape) if self._records() else None
         return self.ops.global_avgpool_forward(x)
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:

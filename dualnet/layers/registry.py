@@ -15,14 +15,17 @@ from .conv import Conv2d
 from .elementwise import Dropout, Flatten, LeakyReLU, ReLU, Sigmoid, Tanh
 from .linear import Linear
 from .norm import BatchNorm1d, BatchNorm2d
+from .padding import ConstantPad2d, ReflectionPad2d, ReplicationPad2d, ZeroPad2d
 from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .residual import Residual
 from .sequential import Sequential
+from .softmax import LogSoftmax, Softmax
 
 LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in
                                        (Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear, ReLU, LeakyReLU,
                                         Tanh, Sigmoid, Flatten, Dropout, BatchNorm1d, BatchNorm2d, Residual,
-                                        Sequential)}
+                                        Sequential, Softmax, LogSoftmax, ZeroPad2d, ConstantPad2d,
+                                        ReflectionPad2d, ReplicationPad2d)}
 
 
 def register(cls: type[Layer]) -> type[Layer]:

@@ -54,7 +54,7 @@ class Residual(Layer):
         if y.shape != side.shape:
             raise ValueError(f"{self.name}: the body gave shape {tuple(y.shape)} but the shortcut "
                              f"{tuple(side.shape)} for input {tuple(x.shape)}; both paths must give one shape")
-        self._cache = True if self.training else None
+        self._cache = True if self._records() else None
         return y + side
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:

@@ -85,16 +85,16 @@ class Sequential(Layer):
 
     def forward(self, x: Any) -> Any:
         steps = self._ran = self.steps()
-        if self.training:
+        if self.training or self._records():  # backward needs every step's cache of the whole batch
             return _run(steps, x)
-        # eval mode is per image: the table may run a large batch in cache-sized chunks
+        # inference in eval mode is per image: the table may run a large batch in cache-sized chunks
         return self.ops.inference_in_chunks(lambda part: _run(steps, part), x)
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """Backward through every step of the last forward; returns dL/dx.
 
         need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
-        stops at the first step with parameters, which skips computing its input gradient.
+        stops at the first step with trainable parameters, which skips computing its input gradient.
         """
         with self.device.scope():  # as __call__: on "gpu:N" everything happens on N
             return self._backward(dy, need_input_grad)
@@ -103,7 +103,8 @@ class Sequential(Layer):
         steps = getattr(self, "_ran", None) or self.steps()
         first = 0
         if not need_input_grad:
-            first = next((i for i, s in enumerate(steps) if any(True for _ in s.parameters())), len(steps))
+            # frozen parameters need no gradient: a fine-tuned model stops at its first trainable step
+            first = next((i for i, s in enumerate(steps) if any(p.requires_grad for p in s.parameters())), len(steps))
         for i in range(len(steps) - 1, first - 1, -1):
             if i == first and not need_input_grad:
                 steps[i].backward(dy, need_input_grad=False)

@@ -45,6 +45,13 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | linear_backward_accumulate | yes       |     | grads.cu      |
 | gather_batch               | yes       |     | train.cu      |
 | step_stats                 | yes       |     | train.cu      |
+| softmax_forward            | yes       |     | softmax.cu    |
+| softmax_backward           | yes       |     | softmax.cu    |
+| pad2d_forward              | yes       |     | pad.cu        |
+| pad2d_backward             | yes       |     | pad.cu        |
+| upsample_forward           | yes       |     | upsample.cu   |
+| upsample_backward          | yes       |     | upsample.cu   |
+| batchnorm_eval_backward    | yes       |     |               |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -65,7 +72,8 @@ OPS: tuple[str, ...] = (
     "leaky_relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
     "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update", "adamw_update", "accumulate_grads",
-    "linear_backward_accumulate", "gather_batch", "step_stats",
+    "linear_backward_accumulate", "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
+    "pad2d_forward", "pad2d_backward", "upsample_forward", "upsample_backward", "batchnorm_eval_backward",
 )
 
 

@@ -25,12 +25,13 @@ from typing import Any
 import numpy
 
 from .geometry import ConvGeometry, PoolGeometry
+from .reference_layers import LayerOps
 from .reference_training import TrainingOps
 
 Geometry = ConvGeometry | PoolGeometry
 
 
-class ReferenceOps(TrainingOps):
+class ReferenceOps(LayerOps, TrainingOps):
     """Reference ops. Subclasses set `xp` and override what they make faster."""
 
     name = "ref"

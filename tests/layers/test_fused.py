@@ -52,8 +52,11 @@ def test_fused_steps_follow_the_layers_mode_and_hold_their_parameters():
     assert step.parts[0].weight is next(step.parameters())
     model.eval()
     assert not step.training
+    with dn.no_grad():
+        model(uniform((1, 1, 28, 28), 0, dtype=np.float32, low=0, high=1))
+    assert step._cache is None  # inference (eval mode under no_grad) keeps nothing for backward
     model(uniform((1, 1, 28, 28), 0, dtype=np.float32, low=0, high=1))
-    assert step._cache is None  # eval mode keeps nothing for backward
+    assert step._cache is not None  # eval mode alone keeps it: a trained model can be differentiated
     model.train()
     assert step.training
 

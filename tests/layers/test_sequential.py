@@ -78,13 +78,15 @@ def test_a_training_loop_needs_no_input_gradient_and_gets_none():
 
 
 def test_eval_forward_on_cpu_in_chunks_matches_the_training_forward_and_keeps_no_caches():
-    """A batch larger than a chunk runs in chunks in eval mode: the outputs are the training
-    forward's (the same products, image by image), and no step keeps anything for a backward."""
+    """A batch larger than a chunk runs in chunks in inference (eval mode under no_grad): the
+    outputs are the training forward's (the same products, image by image), and no step keeps
+    anything for a backward."""
     model = dn.models.lenet5(seed=4)
     x = uniform((300, 1, 28, 28), 5, low=0, high=1).astype(np.float32)
     train_out = model(x)
     model.eval()
-    eval_out = model(x)
+    with dn.no_grad():
+        eval_out = model(x)
     np.testing.assert_allclose(eval_out, train_out, rtol=1e-5, atol=1e-6)
     assert all(getattr(step, "_cache", None) is None for step in model.steps())
     with dn.device("ref"):

@@ -1,7 +1,7 @@
 """The GPU table's products (ops/products.py): 2-D views, so CuPy makes no hidden copy, and one TF32
 policy (off unless switched on) for every product alike.
 
-Counted on the stand-in cupy of benchmarks/ (shapes, strides and CuPy's documented copy and
+Counted on the counting stand-in cupy (tests/standins/counting_cupy.py: shapes, strides and CuPy's documented copy and
 compute-type rules, no data); the fit-step counts run gpu_host_overhead.py in a child process,
 whose `import cupy` is the stand-in.
 """
@@ -16,14 +16,12 @@ import sys
 
 import numpy as np
 import pytest
+from standins import counting_cupy as standin_cupy
 
 import dualnet as dn
 from dualnet.ops import products
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-import standin_cupy  # noqa: E402
-
 COUNTER = standin_cupy.COUNTER
 
 

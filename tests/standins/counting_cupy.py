@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from standin_array import _DEVICE0, COUNTER, Counter, _copy, _Dev, ndarray  # noqa: E402,F401
+from .counting_array import _DEVICE0, COUNTER, Counter, _copy, _Dev, ndarray  # noqa: F401
 
 # --- module functions ----------------------------------------------------------------------
 
