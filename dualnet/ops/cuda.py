@@ -115,13 +115,19 @@ class CupyOps(LayerKernelOps, ProductOps):
         cols = self.im2col(x, geom)
         k = c * geom.kh * geom.kw
         dweight = self._mm(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
-        dbias = dz.sum(axis=1) if need_bias else None
+        dbias = self._channel_sums(dz, 1, o, n * hw) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
         dcols = self._mm(weight.reshape(o, k).T, dz).reshape(cols.shape)
         return self.col2im(dcols, x.shape, geom), dweight, dbias
 
     # --- gradient accumulation -----------------------------------------------------------
+
+    def _channel_sums(self, x, n: int, c: int, inner: int):
+        """x viewed as (n, c, inner) -> (c,) sums over n and inner: a bias gradient (grads.cu)."""
+        y = self.xp.empty(c, dtype=x.dtype)
+        self.launcher.launch("channel_sums", x.dtype, self._c(x), y, n, c, inner)
+        return y
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
         if bgrad is None:
@@ -232,19 +238,20 @@ class CupyOps(LayerKernelOps, ProductOps):
                 xp.zeros(c, dtype=dtype) if bias is None else self._c(bias))
 
     def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
-        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat."""
+        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat.
+
+        Two launches: the statistics (one block per channel, running statistics updated in
+        place) and the apply."""
         xp = self.xp
         x = self._c(x)
         n, c, inner = self._nci(x)
         dt = x.dtype
         w, b = self._affine(weight, bias, c, dt)
-        row_mean, row_m2 = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
-        self.launcher.launch("bn_row_moments", dt, x, row_mean, row_m2, n, c, inner)
         mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
-        self.launcher.launch("bn_channel_stats", dt, row_mean, row_m2, w, running_mean, running_var, mean,
-                             inv_std, scale, n, c, inner, float(eps), float(momentum))
+        self.launcher.launch("bn_stats", dt, x, w, running_mean, running_var, mean, inv_std, scale, n, c, inner,
+                             float(eps), float(momentum))
         y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", dt, x, mean, scale, b, y, n, c, inner)
+        self.launcher.launch("bn_apply", dt, x, mean, scale, b, self._nothing(dt), y, n, c, inner, 0, 0)
         return y, (x, mean, inv_std, scale)
 
     def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps):
@@ -254,7 +261,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         w, b = self._affine(weight, bias, c, x.dtype)
         scale = self._c(w / xp.sqrt(running_var + x.dtype.type(eps)))
         y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, y, n, c, inner)
+        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, self._nothing(x.dtype), y, n,
+                             c, inner, 0, 0)
         return y
 
     def batchnorm_backward(self, dy, saved, weight, need_dx=True):
@@ -263,10 +271,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         dy = self._c(dy)
         n, c, inner = self._nci(dy)
         dt = dy.dtype
-        row_dy, row_dyx = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
-        self.launcher.launch("bn_row_grads", dt, dy, x, mean, row_dy, row_dyx, n, c, inner)
         dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
-        self.launcher.launch("bn_channel_grads", dt, row_dy, row_dyx, inv_std, dweight, dbias, n, c)
+        self.launcher.launch("bn_grads", dt, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
         if not need_dx:
             return None, dweight, dbias
         dx = xp.empty_like(dy)
