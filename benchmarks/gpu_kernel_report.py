@@ -35,10 +35,11 @@ from torch_ideal import torch_step_launches  # noqa: E402
 
 #: per kernel of dualnet's table: (loop per item, FLOPs per iteration, instructions per iteration), as
 #: expressions of the kernel's integer arguments. The loop is what one item of the launch size walks
-#: serially; instructions count the index arithmetic (64-bit division and remainder: ~17 each).
+#: serially; instructions count the index arithmetic (64-bit division and remainder: ~17 each; `w32` is 1
+#: where im2col.cu's 32-bit index path applies, every index and a grid stride under 2**32: ~4x cheaper).
 WORK: dict[str, tuple[str, str, str]] = {
-    "im2col": ("1", "0", "200"),
-    "col2im": ("kh*kw", "1", "60"),
+    "im2col": ("1", "0", "200 // (1 + 3 * w32)"),
+    "col2im": ("kh*kw", "1", "60 // (1 + 3 * w32)"),
     "maxpool_forward": ("kh*kw", "1", "20"),
     "maxpool_backward": ("kh*kw", "1", "30"),
     "avgpool_forward": ("kh*kw", "1", "20"),
@@ -113,6 +114,8 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
     scalars = {p.name: int(v) for p, v in zip(kernel.params, values) if not p.is_pointer and p.base != "T"}
     nbytes = sum(v.nbytes * (2 if p.role == "inout" else 1) for p, v in zip(kernel.params, values) if p.is_pointer)
     grid, block = math.prod(detail["grid"]), math.prod(detail["block"])
+    largest = max((v.size for p, v in zip(kernel.params, values) if p.is_pointer), default=0)
+    scalars["w32"] = int(largest + grid * block <= 0xFFFFFFFF)
     if getattr(kernel, "cooperative", False):  # the loop is per thread already; work counts every thread's
         loop, flops, instr = (_eval(e, scalars) for e in COOP_WORK.get(name, _DEFAULT_WORK))
         items, serial = grid * block, loop
