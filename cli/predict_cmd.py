@@ -67,7 +67,8 @@ def _table(top: list[tuple[int, str, float]]) -> list[str]:
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="How many classes to list.")
 @click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Digit models: invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
-@click.option("--show-input", "show_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("--show-input", "-o", "--out", "show_path", default=None,
+              type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the prepared inputs (what the model sees) side by side to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
 def predict(ckpt, files, device, top, invert, show_path, as_json):

@@ -89,7 +89,7 @@ class JsonLines:
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
               help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
 @click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Continue a run from its checkpoint, exactly where it stopped.")
