@@ -76,6 +76,15 @@ class CupyOps(LayerKernelOps, ProductOps):
     def _c(self, a: Any) -> Any:
         return self.xp.ascontiguousarray(a)
 
+    def _constant(self, value: float, n: int, dtype: Any) -> Any:
+        """A cached read-only array of n `value`s (a missing bias, batch norm without an affine map):
+        filled once per table, never a fill per call."""
+        cache = self.__dict__.setdefault("_constants", {})
+        key = (value, n, numpy.dtype(dtype))
+        if key not in cache:
+            cache[key] = self.xp.full(n, value, dtype=key[2])
+        return cache[key]
+
     def _nothing(self, dtype: Any) -> Any:
         """An empty array of `dtype`, for a kernel's pointer argument of zero elements."""
         cache = self.__dict__.setdefault("_empties", {})
@@ -96,7 +105,7 @@ class CupyOps(LayerKernelOps, ProductOps):
         shape = (n, o, pool_geom.out_h, pool_geom.out_w)
         y = self.xp.empty(shape, dtype=x.dtype)
         argmax = self.xp.empty(shape, dtype=numpy.int32)
-        b = self._c(bias) if bias is not None else self.xp.zeros(o, dtype=x.dtype)
+        b = self._c(bias) if bias is not None else self._constant(0.0, o, x.dtype)
         self.launcher.launch("conv_relu_maxpool_forward", x.dtype, x, self._c(weight), b, y, argmax, n, c, h, w, o,
                              *geom, *pool_geom.kernel_args(), int(bias is not None))
         return y, _FusedSaved(x, y, argmax, geom, pool_geom)
@@ -233,9 +242,8 @@ class CupyOps(LayerKernelOps, ProductOps):
 
     def _affine(self, weight, bias, c: int, dtype):
         """weight and bias, or ones and zeros for batch norm without an affine map."""
-        xp = self.xp
-        return (xp.ones(c, dtype=dtype) if weight is None else self._c(weight),
-                xp.zeros(c, dtype=dtype) if bias is None else self._c(bias))
+        return (self._constant(1.0, c, dtype) if weight is None else self._c(weight),
+                self._constant(0.0, c, dtype) if bias is None else self._c(bias))
 
     def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
         """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat.
@@ -290,7 +298,7 @@ class CupyOps(LayerKernelOps, ProductOps):
         if bias is None:
             if act is None and not channel_major:
                 return x
-            bias = self.xp.zeros(c, dtype=x.dtype)
+            bias = self._constant(0.0, c, x.dtype)
         y = self.xp.empty((n, c, inner), dtype=x.dtype)
         self.launcher.launch("bias_act_forward", x.dtype, x, self._c(bias), y, n, c, inner, _ACT[act],
                              int(channel_major))
