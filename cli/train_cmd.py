@@ -137,7 +137,9 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
     refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
     if model_name is not None or out is not None or resume is not None:
-        _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
+        chosen = _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
+        if out is None and resume is None:
+            out = chosen  # the default path, or the first free one beside it
     dev = resolve_device(rank_device(distributed, device), echo=False)
     comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -165,7 +167,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         else:
             if extend_schedule is not None:
                 raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
-            prepared = run.new_run(RunConfig(**given), out)
+            prepared = run.new_run(RunConfig(**given), out, free_default=not overwrite)
             if model_name is None and out is None:  # the default path follows the model the data chose
                 _check_outputs(out, resume, prepared.config.model, data_source, overwrite, early_stop)
     config, out = prepared.config, prepared.out
@@ -220,23 +222,20 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     click.echo(f"trained in {took} on {dev.name}")
 
 
-def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> None:
-    """Refuse, before anything is loaded, a checkpoint path that would replace the data or another
-    output, or a previous run's default checkpoint that neither --overwrite nor --resume (of it)
-    allows to replace."""
+def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> pathlib.Path:
+    """The checkpoint path to write: --out, else the --resume checkpoint (a resumed run goes on
+    writing its own), else runs/<model>.h5 or, when that (or its .best/.earlystop file) exists and
+    --overwrite is not given, the first free runs/<model>-N.h5. Refused before anything is loaded:
+    a path that would replace the data or another output."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
+    if out is None and resume is None and not overwrite:
+        target = run.free_run_path(target)
     refuse_replacing_inputs(target, [], "--out", role="checkpoint")
     refuse_replacing_inputs(run.best_path(target), [], "--out", role="best-checkpoint")
     if early_stop is not None:
         copy = target.with_name(target.stem + ".earlystop" + target.suffix)
         refuse_replacing_inputs(copy, [], "--early-stop", role="early-stop-copy")
-    # an --out typed on the command line names the file to write, as -o does for the pictures;
-    # the default runs/<model>.h5 must not silently replace an earlier run's
-    continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()
-    if out is None and target.exists() and not (overwrite or continues):
-        hint = f"--resume {target} to continue it, " if resume is None else ""
-        raise click.BadParameter(f"{target} already exists (a previous run's checkpoint); pass --overwrite to "
-                                 f"replace it, {hint}or --out NEW.h5 to write another file", param_hint="'--out'")
+    return target
 
 
 COMMANDS = [train]

@@ -112,6 +112,19 @@ def conflicts(given: Mapping[str, Any], stored: RunConfig) -> list[tuple[str, An
             if f.name != "epochs" and f.name in given and given[f.name] != getattr(stored, f.name)]
 
 
+def free_run_path(out: str | os.PathLike) -> pathlib.Path:
+    """`out` if neither it nor the files a run writes beside it (`<stem>.best`, `<stem>.earlystop`)
+    exist, else the first free `<stem>-2`, `<stem>-3`, ...: a default checkpoint path never
+    replaces an earlier run's files."""
+    out = pathlib.Path(out)
+    candidate, n = out, 1
+    while any(os.path.lexists(p) for p in (candidate, best_path(candidate),
+                                            candidate.with_name(candidate.stem + ".earlystop" + candidate.suffix))):
+        n += 1
+        candidate = out.with_name(f"{out.stem}-{n}{out.suffix}")
+    return candidate
+
+
 def data_paths(source: str | os.PathLike) -> list[pathlib.Path]:
     """The files or folders a data source reads ("mnist" and "digits": the bundled folders)."""
     named = {"mnist": _data.bundled_mnist_dir, "digits": _data.bundled_digits_dir}.get(str(source))
@@ -229,8 +242,9 @@ class Run:
                          seconds)
 
 
-def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
-    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5). Fields left at
+def new_run(config: RunConfig, out: str | os.PathLike | None = None, free_default: bool = False) -> Run:
+    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5; with
+    `free_default`, the first free runs/<model>-N.h5 when that exists: `free_run_path`). Fields left at
     None are resolved from the data (`RunConfig.resolved`); the model is built for the data's image shape
     and class count."""
     splits = _load_splits(config)
@@ -246,6 +260,8 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
         raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
     if config.normalize:
         model.normalization = _data.channel_stats(train_set)
+    if out is None and free_default:  # `dualnet train` without --out: never replace an earlier run
+        out = free_run_path(pathlib.Path("runs") / f"{config.model}.h5")
     return _ready(config, model, None, out, None, -1.0, None, splits)
 
 
