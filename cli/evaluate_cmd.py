@@ -38,7 +38,8 @@ def format_confusion(confusion: np.ndarray) -> str:
               help="How many trailing training images form the val split (default: the run's `train --validation`, "
                    "else a sixth, at most 10000).")
 @click.option("--stream", is_flag=True, help="Read an HDF5 file's images batch by batch instead of loading them.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("--plot", "-o", "--out", "plot_path", default=None,
+              type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, stream, plot_path, as_json):
@@ -55,8 +56,12 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
     refuse_replacing_inputs(plot_path, [ckpt, data_source or trained_on(model)["data"] or "mnist"], "--plot")
+    # a folder of photos is prepared as the run prepared it (image size, channels, test fraction)
+    stored = (getattr(model, "metadata", None) or {}).get("train_config")
+    stored = stored if isinstance(stored, dict) else {}
+    prepare = {k: stored.get(k) for k in ("image_size", "channels", "test_fraction")}
     dataset = load_data_for(model, split, data_source, validation=validation, limit=limit, stream=stream or None,
-                            model_name=f"the model in {ckpt}", data_param="--data")
+                            model_name=f"the model in {ckpt}", data_param="--data", **prepare)
     if len(dataset) == 0:  # refused before anything is printed: one line
         raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")
     if not as_json:
@@ -72,7 +77,10 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         return
     click.echo(f"{ckpt}: {split} accuracy {result['accuracy']:.2%} on {result['n']:,} images "
                f"(loss {result['loss']:.4f})")
-    click.echo("per-class accuracy: " + "  ".join(f"{i}: {a:.2%}" for i, a in enumerate(result["per_class"])))
+    names = (getattr(model, "metadata", None) or {}).get("class_names")
+    if not (isinstance(names, list) and len(names) == len(result["per_class"])):
+        names = [str(i) for i in range(len(result["per_class"]))]
+    click.echo("per-class accuracy: " + "  ".join(f"{n}: {a:.2%}" for n, a in zip(names, result["per_class"])))
     click.echo(format_confusion(result["confusion"]))
     if plot_path is not None:
         click.echo(f"plot: {plot_path}")

@@ -26,7 +26,7 @@ import traceback
 
 import click
 
-from . import evaluate_cmd, export_cmd, gradcheck_cmd, info_cmd, plot_cmd, predict_cmd, train_cmd
+from . import data_cmd, evaluate_cmd, export_cmd, gradcheck_cmd, info_cmd, plot_cmd, predict_cmd, train_cmd
 from .common import as_flags
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
@@ -44,9 +44,13 @@ def cli() -> None:
       dualnet evaluate runs/lenet5.h5
       dualnet devices
     """
+    from dualnet import outputs
+
+    # one command: the guarded writer tracks its inputs and outputs until it ends
+    click.get_current_context().with_resource(outputs.command())
 
 
-for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd):
+for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd, data_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 
@@ -80,9 +84,14 @@ def _memory_hint(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
+    import warnings
+
     from dualnet import gpu_errors
     from dualnet.errors import DualnetError
     from dualnet.kernels.errors import KernelCompileError
+
+    # a warning (a fallback taken, an oversubscribed host) is one line, not the source line below it
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"dualnet: warning: {message}\n"
 
     try:
         try:

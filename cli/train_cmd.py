@@ -18,11 +18,15 @@ from dualnet.schedules import SCHEDULES
 from dualnet.train import TrainingInterrupted
 
 from .common import (
+    check_folder_options,
     data_option,
+    declare_inputs,
     device_option,
+    folder_options,
     free_default,
     non_negative,
     overwrite_option,
+    preparation_line,
     refuse_replacing_inputs,
     resolve_device,
 )
@@ -40,7 +44,8 @@ CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", ba
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
                      clip_grad="clip_grad", validation="validation", num_classes="num_classes",
-                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream")
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream",
+                     image_size="image_size", channels="channels", test_fraction="test_fraction", strict="strict")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -68,15 +73,15 @@ class JsonLines:
               help="Images per training step (with --distributed: the global batch over all ranks).")
 @click.option("--lr", type=float, default=None, show_default=BY_DATA, callback=_positive,
               help="Base learning rate.")
-@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer,
-              show_default=True,
+@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=None,
+              show_default="by data: nesterov; momentum for cifar10",
               help="The update rule (momentum, nesterov: SGD with momentum; adamw: Adam with decoupled weight decay).")
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.momentum,
               show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
 @click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative,
               help="L2 penalty added to every weight's gradient (0: off).")
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
-              show_default=True, help="Learning-rate schedule.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
+              show_default="by data: cosine; step for cifar10", help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
@@ -88,7 +93,7 @@ class JsonLines:
               help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
 @click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True,
               help="Seed of the initial weights, the batch order and the augmentation (a rerun is bit for bit).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Continue a run from its checkpoint, exactly where it stopped.")
@@ -100,6 +105,7 @@ class JsonLines:
               show_default="from the labels", help="Classes the model scores (labels outside 0..N-1 are refused).")
 @click.option("--stream", is_flag=True,
               help="Read an HDF5 file's images batch by batch instead of loading them (data larger than memory).")
+@folder_options
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
@@ -109,8 +115,8 @@ class JsonLines:
 @distributed_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
-          num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule,
-          distributed, reduction):
+          num_classes, stream, image_size, channels, test_fraction, strict, clip_grad, plot, as_json, overwrite,
+          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -118,6 +124,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train                                   # LeNet-5, bundled MNIST, 10 epochs
       dualnet train --data digits                     # digits-cnn on the 8x8 digits
       dualnet train --data colour.h5                  # resnet8 for (N, 3, 32, 32) images
+      dualnet train --data photos/ --image-size 64,64 # a folder of photos, one subfolder per class
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
@@ -128,15 +135,23 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
+        dn.checkpoint.reader.check_readable(resume)
+    declare_inputs([data_source], resumed=resume)
+    refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
+    refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
     if model_name is not None or out is not None or resume is not None:
-        _check_outputs(out, resume, model_name, data_source, overwrite)
+        chosen = _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
+        if out is None and resume is None:
+            out = chosen  # the default path, or the first free one beside it
     dev = resolve_device(rank_device(distributed, device), echo=False)
     comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
                  num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
-                 stream=stream)
+                 stream=stream, image_size=image_size, channels=channels, test_fraction=test_fraction, strict=strict)
+    check_folder_options(click.get_current_context(), data_source)
     # under --distributed one rank's refusal (a missing file, a bad option) is every rank's, naming it:
     # the others must not be left waiting in a collective
     with together(comm):
@@ -156,9 +171,9 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         else:
             if extend_schedule is not None:
                 raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
-            prepared = run.new_run(RunConfig(**given), out)
+            prepared = run.new_run(RunConfig(**given), out, free_default=not overwrite)
             if model_name is None and out is None:  # the default path follows the model the data chose
-                _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
+                _check_outputs(out, resume, prepared.config.model, data_source, overwrite, early_stop)
     config, out = prepared.config, prepared.out
     if extend_schedule is not None and prepared.schedule_note is None:
         raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
@@ -169,6 +184,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
         click.echo(prepared.recipe_note, err=True)
+        if "image_preparation" in prepared.writer.metadata:
+            click.echo(preparation_line(config.data, prepared.writer.metadata["image_preparation"]), err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
         if prepared.schedule_note:
@@ -209,19 +226,20 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     click.echo(f"trained in {took} on {dev.name}")
 
 
-def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
-    """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
-    previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
+def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> pathlib.Path:
+    """The checkpoint path to write: --out, else the --resume checkpoint (a resumed run goes on
+    writing its own), else runs/<model>.h5 or, when that (or its .best/.earlystop file) exists and
+    --overwrite is not given, the first free runs/<model>-N.h5. Refused before anything is loaded:
+    a path that would replace the data or another output."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
-    for path in (target, run.best_path(target)):
-        refuse_replacing_inputs(path, [data_source], "--out")
-    # an --out typed on the command line names the file to write, as -o does for the pictures;
-    # the default runs/<model>.h5 must not silently replace an earlier run's
-    continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()
-    if out is None and target.exists() and not (overwrite or continues):
-        hint = f"--resume {target} to continue it, " if resume is None else ""
-        raise click.BadParameter(f"{target} already exists (a previous run's checkpoint); pass --overwrite to "
-                                 f"replace it, {hint}or --out NEW.h5 to write another file", param_hint="'--out'")
+    if out is None and resume is None and not overwrite:
+        target = run.free_run_path(target)
+    refuse_replacing_inputs(target, [], "--out", role="checkpoint")
+    refuse_replacing_inputs(run.best_path(target), [], "--out", role="best-checkpoint")
+    if early_stop is not None:
+        copy = target.with_name(target.stem + ".earlystop" + target.suffix)
+        refuse_replacing_inputs(copy, [], "--early-stop", role="early-stop-copy")
+    return target
 
 
 COMMANDS = [train]

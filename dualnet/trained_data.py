@@ -32,13 +32,14 @@ def trained_on(model: Any) -> dict[str, Any]:
 
 def load_data_for(model: Any, split: str = "test", data: str | os.PathLike | None = None, *,
                   validation: int | None = None, limit: int | None = None, stream: bool | None = None,
-                  model_name: str = "the model", data_param: str = "data") -> _data.Dataset:
+                  model_name: str = "the model", data_param: str = "data", **options: Any) -> _data.Dataset:
     """One split of the data `model` was trained on, as its run split it, checked to fit the model.
 
     data: None for the recorded data (`trained_on(model)["data"]`, else "mnist"); the recorded
     validation split, class count and streaming apply when it is the recorded data, unless
     `validation` / `stream` are given. Raises DataError when the images do not fit the model,
     naming `data_param` (the caller's name for `data`: the CLI passes "--data") and the recorded data.
+    options: passed on to dn.data.load (how a folder of photos is prepared).
     """
     recorded = trained_on(model)
     source = data if data is not None else recorded["data"] or "mnist"
@@ -48,7 +49,8 @@ def load_data_for(model: Any, split: str = "test", data: str | os.PathLike | Non
     if stream is None:
         stream = bool(recorded["stream"]) if same else False
     num_classes = recorded["num_classes"] if same else None
-    dataset = _data.load(source, split, validation=validation, limit=limit, num_classes=num_classes, stream=stream)
+    dataset = _data.load(source, split, validation=validation, limit=limit, num_classes=num_classes, stream=stream,
+                         **options)
     try:
         check_fits(model, dataset, model_name)
     except DataError as exc:

@@ -5,16 +5,8 @@
 // Padding is never chosen by max pooling and counts as zeros in average pooling (the divisor is
 // always kh*kw).  Callers guarantee every window holds at least one in-bounds element.
 // Backward kernels gather (one thread per dx element, the only writer of it): deterministic.
-
-// First and last output row (or column) whose window covers input position p, clamped to [0, out).
-__device__ __forceinline__ int dn_pool_first(int p, int k, int s, int pad) {
-    const int t = p + pad - k + 1;
-    return t <= 0 ? 0 : (t + s - 1) / s;
-}
-__device__ __forceinline__ int dn_pool_last(int p, int s, int pad, int out) {
-    const int t = (p + pad) / s;
-    return t < out - 1 ? t : out - 1;
-}
+// The window scan and the windows covering a position are device.cuh's, shared with fused.cu.
+#include "device.cuh"
 
 // y = max over the in-bounds window, scanned row-major; a strictly greater value replaces the
 // current one, so the first maximal element wins ties.  argmax = iy * w + ix of the winner.
@@ -29,21 +21,9 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
         const int oy = (int)((idx / out_w) % out_h);
         const long long plane = idx / ((long long)out_w * out_h);  // b * c + ci
         const T* xp = x + plane * h * w;
-        T best = T(0);
-        int arg = -1;
-        for (int i = 0; i < kh; ++i) {
-            const int iy = oy * sh - ph + i;
-            if (iy < 0 || iy >= h) continue;
-            for (int j = 0; j < kw; ++j) {
-                const int ix = ox * sw - pw + j;
-                if (ix < 0 || ix >= w) continue;
-                const T v = xp[iy * w + ix];
-                if (arg < 0 || v > best) {
-                    best = v;
-                    arg = iy * w + ix;
-                }
-            }
-        }
+        T best;
+        const int arg = dn_window_first_max(oy, ox, kh, kw, sh, sw, ph, pw, h, w,
+                                            [&](int iy, int ix) { return xp[iy * w + ix]; }, best);
         y[idx] = best;
         argmax[idx] = arg;
     }
@@ -62,16 +42,11 @@ __global__ void maxpool_backward(const T* __restrict__ dy, const int* __restrict
         const int iy = (int)((idx / w) % h);
         const long long base = (idx / ((long long)w * h)) * out_h * out_w;
         const int me = iy * w + ix;
-        const int oy1 = dn_pool_last(iy, sh, ph, out_h);
-        const int ox0 = dn_pool_first(ix, kw, sw, pw);
-        const int ox1 = dn_pool_last(ix, sw, pw, out_w);
         T sum = T(0);
-        for (int oy = dn_pool_first(iy, kh, sh, ph); oy <= oy1; ++oy) {
-            for (int ox = ox0; ox <= ox1; ++ox) {
-                const long long o = base + (long long)oy * out_w + ox;
-                if (argmax[o] == me) sum += dy[o];
-            }
-        }
+        dn_windows_covering(iy, ix, kh, kw, sh, sw, ph, pw, out_h, out_w, [&](int oy, int ox) {
+            const long long o = base + (long long)oy * out_w + ox;
+            if (argmax[o] == me) sum += dy[o];
+        });
         dx[idx] = sum;
     }
 }
@@ -127,17 +102,19 @@ __global__ void avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx,
     }
 }
 
-// Global average pooling: y[b, ci] = (sum of the plane x[b, ci, :], ascending) / inner.
+// Global average pooling: y[b, ci] = (sum of the plane x[b, ci, :]) / inner, one warp per plane
+// (DN_BLOCK / 32 planes per block): lane l sums k = l, l + 32, ... ascending, then the warp's
+// fixed shuffle tree.
 template <typename T>
 __global__ void global_avgpool_forward(const T* __restrict__ x, T* __restrict__ y, int n, int c, int inner) {
-    const long long total = (long long)n * c;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const T* p = x + idx * inner;
-        T sum = T(0);
-        for (int k = 0; k < inner; ++k) sum += p[k];
-        y[idx] = sum / (T)inner;
-    }
+    const int lane = threadIdx.x & 31;
+    const long long plane = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (plane >= (long long)n * c) return;  // the whole warp
+    const T* p = x + plane * inner;
+    T sum = T(0);
+    for (int k = lane; k < inner; k += 32) sum += p[k];
+    sum = dn_warp_sum(sum);
+    if (lane == 0) y[plane] = sum / (T)inner;
 }
 
 // dx[b, ci, k] = dy[b, ci] / inner.
