@@ -163,13 +163,11 @@ class ReferenceOps(LayerOps, TrainingOps):
         k = (c // groups) * kh * kw
         g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
         g_cols = cols.reshape(groups, k, n * out_h * out_w)
-        g_w = weight.reshape(groups, o // groups, k)
         dweight = xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
         dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
-        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
-        return self.col2im(dcols, x_shape, geom), dweight, dbias
+        return self.conv2d_input_grad(dy, weight, x_shape, geom, groups), dweight, dbias
 
     # --- fused: convolution + ReLU + max pooling -----------------------------------------
 
