@@ -73,6 +73,9 @@ class LayerOps:
 
     xp: Any
 
+    def col2im(self, cols: Any, x_shape: tuple[int, int, int, int], geom: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
+
     # --- softmax along an axis -----------------------------------------------------------
 
     def softmax_forward(self, x, dim: int, log: bool):
