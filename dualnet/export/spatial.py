@@ -2,7 +2,7 @@
 
 dualnet's geometry is ONNX's: out = floor((size + p_begin + p_end - d(k-1) - 1) / s) + 1 (ceil with
 ceil_mode, whose last window starts inside the input or its leading pad in both), ONNX pads are
-[top, left, bottom, right]; a Conv2d with padding="same" exports as auto_pad SAME_UPPER.
+[top, left, bottom, right]; a Conv2d with padding="same" exports as auto_pad SAME_UPPER (undilated).
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ def _pads(padding: tuple[int, int]) -> list[int]:
 
 
 def _conv_pads(layer: Any) -> dict[str, Any]:
-    if layer.padding == "same":
+    """auto_pad SAME_UPPER for an undilated "same" convolution (onnxruntime refuses a dilated one,
+    which gets the same padding written out), else explicit pads."""
+    if layer.padding == "same" and tuple(layer.dilation) == (1, 1):
         return {"auto_pad": "SAME_UPPER"}
     left, right, top, bottom = layer.pads
     return {"pads": [top, left, bottom, right]}
