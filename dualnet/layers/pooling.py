@@ -79,8 +79,8 @@ class AvgPool2d(_Pool2d):
 
     def __init__(self, kernel_size: Any, stride: Any = None, padding: Any = 0, ceil_mode: bool = False,
                  count_include_pad: bool = True):
-        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
         self.count_include_pad = _flag(count_include_pad, "count_include_pad", type(self).__name__)
+        super().__init__(kernel_size, stride, padding, 1, ceil_mode)
 
     def config(self) -> dict[str, Any]:
         return {**super().config(), "count_include_pad": self.count_include_pad}
