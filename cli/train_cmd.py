@@ -29,6 +29,7 @@ from .common import (
 from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
 from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command
+from .train_finetune import apply_finetune, finetune_options, refuse_with_resume
 
 # the option defaults are the library's (RunConfig documents why they are what they are); those left
 # at None follow the data's recipe (dualnet.recipes), printed when the run starts
@@ -102,10 +103,11 @@ class JsonLines:
 @overwrite_option()
 @callback_options
 @distributed_options
+@finetune_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
           num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule,
-          distributed, reduction):
+          distributed, reduction, init_from, freeze):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -116,6 +118,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
+      dualnet train --init-from runs/lenet5.h5 --freeze 'conv*' --epochs 3
       dualnet train --epochs 50 --early-stop 5 --log-csv runs/log.csv
       mpiexec -n 2 dualnet train --distributed --device cpu
     """
@@ -123,6 +126,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    refuse_with_resume(init_from, freeze, resume is not None)
     if model_name is not None or out is not None or resume is not None:
         _check_outputs(out, resume, model_name, data_source, overwrite)
     dev = resolve_device(rank_device(distributed, device), echo=False)
@@ -152,6 +156,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         if model_name is None and out is None:  # the default path follows the model the data chose
             _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
     config, out = prepared.config, prepared.out
+    tuned = apply_finetune(prepared.model, init_from, freeze)
     if extend_schedule is not None and prepared.schedule_note is None:
         raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
                                f"{config.epochs} epochs; pass a larger --epochs", ctx=click.get_current_context())
@@ -161,6 +166,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
         click.echo(prepared.recipe_note, err=True)
+        for line in tuned:
+            click.echo(line, err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
         if prepared.schedule_note:

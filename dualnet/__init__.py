@@ -31,7 +31,7 @@ __all__ = [
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
     "GradcheckError", "gradcheck", "Parameter", "Sequential", "no_grad", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
-    "train_run", "resume", "export_onnx", "from_dlpack", "__version__",
+    "train_run", "resume", "export_onnx", "from_dlpack", "finetune", "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
@@ -44,7 +44,7 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "train_run": ("run", "train_run"), "resume": ("run", "resume"),
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
          "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
-         "distributed": ("distributed", None)}
+         "distributed": ("distributed", None), "finetune": ("finetune", None)}
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,8 @@
 Training: each channel is normalised with the mean and the biased variance of the batch (over
 N and every spatial position), then scaled by `weight` and shifted by `bias`; the running
 statistics follow `running = (1 - momentum) * running + momentum * batch`, with the *unbiased*
-batch variance for `running_var`. Eval: the same affine map with the running statistics.
+batch variance for `running_var`. Eval: the same affine map with the running statistics, which a
+frozen batch norm (weight and bias frozen, `freeze()`) also uses in training mode.
 """
 
 from __future__ import annotations
@@ -59,6 +60,13 @@ class _BatchNorm(Layer):
     def config(self) -> dict[str, Any]:
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum, affine=self.affine)
 
+    def statistics_frozen(self) -> bool:
+        """True when weight and bias are both frozen (freeze()): the layer then normalizes with its
+        running statistics in training mode too and leaves them as they are, as a frozen batch norm
+        in fine-tuning should (torchvision's FrozenBatchNorm2d). Without an affine map, use eval()."""
+        return (self.weight is not None and self.bias is not None and not self.weight.requires_grad
+                and not self.bias.requires_grad)
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) + 1 not in self.ranks or shape[0] != self.num_features:
             raise ValueError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "
@@ -84,7 +92,7 @@ class _BatchNorm(Layer):
         per_channel = self._check(x)
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
-        if not self.training:
+        if not self.training or self.statistics_frozen():
             # backward differentiates the affine map of the running statistics (frozen batch norm)
             self._cache = _EvalInput(x) if self._records() else None
             return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
