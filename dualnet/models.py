@@ -20,6 +20,7 @@ from .layers import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool2d,
     Layer,
@@ -29,10 +30,11 @@ from .layers import (
     Residual,
     Sequential,
     Tanh,
+    Upsample,
 )
 
 __all__ = ["lenet5", "lenet5_classic", "theano_lenet", "tutorial_net", "mlp", "lenet5_separable", "lenet5_bn",
-           "digits_net", "digits_cnn", "resnet8", "resnet20", "get", "names", "describe", "MODELS"]
+           "digits_net", "digits_cnn", "resnet8", "resnet20", "unet_mini", "get", "names", "describe", "MODELS"]
 
 MNIST_SHAPE = (1, 28, 28)
 DIGITS_SHAPE = (1, 8, 8)
@@ -277,6 +279,35 @@ def digits_cnn(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, in
     feats, out = _chain(name, shape, Conv2d(shape[0], 16, 3, padding=1, dtype=dtype, seed=s()), ReLU(),
                         MaxPool2d(2), Conv2d(16, 32, 3, padding=1, dtype=dtype, seed=s()), ReLU())
     return Sequential(*_classifier(name, feats, out, (64, k), s, dtype), input_shape=shape)
+
+
+# --- an encoder-decoder (U-Net style, skips by addition) ---------------------------------------
+
+
+@_builder("unet-mini")
+def unet_mini(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
+              in_channels: int | None = None, width: int = 8) -> Sequential:
+    """A two-level U-Net-style encoder-decoder, skips by addition, with per-pixel class scores averaged.
+
+    conv 3x3 'same'-BN-ReLU (width w); then at full size x + up(...): maxpool 2, conv-BN-ReLU (2w),
+    and at half size x + ConvTranspose2d(4w -> 2w, 2, stride 2) of maxpool 2, conv-BN-ReLU (4w);
+    a 1x1 conv (2w -> w) and Upsample x2 (nearest) back to full size; ReLU, 1x1 conv to the classes,
+    global average pooling. H and W must be multiples of 4 (28x28, 8x8, 32x32)."""
+    name = "unet-mini"
+    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
+    w = width
+
+    def block(cin: int, cout: int) -> list[Layer]:
+        return [Conv2d(cin, cout, 3, padding="same", bias=False, dtype=dtype, seed=s()), BatchNorm2d(cout, dtype=dtype),
+                ReLU()]
+
+    inner = Residual(Sequential(MaxPool2d(2), *block(2 * w, 4 * w),
+                                ConvTranspose2d(4 * w, 2 * w, 2, stride=2, dtype=dtype, seed=s())))
+    outer = Residual(Sequential(MaxPool2d(2), *block(w, 2 * w), inner, Conv2d(2 * w, w, 1, dtype=dtype, seed=s()),
+                                Upsample(scale_factor=2)))
+    layers, _ = _chain(name, shape, *block(shape[0], w), outer, ReLU(), Conv2d(w, k, 1, dtype=dtype, seed=s()),
+                       GlobalAvgPool2d())
+    return Sequential(*layers, input_shape=shape)
 
 
 # --- CIFAR-style ResNets (He et al. 2016, section 4.2) -----------------------------------------
