@@ -1,7 +1,7 @@
 """Host cost of dualnet's "gpu" path, measured without a GPU.
 
 The complete "gpu" code path (backend, CupyOps, the real CupyLauncher and binding, `dn.fit`'s
-loop) runs over `standin_cupy`, a stand-in `cupy` whose arrays carry shapes but no data and whose
+loop) runs over `tests/standins/counting_cupy.py`, a stand-in `cupy` whose arrays carry shapes but no data and whose
 kernels do nothing. What is left is the host's own work per step, which on a real GPU is what a
 small model like LeNet-5 waits for. Printed, all from one run:
 
@@ -16,7 +16,12 @@ The stand-in's own bookkeeping (about a microsecond per operation) is inside dua
 CuPy's own per-call host cost (typically 5-15 us per kernel) is not modelled: multiply the
 operation count by it for an estimate on a real machine.
 
-    python benchmarks/gpu_host_overhead.py [--steps 100] [--rounds 5] [--json out.json]
+Also per step: hidden copies (copies CuPy makes inside `matmul` without being asked; 0 when every
+product runs on 2-D or contiguous views) and the products by compute type (fp32, tf32, fp64).
+`--model resnet20 --batch 128` counts any zoo model (3x32x32 inputs for the CIFAR ones); the
+PyTorch comparison is LeNet-5's only.
+
+    python benchmarks/gpu_host_overhead.py [--model lenet5] [--steps 100] [--rounds 5] [--json out.json]
 """
 
 from __future__ import annotations
@@ -29,17 +34,17 @@ import statistics
 import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-import standin_cupy  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests"))
+from standins import counting_cupy  # noqa: E402
 
-cp = standin_cupy.install()
+cp = counting_cupy.install()
 
 import numpy as np  # noqa: E402
 
 import dualnet as dn  # noqa: E402
 from dualnet.backend import Device  # noqa: E402
 
-COUNTER = standin_cupy.COUNTER
+COUNTER = counting_cupy.COUNTER
 
 
 def gpu_device() -> Device:
@@ -52,17 +57,17 @@ def gpu_device() -> Device:
     return dn.use_device("gpu")
 
 
-def dataset(n: int) -> dn.data.Dataset:
+def dataset(n: int, shape: tuple[int, ...] = (1, 28, 28)) -> dn.data.Dataset:
     rng = np.random.default_rng(0)
-    return dn.data.Dataset(rng.random((n, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, n))
+    return dn.data.Dataset(rng.random((n, *shape), dtype=np.float32), rng.integers(0, 10, n))
 
 
-def run_fit(dev: Device, steps: int, batch: int, progress_every: int) -> tuple[float, collections.Counter,
-                                                                               collections.Counter]:
+def run_fit(dev: Device, steps: int, batch: int, progress_every: int, model_name: str = "lenet5") \
+        -> tuple[float, collections.Counter, collections.Counter]:
     """One fit of `steps` steps: (seconds, ops, syncs)."""
-    model = dn.models.lenet5(seed=0).to(dev)
+    model = dn.models.get(model_name, seed=0).to(dev)
     opt = dn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    train = dataset(steps * batch)
+    train = dataset(steps * batch, tuple(model.input_shape))
     COUNTER.reset()
     t = time.perf_counter()
     dn.fit(model, train, epochs=1, batch_size=batch, optimizer=opt, progress_every=progress_every)
@@ -133,6 +138,7 @@ def per_step(big: collections.Counter, small: collections.Counter, steps: int) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="lenet5", help="a zoo model (dn.models.get); default lenet5")
     ap.add_argument("--steps", type=int, default=100)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batch", type=int, default=64)
@@ -142,9 +148,10 @@ def main() -> None:
     args = ap.parse_args()
     dev = gpu_device()
     s = args.steps
-    run_fit(dev, 4, args.batch, args.progress_every)  # warm-up: compiles (no-ops), imports, caches
-    _, ops1, syncs1 = run_fit(dev, s, args.batch, args.progress_every)
-    _, ops2, syncs2 = run_fit(dev, 2 * s, args.batch, args.progress_every)
+    m = args.model
+    run_fit(dev, 4, args.batch, args.progress_every, m)  # warm-up: compiles (no-ops), imports, caches
+    _, ops1, syncs1 = run_fit(dev, s, args.batch, args.progress_every, m)
+    _, ops2, syncs2 = run_fit(dev, 2 * s, args.batch, args.progress_every, m)
     ops_step = per_step(ops2, ops1, s)
     by_kind: collections.Counter = collections.Counter()
     for (kind, name), k in ops2.items():
@@ -159,10 +166,17 @@ def main() -> None:
     launch = launch_overhead(dev)
     own = max(v["dualnet_own_us"] for v in launch.values())
 
-    peer, peer_name = (None, "skipped (--no-peer)") if args.no_peer else torch_step()
+    hidden = sum(v for k, v in names.items() if k.startswith("hidden_copy:"))
+    products = {k.split(":", 1)[1]: v for k, v in names.items() if k.startswith("cublas:")}
+    if args.no_peer:
+        peer, peer_name = None, "skipped (--no-peer)"
+    elif m != "lenet5":
+        peer, peer_name = None, f"skipped (the PyTorch proxy is LeNet-5's; model {m})"
+    else:
+        peer, peer_name = torch_step()
     ours, theirs = [], []
     for _ in range(args.rounds):
-        t, _, _ = run_fit(dev, s, args.batch, args.progress_every)
+        t, _, _ = run_fit(dev, s, args.batch, args.progress_every, m)
         ours.append(t / s * 1e6)
         if peer is not None:
             for _ in range(10):
@@ -173,16 +187,19 @@ def main() -> None:
             theirs.append((time.perf_counter() - t0) / s * 1e6)
     host_us = statistics.median(ours)
     report = {
-        "steps": s, "batch": args.batch, "progress_every": args.progress_every,
+        "model": m, "steps": s, "batch": args.batch, "hidden_copies_per_step": hidden, "products_per_step": products,
+        "progress_every": args.progress_every,
         "device_ops_per_step": ops_step, "ops_per_step_by_kind": kinds, "ops_per_step_by_name": names,
         "syncs_per_step": syncs_step, "syncs_outside_progress_per_fit": other_fit,
         "syncs_outside_progress_per_step": syncs_outside,
         "syncs_outside_progress": {f"{w} ({what})": k for (w, what), k in other1.items()},
         "launch": launch, "launch_own_us_max": own, "host_us_per_step": host_us, "peer": peer_name,
     }
-    print(f"LeNet-5 dn.fit on 'gpu' over the stand-in cupy, batch {args.batch}, steady state over {s} steps")
+    print(f"{m} dn.fit on 'gpu' over the stand-in cupy, batch {args.batch}, steady state over {s} steps")
     print(f"  device operations per step  {ops_step:7.2f}   ("
           + ", ".join(f"{k} {v:.2f}" for k, v in kinds.items()) + ")")
+    print(f"  hidden copies per step      {hidden:7.2f}   (products: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in products.items()) + ")")
     print(f"  host syncs per step         {syncs_step:7.3f}   (outside progress printing: {other_fit} in a fit "
           f"of {s} steps = 1 per {s / max(other_fit, 1e-9):.0f} steps)")
     for label, v in launch.items():

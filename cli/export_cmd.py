@@ -9,8 +9,11 @@ import re
 import click
 
 import dualnet as dn
+from dualnet.sizes import check_activations
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
+#: random inputs --verify runs through both the file and the model
+VERIFY_BATCH = 8
 
 
 def _shape(ctx, param, value):
@@ -51,6 +54,8 @@ def export(ckpt, out, opset, input_shape, no_fold, verify, as_json):
     if verify:
         require("onnxruntime")
     model = dn.load(ckpt, device="cpu")
+    if verify:  # the check runs a batch through the model: its activations are judged from shapes first
+        check_activations(model, input_shape_of(model, input_shape), VERIFY_BATCH, "float32", "--input-shape")
     opset = DEFAULT_OPSET if opset is None else opset
     path = export_onnx(model, out, input_shape=input_shape, opset=opset, fold_normalization=not no_fold)
     shape = input_shape_of(model, input_shape)
@@ -58,7 +63,7 @@ def export(ckpt, out, opset, input_shape, no_fold, verify, as_json):
     report = {"out": str(path), "opset": opset, "input_shape": ["N", *shape], "output_shape": ["N", *out_shape],
               "parameters": sum(p.size for p in model.parameters())}
     if verify:
-        report.update(compare_with_onnxruntime(model, path))
+        report.update(compare_with_onnxruntime(model, path, batch=VERIFY_BATCH))
     if as_json:
         click.echo(json.dumps(report))
         return

@@ -7,6 +7,7 @@ import pathlib
 import click
 
 import dualnet as dn
+from dualnet.sizes import build_within
 
 
 @click.command()
@@ -97,8 +98,12 @@ def summary(target: str, input_shape: tuple[int, int, int] | None, classes: int 
     if classes is not None:
         kwargs["num_classes"] = classes
     # a model too small for the input raises ValueError naming the layer, the shape it would get
-    # and the models that fit: one line (cli/main.py)
-    dn.models.get(target, **kwargs).summary()
+    # and the models that fit: one line (cli/main.py); one too large is refused from its weights' shapes,
+    # before they are allocated (dualnet.sizes)
+    given = " and ".join(o for o, v in (("--input-shape", input_shape), ("--classes", classes)) if v is not None)
+    what = f"{target}" + (f" for {'x'.join(map(str, input_shape))} inputs" if input_shape else "") + \
+        (f" with {classes:,} classes" if classes is not None else "")
+    build_within(lambda: dn.models.get(target, **kwargs), what, given or "model").summary()
 
 
 COMMANDS = [devices, models, summary]

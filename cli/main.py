@@ -64,7 +64,9 @@ def _memory_hint(argv: list[str] | None) -> str:
     args = sys.argv[1:] if argv is None else argv
     command = next((a for a in args if not a.startswith("-")), "")
     hints = {"train": "try a smaller --batch-size or --limit", "evaluate": "try a smaller --batch-size or --limit",
-             "predict": "give fewer or smaller images", "featuremaps": "give a smaller image"}
+             "predict": "give fewer or smaller images", "featuremaps": "give a smaller image",
+             "summary": "the model's size is set by --input-shape and --classes: give smaller ones",
+             "export": "--input-shape sets the size of the inputs --verify runs: give a smaller one"}
     return hints.get(command, "free some memory and try again")
 
 

@@ -8,6 +8,7 @@ import click
 
 import dualnet as dn
 from dualnet import checkpoint
+from dualnet.data.image_decode import FORMATS_TEXT
 
 from .common import data_option, free_default, overwrite_option, refuse_replacing_inputs
 
@@ -80,7 +81,15 @@ def filters(ckpt, layer, out, overwrite):
     click.echo(str(plots.save_figure(plots.filters(model, which), out)))
 
 
-@click.command()
+@click.command(help=f"""Activation maps of one image after each convolution and pooling stage.
+
+    Give an IMAGE file ({FORMATS_TEXT}; prepared exactly as `dualnet predict` prepares it) or --index N.
+
+    \b
+    Examples:
+      dualnet featuremaps runs/lenet5.h5 --index 0
+      dualnet featuremaps runs/lenet5.h5 digit.png -o digit-maps.png
+    """)
 @click.argument("ckpt", type=CKPT)
 @click.argument("image", required=False, type=click.Path(exists=True, dir_okay=False, path_type=pathlib.Path))
 @click.option("--index", type=click.IntRange(0), default=None, metavar="N",
@@ -93,15 +102,6 @@ def filters(ckpt, layer, out, overwrite):
 @click.option("-o", "--out", type=PNG, default=None, help="PNG to write [default: <CKPT stem>.featuremaps.png].")
 @overwrite_option()
 def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
-    """Activation maps of one image after each convolution and pooling stage.
-
-    Give an IMAGE file (PNG, JPEG, BMP, GIF, PGM or .npy, resized to the model's input) or --index N.
-
-    \b
-    Examples:
-      dualnet featuremaps runs/lenet5.h5 --index 0
-      dualnet featuremaps runs/lenet5.h5 digit.png -o digit-maps.png
-    """
     if (image is None) == (index is None):
         raise click.UsageError("give exactly one of IMAGE or --index N")
     _require_matplotlib()
@@ -109,12 +109,11 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
 
     refuse_replacing_inputs(out, [ckpt, image, data_source if index is not None else None], "-o")
     model = checkpoint.read(ckpt, device="cpu").model
-    c, h, w = model.input_shape or (1, 28, 28)
     label = None
     if image is not None:
-        from dualnet.data.images import load_images
+        from dualnet import inference
 
-        x = load_images([str(image)], size=(h, w), invert=invert)[0]
+        x = inference.prepare_inputs(model, [str(image)], invert)[0]  # predict's own preparation
     else:
         dataset = dn.data.load(data_source, split, limit=index + 1)
         if index >= len(dataset):

@@ -9,34 +9,14 @@ import click
 import numpy as np
 
 import dualnet as dn
-from dualnet import checkpoint
-from dualnet.data import prepare
+from dualnet import checkpoint, inference
+from dualnet.data.images import FORMATS_TEXT
 
 from .common import device_option, refuse_replacing_inputs, resolve_device
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
-#: below this top probability the answer comes with a hint that the image may not be one of the classes
-LOW_CONFIDENCE = 0.5
 #: --show-input draws each prepared input at least this many pixels high
 SHOW_HEIGHT = 112
-
-
-def class_names(metadata: dict, k: int) -> list[str]:
-    """The checkpoint's class names (metadata "class_names", K strings), else "0" .. "K-1"."""
-    names = metadata.get("class_names")
-    if isinstance(names, list) and len(names) == k and all(isinstance(n, str) for n in names):
-        return names
-    return [str(i) for i in range(k)]
-
-
-def hint(top_probability: float, channels: int) -> str | None:
-    """A one-line hint when the top probability is low, else None."""
-    if top_probability >= LOW_CONFIDENCE:
-        return None
-    kind = ("a single handwritten digit, dark on light or light on dark, on a plain background"
-            if channels == 1 else "one object of the model's classes, filling most of the picture")
-    return (f"the top probability is only {top_probability:.0%}: the image may not show any of the model's "
-            f"classes (this model expects {kind}); --show-input FILE.png shows what the model saw")
 
 
 def save_inputs_png(x: np.ndarray, path: pathlib.Path) -> None:
@@ -56,20 +36,28 @@ def save_inputs_png(x: np.ndarray, path: pathlib.Path) -> None:
     image.save(path, format="PNG")
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits.astype(np.float64)
-    p = np.exp(z - z.max(axis=1, keepdims=True))
-    return p / p.sum(axis=1, keepdims=True)
-
-
-def _table(names: list[str], p: np.ndarray, order: np.ndarray) -> list[str]:
-    width = max(5, *(len(names[k]) for k in order))
+def _table(top: list[tuple[int, str, float]]) -> list[str]:
+    width = max(5, *(len(name) for _, name, _ in top))
     lines = [f"  rank  {'class':>{width}}  probability"]
-    lines += [f"  {r:>4}  {names[k]:>{width}}  {p[k]:>11.1%}" for r, k in enumerate(order, 1)]
+    lines += [f"  {r:>4}  {name:>{width}}  {p:>11.1%}" for r, (_, name, p) in enumerate(top, 1)]
     return lines
 
 
-@click.command()
+@click.command(help=f"""Classify images ({FORMATS_TEXT}) with a trained checkpoint.
+
+    \b
+    Digit models (1 input channel): the digit is cropped to its ink, fitted into
+    20/28 of the input keeping its shape, centred by mass, and made light on dark,
+    as MNIST's digits were; a blank image gets "no ink found". Colour models
+    (3 channels): the shorter side is resized to the input's and the centre cropped
+    out; a checkpoint's normalization (metadata "normalization": per-channel mean
+    and std) is applied. The library's dn.predict does the same.
+
+    \b
+    Examples:
+      dualnet predict runs/lenet5.h5 digit.png other.npy
+      dualnet predict runs/resnet8.h5 cat.jpg --top 5 --show-input seen.png
+    """)
 @click.argument("ckpt", type=CKPT)
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=pathlib.Path))
 @device_option(default="cpu")
@@ -80,55 +68,35 @@ def _table(names: list[str], p: np.ndarray, order: np.ndarray) -> list[str]:
               help="Write the prepared inputs (what the model sees) side by side to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
 def predict(ckpt, files, device, top, invert, show_path, as_json):
-    """Classify images (PNG, JPEG, BMP, GIF, WebP, PGM/PPM or .npy) with a trained checkpoint.
-
-    \b
-    Digit models (1 input channel): the digit is cropped to its ink, fitted into
-    20/28 of the input keeping its shape, centred by mass, and made light on dark,
-    as MNIST's digits were. Colour models (3 channels): the shorter side is resized
-    to the input's and the centre cropped out; a checkpoint's normalization
-    (metadata "normalization": per-channel mean and std) is applied.
-
-    \b
-    Examples:
-      dualnet predict runs/lenet5.h5 digit.png other.npy
-      dualnet predict runs/resnet8.h5 cat.jpg --top 5 --show-input seen.png
-    """
     refuse_replacing_inputs(show_path, [ckpt, *files], "--show-input")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    shape = tuple(model.input_shape or (1, 28, 28))
-    if len(shape) != 3 or shape[0] not in (1, 3):
-        raise click.ClickException(f"{ckpt}: the model takes inputs of shape {shape}; predict prepares 1-channel "
-                                   "(digit) or 3-channel (RGB) images, of shape (1, H, W) or (3, H, W)")
+    try:
+        shape = inference.input_shape(model)
+    except dn.DataError as exc:
+        raise click.ClickException(f"{ckpt}: {exc}") from None
     if shape[0] == 3 and invert != "auto":
         raise click.UsageError(f"--invert {invert} applies to digit (1-channel) models; {ckpt} takes RGB images")
-    x = prepare.load_inputs([str(f) for f in files], shape, invert)
+    norm = dn.data.model_normalization(model)
+    if norm is not None:  # checked here too, so a bad one is reported against the checkpoint's file
+        dn.data.check_normalization(norm, shape[0], f"{ckpt}: metadata")
+    x = inference.prepare_inputs(model, [str(f) for f in files], invert)
     if show_path is not None:
         save_inputs_png(x, show_path)
-    metadata = getattr(model, "metadata", None) or {}
-    norm = dn.data.model_normalization(model)
-    if norm is not None:  # the training run's per-channel normalization, by the function training used
-        x = dn.data.normalize(x, dn.data.check_normalization(norm, shape[0], f"{ckpt}: metadata"))
-    params = list(model.parameters())
-    x = x.astype(params[0].data.dtype if params else np.float32)  # a float64/float16 checkpoint takes its dtype
-    model.eval()
-    with dn.no_grad():
-        probs = _softmax(dn.to_numpy(model(dn.to_device(x, dev))))
-    names = class_names(metadata, probs.shape[1])
-    for f, p in zip(files, probs):
-        order = np.argsort(-p, kind="stable")[:top]
-        note = hint(float(p[order[0]]), shape[0])
+    for f, answer in zip(files, inference.predict(model, x, top=top)):
         if as_json:
-            click.echo(json.dumps({"file": str(f), "class": int(order[0]), "name": names[order[0]],
-                                   "top": [{"class": int(k), "name": names[k], "probability": float(p[k])}
-                                           for k in order], "hint": note}))
+            click.echo(json.dumps({"file": str(f), "class": answer.label, "name": answer.name,
+                                   "top": [{"class": k, "name": name, "probability": p} for k, name, p in answer.top],
+                                   "hint": answer.hint}))
             continue
-        click.echo(f"{f}: {names[order[0]]}  ({p[order[0]]:.1%})")
-        for line in _table(names, p, order):
+        if not answer.top:
+            click.echo(f"{f}: {answer.hint}")
+            continue
+        click.echo(f"{f}: {answer.name}  ({answer.probability:.1%})")
+        for line in _table(answer.top):
             click.echo(line)
-        if note is not None:
-            click.echo(f"  hint: {note}")
+        if answer.hint is not None:
+            click.echo(f"  hint: {answer.hint}; --show-input FILE.png shows what the model saw")
     if show_path is not None and not as_json:
         click.echo(f"prepared input: {show_path}")
 

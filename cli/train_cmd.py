@@ -28,7 +28,7 @@ from .common import (
 )
 from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
-from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command
+from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command, together
 from .train_finetune import apply_finetune, finetune_options, refuse_with_resume
 
 # the option defaults are the library's (RunConfig documents why they are what they are); those left
@@ -78,7 +78,8 @@ class JsonLines:
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
-              metavar="P", help="Random crops of training images padded by P zeros (0: off).")
+              metavar="P", help="Alias of --augment-shift as vision recipes name it: random crops of images "
+              "padded by P zeros (the same shift, its own random stream; 0: off).")
 @click.option("--augment-flip/--no-augment-flip", default=None, show_default=BY_DATA,
               help="Mirror half of the training images left-right.")
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
@@ -136,25 +137,28 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
                  num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
                  stream=stream)
-    if resume is not None:
-        ctx = click.get_current_context()
-        stored = run.read_run(resume, device=dev.name)
-        # the stored run configuration wins, so the resumed run is the same run; options typed
-        # on the command line that would change it are refused rather than silently ignored
-        differ = run.conflicts(_typed(ctx, given), stored.config)
-        if differ:
-            listed = ", ".join(f"--{key.replace('_', '-')} {value} (stored: {kept})" for key, value, kept in differ)
-            raise click.UsageError(f"{resume} is resumed with its stored settings, but these options differ "
-                                   f"from them: {listed}; drop them, or start a new run without --resume", ctx=ctx)
-        # --epochs left at its default means the stored target, not 10 (which would change the plan)
-        target = epochs if "epochs" in _typed(ctx, given) else None
-        prepared = run.resumed_run(stored, target, out, extend_schedule or "anneal")
-    else:
-        if extend_schedule is not None:
-            raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
-        prepared = run.new_run(RunConfig(**given), out)
-        if model_name is None and out is None:  # the default path follows the model the data chose
-            _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
+    # under --distributed one rank's refusal (a missing file, a bad option) is every rank's, naming it:
+    # the others must not be left waiting in a collective
+    with together(comm):
+        if resume is not None:
+            ctx = click.get_current_context()
+            stored = run.read_run(resume, device=dev.name)
+            # the stored run configuration wins, so the resumed run is the same run; options typed
+            # on the command line that would change it are refused rather than silently ignored
+            differ = run.conflicts(_typed(ctx, given), stored.config)
+            if differ:
+                listed = ", ".join(f"--{key.replace('_', '-')} {value} (stored: {kept})" for key, value, kept in differ)
+                raise click.UsageError(f"{resume} is resumed with its stored settings, but these options differ "
+                                       f"from them: {listed}; drop them, or start a new run without --resume", ctx=ctx)
+            # --epochs left at its default means the stored target, not 10 (which would change the plan)
+            target = epochs if "epochs" in _typed(ctx, given) else None
+            prepared = run.resumed_run(stored, target, out, extend_schedule or "anneal")
+        else:
+            if extend_schedule is not None:
+                raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
+            prepared = run.new_run(RunConfig(**given), out)
+            if model_name is None and out is None:  # the default path follows the model the data chose
+                _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
     config, out = prepared.config, prepared.out
     tuned = apply_finetune(prepared.model, init_from, freeze)
     if extend_schedule is not None and prepared.schedule_note is None:

@@ -1,16 +1,19 @@
-"""`dualnet train --distributed`: the options, and the three places the train command asks the job
-(the rank's device, the communicator, the guard that aborts the job on a one-rank error)."""
+"""`dualnet train --distributed`: the options, and the places the train command asks the job (the
+rank's device, the communicator, the ranks' agreement on preparing the run, the guard that aborts the
+job on a one-rank error while training)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from dualnet import distributed as dist
+from dualnet.errors import DualnetError
 from dualnet.train import TrainingDiverged, TrainingInterrupted
 
 
@@ -54,6 +57,30 @@ def guard(comm: Any) -> contextlib.AbstractContextManager:
     if comm is None:
         return contextlib.nullcontext()
     return dist.abort_on_error(comm.comm, (TrainingInterrupted, TrainingDiverged, dist.DistributedError))
+
+
+@contextlib.contextmanager
+def together(comm: Any) -> Iterator[None]:
+    """Around what each rank prepares alone (reading its data and checkpoint, checking options): the
+    ranks then compare outcomes in one collective, so a refusal on one rank (its --data missing, say)
+    is raised on every rank, naming the rank, instead of leaving the others waiting in the next
+    collective. Without a job (comm None) errors pass as they are."""
+    if comm is None:
+        yield
+        return
+    problem = None
+    try:
+        yield
+    except Exception as exc:  # every rank must reach the collective below
+        text = exc.format_message() if isinstance(exc, click.ClickException) else str(exc)
+        problem = text if isinstance(exc, (click.ClickException, DualnetError, ValueError, OSError)) \
+            else f"{type(exc).__name__}: {text}"
+    every = comm.allgather(problem)
+    failed = [(r, p) for r, p in enumerate(every) if p is not None]
+    if failed:
+        if len(failed) == len(every) and len({p for _, p in failed}) == 1:
+            raise dist.DistributedError(failed[0][1])
+        raise dist.DistributedError("; ".join(f"rank {r}: {p}" for r, p in failed))
 
 
 def resume_command(comm: Any) -> str:

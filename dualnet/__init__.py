@@ -31,7 +31,8 @@ __all__ = [
     "CheckpointError", "DataError", "DeviceMismatchError", "DeviceUnavailableError", "DualnetError",
     "GradcheckError", "gradcheck", "Parameter", "Sequential", "no_grad", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
-    "train_run", "resume", "export_onnx", "from_dlpack", "finetune", "__version__",
+    "train_run", "resume", "export_onnx", "from_dlpack", "predict", "inference", "finetune", "set_tf32", "tf32_enabled",
+    "__version__",
 ]
 
 # modules and functions whose imports are heavier (h5py) or need test-only packages
@@ -44,7 +45,9 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "train_run": ("run", "train_run"), "resume": ("run", "resume"),
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
          "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
-         "distributed": ("distributed", None), "finetune": ("finetune", None)}
+         "distributed": ("distributed", None), "predict": ("inference", "predict"),
+         "inference": ("inference", None), "finetune": ("finetune", None),
+         "set_tf32": ("ops.products", "set_tf32"), "tf32_enabled": ("ops.products", "tf32_enabled")}
 
 
 def __getattr__(name: str) -> Any:

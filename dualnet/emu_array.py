@@ -35,7 +35,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["EmuArray", "EMU", "EmuModule", "is_emu", "to_host", "from_host", "unwrap"]
+__all__ = ["EmuArray", "EMU", "EmuModule", "is_emu", "to_host", "from_host", "unwrap", "define_operators",
+           "IMPLICIT_CONVERSION"]
 
 #: CuPy's own words (cupy/_core/core.pyx, ndarray.__array__), so that code catching CuPy's
 #: refusal by its message behaves the same on emu
@@ -247,37 +248,52 @@ def _define_methods() -> None:
         setattr(EmuArray, name, method)
 
 
-def _define_operators() -> None:
-    """Arithmetic, comparison and in-place operators: NumPy's, with host operands refused."""
-    binary = ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
-              "xor", "lshift", "rshift", "divmod")
-    for op in binary:
-        fwd = getattr(np.ndarray, f"__{op}__")
-        rev = getattr(np.ndarray, f"__r{op}__")
-        setattr(EmuArray, f"__{op}__", _binary(fwd, f"__{op}__"))
-        setattr(EmuArray, f"__r{op}__", _binary(rev, f"__r{op}__"))
-        if op != "divmod":
-            setattr(EmuArray, f"__i{op}__", _inplace(getattr(np.ndarray, f"__i{op}__"), f"__i{op}__"))
-    for op in ("lt", "le", "gt", "ge", "eq", "ne"):
-        setattr(EmuArray, f"__{op}__", _binary(getattr(np.ndarray, f"__{op}__"), f"__{op}__"))
-    for op in ("neg", "pos", "abs", "invert"):
-        fn = getattr(np.ndarray, f"__{op}__")
-
-        def unary(self: EmuArray, _fn: Any = fn) -> Any:
-            return _wrap(_fn(self._a))
-        setattr(EmuArray, f"__{op}__", unary)
+#: The operators of a CuPy-like array and the NumPy function each one is (`a.__add__(b)` is
+#: `np.add(a, b)`, `a.__radd__(b)` is `np.add(b, a)`). dualnet's emu arrays and the tests' CuPy
+#: stand-ins (tests/standins/) install theirs from this table with `define_operators`.
+BINARY_OPERATORS: dict[str, Any] = {
+    "add": np.add, "sub": np.subtract, "mul": np.multiply, "truediv": np.true_divide, "floordiv": np.floor_divide,
+    "mod": np.remainder, "pow": np.power, "matmul": np.matmul, "and": np.bitwise_and, "or": np.bitwise_or,
+    "xor": np.bitwise_xor, "lshift": np.left_shift, "rshift": np.right_shift, "divmod": np.divmod}
+COMPARISONS: dict[str, Any] = {"lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
+                               "eq": np.equal, "ne": np.not_equal}
+UNARY_OPERATORS: dict[str, Any] = {"neg": np.negative, "pos": np.positive, "abs": np.absolute, "invert": np.invert}
 
 
-def _binary(fn: Any, name: str) -> Callable[[EmuArray, Any], Any]:
+def define_operators(cls: type, binary: Callable[[Any, bool, str], Any], inplace: Callable[[Any, str], Any],
+                     unary: Callable[[Any, str], Any]) -> None:
+    """Give `cls` every operator of the tables above: `__op__` and `__rop__` from `binary(fn,
+    reflected, name)` (comparisons: `__op__` only), `__iop__` from `inplace(fn, name)` (not for
+    divmod), `__op__` of the unary ones from `unary(fn, name)`; `fn` is the NumPy function and
+    `name` the dunder name being defined. A factory that returns None leaves that operator out."""
+    made = [(f"__{op}__", binary(fn, False, f"__{op}__")) for op, fn in {**BINARY_OPERATORS, **COMPARISONS}.items()]
+    made += [(f"__r{op}__", binary(fn, True, f"__r{op}__")) for op, fn in BINARY_OPERATORS.items()]
+    made += [(f"__i{op}__", inplace(fn, f"__i{op}__")) for op, fn in BINARY_OPERATORS.items() if op != "divmod"]
+    made += [(f"__{op}__", unary(fn, f"__{op}__")) for op, fn in UNARY_OPERATORS.items()]
+    for name, method in made:
+        if method is not None:
+            setattr(cls, name, method)
+
+
+def _unary(fn: Any, name: str) -> Callable[[EmuArray], Any]:
+    def op(self: EmuArray) -> Any:
+        return _wrap(fn(self._a))
+    op.__name__ = name
+    return op
+
+
+def _binary(fn: Any, reflected: bool, name: str) -> Callable[[EmuArray, Any], Any]:
     def op(self: EmuArray, other: Any) -> Any:
         t = type(other)
         if t is EmuArray:
-            return _wrap(fn(self._a, other._a))
-        if t is np.ndarray:
+            value = other._a
+        elif t is np.ndarray:
             raise _host_operand(f"operator {name}")
-        if isinstance(other, (int, float, complex, bool, np.generic)):
-            return _wrap(fn(self._a, other))
-        return NotImplemented
+        elif isinstance(other, (int, float, complex, bool, np.generic)):
+            value = other
+        else:
+            return NotImplemented
+        return _wrap(fn(value, self._a) if reflected else fn(self._a, value))
     op.__name__ = name
     return op
 
@@ -286,11 +302,11 @@ def _inplace(fn: Any, name: str) -> Callable[[EmuArray, Any], Any]:
     def op(self: EmuArray, other: Any) -> Any:
         t = type(other)
         if t is EmuArray:
-            fn(self._a, other._a)
+            fn(self._a, other._a, out=self._a)
         elif t is np.ndarray:
             raise _host_operand(f"operator {name}")
         elif isinstance(other, (int, float, complex, bool, np.generic)):
-            fn(self._a, other)
+            fn(self._a, other, out=self._a)
         else:
             return NotImplemented
         return self
@@ -299,7 +315,7 @@ def _inplace(fn: Any, name: str) -> Callable[[EmuArray, Any], Any]:
 
 
 _define_methods()
-_define_operators()
+define_operators(EmuArray, _binary, _inplace, _unary)
 
 
 class EmuModule:

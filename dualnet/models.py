@@ -10,12 +10,15 @@ take an input raises ValueError naming the layer, the shape it would get and the
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .errors import positive_int, whole_number
 from .layers import (
     AvgPool2d,
     BatchNorm2d,
@@ -60,20 +63,15 @@ class _Seeds:
 def _input_shape(model: str, input_shape: Any, in_channels: Any) -> tuple[int, int, int]:
     """The (C, H, W) a builder works with; in_channels (the older argument) replaces C."""
     shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
-    if shape is None or len(shape) != 3 or not all(
-            isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1 for v in shape):
+    if shape is None or len(shape) != 3 or any(whole_number(v) is None for v in shape):
         raise ValueError(f"{model}: input_shape must be (C, H, W), three positive ints, got {input_shape!r}")
     if in_channels is not None:
-        if not isinstance(in_channels, (int, np.integer)) or isinstance(in_channels, bool) or in_channels < 1:
-            raise ValueError(f"{model}: in_channels must be a positive int, got {in_channels!r}")
-        shape = (int(in_channels), *shape[1:])
+        shape = (positive_int(in_channels, "in_channels", model, noun="int"), *shape[1:])
     return int(shape[0]), int(shape[1]), int(shape[2])
 
 
 def _check_classes(model: str, num_classes: Any) -> int:
-    if not isinstance(num_classes, (int, np.integer)) or isinstance(num_classes, bool) or num_classes < 1:
-        raise ValueError(f"{model}: num_classes must be a positive int, got {num_classes!r}")
-    return int(num_classes)
+    return positive_int(num_classes, "num_classes", model, noun="int")
 
 
 def _trace(model: str, layers: Sequence[Layer], input_shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -95,31 +93,78 @@ def _chain(model: str, input_shape: tuple[int, ...], *layers: Layer) -> tuple[li
     return named, _trace(model, named, input_shape)
 
 
-def _builder(name: str) -> Callable[[Callable[..., Sequential]], Callable[..., Sequential]]:
-    """Register a builder under `name`; calls record `spec` and explain inputs that do not fit."""
+@dataclass(frozen=True)
+class Build:
+    """What every builder starts from, made once by `_builder` from the public arguments: the model's
+    `name`, its input `shape` (C, H, W), its class count `k`, the per-layer seeds `s` and `dtype`."""
 
-    def wrap(fn: Callable[..., Sequential]) -> Callable[..., Sequential]:
+    name: str
+    shape: tuple[int, int, int]
+    k: int
+    s: _Seeds
+    dtype: Any
+
+    def chain(self, *layers: Layer) -> tuple[list[Layer], tuple[int, ...]]:
+        """`layers` named as one Sequential would, with their output shape for this input."""
+        return _chain(self.name, self.shape, *layers)
+
+    def classifier(self, features: list[Layer], shape: tuple[int, ...], widths: Sequence[int],
+                   act: type[Layer] = ReLU, init: str = "he") -> list[Layer]:
+        return _classifier(self.name, features, shape, widths, self.s, self.dtype, act, init)
+
+    def model(self, *layers: Layer) -> Sequential:
+        return Sequential(*layers, input_shape=self.shape)
+
+
+#: the arguments every zoo builder takes (keywords), besides input_shape whose default is the builder's
+_ARGUMENTS = ("seed", "dtype", "num_classes", "input_shape", "in_channels")
+
+
+def _builder(name: str, default_shape: tuple[int, int, int]) -> Callable[[Callable[[Build]], Sequential],
+                                                                         Callable[..., Sequential]]:
+    """Make `fn(b: Build)` the zoo builder `name`: called as `name(seed=0, dtype=np.float32,
+    num_classes=10, input_shape=default_shape, in_channels=None)` (keywords), it checks the
+    arguments, records `model.spec` and explains inputs that do not fit; registered in MODELS."""
+
+    def wrap(fn: Callable[[Build], Sequential]) -> Callable[..., Sequential]:
+        def raw(**kwargs: Any) -> Sequential:
+            unknown = sorted(set(kwargs) - set(_ARGUMENTS))
+            if unknown:
+                raise TypeError(f"{fn.__name__}() got an unexpected keyword argument {unknown[0]!r}")
+            shape = _input_shape(name, kwargs.get("input_shape", default_shape), kwargs.get("in_channels"))
+            k = _check_classes(name, kwargs.get("num_classes", 10))
+            return fn(Build(name, shape, k, _Seeds(kwargs.get("seed", 0)), kwargs.get("dtype", np.float32)))
+
         @functools.wraps(fn)
         def build(**kwargs: Any) -> Sequential:
             try:
-                model = fn(**kwargs)
+                model = raw(**kwargs)
             except _DoesNotFit as exc:
-                shape = _input_shape(name, kwargs.get("input_shape", _default_shape(fn)), kwargs.get("in_channels"))
+                shape = _input_shape(name, kwargs.get("input_shape", default_shape), kwargs.get("in_channels"))
                 fit = fitting_models(shape)
                 raise ValueError(f"{exc}; models that fit {shape}: {', '.join(fit) if fit else 'none'}") from None
             model.spec = {"name": name, "kwargs": _spec_kwargs(name, kwargs)}
             return model
 
+        del build.__wrapped__  # type: ignore[attr-defined]  # the signature is the one below, not fn's
+        build.__signature__ = _SIGNATURE.replace(parameters=[  # type: ignore[attr-defined]
+            p.replace(default=default_shape) if p.name == "input_shape" else p
+            for p in _SIGNATURE.parameters.values()])
         MODELS[name] = build
+        _RAW[name] = (raw, default_shape)
         return build
 
     return wrap
 
 
-def _default_shape(fn: Callable[..., Any]) -> Any:
-    import inspect  # noqa: PLC0415 - only on the error path
+def _signature(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
+               in_channels: int | None = None) -> Sequential:
+    raise NotImplementedError  # only its signature is used: every builder's
 
-    return inspect.signature(fn).parameters["input_shape"].default
+
+_SIGNATURE = inspect.signature(_signature)
+#: name -> (the builder without spec and explanations, its default input shape)
+_RAW: dict[str, tuple[Callable[..., Sequential], tuple[int, int, int]]] = {}
 
 
 def _spec_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -128,7 +173,7 @@ def _spec_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
     if "dtype" in out:
         out["dtype"] = np.dtype(out["dtype"]).name
     if "input_shape" in kwargs or kwargs.get("in_channels") is not None:
-        shape = kwargs.get("input_shape", _default_shape(MODELS[name].__wrapped__))  # type: ignore[attr-defined]
+        shape = kwargs.get("input_shape", _RAW[name][1])
         out["input_shape"] = list(_input_shape(name, shape, kwargs.get("in_channels")))
     return out
 
@@ -136,9 +181,9 @@ def _spec_kwargs(name: str, kwargs: dict[str, Any]) -> dict[str, Any]:
 def fitting_models(input_shape: tuple[int, int, int]) -> list[str]:
     """Names of the zoo's models that take inputs of `input_shape` (C, H, W)."""
     fit = []
-    for name, build in MODELS.items():
+    for name, (raw, _) in _RAW.items():
         try:
-            build.__wrapped__(input_shape=input_shape)  # type: ignore[attr-defined]
+            raw(input_shape=input_shape)
         except _DoesNotFit:
             continue
         fit.append(name)
@@ -161,124 +206,100 @@ def _classifier(model: str, features: list[Layer], shape: tuple[int, ...], width
 # --- LeNet-5 and the seeds' networks ---------------------------------------------------------
 
 
-@_builder("lenet5")
-def lenet5(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-           in_channels: int | None = None) -> Sequential:
+@_builder("lenet5", MNIST_SHAPE)
+def lenet5(b: Build) -> Sequential:
     """LeNet-5 with ReLU and max pooling (61,706 parameters on 28x28 MNIST).
 
     conv 1->6 5x5 pad 2, ReLU, maxpool 2; conv 6->16 5x5, ReLU, maxpool 2; flatten 400;
     linear 120, ReLU; linear 84, ReLU; linear 10."""
-    shape, k, s = _input_shape("lenet5", input_shape, in_channels), _check_classes("lenet5", num_classes), _Seeds(seed)
-    feats, out = _chain("lenet5", shape,
-                        Conv2d(shape[0], 6, 5, padding=2, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
-                        Conv2d(6, 16, 5, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
-    return Sequential(*_classifier("lenet5", feats, out, (120, 84, k), s, dtype), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 6, 5, padding=2, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
+                         Conv2d(6, 16, 5, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
+    return b.model(*b.classifier(feats, out, (120, 84, b.k)))
 
 
-@_builder("lenet5-classic")
-def lenet5_classic(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-                   in_channels: int | None = None) -> Sequential:
+@_builder("lenet5-classic", MNIST_SHAPE)
+def lenet5_classic(b: Build) -> Sequential:
     """LeNet-5 as LeCun et al. 1998 (tanh, average pooling), without the RBF output layer."""
-    name = "lenet5-classic"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape,
-                        Conv2d(shape[0], 6, 5, padding=2, init="glorot", dtype=dtype, seed=s()), Tanh(),
-                        AvgPool2d(2),
-                        Conv2d(6, 16, 5, init="glorot", dtype=dtype, seed=s()), Tanh(), AvgPool2d(2))
-    return Sequential(*_classifier(name, feats, out, (120, 84, k), s, dtype, Tanh, "glorot"), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 6, 5, padding=2, init="glorot", dtype=dtype, seed=s()), Tanh(),
+                         AvgPool2d(2),
+                         Conv2d(6, 16, 5, init="glorot", dtype=dtype, seed=s()), Tanh(), AvgPool2d(2))
+    return b.model(*b.classifier(feats, out, (120, 84, b.k), Tanh, "glorot"))
 
 
-@_builder("theano-lenet")
-def theano_lenet(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-                 in_channels: int | None = None) -> Sequential:
+@_builder("theano-lenet", MNIST_SHAPE)
+def theano_lenet(b: Build) -> Sequential:
     """The Theano tutorial's LeNet: 20 and 50 5x5 filters, max-pool then tanh, 500 tanh units.
 
     Each convolution is max-pooled, then tanh; the classifier is softmax over 10."""
-    name = "theano-lenet"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape,
-                        Conv2d(shape[0], 20, 5, init="glorot", dtype=dtype, seed=s()), MaxPool2d(2), Tanh(),
-                        Conv2d(20, 50, 5, init="glorot", dtype=dtype, seed=s()), MaxPool2d(2), Tanh())
-    return Sequential(*_classifier(name, feats, out, (500, k), s, dtype, Tanh, "glorot"), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 20, 5, init="glorot", dtype=dtype, seed=s()), MaxPool2d(2), Tanh(),
+                         Conv2d(20, 50, 5, init="glorot", dtype=dtype, seed=s()), MaxPool2d(2), Tanh())
+    return b.model(*b.classifier(feats, out, (500, b.k), Tanh, "glorot"))
 
 
-@_builder("tutorial-net")
-def tutorial_net(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-                 in_channels: int | None = None) -> Sequential:
+@_builder("tutorial-net", MNIST_SHAPE)
+def tutorial_net(b: Build) -> Sequential:
     """The PyTorch beginners' tutorial net (3x3 kernels) sized for 28x28 inputs."""
-    name = "tutorial-net"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape,
-                        Conv2d(shape[0], 6, 3, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
-                        Conv2d(6, 16, 3, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
-    return Sequential(*_classifier(name, feats, out, (120, 84, k), s, dtype), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 6, 3, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
+                         Conv2d(6, 16, 3, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
+    return b.model(*b.classifier(feats, out, (120, 84, b.k)))
 
 
-@_builder("mlp")
-def mlp(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-        in_channels: int | None = None) -> Sequential:
+@_builder("mlp", MNIST_SHAPE)
+def mlp(b: Build) -> Sequential:
     """The seeds' fully connected baseline: 784-300-50-10 with ReLU."""
-    shape, k, s = _input_shape("mlp", input_shape, in_channels), _check_classes("mlp", num_classes), _Seeds(seed)
-    return Sequential(*_classifier("mlp", [], shape, (300, 50, k), s, dtype), input_shape=shape)
+    return b.model(*b.classifier([], b.shape, (300, 50, b.k)))
 
 
-@_builder("lenet5-separable")
-def lenet5_separable(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-                     in_channels: int | None = None) -> Sequential:
+@_builder("lenet5-separable", MNIST_SHAPE)
+def lenet5_separable(b: Build) -> Sequential:
     """LeNet-5 with a depthwise-separable second convolution (5x5 depthwise, 1x1 pointwise).
 
     The depthwise conv has groups=6; the pointwise conv maps 6->16: the Xception/MobileNet
     factorisation of the seeds' section on convolution types."""
-    name = "lenet5-separable"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape,
-                        Conv2d(shape[0], 6, 5, padding=2, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
-                        Conv2d(6, 6, 5, groups=6, dtype=dtype, seed=s()),
-                        Conv2d(6, 16, 1, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
-    return Sequential(*_classifier(name, feats, out, (120, 84, k), s, dtype), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 6, 5, padding=2, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2),
+                         Conv2d(6, 6, 5, groups=6, dtype=dtype, seed=s()),
+                         Conv2d(6, 16, 1, dtype=dtype, seed=s()), ReLU(), MaxPool2d(2))
+    return b.model(*b.classifier(feats, out, (120, 84, b.k)))
 
 
-@_builder("lenet5-bn")
-def lenet5_bn(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-              in_channels: int | None = None) -> Sequential:
+@_builder("lenet5-bn", MNIST_SHAPE)
+def lenet5_bn(b: Build) -> Sequential:
     """LeNet-5 with BatchNorm2d after each convolution (whose bias the norm makes redundant).
 
     conv 6 5x5 pad 2, BN, ReLU, maxpool 2; conv 16 5x5, BN, ReLU, maxpool 2; linear 120, 84, 10."""
-    name = "lenet5-bn"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape,
-                        Conv2d(shape[0], 6, 5, padding=2, bias=False, dtype=dtype, seed=s()),
-                        BatchNorm2d(6, dtype=dtype), ReLU(), MaxPool2d(2),
-                        Conv2d(6, 16, 5, bias=False, dtype=dtype, seed=s()), BatchNorm2d(16, dtype=dtype), ReLU(),
-                        MaxPool2d(2))
-    return Sequential(*_classifier(name, feats, out, (120, 84, k), s, dtype), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 6, 5, padding=2, bias=False, dtype=dtype, seed=s()),
+                         BatchNorm2d(6, dtype=dtype), ReLU(), MaxPool2d(2),
+                         Conv2d(6, 16, 5, bias=False, dtype=dtype, seed=s()), BatchNorm2d(16, dtype=dtype), ReLU(),
+                         MaxPool2d(2))
+    return b.model(*b.classifier(feats, out, (120, 84, b.k)))
 
 
-@_builder("digits-net")
-def digits_net(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = DIGITS_SHAPE,
-               in_channels: int | None = None) -> Sequential:
+@_builder("digits-net", DIGITS_SHAPE)
+def digits_net(b: Build) -> Sequential:
     """The from-scratch seed's net for 8x8 digits: one 3x3 filter, ReLU, linear 10, ReLU, linear 10.
 
     conv 1->1 3x3 (no padding, stride 1), ReLU; flatten 36; linear 10 hidden units, ReLU; linear 10
     (the seed's ConvClassifier(img_size=(8, 8), hidden_dim=10, out_dim=10))."""
-    name = "digits-net"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape, Conv2d(shape[0], 1, 3, dtype=dtype, seed=s()), ReLU())
-    return Sequential(*_classifier(name, feats, out, (10, k), s, dtype), input_shape=shape)
+    feats, out = b.chain(Conv2d(b.shape[0], 1, 3, dtype=b.dtype, seed=b.s()), ReLU())
+    return b.model(*b.classifier(feats, out, (10, b.k)))
 
 
-@_builder("digits-cnn")
-def digits_cnn(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = DIGITS_SHAPE,
-               in_channels: int | None = None) -> Sequential:
+@_builder("digits-cnn", DIGITS_SHAPE)
+def digits_cnn(b: Build) -> Sequential:
     """A small CNN for 8x8 digits (`--data digits`' default): two 3x3 convs, one pool, linear 64.
 
     conv 1->16 3x3 pad 1, ReLU, maxpool 2; conv 16->32 3x3 pad 1, ReLU; flatten 512; linear 64,
     ReLU; linear 10 (for 8x8 inputs)."""
-    name = "digits-cnn"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    feats, out = _chain(name, shape, Conv2d(shape[0], 16, 3, padding=1, dtype=dtype, seed=s()), ReLU(),
-                        MaxPool2d(2), Conv2d(16, 32, 3, padding=1, dtype=dtype, seed=s()), ReLU())
-    return Sequential(*_classifier(name, feats, out, (64, k), s, dtype), input_shape=shape)
+    s, dtype = b.s, b.dtype
+    feats, out = b.chain(Conv2d(b.shape[0], 16, 3, padding=1, dtype=dtype, seed=s()), ReLU(),
+                         MaxPool2d(2), Conv2d(16, 32, 3, padding=1, dtype=dtype, seed=s()), ReLU())
+    return b.model(*b.classifier(feats, out, (64, b.k)))
 
 
 # --- an encoder-decoder (U-Net style, skips by addition) ---------------------------------------
@@ -327,38 +348,35 @@ def _basic_block(cin: int, cout: int, stride: int, s: _Seeds, dtype: Any) -> Res
     return Residual(body, shortcut)
 
 
-def _resnet(name: str, blocks: int, seed: int, dtype: Any, num_classes: int, input_shape: Any,
-            in_channels: int | None) -> Sequential:
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    layers: list[Layer] = [Conv2d(shape[0], 16, 3, padding=1, bias=False, dtype=dtype, seed=s()),
+def _resnet(b: Build, blocks: int) -> Sequential:
+    s, dtype = b.s, b.dtype
+    layers: list[Layer] = [Conv2d(b.shape[0], 16, 3, padding=1, bias=False, dtype=dtype, seed=s()),
                            BatchNorm2d(16, dtype=dtype), ReLU()]
     cin = 16
     for stage, cout in enumerate((16, 32, 64)):
-        for b in range(blocks):
-            stride = 2 if stage > 0 and b == 0 else 1
+        for i in range(blocks):
+            stride = 2 if stage > 0 and i == 0 else 1
             layers += [_basic_block(cin, cout, stride, s, dtype), ReLU()]
             cin = cout
-    feats, _ = _chain(name, shape, *layers, GlobalAvgPool2d())
-    return Sequential(*feats, Linear(64, k, dtype=dtype, seed=s()), input_shape=shape)
+    feats, _ = b.chain(*layers, GlobalAvgPool2d())
+    return b.model(*feats, Linear(64, b.k, dtype=dtype, seed=s()))
 
 
-@_builder("resnet8")
-def resnet8(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = CIFAR_SHAPE,
-            in_channels: int | None = None) -> Sequential:
+@_builder("resnet8", CIFAR_SHAPE)
+def resnet8(b: Build) -> Sequential:
     """CIFAR-style ResNet-8: conv-BN-ReLU stem, 3 stages (16, 32, 64 channels) of 1 residual block.
 
     Each block is two 3x3 conv-BN with a ReLU between and after the sum; stages 2 and 3 halve the
     size (strided 1x1 conv + BN shortcut); global average pooling, linear to the classes."""
-    return _resnet("resnet8", 1, seed, dtype, num_classes, input_shape, in_channels)
+    return _resnet(b, 1)
 
 
-@_builder("resnet20")
-def resnet20(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = CIFAR_SHAPE,
-             in_channels: int | None = None) -> Sequential:
+@_builder("resnet20", CIFAR_SHAPE)
+def resnet20(b: Build) -> Sequential:
     """CIFAR-style ResNet-20: as resnet8 with 3 residual blocks per stage (He et al. 2016).
 
     Shortcuts that change the shape are strided 1x1 conv + BN ("option B")."""
-    return _resnet("resnet20", 3, seed, dtype, num_classes, input_shape, in_channels)
+    return _resnet(b, 3)
 
 
 def names() -> list[str]:

@@ -35,6 +35,7 @@ from .distributed import run_hooks as _run_hooks
 from .errors import CheckpointError, DataError
 from .resumption import replan, stored_extras_problem
 from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field
+from .sizes import build_within
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
 __all__ = ["MAX_AUGMENT_SHIFT", "RunConfig", "StoredRun", "Run", "RunResult", "CheckpointWriter", "check_field",
@@ -182,10 +183,12 @@ class Run:
         their stored state back and have it saved with every checkpoint. With handle_signals, SIGINT
         and SIGTERM stop the run at the next step; either way an interrupted run saves a resumable
         checkpoint to `out` and re-raises TrainingInterrupted. With `comm` (dualnet.distributed) the run
-        is data-parallel: `callbacks` and the checkpoints are rank 0's only
+        is data-parallel: the ranks first agree on the configuration and the data (else DistributedError,
+        dualnet.distributed.agreement); `callbacks` and the checkpoints are rank 0's only
         (dualnet.distributed.run_hooks).
         """
         c = self.config
+        _run_hooks.agree(comm, c.to_dict(), {"train": self.train_set, "val": self.val_set, "test": self.test_set})
         callbacks = _run_hooks.rank_callbacks(comm, [*callbacks, self.writer], self.writer)
         self.writer.stateful = _callbacks.attach(callbacks, self.callback_states, self.out)
         started = time.perf_counter()
@@ -194,7 +197,7 @@ class Run:
                           optimizer=self.optimizer, schedule=c.schedule, seed=c.seed,
                           callbacks=callbacks, augment_shift=c.augment_shift, state=self.state,
                           augment_crop=c.augment_crop or 0, augment_flip=bool(c.augment_flip),
-                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm)
+                          clip_grad_norm=c.clip_grad, handle_signals=handle_signals, comm=comm, verbose=False)
         except TrainingInterrupted as exc:
             with _run_hooks.one_writer(comm) as lead:
                 if lead:
@@ -214,8 +217,11 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
     train_set = splits[0]
     try:
         config = config.resolved(train_set.shape).replace(num_classes=train_set.num_classes)
-        model = models.get(config.model, seed=config.seed, input_shape=train_set.shape,
-                           num_classes=max(1, train_set.num_classes))
+        # refused from its weights' shapes, before they are drawn, if the data makes it too large
+        model = build_within(lambda: models.get(config.model, seed=config.seed, input_shape=train_set.shape,
+                                                num_classes=max(1, train_set.num_classes)),
+                             f"model {config.model} for the images of shape {'x'.join(map(str, train_set.shape))} "
+                             f"and {train_set.num_classes} classes of {config.data}", "--model or --data")
     except ValueError as exc:
         raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
     if config.normalize:
@@ -302,8 +308,9 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
     if model_shape and tuple(train_set.shape) != model_shape:
         raise DataError(f"data {config.data} has images {train_set.shape}, but model {config.model} expects "
                         f"{model_shape}")
-    check_fits(model, train_set)
-    check_fits(model, val_set)
+    for split in (train_set, val_set, test_set):  # every split, before any training time is spent
+        if split is not None:
+            check_fits(model, split)
     steps = math.ceil(len(train_set) / config.batch_size)
     if state is not None and not 0 <= state.step <= steps:
         raise CheckpointError(f"{resumed_from}: cannot resume at step {state.step} of an epoch of {steps} steps: "
@@ -324,16 +331,17 @@ def _on(device: str | Device | None) -> Iterator[None]:
 
 
 def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: str | Device | None = None,
-              callbacks: Iterable[Any] = (), handle_signals: bool = False) -> RunResult:
+              callbacks: Iterable[Any] = (), handle_signals: bool = False, verbose: bool | None = None) -> RunResult:
     """Train a new run of `config` as `dualnet train` does, on `device` (default: the active one),
-    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`."""
+    checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`. Progress
+    shows as in `dn.fit`: `verbose=None` where a person is watching (a notebook, an interactive terminal)."""
     with _on(device):
-        return new_run(config, out).execute(callbacks, handle_signals)
+        return new_run(config, out).execute(_with_progress(callbacks, verbose), handle_signals)
 
 
 def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Device | None = None,
            callbacks: Iterable[Any] = (), out: str | os.PathLike | None = None,
-           handle_signals: bool = False, extend_schedule: str = "anneal") -> RunResult:
+           handle_signals: bool = False, extend_schedule: str = "anneal", verbose: bool | None = None) -> RunResult:
     """Continue the run stored in checkpoint `path` exactly where it stopped, as `dualnet train --resume`
     does: to `epochs` in all (default: the stored target), on `device` (default: the active one),
     writing `out` (default: `path` itself). The result equals an uninterrupted run's, bit for bit, on
@@ -341,4 +349,13 @@ def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Dev
     `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
     dualnet.schedules)."""
     with _on(device):
-        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(callbacks, handle_signals)
+        return resumed_run(read_run(path), epochs, out, extend_schedule).execute(_with_progress(callbacks, verbose),
+                                                                                 handle_signals)
+
+
+def _with_progress(callbacks: Iterable[Any], verbose: bool | None) -> list[Any]:
+    """`callbacks` and, if `verbose` (None: if a person is watching), the progress printer."""
+    callbacks = list(callbacks)
+    if _callbacks.watching() if verbose is None else verbose:
+        callbacks.append(_callbacks.ProgressPrinter())
+    return callbacks

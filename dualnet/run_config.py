@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import models, optim
+from .errors import whole_number
 from .recipes import RECIPE_FIELDS, Recipe, recipe_for
 from .schedules import SCHEDULES
 
@@ -28,8 +29,8 @@ OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "au
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
-    number = int(value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else None
-    if number is None or number < minimum or (maximum is not None and number > maximum):
+    number = whole_number(value, minimum, maximum)
+    if number is None:
         expected = f"in [{minimum}, {maximum}]" if maximum is not None else "> 0" if minimum == 1 else f">= {minimum}"
         raise ValueError(f"RunConfig.{name} must be an integer {expected}, got {value!r}")
     return number

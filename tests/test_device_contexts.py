@@ -1,5 +1,5 @@
 """On "gpu:N" every allocation and launch of a model happens on device N: proved on a stand-in
-CuPy with two GPUs (tests/cupy_standin.py) that follows CuPy's current-device rules, so that a
+CuPy with two GPUs (tests/standins/multi_gpu_cupy.py) that follows CuPy's current-device rules, so that a
 machine with no GPU (or one) checks what only two GPUs could show."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 import dualnet as dn
 from dualnet.testing import assert_devices_agree, uniform
 
-cupy_standin = pytest.importorskip("cupy_standin")
+cupy_standin = pytest.importorskip("standins.multi_gpu_cupy")
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from standin_layers import layer_class, set_state
+from standins.layers import layer_class, set_state
 
 import dualnet as dn
 from dualnet import layers as L

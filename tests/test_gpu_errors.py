@@ -12,7 +12,7 @@ import dualnet as dn
 from dualnet import gpu_errors
 from dualnet_cli.main import main
 
-cupy_standin = pytest.importorskip("cupy_standin")
+cupy_standin = pytest.importorskip("standins.multi_gpu_cupy")
 
 
 def cupy_type(module: str, name: str, base: type = Exception) -> type:

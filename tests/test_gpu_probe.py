@@ -9,7 +9,7 @@ import pytest
 from dualnet import gpu_probe
 from dualnet.gpu_probe import Environment, cupy_packages, probe
 
-cupy_standin = pytest.importorskip("cupy_standin")
+cupy_standin = pytest.importorskip("standins.multi_gpu_cupy")
 
 
 def _probe_kernel(y, n):

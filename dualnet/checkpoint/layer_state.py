@@ -72,7 +72,8 @@ def write_buffers(model_group: Any, buffers: dict[str, np.ndarray]) -> None:
 
 def read_buffers(model_group: Any, model: Layer, version: int, fail: Fail) -> None:
     """Load the stored buffers into `model` (already cast to the checkpoint's dtype), each checked
-    against the buffer the rebuilt layer holds: same names, shapes and dtypes, finite values."""
+    against the buffer the rebuilt layer holds: same names, shapes and dtypes, finite values, and
+    values the layer accepts (`Layer.buffer_problem`: a batch norm's variance >= 0)."""
     if version < FIRST_VERSION_WITH_BUFFERS:
         return
     bg = model_group.get("buffers")
@@ -99,4 +100,7 @@ def read_buffers(model_group: Any, model: Layer, version: int, fail: Fail) -> No
         arr = np.array(ds[()])  # an ndarray even for a 0-d dataset (h5py gives a NumPy scalar)
         if arr.dtype.kind == "f" and not np.isfinite(arr).all():
             raise fail(f"{label} contains {int(arr.size - np.isfinite(arr).sum())} non-finite values (NaN/inf)")
+        problem = layer.buffer_problem(attr, arr)
+        if problem:
+            raise fail(f"{label} of layer {layer.name} {problem}")
         setattr(layer, attr, to_device(arr, layer.device))

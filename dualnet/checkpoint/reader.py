@@ -19,6 +19,7 @@ from ..backend import device as _device_scope
 from ..backend import get_device, get_device_object, to_device
 from ..data.files import h5_check_contained, regular_file
 from ..data.limits import h5_check_size, h5_credible_size
+from ..data.normalize import stored_normalization
 from ..errors import CheckpointError, DataError
 from ..layers import Parameter, Sequential, from_config
 from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
@@ -168,6 +169,11 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         raise fail(f"bad model config: {exc}") from None
     if model.input_shape is not None:
         _check_input_shape(model, config.get("input_shape"), dtype, fail)
+    try:  # the numbers every input will be divided by: checked before any command uses the model
+        shape = model.input_shape or ()
+        stored_normalization(metadata, shape[0] if len(shape) == 3 else None, f"{path}: metadata")
+    except DataError as exc:
+        raise CheckpointError(str(exc)) from None
     model.spec = spec
     model.astype(dtype)
     pairs = list(model.named_parameters())
@@ -242,17 +248,21 @@ def _check_input_shape(model: Sequential, shape: Any, dtype: np.dtype, fail: Any
 
 
 def _config_size(entry: Any) -> int:
-    """Parameters a Conv2d or Linear config entry will allocate (0 for other or malformed entries)."""
+    """Parameters a config entry will allocate: a Conv2d's or Linear's own, a container's (Sequential,
+    Residual, a registered one) those of the entries nested in its config; 0 for others or malformed ones."""
     try:
         c, kind = entry["config"], entry["type"]
+        dims = {"Conv2d": ("out_channels", "in_channels"), "Linear": ("out_features", "in_features")}.get(kind)
+        if dims is None:  # a container's layers sit in its config, at any depth
+            return sum(_config_size(v) for value in c.values() for v in (value if isinstance(value, list) else [value])
+                       if isinstance(v, dict) and "type" in v)
         k = c.get("kernel_size", 1)
         kh, kw = (k, k) if isinstance(k, int) else k
-        dims = {"Conv2d": ("out_channels", "in_channels"), "Linear": ("out_features", "in_features")}.get(kind)
-        if dims is None or not all(type(v) is int and v >= 1 for v in (c[dims[0]], c[dims[1]], kh, kw)):
+        if not all(type(v) is int and v >= 1 for v in (c[dims[0]], c[dims[1]], kh, kw)):
             return 0
         out, inp, groups = c[dims[0]], c[dims[1]], c.get("groups", 1)
         return out * (inp // (groups if type(groups) is int and groups >= 1 else 1)) * kh * kw + out
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         return 0
 
 

@@ -20,12 +20,14 @@ _SHIFT_STREAM, _CROP_STREAM, _FLIP_STREAM = 1, 2, 3
 
 
 def random_crop(images: np.ndarray, padding: int, rng: np.random.Generator | int) -> np.ndarray:
-    """Pad each image by `padding` zeros on every side and crop a random window of the original size.
+    """Pad each image by `padding` zeros on every side and crop a random window of the original size:
+    the shift augmentation (dn.data.random_shift, the same uniform shift by up to `padding` with
+    zero fill) under the name vision recipes use, with its own draws.
 
     images: (N, ..., H, W). The window's top-left corner in the padded image is drawn as
     ``rng.integers(0, 2 * padding + 1, size=(N, 2))`` (rows, columns): a crop at (oy, ox) is the
-    image shifted by (padding - oy, padding - ox) with zero fill. padding 0 returns a copy and draws
-    nothing. Returns a new array of the same shape and dtype."""
+    image shifted by (padding - oy, padding - ox) (`shift_images`). padding 0 returns a copy and
+    draws nothing. Returns a new array of the same shape and dtype."""
     p = _count(padding, "padding")
     images = np.asarray(images)
     if p == 0:

@@ -7,6 +7,12 @@ every batch that reaches it (fit, evaluate, predict, the ONNX export).
 
 A checkpoint stores it as the metadata key ``normalization``; `model_normalization` finds it on a
 model (its ``normalization`` attribute, else the metadata it was loaded with).
+
+A normalization is accepted (`check_normalization`) when it holds 1 value (for every channel) or
+one value per input channel for each of mean and std, every value finite once cast to float32
+(the dtype inputs are normalized in), each std at least `STD_FLOOR` and each mean within
+`MEAN_RANGE`: inputs lie in [0, 1], so a channel's mean does too, and dividing by a std below
+the floor (`channel_stats` gives 1 to such a channel) would blow inputs up by more than 10**6.
 """
 
 from __future__ import annotations
@@ -18,7 +24,13 @@ import numpy as np
 
 from ..errors import DataError
 
-__all__ = ["channel_stats", "normalize", "model_normalization", "check_normalization"]
+__all__ = ["channel_stats", "normalize", "model_normalization", "check_normalization", "stored_normalization",
+           "STD_FLOOR", "MEAN_RANGE"]
+
+#: the smallest std accepted; `channel_stats` gives a channel with a smaller one std 1 instead
+STD_FLOOR = 1e-6
+#: the means accepted: inputs lie in [0, 1]; the margin admits a deliberate shift, not a 0..255 scale
+MEAN_RANGE = (-1.0, 2.0)
 
 _ROWS_PER_PASS = 4096  # rows summed at a time: bounded memory for a streamed split too
 
@@ -38,26 +50,53 @@ def channel_stats(dataset: Any) -> dict[str, list[float]]:
     count = n * math.prod(images.shape[2:])
     mean = total / count
     std = np.sqrt(np.maximum(squares / count - mean**2, 0.0))
-    std[std < 1e-6] = 1.0
+    std[std < STD_FLOOR] = 1.0
     return {"mean": [float(v) for v in mean], "std": [float(v) for v in std]}
 
 
-def check_normalization(normalization: Any, channels: int, where: str) -> dict[str, list[float]]:
-    """`normalization` as {"mean": [...], "std": [...]} of 1 or `channels` finite values (std > 0);
-    raises DataError naming `where`, the expected and the actual value."""
+def check_normalization(normalization: Any, channels: int | None, where: str) -> dict[str, list[float]]:
+    """`normalization` as {"mean": [...], "std": [...]} of 1 or `channels` values each (any count
+    when `channels` is None), finite in float32, std >= STD_FLOOR, mean within MEAN_RANGE; raises
+    DataError naming `where`, the expected and the actual value."""
     try:
         mean = np.asarray(normalization["mean"], dtype=np.float64).reshape(-1)
         std = np.asarray(normalization["std"], dtype=np.float64).reshape(-1)
-    except (KeyError, TypeError, ValueError, IndexError):
+    except (KeyError, TypeError, ValueError, IndexError, OverflowError):
         raise DataError(f"{where}: normalization must be {{'mean': [...], 'std': [...]}}, got "
                         f"{normalization!r}") from None
     for what, values in (("mean", mean), ("std", std)):
-        if values.size not in (1, channels) or not np.all(np.isfinite(values)):
-            raise DataError(f"{where}: normalization {what} must be 1 or {channels} finite numbers (one per "
-                            f"channel), got {values.tolist()}")
+        with np.errstate(over="ignore"):  # an overflow is what the check below reports
+            finite = np.isfinite(values.astype(np.float32))
+        count_ok = values.size >= 1 if channels is None else values.size in (1, channels)
+        if not count_ok or not finite.all():
+            count = "1 or more" if channels is None else f"1 or {channels}"
+            raise DataError(f"{where}: normalization {what} must be {count} finite numbers (one per "
+                            f"channel, finite in float32), got {values.tolist()}")
     if np.any(std <= 0):
         raise DataError(f"{where}: normalization std must be > 0, got {std.tolist()}")
+    if np.any(std.astype(np.float32) < STD_FLOOR):
+        raise DataError(f"{where}: normalization std must be >= {STD_FLOOR:g} (inputs lie in [0, 1]; a smaller std "
+                        f"would scale them by more than {1 / STD_FLOOR:g}), got {std.tolist()}")
+    low, high = MEAN_RANGE
+    if np.any((mean < low) | (mean > high)):
+        raise DataError(f"{where}: normalization mean must lie in [{low:g}, {high:g}] (inputs lie in [0, 1]; give "
+                        f"the mean in that scale, not 0..255), got {mean.tolist()}")
     return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def stored_normalization(metadata: dict, channels: int | None, where: str) -> dict[str, list[float]] | None:
+    """The checked ``normalization`` of a checkpoint's `metadata` (None when its model takes inputs
+    as they are). A run stored as normalizing (train_config normalize=true) without one is refused:
+    its model would be fed inputs unlike those it was trained on."""
+    norm = metadata.get("normalization")
+    config = metadata.get("train_config")
+    if norm is None:
+        if isinstance(config, dict) and config.get("normalize") is True:
+            raise DataError(f"{where}: the run normalizes its inputs (train_config normalize=true) but the "
+                            "metadata holds no 'normalization'; the model cannot see inputs as it was trained on "
+                            "them (restore the normalization or use the run's original checkpoint)")
+        return None
+    return check_normalization(norm, channels, where)
 
 
 def normalize(images: np.ndarray, normalization: dict | None) -> np.ndarray:

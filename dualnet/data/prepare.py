@@ -9,14 +9,14 @@ instead of a speck squashed into 28x28. A model with three channels gets the usu
 preparation: the shorter side resized to the input's, then the centre cropped out.
 
 Resizing is Pillow's (antialiased bilinear: each axis shrinks by averaging, enlarges by
-interpolation), on float32 planes, so no precision is lost to 8 bits. Images are read by
-dualnet.data.images (every check of the reliability issue: budgets, bombs, truncation), and
-colour is taken from the same file by Pillow once that reader has accepted it.
+interpolation), on float32 planes, so no precision is lost to 8 bits. Images are read once by
+dualnet.data.images (every check of the reliability issue: budgets, bombs, truncation, EXIF
+orientation). This is the one preparation: `dn.predict`, `dualnet predict`, `--show-input` and
+`dualnet featuremaps` all use load_inputs.
 """
 
 from __future__ import annotations
 
-import io
 import os
 from collections.abc import Sequence
 
@@ -24,11 +24,10 @@ import numpy as np
 
 from ..errors import DataError
 from . import images
-from .image_decode import MAX_PIXELS, PILLOW_FORMATS
 from .images import dark_on_light as needs_inversion  # the rule read_image's users share
 
 __all__ = ["DIGIT_BOX", "INK_LEVEL", "centre_of_mass", "colour_input", "digit_input", "fit_size", "ink_box",
-           "load_inputs", "needs_inversion", "read_rgb"]
+           "load_inputs", "needs_inversion"]
 
 #: the digit's box within the input, as a fraction of its height and width (MNIST: 20 of 28)
 DIGIT_BOX = 20 / 28
@@ -108,35 +107,6 @@ def colour_input(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.stack(planes), 0.0, 1.0).astype(np.float32)
 
 
-def read_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """float32 (H, W, 3) in [0, 1] of an image file; grayscale formats (PGM, .npy, gray PNG)
-    give three equal planes. Transparency is composited onto black, as in read_image."""
-    gray = images.read_image(path, size)  # every check of the reader (budgets, bombs, damage) first
-    with open(path, "rb") as f:
-        data = f.read(images.MAX_FILE_BYTES + 1)
-    fmt = next((name for magic, name in PILLOW_FORMATS.items() if data.startswith(magic)), None)
-    if data.startswith(b"RIFF") and data[8:12] == b"WEBP":
-        fmt = "WEBP"
-    elif data[:2] in (b"P3", b"P6"):
-        fmt = "PPM"
-    if fmt is None:
-        return np.repeat(gray[..., None], 3, axis=2)
-    from PIL import Image
-
-    saved = Image.MAX_IMAGE_PIXELS
-    try:
-        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-        with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-            if fmt == "JPEG" and size is not None:
-                im.draft("RGB", (size[1], size[0]))  # the same reduced scale read_image decoded at
-            rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
-    except Exception as exc:  # read_image accepted the file: a failure here is Pillow's conversion
-        raise DataError(f"{path}: cannot read the colours of this {fmt} file ({type(exc).__name__}: {exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
-    return np.ascontiguousarray(rgba[..., :3] * rgba[..., 3:])
-
-
 def load_inputs(paths: Sequence[str | os.PathLike], shape: Sequence[int], invert: str = "auto") -> np.ndarray:
     """The files prepared for a model whose input is shape (C, H, W): float32 (N, C, H, W) in
     [0, 1]. C == 1: digit_input of each image's luminance; C == 3: colour_input."""
@@ -147,7 +117,7 @@ def load_inputs(paths: Sequence[str | os.PathLike], shape: Sequence[int], invert
     if c == 1:
         prepared = [digit_input(images.read_image(p), (h, w), invert) for p in paths]
     else:
-        prepared = [colour_input(read_rgb(p, (h, w)), (h, w)) for p in paths]
+        prepared = [colour_input(images.read_rgb(p, (h, w)), (h, w)) for p in paths]
     return np.stack(prepared) if prepared else np.zeros((0, c, h, w), np.float32)
 
 

@@ -4,7 +4,7 @@ At the start rank 0's parameters, layer buffers (batch-norm running statistics),
 and run state are broadcast, so a fresh run and a resumed one start identical everywhere. Each
 global batch of the seeded order is shared out as `batch[rank::size]`; since the batch size is a
 multiple of the world size, rank r's share of every batch is one contiguous run of `order[r::size]`.
-The loss gradient of a share is weighted by its share of the batch (`weight`), so one in-place sum
+The loss gradient of a share is weighted by its share of the batch (`Batch.weight`), so one in-place sum
 of the flat gradient buffer gives every rank the gradient of the global batch's mean loss.
 Batch-norm layers normalise with their share's statistics; their running statistics are averaged
 over ranks after every step (`sync_step`), so they follow the mean of the shares' statistics.
@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_device
 from .job import DistributedError
 from .tally import DistributedTally
 
@@ -34,8 +33,6 @@ class DataParallel:
         self.comm, self.rank, self.size = comm, comm.rank, comm.size
         self.batch_size, self.n = batch_size, n
         self.model, self.optimizer = model, optimizer
-        self.weight = 1.0  # this rank's share of the current batch
-        self._order: tuple[int, Any, Any] | None = None  # (epoch, host share, device share)
         seen = comm.allgather((n, batch_size))
         if len(set(seen)) != 1:
             raise DistributedError("fit: the ranks disagree on (training images, batch size): "
@@ -73,25 +70,21 @@ class DataParallel:
         self.optimizer.steps = steps
         return type(state).from_dict(state_dict)
 
-    # --- a step ---------------------------------------------------------------------------
+    # --- fit's strategy (dualnet.train.strategy) ------------------------------------------
 
-    def batch(self, host_batch: Any, images_dev: Any, labels_dev: Any, order: np.ndarray, epoch: int, step: int,
-              dev: Any) -> tuple[Any, Any]:
-        """This rank's share of global batch `step` of `order`: (images, labels) on `dev`, as fit's
-        single-process loop would slice them. `host_batch` is the whole global batch fit prepared on
-        the host (augmented, normalized: its draws belong to the global batch, so every world size
-        sees the same images), or None when the images are already on the device (`images_dev`)."""
-        if self._order is None or self._order[0] != epoch:
-            share = np.ascontiguousarray(order[self.rank::self.size])
-            self._order = (epoch, share, to_device(share.astype(np.int32), dev))
-        _, share, share_dev = self._order
-        start, stop = step * self.batch_size, min((step + 1) * self.batch_size, self.n)
-        lo, hi = start // self.size, (stop - self.rank + self.size - 1) // self.size
-        self.weight = (hi - lo) / (stop - start)
-        if host_batch is None:
-            return dev.ops.gather_batch(images_dev, labels_dev, share_dev, lo, hi)
-        mine = np.ascontiguousarray(host_batch[self.rank::self.size])
-        return to_device(mine, dev), labels_dev[share_dev[lo:hi]]
+    def order_share(self, order: np.ndarray) -> np.ndarray:
+        """This rank's rows `order[rank::size]` of the epoch's order: since the batch size is a multiple of the
+        world size, its share of every global batch is one contiguous run of them."""
+        return order[self.rank::self.size]
+
+    def rows(self, start: int, stop: int) -> tuple[int, int]:
+        """This rank's rows [lo, hi) of its order share for the global batch order[start:stop]."""
+        return start // self.size, (stop - self.rank + self.size - 1) // self.size
+
+    def host_share(self, batch: np.ndarray) -> np.ndarray:
+        """This rank's images of a global batch fit prepared on the host (augmented, normalized: its draws
+        belong to the global batch, so every world size sees the same images)."""
+        return np.ascontiguousarray(batch[self.rank::self.size])
 
     def sync_step(self) -> None:
         """After a step's backward pass: the flat gradient buffer summed over ranks in place (one
@@ -114,9 +107,9 @@ class DataParallel:
         """A callback's stop request on any rank (the lowest rank's reason) stops every rank."""
         return next((r for r in self.comm.allgather(reason) if r), None)
 
-    def tally(self, make_tally: Callable[..., Any], dev: Any, cap: int, state: Any) -> DistributedTally:
-        return DistributedTally(self.comm, make_tally(dev, self.model, self.optimizer, cap, 0.0, 0), self.model,
-                                self.optimizer, state.loss_sum, state.correct)
+    def tally(self, make: Callable[[float, int], Any], state: Any) -> DistributedTally:
+        """The ranks' collective tally over this rank's own, built from zero (`make(loss_sum, correct)`)."""
+        return DistributedTally(self.comm, make(0.0, 0), self.model, self.optimizer, state.loss_sum, state.correct)
 
     def evaluate(self, evaluate: Callable[..., dict], model: Any, dataset: Any, batch_size: int = 256) -> dict:
         """`evaluate` over the ranks' shares `dataset[rank::size]`, the counts summed: {"accuracy", "loss",

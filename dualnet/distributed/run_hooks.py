@@ -1,11 +1,14 @@
-"""What a run (dualnet.run.Run) does differently on a job of several ranks: callbacks and the
-checkpoint writer on rank 0 only, each checkpoint written after a barrier and recording the job."""
+"""What a run (dualnet.run.Run) does differently on a job of several ranks: the ranks agree on the run
+first (dualnet.distributed.agreement), callbacks and the checkpoint writer run on rank 0 only, each
+checkpoint written after a barrier and recording the job."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
 from typing import Any
+
+from .agreement import check_agreement, run_fingerprint
 
 
 class _Barrier:
@@ -16,6 +19,14 @@ class _Barrier:
 
     def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
         self.comm.barrier()
+
+
+def agree(comm: Any, config: dict, splits: dict[str, Any]) -> None:
+    """Refuse (DistributedError on every rank) a job whose ranks were given another run configuration
+    (`config`, RunConfig.to_dict()), other data (`splits`: {"train": Dataset, ...}) or another reduction."""
+    if comm is not None:
+        job = {k: v for k, v in comm.describe().items() if k != "world_size"}
+        check_agreement(comm, run_fingerprint(config, splits, job))
 
 
 def rank_callbacks(comm: Any, callbacks: list[Any], writer: Any) -> list[Any]:

@@ -1,6 +1,6 @@
 """The step tally of a distributed fit: each rank tallies its share, and every read is collective.
 
-Wraps fit's own tally (train_tally.py) built from zero; `totals()` sums the ranks' tallies (plus
+Wraps fit's own tally (dualnet/train/tally.py) built from zero; `totals()` sums the ranks' tallies (plus
 the resumed state's sums, counted once) and `divergence()` reports the first non-finite step seen
 by any rank, so every rank reads the same numbers and reaches the same decision at the same step.
 It is always `deferred`: fit then reads it at its progress points, which are the same steps on

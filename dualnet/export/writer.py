@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..data.normalize import check_normalization
-from ..errors import DataError, DualnetError
+from ..errors import DataError, DualnetError, whole_number
 from ..layers.base import Layer
 from .registry import ExportError, convert
 
@@ -50,8 +50,7 @@ def input_shape_of(model: Any, input_shape: Any = None) -> tuple[int, ...]:
     if shape is None:
         raise ExportError("export: the model records no input_shape; pass input_shape=(C, H, W) "
                           "(CLI: --input-shape C,H,W)")
-    ok = (isinstance(shape, (tuple, list)) and len(shape) >= 1
-          and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape))
+    ok = isinstance(shape, (tuple, list)) and len(shape) >= 1 and all(whole_number(d) is not None for d in shape)
     if not ok:
         raise ExportError(f"export: input_shape must be positive ints such as (1, 28, 28), without the "
                           f"batch axis; got {shape!r}")
@@ -102,7 +101,7 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     if not isinstance(model, Layer):
         raise ExportError(f"export: expected a dualnet model (a Layer such as Sequential), got {type(model).__name__}")
     newest = onnx.defs.onnx_opset_version()
-    if not isinstance(opset, (int, np.integer)) or isinstance(opset, bool) or not MIN_OPSET <= opset <= newest:
+    if whole_number(opset, MIN_OPSET, newest) is None:
         raise ExportError(f"export: opset must be an int from {MIN_OPSET} to {newest} (this onnx), got {opset!r}")
     shape = input_shape_of(model, input_shape)
     norm = normalization_of(model, normalization, shape)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import KernelArgTypeError, KernelArgValueError
+from .errors import KernelArgTypeError, KernelArgValueError, KernelLaunchError
 from .signatures import TYPE_DTYPES, Kernel, Param
 
 _FLOAT_MAX = {np.dtype(np.float32): float(np.finfo(np.float32).max),
@@ -180,6 +180,36 @@ def grid_size(size: int, block: int, max_blocks: int) -> int:
     return min(-(-size // block), max_blocks)
 
 
+#: a GPU's launch limits (compute capability 7.0 and later)
+MAX_THREADS_PER_BLOCK = 1024
+MAX_GRID = (2**31 - 1, 65535, 65535)
+
+
+def launch_shape(kernel: Kernel, scalars: Mapping[str, int], size: int, block: int,
+                 max_blocks: int) -> tuple[tuple[int, int, int], int]:
+    """((grid x, y, z), threads per block) of one launch, checked against a GPU's limits.
+
+    Grid-stride kernels: (min(ceil(size / block), max_blocks), 1, 1) blocks of the launcher's
+    block; cooperative kernels: their declared grid and block. A grid with a zero dimension means
+    nothing to run (the launchers skip it). Raises KernelLaunchError where a GPU would refuse.
+    """
+    if kernel.block is None:
+        return (grid_size(size, block, max_blocks), 1, 1), block
+    grid = kernel.grid_dims(scalars)
+    check_launch_limits(kernel.name, grid, kernel.block)
+    return grid, kernel.block
+
+
+def check_launch_limits(name: str, grid: tuple[int, int, int], block: int) -> None:
+    if not 1 <= block <= MAX_THREADS_PER_BLOCK:
+        raise KernelLaunchError(f"kernel {name}: {block} threads per block; a GPU allows 1 to "
+                                f"{MAX_THREADS_PER_BLOCK}: declare a smaller block in signatures.py")
+    for axis, n, most in zip("xyz", grid, MAX_GRID):
+        if not 0 <= n <= most:
+            raise KernelLaunchError(f"kernel {name}: grid {axis} dimension {n} is outside [0, {most}] "
+                                    f"(grid {grid}); split the launch or move the work to another axis")
+
+
 def check_launch_config(block: int, max_blocks: int) -> None:
     if not (isinstance(block, int) and 1 <= block <= 1024):
         raise ValueError(f"block must be an int in [1, 1024], got {block!r}")
@@ -218,7 +248,7 @@ class FastPlan:
     """
 
     __slots__ = ("kernel", "dtype", "t", "n", "arrays", "ints", "int_casts", "int_types", "get_ints", "reals",
-                 "count_fns", "size_fn", "geometries")
+                 "count_fns", "size_fn", "geometries", "block", "grid_fns", "grids")
 
     def __init__(self, kernel: Kernel, dtype: Any) -> None:
         self.kernel = kernel
@@ -245,6 +275,22 @@ class FastPlan:
                 reals.append((i, dt.type, -_FLOAT_MAX[dt], _FLOAT_MAX[dt], _cast_cache(dt)))
         self.reals = tuple(reals)
         self.geometries: dict[tuple, tuple[tuple, tuple, int]] = {}
+        self.block = kernel.block
+        self.grid_fns = tuple(kernel.positional(e, names) for e in kernel.grid or ())
+        self.grids: dict[tuple, tuple[int, int, int]] = {}
+
+    def grid(self, args: Sequence[Any]) -> tuple[int, int, int]:
+        """A cooperative kernel's checked grid for a call `bind` accepted (cached per geometry)."""
+        key = self.get_ints(args)
+        dims = self.grids.get(key)
+        if dims is None:
+            d = [int(f(*key)) for f in self.grid_fns] + [1, 1]
+            dims = (d[0], d[1], d[2])
+            check_launch_limits(self.kernel.name, dims, self.block or 0)
+            if len(self.grids) > 1024:
+                self.grids.clear()
+            self.grids[key] = dims
+        return dims
 
     def _geometry(self, key: tuple) -> tuple[tuple, tuple, int] | None:
         """(cast integer scalars, array counts, launch size) of one geometry; None if invalid."""

@@ -1,18 +1,21 @@
 """Run the CUDA kernel sources on the CPU: g++ + a tiny CUDA header + generated wrappers.
 
 Each ``.cu`` file is compiled with ``g++ -O2 -shared -fPIC`` under ``emulator.h`` together with one
-generated ``extern "C"`` wrapper per instantiation (from the signature table) that loops over every
-block and thread of the grid and calls the kernel with arguments unpacked from a ``void**`` array
-(one pointer to each argument's value, like ``cuLaunchKernel``).  The wrappers are called through
-ctypes.  Compiled libraries are cached on disk by a hash of everything that went into them.
+generated ``extern "C"`` wrapper per instantiation (from the signature table) that unpacks the
+arguments from a ``void**`` array (one pointer to each argument's value, like ``cuLaunchKernel``)
+and hands the kernel call to ``dn::run_grid``: every block in turn, its threads one after another
+(grid-stride kernels) or as fibers on this OS thread (cooperative kernels, declared with a block:
+shared memory, barriers, warp shuffles). The wrappers are called through ctypes. Compiled
+libraries are cached on disk by a hash of everything that went into them.
 
     emu = EmulatorLauncher(check=True)
     emu.launch("relu_backward", np.float32, dy, y, dx, dy.size)
 
-With ``check=True`` every array is staged in a larger buffer with guard zones on both sides;
-``out`` arrays start filled with a sentinel (a NaN payload for floats, 0xDEADBEEF for int32).
-After the launch the guards must be intact, no sentinel may remain in an ``out`` array and ``in``
-arrays must be unchanged, else KernelCheckError says which kernel, which parameter and where.
+CUDA's rules (barriers every thread reaches, shared bounds, 48 KiB of shared memory, launch
+limits) are enforced on every launch: KernelCheckError / KernelLaunchError name the kernel.
+``check=True`` adds guard zones, unwritten-output and modified-input detection and the race
+check: every launch runs under several schedules whose outputs must agree bit for bit
+(``emulator_check``; docs/gpu-emulator.md).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from ..emu_array import EmuArray, unwrap
-from .binding import Bound, bind, check_launch_config, grid_size
+from .binding import Bound, bind, check_launch_config, launch_shape
 from .errors import EmulatorUnavailableError, KernelArgTypeError, KernelCheckError, KernelCompileError
 from .signatures import KERNELS, Kernel, KernelTable
 
@@ -42,13 +45,9 @@ CXX_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c++14", "-ffp-contract=off", "-Wal
 #: number of compiler runs / disk-cache hits in this process (tests read these)
 stats = {"compiles": 0, "disk_hits": 0}
 
-_GUARD_BYTE = 0xA5
-_UNWRITTEN = {  # dtype -> (unsigned view dtype, bit pattern) filling "out" arrays in check mode
-    np.dtype(np.float32): (np.uint32, 0x7FC0DEAD),
-    np.dtype(np.float64): (np.uint64, 0x7FF8DEADBEEFDEAD),
-    np.dtype(np.int32): (np.uint32, 0xDEADBEEF),
-    np.dtype(np.int64): (np.uint64, 0xDEADBEEFDEADBEEF),
-}
+#: thread orders of emulator.h (dn::Schedule)
+IN_ORDER, REVERSED, RANDOM = 0, 1, 2
+_ERRLEN = 1024
 _CTYPES = {"int": ctypes.c_int32, "long long": ctypes.c_int64, "float": ctypes.c_float,
            "double": ctypes.c_double}
 
@@ -90,18 +89,13 @@ def wrapper_source(kernel: Kernel, t: str) -> str:
     unpack = "\n".join(f"    {p.c_type(t)} a{i} = *static_cast<{p.c_type(t)}*>(args[{i}]);"
                        for i, p in enumerate(kernel.params))
     call = ", ".join(f"a{i}" for i in range(len(kernel.params)))
+    fibers = "true" if kernel.cooperative else "false"
     return f"""
-extern "C" void {symbol(kernel, t)}(void** args, unsigned int grid, unsigned int block) {{
+extern "C" int {symbol(kernel, t)}(void** args, const unsigned* dims, int schedule, unsigned long long seed,
+                                   char* err, int errlen, unsigned long long* shared_peak) {{
 {unpack}
-    gridDim = dim3(grid, 1, 1);
-    blockDim = dim3(block, 1, 1);
-    for (unsigned int b = 0; b < grid; ++b) {{
-        blockIdx.x = b; blockIdx.y = 0; blockIdx.z = 0;
-        for (unsigned int t = 0; t < block; ++t) {{
-            threadIdx.x = t; threadIdx.y = 0; threadIdx.z = 0;
-            {kernel.name}<{t}>({call});
-        }}
-    }}
+    auto body = [&]() {{ {kernel.name}<{t}>({call}); }};
+    return dn::run_grid("{kernel.name}<{t}>", {fibers}, body, dims, schedule, seed, err, errlen, shared_peak);
 }}
 """
 
@@ -175,13 +169,17 @@ class EmulatorLauncher:
     """Launch the kernels on the CPU; same API as ``launch.CupyLauncher`` with NumPy arrays.
 
     ``launch(name, dtype, *args)`` checks the arguments against the declaration (see
-    ``binding.bind``), then runs ``min(ceil(size / block), max_blocks)`` blocks of ``block``
-    threads sequentially.  ``table`` and ``cache_dir`` select other kernel sources (tests) and
-    another cache folder.
+    ``binding.bind``) and the launch shape against a GPU's limits (``binding.launch_shape``),
+    then runs the grid: grid-stride kernels on ``min(ceil(size / block), max_blocks)`` blocks of
+    ``block`` threads, cooperative kernels on their declared grid and block. ``table`` and
+    ``cache_dir`` select other kernel sources (tests) and another cache folder.
 
     With ``device_arrays=True`` (device "emu") array arguments must be emu arrays, as a GPU
     launch takes device arrays only: a host ``numpy.ndarray`` raises KernelArgTypeError. The
     kernels then read and write the emu arrays' buffers in place.
+
+    ``record``: a list to append one ``(instantiation, grid, block, shared bytes per block)``
+    per launch to (the kernel cost report reads launch shapes from it); None records nothing.
     """
 
     def __init__(self, block: int = 256, max_blocks: int = 65535, check: bool = False,
@@ -195,6 +193,7 @@ class EmulatorLauncher:
         self.device_arrays = bool(device_arrays)
         self.table = KERNELS if table is None else table
         self.cache_dir = None if cache_dir is None else Path(cache_dir)
+        self.record: list[tuple[str, tuple[int, int, int], int, int]] | None = None
         self._fns: dict[tuple[str, str], Any] = {}  # (kernel, type) -> ctypes function
 
     def __repr__(self) -> str:
@@ -216,21 +215,16 @@ class EmulatorLauncher:
         args = self._device_buffers(kernel, args) if self.device_arrays else tuple(
             unwrap(a) if type(a) is EmuArray else a for a in args)
         bound = bind(kernel, dtype, args, np.ndarray, "numpy")
-        fn = self._function(kernel, bound.t)
-        grid = grid_size(bound.size, self.block, self.max_blocks)
-        if not self.check:
-            self._call(fn, bound, bound.values, grid)
+        grid, block = launch_shape(kernel, bound.scalars, bound.size, self.block, self.max_blocks)
+        if 0 in grid:
             return
-        staged = {p.name: self._stage(p, v, bound.counts[p.name])
-                  for p, v in zip(kernel.params, bound.values) if p.is_pointer}
-        self._call(fn, bound, [staged[p.name][1] if p.is_pointer else v
-                               for p, v in zip(kernel.params, bound.values)], grid)
-        problems: list[str] = []
-        for p, v in zip(kernel.params, bound.values):
-            if p.is_pointer:
-                problems += self._verify(bound, p, v, *staged[p.name])
-        if problems:
-            raise KernelCheckError(problems)
+        fn = self._function(kernel, bound.t)
+        if not self.check:
+            self.run(fn, bound, bound.values, grid, block)
+            return
+        from .emulator_check import checked_launch
+
+        checked_launch(self, fn, bound, grid, block)
 
     @staticmethod
     def _device_buffers(kernel: Kernel, args: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -251,12 +245,15 @@ class EmulatorLauncher:
         fn = self._fns.get(key)
         if fn is None:
             fn = getattr(self.library(kernel.source), symbol(kernel, t))
-            fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.c_uint, ctypes.c_uint]
-            fn.restype = None
+            fn.argtypes = [ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_uint), ctypes.c_int,
+                           ctypes.c_ulonglong, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_ulonglong)]
+            fn.restype = ctypes.c_int
             self._fns[key] = fn
         return fn
 
-    def _call(self, fn: Any, bound: Bound, values: list[Any], grid: int) -> None:
+    def run(self, fn: Any, bound: Bound, values: list[Any], grid: tuple[int, int, int], block: int,
+            schedule: int = IN_ORDER, seed: int = 0) -> None:
+        """One run of the grid under one schedule; a broken CUDA rule raises KernelCheckError."""
         holders: list[Any] = []
         for p, v in zip(bound.kernel.params, values):
             if p.is_pointer:
@@ -264,52 +261,10 @@ class EmulatorLauncher:
             else:
                 holders.append(_CTYPES[bound.t if p.base == "T" else p.base](v.item()))
         argv = (ctypes.c_void_p * len(holders))(*[ctypes.addressof(h) for h in holders])
-        if grid > 0:
-            fn(argv, grid, self.block)
-
-    @staticmethod
-    def _stage(p: Any, v: Any, n: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Stage one array: (buffer with guard zones, interior view, guard length)."""
-        g = max(256, min(n, 1 << 20))
-        buf = np.empty(n + 2 * g, dtype=v.dtype)
-        buf.view(np.uint8)[:] = _GUARD_BYTE
-        inner = buf[g:g + n]
-        if p.role == "out":
-            utype, pattern = _UNWRITTEN[v.dtype]
-            inner.view(utype)[:] = pattern
-        else:
-            inner[:] = v.reshape(-1)
-        return buf, inner, g
-
-    @staticmethod
-    def _verify(bound: Bound, p: Any, v: Any, buf: np.ndarray, inner: np.ndarray,
-                g: int) -> list[str]:
-        problems = []
-        inst, n = bound.instantiation, inner.size
-        what = f"parameter {p.name} ({p.role}, {n} elements)"
-        isz = buf.itemsize
-        before = np.flatnonzero(buf[:g].view(np.uint8) != _GUARD_BYTE)
-        if before.size:
-            k = g - int(before[-1]) // isz  # the write closest to the start
-            problems.append(f"kernel {inst} wrote out of bounds of {what} at offset -{k} "
-                            f"before the start")
-        after = np.flatnonzero(buf[g + n:].view(np.uint8) != _GUARD_BYTE)
-        if after.size:
-            k = int(after[0]) // isz
-            problems.append(f"kernel {inst} wrote out of bounds of {what} at offset +{k} past "
-                            f"the end")
-        if p.role == "out":
-            utype, pattern = _UNWRITTEN[inner.dtype]
-            missing = np.flatnonzero(inner.view(utype) == utype(pattern))
-            if missing.size:
-                problems.append(f"kernel {inst} never wrote {missing.size} elements of "
-                                f"parameter {p.name}, first at flat index {int(missing[0])} "
-                                f"(of {n})")
-        if p.role == "in":
-            changed = np.flatnonzero(inner.view(np.uint8) != v.reshape(-1).view(np.uint8))
-            if changed.size:
-                problems.append(f"kernel {inst} modified input parameter {p.name}, first at "
-                                f"flat index {int(changed[0]) // isz}")
-        else:
-            np.copyto(v, inner.reshape(v.shape))
-        return problems
+        dims = (ctypes.c_uint * 4)(*grid, block)
+        err = ctypes.create_string_buffer(_ERRLEN)
+        peak = ctypes.c_ulonglong(0)
+        if fn(argv, dims, schedule, seed, err, _ERRLEN, ctypes.byref(peak)):
+            raise KernelCheckError([err.value.decode(errors="replace")])
+        if self.record is not None:
+            self.record.append((bound.instantiation, grid, block, int(peak.value)))

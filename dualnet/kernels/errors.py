@@ -23,6 +23,10 @@ class KernelArgValueError(KernelArgumentError, ValueError):
     """Right type, wrong value: array size, layout, scalar out of the C type's range."""
 
 
+class KernelLaunchError(KernelError, ValueError):
+    """A launch a GPU would refuse: threads per block, grid dimensions (cudaErrorInvalidConfiguration)."""
+
+
 class KernelCheckError(KernelError, RuntimeError):
     """The checking emulator caught a kernel misbehaving (out-of-bounds or missing writes)."""
 

@@ -30,11 +30,14 @@ from typing import Any
 
 from dualnet.errors import DeviceMismatchError, DeviceUnavailableError
 
-from .binding import FastPlan, bind, check_launch_config, grid_size
+from .binding import FastPlan, bind, check_launch_config, launch_shape
 from .errors import KernelCompileError
 from .signatures import KERNELS, KernelTable
 
-NVRTC_OPTIONS = ("--std=c++14",)
+#: NVRTC's options, here and in CI's compile check (nvrtc_check.py). --fmad=false: no fused
+#: multiply-adds, as the emulator's g++ (-ffp-contract=off), so the GPU rounds every product and sum
+#: as the emulator and the reference do and float64 agreement is exact where the order is
+NVRTC_OPTIONS = ("--std=c++14", "--fmad=false")
 
 _MODULES: dict[tuple[int, str, str], dict[str, Any]] = {}
 _SOURCE_KEYS: dict[str, tuple[str, str]] = {}  # source path -> (text, sha256): read once per process
@@ -126,10 +129,18 @@ class CupyLauncher:
         for i, _ in plan.arrays:
             if values[i].device.id != me:
                 return self._launch_checked(name, dtype, args)  # raises, naming the parameter
-        grid = min(-(-size // self.block), self.max_blocks)
-        if grid:
-            with device:
-                fn((grid,), (self.block,), tuple(values))
+        grid: tuple[int, ...]
+        if plan.block:  # cooperative: the declared block and grid
+            grid, block = plan.grid(args), plan.block
+            if 0 in grid:
+                return None
+        else:
+            blocks = min(-(-size // self.block), self.max_blocks)
+            if not blocks:
+                return None
+            grid, block = (blocks,), self.block
+        with device:
+            fn(grid, (block,), tuple(values))
         return None
 
     def _launch_checked(self, name: str, dtype: Any, args: tuple) -> None:
@@ -142,8 +153,8 @@ class CupyLauncher:
                     f"kernel {bound.instantiation}, parameter {p.name}: array is on gpu:"
                     f"{v.device.id} but this launcher runs on gpu:{self.device_id}")
         fn = self.functions(kernel.source)[bound.instantiation]
-        grid = grid_size(bound.size, self.block, self.max_blocks)
-        if grid == 0:
+        grid, block = launch_shape(kernel, bound.scalars, bound.size, self.block, self.max_blocks)
+        if 0 in grid:
             return
         with cp.cuda.Device(self.device_id):
-            fn((grid,), (self.block,), tuple(bound.values))
+            fn(grid if kernel.cooperative else grid[:1], (block,), tuple(bound.values))

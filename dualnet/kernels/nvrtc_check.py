@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import KernelCompileError, NvrtcUnavailableError
+from .launch import NVRTC_OPTIONS
 from .signatures import KERNELS, KernelTable
 
 DEFAULT_ARCHS = ("compute_80", "compute_90")
-OPTIONS = ("--std=c++14",)
+OPTIONS = NVRTC_OPTIONS  # the launcher's own options: CI compiles what a GPU runs
 
 _nvrtc: Any = None
 

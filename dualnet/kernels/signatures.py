@@ -6,6 +6,13 @@ pointer must hold, as an expression over the scalar parameters.  From this table
 name expressions (``launch.py``, ``nvrtc_check.py``), the emulator's C wrappers (``emulator.py``)
 and the dtype / size checks and scalar casts of ``binding.bind`` (both launchers).
 
+Launch shape: a kernel declared without ``block`` is a grid-stride loop over ``size`` elements,
+launched with the launcher's block size on min(ceil(size / block), max_blocks) blocks, and the
+emulator runs its threads one after another. A *cooperative* kernel declares ``block`` (threads
+per block, fixed: its shared arrays and tree reductions are sized for it) and ``grid`` (1 to 3
+block-count expressions, x first); the emulator runs its threads as fibers so it may use shared
+memory, ``__syncthreads()`` and the warp primitives (docs/gpu-emulator.md).
+
 Roles: ``in`` arrays are only read; ``out`` arrays are fully overwritten (every element, always:
 the checking emulator enforces it); ``inout`` arrays are read and may be written.
 """
@@ -13,6 +20,7 @@ the checking emulator enforces it); ``inout`` arrays are read and may be written
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +88,9 @@ def real(name: str) -> Param:
     return Param("T", name)
 
 
+_INCLUDE = re.compile(r'\s*#\s*include\s+"([\w.-]+\.cuh)"\s*$')
+_KERNEL_DIR = Path(__file__).resolve().parent  # headers a test table's sources may include
+
 _ALLOWED_OPS = (ast.Add, ast.Sub, ast.Mult, ast.FloorDiv)
 
 
@@ -106,8 +117,11 @@ class Kernel:
     params: tuple[Param, ...]
     size: str                         # launch size: elements the grid-stride loop covers
     types: tuple[str, ...] = ("float", "double")
+    block: int | None = None          # cooperative kernels: threads per block
+    grid: tuple[str, ...] | None = None  # cooperative kernels: blocks in x (, y (, z))
     _counts: dict = field(init=False, default=None, compare=False, repr=False)  # type: ignore
     _size: Any = field(init=False, default=None, compare=False, repr=False)
+    _grid: Any = field(init=False, default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         where = f"kernel {self.name}"
@@ -135,6 +149,26 @@ class Kernel:
                   for p in self.params if p.is_pointer}
         object.__setattr__(self, "_counts", counts)
         object.__setattr__(self, "_size", _compile_expr(self.size, ints, f"{where}, size"))
+        if (self.block is None) != (self.grid is None):
+            raise ValueError(f"{where}: a cooperative kernel declares both block and grid")
+        if self.block is not None:
+            if not (type(self.block) is int and 1 <= self.block <= 1024 and self.block % 32 == 0):
+                raise ValueError(f"{where}: block must be a multiple of 32 in [32, 1024], got {self.block!r}")
+            object.__setattr__(self, "grid", tuple(self.grid or ()))
+            if not 1 <= len(self.grid or ()) <= 3:
+                raise ValueError(f"{where}: grid takes 1 to 3 expressions, got {self.grid!r}")
+            object.__setattr__(self, "_grid", tuple(_compile_expr(e, ints, f"{where}, grid")
+                                                    for e in self.grid or ()))
+
+    @property
+    def cooperative(self) -> bool:
+        """Declared with a fixed block: runs as fibers in the emulator (barriers, shared memory)."""
+        return self.block is not None
+
+    def grid_dims(self, scalars: Mapping[str, int]) -> tuple[int, int, int]:
+        """A cooperative kernel's grid (x, y, z) for these integer scalars."""
+        dims = [f(scalars) for f in self._grid or ()] + [1, 1]
+        return dims[0], dims[1], dims[2]
 
     def name_expression(self, t: str) -> str:
         """The C++ name of one instantiation, e.g. ``im2col<float>``."""
@@ -197,7 +231,28 @@ class KernelTable:
         return self.source_dir / source
 
     def read_source(self, source: str) -> str:
-        return self.source_path(source).read_text()
+        """The source text with each ``#include "x.cuh"`` of a header beside it spliced in.
+
+        Every consumer (NVRTC, CuPy, the emulator) compiles this one text, so a header change
+        changes every cache key; ``#line`` keeps compiler messages pointing at the right file.
+        """
+        path = self.source_path(source)
+        out, seen = [], set()
+        for number, line in enumerate(path.read_text().splitlines(keepends=True), start=1):
+            m = _INCLUDE.match(line)
+            if m is None:
+                out.append(line)
+                continue
+            header = self.source_dir / m.group(1)
+            if not header.is_file():
+                header = _KERNEL_DIR / m.group(1)
+            if header.name not in seen:
+                seen.add(header.name)
+                out += [f'#line 1 "{header}"\n', header.read_text().rstrip("\n") + "\n",
+                        f'#line {number + 1} "{path}"\n']
+            else:
+                out.append("\n")
+        return "".join(out)
 
     def name_expressions(self, source: str) -> list[str]:
         """Every instantiation defined in one source file, e.g. ``["im2col<float>", ...]``."""

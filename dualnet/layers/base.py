@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+from ..errors import positive_int
 from .flat import zero_grads
 from .grad_mode import grad_enabled
 from .parameter import Parameter
@@ -26,9 +27,7 @@ def _pair(value: Any, what: str, layer: str, minimum: int) -> tuple[int, int]:
 
 
 def _positive_int(value: Any, what: str, layer: str) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{layer}: {what} must be a positive int, got {value!r}")
-    return int(value)
+    return positive_int(value, what, layer, noun="int")
 
 
 class _LayerType(type):
@@ -51,30 +50,32 @@ def hidden_parameters(layer: Layer) -> list[tuple[str, Parameter]]:
     """(attribute path, Parameter) of every Parameter `layer` holds, at any depth of its attributes
     (private ones included), lists, tuples, sets, dicts and sub-layers, that `layer.parameters()`
     does not list."""
+    held: list[tuple[tuple, Parameter]] = []
+    _every_parameter(layer, (), set(), held)
+    if not held:  # most layers hold none: parameters() need not be walked (building stays cheap)
+        return []
     found = {id(p) for p in layer.parameters()}
-    held: list[tuple[str, Parameter]] = []
-    _every_parameter(layer, "", set(), held)
-    return [(where, p) for where, p in held if id(p) not in found]
+    return [(".".join(map(str, where)), p) for where, p in held if id(p) not in found]
 
 
-def _every_parameter(obj: Any, where: str, seen: set[int], out: list[tuple[str, Parameter]]) -> None:
-    if isinstance(obj, Parameter):
-        out.append((where, obj))
-        return
-    if id(obj) in seen:
-        return
-    items: Any
-    if isinstance(obj, Layer):
-        items = vars(obj).items()
-    elif isinstance(obj, dict):
-        items = obj.items()
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        items = enumerate(obj)
-    else:
-        return
+_HOLDERS = (dict, list, tuple, set, frozenset)
+#: attribute types that never are or hold a Parameter or a Layer
+_PLAIN = frozenset({str, bool, int, float, type(None), np.ndarray, Device})
+
+
+def _every_parameter(obj: Any, where: tuple, seen: set[int], out: list[tuple[tuple, Parameter]]) -> None:
+    """Append (path of keys, Parameter) for every Parameter reachable from `obj` (a layer or a
+    container); a path is a tuple, joined only for the few that are reported."""
     seen.add(id(obj))
+    items: Any = vars(obj).items() if isinstance(obj, Layer) else obj.items() if isinstance(obj, dict) \
+        else enumerate(obj)
     for key, value in items:
-        _every_parameter(value, f"{where}.{key}" if where else str(key), seen, out)
+        if type(value) in _PLAIN:
+            continue
+        if isinstance(value, Parameter):
+            out.append(((*where, key), value))
+        elif (isinstance(value, Layer) or isinstance(value, _HOLDERS)) and id(value) not in seen:
+            _every_parameter(value, (*where, key), seen, out)
 
 
 class Layer(metaclass=_LayerType):
@@ -128,7 +129,8 @@ class Layer(metaclass=_LayerType):
         (caches, plans) are skipped."""
         found: list[tuple[str, Any]] = []
         for key, value in vars(self).items():
-            if key.startswith("_"):
+            # most attributes are plain values: one set look-up each (a model of 10**5 layers asks often)
+            if type(value) in _PLAIN or key[0] == "_":
                 continue
             if isinstance(value, cls):
                 found.append((key, value))
@@ -174,6 +176,11 @@ class Layer(metaclass=_LayerType):
             yield prefix + name, b
         for name, child in self.children():
             yield from child.named_buffers(f"{prefix}{name}.")
+
+    def buffer_problem(self, name: str, value: Any) -> str | None:
+        """Why `value` (a host array read from a file) cannot be this layer's buffer `name`, in
+        words; None when it can. Shapes, dtypes and finiteness are checked by the reader."""
+        return None
 
     def config(self) -> dict[str, Any]:
         """Constructor arguments that rebuild this layer (stored in checkpoints)."""
@@ -225,7 +232,7 @@ class Layer(metaclass=_LayerType):
     def to(self, name: str | Device) -> Layer:
         """Move parameters (their gradients and optimizer state), buffers and sub-layers to a device."""
         dev = get_device_object(name)
-        for p in self.parameters():
+        for _, p in self.own_parameters():  # the sub-layers move their own, below
             if p.device != dev:
                 p.rehome(to_device(p.data, dev), to_device(p.grad, dev), dev)
                 p.state = {k: to_device(v, dev) for k, v in p.state.items()}
@@ -241,7 +248,7 @@ class Layer(metaclass=_LayerType):
         """Cast parameters, gradients and floating-point buffers (float32 to train, float64 for
         gradient checks); integer buffers (counters) keep their type."""
         with self.device.scope():  # the casts are allocated on the parameters' GPU
-            for p in self.parameters():
+            for _, p in self.own_parameters():  # the sub-layers cast their own, below
                 if p.data.dtype != dtype:
                     p.rehome(p.data.astype(dtype), p.grad.astype(dtype))
                     p.state = {k: v.astype(dtype) for k, v in p.state.items()}

@@ -67,6 +67,16 @@ class _BatchNorm(Layer):
         return (self.weight is not None and self.bias is not None and not self.weight.requires_grad
                 and not self.bias.requires_grad)
 
+    def buffer_problem(self, name: str, value: Any) -> str | None:
+        """A variance below 0 (eval divides by sqrt(var + eps): NaN) or a negative batch count."""
+        if name in ("running_var", "num_batches_tracked"):
+            bad = np.flatnonzero(np.asarray(value).reshape(-1) < 0)
+            if bad.size:
+                what = "a variance" if name == "running_var" else "a count"
+                return (f"holds {value.reshape(-1)[bad[0]]} at index {bad[0]} ({bad.size} negative values); {what} "
+                        "is >= 0, so the file is damaged")
+        return None
+
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) + 1 not in self.ranks or shape[0] != self.num_features:
             raise ValueError(f"{self.name}: expected inputs of shape {self.shape_text} with C = "

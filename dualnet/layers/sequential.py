@@ -50,8 +50,11 @@ class Sequential(Layer):
         self.fuse = fuse
         self.spec: dict[str, Any] = {}  # how models.get built it: {"name": ..., "kwargs": ...}
         assign_names(self.layers)
-        names = [layer.name for layer in self.layers]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        seen: set[str] = set()
+        twice: set[str] = set()
+        for layer in self.layers:  # a set, not list.count: building stays linear in the layer count
+            (twice if layer.name in seen else seen).add(layer.name)
+        dup = sorted(twice)
         if dup:
             raise ValueError(f"Sequential: layer names must be unique, {', '.join(dup)} appear more than once; "
                              "rename the layers (layer.name = ...)")

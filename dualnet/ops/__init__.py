@@ -2,15 +2,15 @@
 
 `ReferenceOps` (reference.py, device "ref") declares and implements every op a layer, loss or
 optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices "gpu"/"gpu:N";
-`EmulatedOps` for "emu") override only what they make faster. Which table overrides which op
-(`tests/ops/test_op_table.py` holds this table to the code):
+`EmulatedOps` for "emu"; its products in products.py) override only what they make faster. Which
+table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
 
 | op                         | reference | cpu | cuda (kernel) |
 | -------------------------- | --------- | --- | ------------- |
 | im2col                     | yes       |     | im2col.cu     |
 | col2im                     | yes       |     | im2col.cu     |
-| conv2d_forward             | yes       | yes |               |
-| conv2d_backward            | yes       | yes |               |
+| conv2d_forward             | yes       | yes | products.py   |
+| conv2d_backward            | yes       | yes | products.py   |
 | conv_relu_maxpool_forward  | yes       | yes | fused.cu      |
 | conv_relu_maxpool_backward | yes       | yes | fused.cu      |
 | conv_relu_maxpool_inference| yes       | yes |               |
@@ -33,8 +33,8 @@ optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices
 | tanh_backward              | yes       |     |               |
 | sigmoid_forward            | yes       |     |               |
 | sigmoid_backward           | yes       |     |               |
-| linear_forward             | yes       | yes |               |
-| linear_backward            | yes       |     |               |
+| linear_forward             | yes       | yes | products.py   |
+| linear_backward            | yes       |     | products.py   |
 | dropout_mask               | yes       |     |               |
 | softmax_xent_forward       | yes       | yes | loss.cu       |
 | softmax_xent_backward      | yes       |     | loss.cu       |

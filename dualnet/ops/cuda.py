@@ -3,8 +3,8 @@
 CupyOps inherits every op from ReferenceOps (written against `self.xp`, here CuPy) and overrides
 only those with a hand-written CUDA kernel: im2col, col2im, pooling (global average pooling too),
 bias + activation, ReLU backward, leaky ReLU, batch normalization, softmax cross-entropy and the
-optimizer updates. Matrix products stay `xp.matmul`
-(cuBLAS; CuPy leaves TF32 off unless CUPY_TF32=1 is set).
+optimizer updates. Matrix products are cuBLAS's, on 2-D views that need no hidden copy, with TF32
+off unless switched on (ops/products.py, which CupyOps subclasses).
 
 EmulatedOps is the same class with the emu array module as `xp` (dualnet/emu_array.py: NumPy
 buffers behind CuPy's rules, so a host leak fails there as it would on a GPU) and the kernel
@@ -36,7 +36,8 @@ import numpy
 from . import OPS
 from .cuda_layers import LayerKernelOps
 from .geometry import ConvGeometry, PoolGeometry
-from .reference import Geometry, ReferenceOps
+from .products import ProductOps
+from .reference import Geometry
 
 _ACT = {None: 0, "relu": 1}
 
@@ -50,7 +51,7 @@ class _FusedSaved:
         self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
-class CupyOps(LayerKernelOps, ReferenceOps):
+class CupyOps(LayerKernelOps, ProductOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
@@ -113,11 +114,11 @@ class CupyOps(LayerKernelOps, ReferenceOps):
                              geom.out_h, geom.out_w, *saved.pool_geom.kernel_args())
         cols = self.im2col(x, geom)
         k = c * geom.kh * geom.kw
-        dweight = xp.matmul(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
+        dweight = self._mm(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
         dbias = dz.sum(axis=1) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
-        dcols = xp.matmul(weight.reshape(o, k).T, dz).reshape(cols.shape)
+        dcols = self._mm(weight.reshape(o, k).T, dz).reshape(cols.shape)
         return self.col2im(dcols, x.shape, geom), dweight, dbias
 
     # --- gradient accumulation -----------------------------------------------------------
@@ -129,10 +130,9 @@ class CupyOps(LayerKernelOps, ReferenceOps):
                              bgrad.size)
 
     def linear_backward_accumulate(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
-        xp = self.xp
         dy = self._c(dy)
-        dx = xp.matmul(dy, weight) if need_dx else None
-        dw = self._c(xp.matmul(dy.T, x))
+        dx = self._mm(dy, weight) if need_dx else None
+        dw = self._mm(dy.T, x)
         n, o = dy.shape
         has_bias = bgrad is not None
         self.launcher.launch("linear_grad_accumulate", dy.dtype, dw, dy, wgrad,

@@ -10,6 +10,7 @@ import numpy as np
 from ..backend import to_device, to_numpy
 from ..data.normalize import model_normalization, normalize
 from ..errors import DualnetError
+from ..inference import NO_INK, class_names
 from .figure import MAPS_PER_ROW, MOSAIC_FILTERS_ABOVE, TITLED_FILTERS_MAX, _digit, _figure, _hide_ticks, _model_of
 
 
@@ -184,10 +185,13 @@ def feature_maps(model: Any, image: Any, label: int | None = None) -> Any:
     if not stages:
         raise DualnetError("feature_maps: the model has no Conv2d or pooling layer with spatial output")
     title = f"input {'×'.join(map(str, x.shape[1:]))}"
-    if final.ndim == 2 and final.shape[0] == 1 and final.shape[1] > 1:
-        p = np.exp(final[0] - final[0].max())
+    if x.shape[1] == 1 and not x.any():
+        title += f": {NO_INK.split(':')[0]}"  # as dn.predict answers a blank digit image
+    elif final.ndim == 2 and final.shape[0] == 1 and final.shape[1] > 1:
+        p = np.exp(final[0].astype(np.float64) - final[0].max())
         p /= p.sum()
-        title += f": predicted {int(p.argmax())} ({p.max():.1%})"
+        names = class_names(getattr(model, "metadata", None), p.size)
+        title += f": predicted {names[int(p.argmax())]} ({p.max():.1%})"
     if label is not None:
         title += f", true {int(label)}"
     panel = 0.62

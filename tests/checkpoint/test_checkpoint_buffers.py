@@ -111,6 +111,14 @@ def _replace(name, value):
     (lambda f: f.create_dataset("model/buffers/bn9.running_mean", data=np.zeros(2)),
      r"unexpected buffers not in the model architecture: bn9.running_mean"),
     (lambda f: f.__delitem__("model/buffers"), r"missing group 'model/buffers' \(required from format 2\)"),
+    (_replace("model/buffers/bn2.running_var", np.array([1, 2, -0.5, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1],
+                                                        np.float32)),
+     r"buffer bn2.running_var \(dataset model/buffers/bn2.running_var\) of layer bn2 holds -0.5 at index 2 \(1 "
+     r"negative values\); a variance is >= 0"),
+    (_replace("model/buffers/bn1.num_batches_tracked", np.array(-3, np.int64)),
+     r"bn1.num_batches_tracked .* of layer bn1 holds -3 at index 0 .*a count is >= 0"),
+    (_replace("model/buffers/bn1.running_mean", np.array([0, 0, np.inf, 0, 0, 0], np.float32)),
+     r"buffer bn1.running_mean .* contains 1 non-finite values"),
 ])
 def test_bad_stored_buffers_are_refused_naming_file_and_dataset(tmp_path, change, problem):
     path = ck.save(trained_bn(1), tmp_path / "bn.h5")
@@ -118,6 +126,13 @@ def test_bad_stored_buffers_are_refused_naming_file_and_dataset(tmp_path, change
     with pytest.raises(CheckpointError, match=problem) as info:
         dn.load(path)
     assert str(path) in str(info.value)
+
+
+def test_a_zero_running_variance_is_valid_and_loads(tmp_path):
+    model = trained_bn(1)
+    model["bn1"].running_var[:] = 0  # a channel that never varied: eval divides by sqrt(eps)
+    loaded = dn.load(ck.save(model, tmp_path / "zero.h5"))
+    assert (loaded["bn1"].running_var == 0).all()
 
 
 def test_format_1_files_load_with_a_fresh_layers_buffers(tmp_path):

@@ -1,12 +1,12 @@
-"""dualnet.data.images, other formats and preparation: PGM/PPM and .npy reading, resizing, inversion,
-load_images and the size bounds."""
+"""dualnet.data.images, other formats: PGM/PPM and .npy reading, every format through the one
+preparation, and the size bounds."""
 
 import numpy as np
 import pytest
 from image_files import expected_gray, good_png, npy_bytes, png_bytes, rejected, write
 
-from dualnet.data import images
-from dualnet.data.images import load_images, prepare, read_image
+from dualnet.data import images, prepare
+from dualnet.data.images import read_image
 from dualnet.errors import DataError
 
 # --- PGM / PPM --------------------------------------------------------------------------------
@@ -92,73 +92,22 @@ def test_npy_truncated_and_huge_header_rejected(tmp_path):
 
 
 
-# --- prepare / load_images --------------------------------------------------------------------
+# --- the one preparation: prepare.load_inputs over every format ----------------------------------
 
-@pytest.mark.parametrize("shape", [(28, 28), (56, 56), (100, 37), (7, 9), (1, 1), (300, 20)])
-@pytest.mark.parametrize("size", [(28, 28), (16, 40)])
-def test_resize_constant_stays_constant(shape, size):
-    out = prepare(np.full(shape, 0.3), size=size, invert="no")
-    assert out.shape == (1, *size) and out.dtype == np.float32
-    np.testing.assert_allclose(out, 0.3, atol=1e-6)
-
-
-def test_shrink_by_area_averaging_is_exact_for_block_images():
-    small = np.random.default_rng(0).random((28, 28)).astype(np.float32)
-    big = np.kron(small, np.ones((2, 2), np.float32))
-    np.testing.assert_array_equal(prepare(big, invert="no")[0], small)
-    quarter = prepare(big, size=(14, 14), invert="no")[0]
-    want = small.reshape(14, 2, 14, 2).mean(axis=(1, 3))
-    np.testing.assert_allclose(quarter, want, atol=1e-6)
-
-
-def test_enlarge_is_bilinear():
-    ramp = np.linspace(0, 1, 10)[None, :].repeat(4, axis=0)
-    out = prepare(ramp, size=(4, 19), invert="no")[0]
-    # pixel centres: out x -> in (x + 0.5) * 10 / 19 - 0.5, clamped at both ends
-    src = np.clip((np.arange(19) + 0.5) * 10 / 19 - 0.5, 0, 9)
-    np.testing.assert_allclose(out, np.broadcast_to(src / 9, (4, 19)), atol=1e-6)
-
-
-def test_invert_auto_yes_no():
-    light = np.ones((28, 28))
-    light[8:20, 12:16] = 0.1  # a dark stroke on white paper
-    np.testing.assert_allclose(prepare(light)[0], 1 - light, atol=1e-6)
-    np.testing.assert_allclose(prepare(1 - light)[0], 1 - light, atol=1e-6)  # MNIST-like: kept
-    np.testing.assert_allclose(prepare(1 - light, invert="yes")[0], light, atol=1e-6)
-    np.testing.assert_allclose(prepare(light, invert="no")[0], light, atol=1e-6)
-    u8 = (light * 255).astype(np.uint8)
-    np.testing.assert_allclose(prepare(u8)[0], 1 - u8 / 255, atol=1e-6)
-
-
-@pytest.mark.parametrize("kwargs,match", [
-    ({"size": (0, 28)}, "size"), ({"size": (28,)}, "size"), ({"size": (2.5, 3)}, "size"),
-    ({"invert": "maybe"}, "invert"),
-])
-def test_prepare_bad_arguments(kwargs, match):
-    with pytest.raises(DataError, match=match):
-        prepare(np.zeros((5, 5)), **kwargs)
-
-
-@pytest.mark.parametrize("image", [np.zeros((2, 3, 3)), np.zeros(5), np.full((3, 3), 2.0),
-                                   np.zeros((3, 3), np.int64), np.zeros((0, 4))])
-def test_prepare_bad_image(image):
-    with pytest.raises(DataError):
-        prepare(image)
-
-
-def test_load_images_stacks_and_names_bad_file(tmp_path):
-    write(tmp_path, "a.png", png_bytes(np.full((56, 56, 1), 255), 0))
-    write(tmp_path, "b.pgm", b"P5\n10 10\n255\n" + bytes(100))
-    np.save(tmp_path / "c.npy", np.full((28, 28), 0.25))
+def test_load_inputs_reads_every_format_and_names_a_bad_file(tmp_path):
+    bar = np.zeros((40, 40))
+    bar[8:32, 18:22] = 1.0  # a light stroke on black, as MNIST
+    write(tmp_path, "a.png", png_bytes((bar[..., None] * 255).astype(int), 0))
+    write(tmp_path, "b.pgm", b"P5\n40 40\n255\n" + (bar * 255).astype(np.uint8).tobytes())
+    np.save(tmp_path / "c.npy", bar)
     paths = [tmp_path / "a.png", str(tmp_path / "b.pgm"), tmp_path / "c.npy"]
-    out = load_images(paths, invert="no")
+    out = prepare.load_inputs(paths, (1, 28, 28))
     assert out.shape == (3, 1, 28, 28) and out.dtype == np.float32
-    np.testing.assert_allclose(out[:, 0, 0, 0], [1.0, 0.0, 0.25], atol=1e-6)
-    assert load_images(tmp_path / "a.png", size=(8, 8)).shape == (1, 1, 8, 8)
-    assert load_images([]).shape == (0, 1, 28, 28)
+    np.testing.assert_allclose(out[1:], np.broadcast_to(out[0], (2, 1, 28, 28)), atol=1e-6)
+    assert prepare.load_inputs([], (1, 28, 28)).shape == (0, 1, 28, 28)
     write(tmp_path, "d.png", b"garbage")
     with pytest.raises(DataError, match="d.png"):
-        load_images(paths + [tmp_path / "d.png"])
+        prepare.load_inputs(paths + [tmp_path / "d.png"], (1, 28, 28))
 
 
 def test_max_pixels_is_the_bound():
@@ -168,3 +117,22 @@ def test_max_pixels_is_the_bound():
 def test_oversized_file_not_read(tmp_path, monkeypatch):
     monkeypatch.setattr(images, "MAX_FILE_BYTES", 100)
     rejected(tmp_path, good_png() + bytes(200), "big.png", "larger than 100 bytes")
+
+
+def test_one_list_of_image_formats_in_the_help_texts_and_the_documents():
+    """The list comes from the decoders' table; every place that states it states that one."""
+    import pathlib
+
+    from click.testing import CliRunner
+
+    from dualnet.data.image_decode import FORMATS, FORMATS_TEXT
+    from dualnet_cli.main import cli
+
+    assert FORMATS_TEXT == "PNG, JPEG, BMP, GIF, WebP, PGM/PPM or .npy" and len(FORMATS) == 7
+    for command in ("predict", "featuremaps"):
+        text = " ".join(CliRunner().invoke(cli, [command, "--help"]).output.split())
+        assert FORMATS_TEXT in text, command
+    root = pathlib.Path(__file__).resolve().parents[2]
+    for doc in ("README.md", "docs/reliability.md"):
+        text = " ".join((root / doc).read_text().split())
+        assert FORMATS_TEXT in text, doc

@@ -170,7 +170,8 @@ def test_text_file_renamed_png_and_unknown_format_rejected(tmp_path):
     message = rejected(tmp_path, b"hello, I am a text file\n", "text.png", "not a PNG")
     assert "signature" in message
     text = b"hello, I am a text file\n"
-    rejected(tmp_path, text, "text.xyz", r"unsupported image format \(use PNG, JPEG, BMP, GIF, PGM or \.npy\)")
+    rejected(tmp_path, text, "text.xyz",
+             r"unsupported image format \(use PNG, JPEG, BMP, GIF, WebP, PGM/PPM or \.npy\)")
     rejected(tmp_path, b"\xff\xd8\xff\xe0" + bytes(20), "photo.png", "JPEG")
     rejected(tmp_path, b"hello", "text.npy", "not a .npy")
 

@@ -61,3 +61,58 @@ def test_evaluate_applies_the_models_normalization():
     del model.normalization
     model.metadata = {"normalization": norm}  # as dn.load leaves a checkpoint's
     np.testing.assert_array_equal(dn.evaluate(model, ds)["probabilities"], plain["probabilities"])
+
+
+@pytest.mark.parametrize("norm, match", [
+    ({"mean": [0.1], "std": [1e-42]}, r"std must be 1 or 2 finite numbers|std must be >= 1e-06"),
+    ({"mean": [0.1], "std": [1e-300]}, r"std must be >= 1e-06 .*got \[1e-300\]"),
+    ({"mean": [0.1], "std": [1e-7]}, r"std must be >= 1e-06"),
+    ({"mean": [1e300], "std": [0.3]}, r"mean must be 1 or 2 finite numbers .*finite in float32\), got \[1e\+300\]"),
+    ({"mean": [0.1], "std": [1e39]}, r"std must be 1 or 2 finite numbers .*finite in float32"),
+    ({"mean": [127.5, 127.5], "std": [64.0, 64.0]}, r"mean must lie in \[-1, 2\] .*not 0..255\), got \[127.5"),
+    ({"mean": [-1.5], "std": [1.0]}, r"mean must lie in \[-1, 2\]"),
+    ({"mean": [], "std": []}, r"mean must be 1 or 2 finite numbers"),
+])
+def test_normalizations_that_break_in_float32_or_lie_outside_the_input_scale_are_refused(norm, match):
+    with pytest.raises(DataError, match=match):
+        data.check_normalization(norm, 2, "here")
+
+
+def test_normalizations_at_the_documented_bounds_are_accepted_and_stay_finite():
+    from dualnet.data.normalize import MEAN_RANGE, STD_FLOOR
+
+    images = np.random.default_rng(1).random((2, 2, 3, 3), dtype=np.float32)
+    for mean in MEAN_RANGE:
+        norm = {"mean": [mean, 0.5], "std": [STD_FLOOR, 1.0]}
+        assert data.check_normalization(norm, 2, "here") == norm
+        assert np.isfinite(data.normalize(images, norm)).all()
+
+
+def test_a_stored_normalization_is_checked_and_a_normalizing_run_without_one_is_refused():
+    from dualnet.data.normalize import stored_normalization
+
+    norm = {"mean": [0.5, 0.4, 0.3], "std": [0.2, 0.2, 0.2]}
+    assert stored_normalization({"normalization": norm, "train_config": {"normalize": True}}, 3, "f.h5") == norm
+    assert stored_normalization({"train_config": {"normalize": False}}, 3, "f.h5") is None
+    assert stored_normalization({}, None, "f.h5") is None
+    with pytest.raises(DataError, match=r"^f.h5: the run normalizes its inputs .* holds no 'normalization'"):
+        stored_normalization({"train_config": {"normalize": True}}, 3, "f.h5")
+    with pytest.raises(DataError, match=r"^f.h5: normalization mean must be 1 or 3 finite"):
+        stored_normalization({"normalization": {"mean": [0.1, 0.2], "std": [1.0]}}, 3, "f.h5")
+
+
+def test_a_checkpoint_with_a_bad_normalization_is_neither_written_nor_read(tmp_path):
+    import json
+
+    import h5py
+
+    model = dn.models.get("digits-cnn", seed=0)
+    bad = {"mean": [0.5], "std": [1e-40]}
+    with pytest.raises(dn.CheckpointError, match=r"would not load back \(metadata: normalization std must be >="):
+        dn.save(model, tmp_path / "refused.h5", normalization=bad)
+    assert not (tmp_path / "refused.h5").exists()
+    path = dn.save(model, tmp_path / "m.h5", normalization={"mean": [0.5], "std": [0.25]})
+    with h5py.File(path, "r+") as f:  # as a damaged or hand-edited file would hold it
+        f.attrs["metadata"] = json.dumps({"normalization": bad})
+    with pytest.raises(dn.CheckpointError, match=rf"^{path}: metadata: normalization std must be >= 1e-06"):
+        dn.load(path)

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from dualnet.data import prepare
+from dualnet.data import images, prepare
 from dualnet.errors import DataError
 
 
@@ -120,13 +120,13 @@ def test_read_rgb_keeps_colour_and_spreads_gray_over_three_channels(tmp_path):
     rgb = np.zeros((10, 14, 3), np.uint8)
     rgb[..., 0] = 255
     Image.fromarray(rgb).save(tmp_path / "red.png")
-    got = prepare.read_rgb(tmp_path / "red.png")
+    got = images.read_rgb(tmp_path / "red.png")
     assert got.shape == (10, 14, 3)
     np.testing.assert_allclose(got[..., 0], 1.0)
     assert got[..., 1:].max() == 0
     gray = (np.arange(28 * 28) % 256).astype(np.uint8).reshape(28, 28)
     np.save(tmp_path / "gray.npy", gray)
-    got = prepare.read_rgb(tmp_path / "gray.npy")
+    got = images.read_rgb(tmp_path / "gray.npy")
     np.testing.assert_allclose(got[..., 1], gray / 255.0, atol=1e-6)
     assert (got[..., 0] == got[..., 2]).all()
 

@@ -1,4 +1,4 @@
-"""The nccl communicator's logic with two thread ranks, cupy.cuda.nccl stood in (nccl_standin.py);
+"""The nccl communicator's logic with two thread ranks, cupy.cuda.nccl stood in (tests/standins/nccl.py);
 its real run on GPUs is test_nccl_gpu.py."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install \".[mpi]\")")
 
-from nccl_standin import NCCL_FLOAT32, DeviceXp, NcclModule, ThreadComm, device_array  # noqa: E402
+from standins.nccl import NCCL_FLOAT32, DeviceXp, NcclModule, ThreadComm, device_array  # noqa: E402
 
 from dualnet.distributed import DistributedError, NcclCommunicator  # noqa: E402
 

@@ -9,12 +9,13 @@ import pytest
 
 pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install \".[mpi]\")")
 
-from nccl_standin import ThreadComm  # noqa: E402
+from standins.nccl import ThreadComm  # noqa: E402
 from test_nccl_comm import _on_ranks  # noqa: E402
 
 import dualnet as dn  # noqa: E402
 from dualnet.distributed import Communicator, DataParallel, DistributedError, local_device, set_threads  # noqa: E402
 from dualnet.train import TrainState  # noqa: E402
+from dualnet.train.batches import DeviceBatches, HostBatches  # noqa: E402
 
 
 def _start(batch_size: int, n: list[int]) -> list[object]:
@@ -58,22 +59,30 @@ def test_start_broadcasts_rank0_parameters_and_run_state() -> None:
 def test_share_of_each_batch_is_its_rank_slice_of_the_seeded_order() -> None:
     started = _start(4, [10, 10])
     order = dn.data.epoch_order(10, 0, 0)
-    images = np.arange(10, dtype=np.float32).reshape(10, 1, 1, 1)
-    labels = np.arange(10, dtype=np.int32)
+    images = (np.arange(10) / 10).astype(np.float32).reshape(10, 1, 1, 1)
+    train = dn.data.Dataset(images, np.arange(10))
+    pixel = images.ravel()
     for dp in started:
         assert isinstance(dp, DataParallel)
         dev = dn.get_device()
+        # images on the device, gathered by the rank's share of the order
+        on_device = DeviceBatches(train, images, dev, dp, 4, 0)
+        # a global batch fit prepared on the host (augmented, normalized; here x / 0.5): the rank's slice of it
+        on_host = HostBatches(train, dev, dp, 4, 0, (0, 0, False), {"mean": [0.0], "std": [0.5]},
+                              np.dtype(np.float32))
+        for source in (on_device, on_host):
+            source.start_epoch(0, 0)
         for step in range(3):
             want = order[step * 4:(step + 1) * 4][dp.rank::2]
-            # images on the device, gathered by the rank's share of the order
-            x, y = dp.batch(None, images, labels, order, 0, step, dev)
+            weight = len(want) / len(order[step * 4:(step + 1) * 4])
+            x, y, size, w = on_device.batch(step)
             np.testing.assert_array_equal(y, want)
-            np.testing.assert_array_equal(x.ravel(), want)
-            # a global batch fit prepared on the host (augmented, normalized): the rank's slice of it
-            host = images[order[step * 4:(step + 1) * 4]] * 2
-            x, y = dp.batch(host, images, labels, order, 0, step, dev)
+            np.testing.assert_array_equal(x.ravel(), pixel[want])
+            assert (size, w) == (min(4, 10 - step * 4), weight)
+            x, y, size, w = on_host.batch(step)
             np.testing.assert_array_equal(y, want)
-            np.testing.assert_array_equal(x.ravel(), want * 2)
+            np.testing.assert_array_equal(x.ravel(), pixel[want] * 2)
+            assert (size, w) == (min(4, 10 - step * 4), weight)
 
 
 def test_gpu_and_auto_map_to_the_local_rank_and_others_are_kept() -> None:

@@ -63,7 +63,7 @@ def test_compiles_once_with_every_instantiation(fake_cupy, faulty_table):
     CupyLauncher(table=faulty_table).launch("fill_long", np.float32, y, 1000, 1.0)
     assert len(FakeRawModule.made) == 1
     code, options, names = FakeRawModule.made[0]
-    assert code == faulty_table.read_source("faulty.cu") and options == ("--std=c++14",)
+    assert code == faulty_table.read_source("faulty.cu") and options == ("--std=c++14", "--fmad=false")
     assert names == faulty_table.name_expressions("faulty.cu")
     assert "scale_ok<float>" in names and "writes_input<double>" in names
 

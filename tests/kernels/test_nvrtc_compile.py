@@ -22,7 +22,15 @@ from dualnet.kernels.nvrtc_check import (  # noqa: E402
     compile_sources,
     nvrtc_version,
 )
-from dualnet.kernels.signatures import KERNELS, Kernel, KernelTable, array_out, int32  # noqa: E402
+from dualnet.kernels.signatures import (  # noqa: E402
+    KERNELS,
+    Kernel,
+    KernelTable,
+    array_in,
+    array_inout,
+    array_out,
+    int32,
+)
 
 
 @pytest.fixture(scope="module", params=DEFAULT_ARCHS)
@@ -80,3 +88,28 @@ def test_compile_error_names_file_and_log(tmp_path):
     table = KernelTable([Kernel("bad", "bad.cu", (array_out("y", "n"), int32("n")), "n")], tmp_path)
     with pytest.raises(KernelCompileError, match=r"(?s)bad\.cu.*compute_80.*not_declared"):
         compile_source_ptx(table, "bad.cu", "compute_80")
+
+
+def test_no_kernel_fuses_multiply_adds_as_the_emulator_does_not(compiled):
+    """NVRTC compiles with --fmad=false (the launcher's options): the PTX has separate mul/add
+    instructions and no fma, as the emulator's g++ -ffp-contract=off, so a GPU rounds like the
+    emulator. (With NVRTC's default, --fmad=true, `a * b + c` becomes fma.rn: 227 of them in
+    optim.cu, fused.cu and norm.cu.) CUDA's own exp/log (libdevice) use fma inside whatever the
+    option; a source that calls them is held to the device-agreement tolerances instead."""
+    _, results = compiled
+    for res in results:
+        if re.search(r"\b(?:exp|log|expf|logf)\s*\(", KERNELS.read_source(res.source)):
+            continue
+        assert "fma.rn" not in res.ptx, f"{res.source} ({res.arch}): fused multiply-add in the PTX"
+
+
+def test_the_default_nvrtc_options_would_fuse_a_multiply_add(tmp_path):
+    """The check above can fail: the same kind of source compiled without --fmad=false gives fma."""
+    (tmp_path / "madd.cu").write_text(
+        'template <typename T>\n__global__ void madd(const T* a, const T* b, T* c, int n) {\n'
+        '    int i = blockIdx.x * blockDim.x + threadIdx.x;\n    if (i < n) c[i] = a[i] * b[i] + c[i];\n}\n')
+    table = KernelTable([Kernel("madd", "madd.cu", (array_in("a", "n"), array_in("b", "n"), array_inout("c", "n"),
+                                                   int32("n")), "n")], tmp_path)
+    fused = compile_source_ptx(table, "madd.cu", "compute_80", options=("--std=c++14",)).ptx
+    plain = compile_source_ptx(table, "madd.cu", "compute_80").ptx
+    assert "fma.rn" in fused and "fma.rn" not in plain

@@ -17,7 +17,7 @@ from dualnet.ops.reference import ReferenceOps
 
 PACKAGE = pathlib.Path(dualnet.__file__).parent
 CALLERS = [*sorted((PACKAGE / "layers").glob("*.py")), PACKAGE / "losses.py", PACKAGE / "optim.py",
-           PACKAGE / "train.py"]
+           *sorted((PACKAGE / "train").glob("*.py"))]
 
 
 def _ops_calls(path: pathlib.Path) -> set[str]:

@@ -37,12 +37,13 @@ def data(name: str, problem: str, command: tuple[str, ...] = TRAIN, names: str |
 
 
 def checkpoint(name: str, problem: str, how: str = "evaluate", code: int = 1) -> None:
-    """A bad checkpoint given to `dualnet evaluate`, `predict` or `train --resume`."""
+    """A bad checkpoint given to `dualnet evaluate`, `predict`, `train --resume` or `export`."""
     path = f"ckpt/{name}.h5"
     argv = {"evaluate": ("evaluate", "{corpus}/" + path, "--device", "cpu", "--limit", "10"),
             "predict": ("predict", "{corpus}/" + path, "{digit}"),
             "resume": ("train", "--resume", "{corpus}/" + path, "--epochs", "3", "--device", "cpu",
-                       "--out", "{tmp}/resumed.h5")}[how]
+                       "--out", "{tmp}/resumed.h5"),
+            "export": ("export", "{corpus}/" + path, "{tmp}/model.onnx", "--verify")}[how]
     CASES.append(Case(f"{how}-ckpt-{name}", argv, code, problem, path))
 
 
@@ -296,6 +297,52 @@ usage("gradcheck-examples-zero", ("gradcheck", "--examples", "0"), r"'--examples
 usage("gradcheck-rtol-negative", ("gradcheck", "--rtol", "-1"), r"'--rtol': must be a finite number > 0, got -1.0")
 usage("gradcheck-rtol-nan", ("gradcheck", "--rtol", "nan"), r"'--rtol': must be a finite number > 0, got nan")
 usage("summary-unknown-model", ("summary", "resnet"), r"unknown model 'resnet'; choose one of lenet5")
+
+# --- validated numbers (issue 20): values that pass every structural check but give wrong results -----
+# normalizations: finite in float32, std above the floor, mean in range, one value per channel
+for how in ("evaluate", "predict", "export"):
+    checkpoint("normalization-std-underflows-float32", r"metadata: normalization std must be >= 1e-06 .*got "
+               r"\[1e-42\]", how=how)
+    checkpoint("normalization-removed", r"the run normalizes its inputs \(train_config normalize=true\) but the "
+               r"metadata holds no 'normalization'", how=how)
+checkpoint("normalization-removed", r"metadata holds no 'normalization'", how="resume")
+checkpoint("normalization-mean-overflows-float32", r"normalization mean must be 1 or 1 finite numbers .*finite in "
+           r"float32\), got \[1e\+300\]")
+checkpoint("normalization-mean-overflows-float32", r"got \[1e\+300\]", how="predict")
+checkpoint("normalization-mean-0-to-255-scale", r"normalization mean must lie in \[-1, 2\] \(inputs lie in "
+           r"\[0, 1\]; give the mean in that scale, not 0..255\), got \[33.3\]")
+checkpoint("normalization-two-values-one-channel", r"metadata: normalization mean must be 1 or 1 finite numbers")
+# batch-norm buffers: a variance below 0 gives NaN scores
+checkpoint("buffer-negative-running-var", r"buffer bn1.running_var \(dataset model/buffers/bn1.running_var\) of "
+           r"layer bn1 holds -1.0 at index 3 \(1 negative values\); a variance is >= 0")
+checkpoint("buffer-negative-running-var", r"bn1.running_var .* holds -1.0 at index 3", how="predict")
+# every split against the model, before any training: image shape equal to the training shape
+checkpoint("global-pool-16x16-model", r"images of shape \(1, 28, 28\) differ from the \(1, 16, 16\) the model in "
+           r".* was built for")
+data("h5-test-images-32x32.h5", r":test: images of shape \(1, 32, 32\) do not fit the model")
+data("h5-colour-test-images-16x16.h5", r":test: images of shape \(3, 16, 16\) differ from the \(3, 14, 14\) the "
+     r"model was built for")
+CASES.append(Case("train-stream-data-h5-colour-test-images-16x16.h5",
+                  (*TRAIN, "--stream", "--data", "{corpus}/data/h5-colour-test-images-16x16.h5"), 1,
+                  r":test: images of shape \(3, 16, 16\) differ from the \(3, 14, 14\)",
+                  "data/h5-colour-test-images-16x16.h5"))
+
+
+# --- sizes before allocation (issue 20): judged from shapes, refused above a documented cap ---------
+usage("summary-classes-ten-million", ("summary", "lenet5", "--classes", "10000000"),
+      r"--classes: lenet5 with 10,000,000 classes would hold at least 6\.3 GiB of parameters and gradients \(a weight "
+      r"of shape 10000000x84\), more than the 1\.0 GiB accepted; give a smaller --classes", code=1)
+usage("summary-input-shape-huge", ("summary", "lenet5", "--input-shape", "1,5000,5000"),
+      r"--input-shape: lenet5 for 1x5000x5000 inputs would hold at least 22\.3 GiB .*a weight of shape 120x24920064",
+      code=1)
+CASES.append(Case("export-verify-input-shape-huge", ("export", "{corpus}/ckpt/global-pool-16x16-model.h5",
+                                                     "{tmp}/m.onnx", "--verify", "--input-shape", "1,20000,20000"), 1,
+                  r"--input-shape: a forward pass of 8 inputs of shape 1x20000x20000 would need 59\.6 GiB of "
+                  r"activations, more than the 1\.0 GiB accepted"))
+checkpoint("huge-layer-nested-unwritten", r"the architecture in 'config' needs 9,010,850 parameters but the file "
+           r"stores")
+data("h5-images-1200x1200.h5", r"--model or --data: model lenet5 for the images of shape 1x1200x1200 and 6 classes "
+     r"of .*h5-images-1200x1200.h5 would hold at least 1\.3 GiB", command=(*TRAIN, "--model", "lenet5"))
 
 
 def ids() -> list[str]:

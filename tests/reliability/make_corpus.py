@@ -381,9 +381,12 @@ def main() -> int:
     # these import this module's helpers
     from make_corpus_buffers import make_buffers
     from make_corpus_foreign import make_foreign
+    from make_corpus_validated import make_sizes, make_validated
 
     make_foreign()
     make_buffers()
+    make_validated()
+    make_sizes()
     too_big = [p for p in ROOT.rglob("*") if p.is_file() and p.stat().st_size >= MAX_BYTES]
     for p in too_big:
         print(f"too big: {p} ({p.stat().st_size} bytes)", file=sys.stderr)

@@ -64,6 +64,8 @@ def test_bad_input_gives_one_line_and_exit_code(case_id, tmp_path, capsys, monke
     case = CASES[case_id]
     if case.argv[0] in PICTURES:
         pytest.importorskip("matplotlib")
+    if case.argv[0] == "export":
+        pytest.importorskip("onnx")
     monkeypatch.chdir(tmp_path)  # a run without --out would write runs/ here
     with pytest.raises(SystemExit) as info:
         main(argv_of(case, tmp_path))

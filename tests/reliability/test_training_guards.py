@@ -143,7 +143,7 @@ def test_out_of_gpu_memory_in_evaluation_suggests_half_the_batch(tmp_path, capsy
 
 def test_cupys_out_of_memory_error_is_recognised_once_cupy_is_loaded():
     cupy = pytest.importorskip("cupy")
-    assert cupy.cuda.memory.OutOfMemoryError in train_module._oom_errors()
+    assert cupy.cuda.memory.OutOfMemoryError in train_module.guards.oom_errors()
 
 
 def test_host_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):

@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import re
 import sys
-import threading
 import types
 from typing import Any
 
 import numpy as np
 
+from dualnet.emu_array import IMPLICIT_CONVERSION, define_operators
 from dualnet.kernels.emulator import EmulatorLauncher
 from dualnet.kernels.signatures import KERNELS
+
+from .cuda_devices import CurrentDevice
 
 
 class CUDARuntimeError(RuntimeError):
@@ -54,20 +56,19 @@ class StandIn:
         self.launches: list[tuple[str, int]] = []
         #: kernels outside dualnet's table, by name: Python functions of the host arrays
         self.python_kernels: dict[str, Any] = {}
-        self._local = threading.local()
+        self.devices = CurrentDevice(count, lambda n, count: CUDARuntimeError(
+            101, f"cudaErrorInvalidDevice: device {n} of {count}"))
         self.module = self._build()
 
-    # --- the current device ------------------------------------------------------------
+    # --- the current device (CuPy's rule: standins.cuda_devices) ----------------------------
 
     @property
     def current(self) -> int:
-        return getattr(self._local, "current", 0)
+        return self.devices.current
 
     @current.setter
     def current(self, value: int) -> None:
-        if not 0 <= value < self.count:
-            raise CUDARuntimeError(101, f"cudaErrorInvalidDevice: device {value} of {self.count}")
-        self._local.current = value
+        self.devices.current = value
 
     # --- arrays ------------------------------------------------------------------------
 
@@ -114,27 +115,7 @@ class StandIn:
     def _build(self) -> types.ModuleType:
         standin = self
 
-        class Device:
-            def __init__(self, device: int | None = None) -> None:
-                self.id = standin.current if device is None else int(device)
-                self._prev: list[int] = []
-
-            def __enter__(self) -> Device:
-                self._prev.append(standin.current)
-                standin.current = self.id
-                return self
-
-            def __exit__(self, *exc: Any) -> None:
-                standin.current = self._prev.pop()
-
-            def use(self) -> None:
-                standin.current = self.id
-
-            def __eq__(self, other: object) -> bool:
-                return isinstance(other, Device) and other.id == self.id
-
-            def __repr__(self) -> str:
-                return f"<CUDA Device {self.id}>"
+        Device = self.devices.device_class()
 
         class ndarray:  # noqa: N801 - CuPy's name
             __array_ufunc__ = None
@@ -144,8 +125,7 @@ class StandIn:
                 self._a, self._dev = a, dev
 
             def __array__(self, *args: Any, **kwargs: Any) -> Any:
-                raise TypeError("Implicit conversion to a NumPy array is not allowed. "
-                                "Please use `.get()` to construct a NumPy array explicitly.")
+                raise TypeError(IMPLICIT_CONVERSION)
 
             device = property(lambda self: Device(self._dev))
             shape = property(lambda self: self._a.shape)
@@ -222,12 +202,8 @@ class StandIn:
                 return tuple(self_unwrap_index(k, found) for k in key)
             return key
 
-        for op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or",
-                   "lt", "le", "gt", "ge", "eq", "ne", "radd", "rsub", "rmul", "rtruediv", "rpow",
-                   "rmatmul", "neg", "abs", "pos", "invert"):
-            setattr(ndarray, f"__{op}__", _operator(standin, getattr(np.ndarray, f"__{op}__")))
-        for op in ("iadd", "isub", "imul", "itruediv", "ipow"):
-            setattr(ndarray, f"__{op}__", _inplace(standin, getattr(np.ndarray, f"__{op}__")))
+        define_operators(ndarray, lambda fn, reflected, name: _operator(standin, fn, reflected),
+                         lambda fn, name: _inplace(standin, fn), lambda fn, name: _operator(standin, fn, False))
         ndarray.__hash__ = None  # type: ignore[assignment]
         self.ndarray = ndarray
 
@@ -287,9 +263,9 @@ class StandIn:
         return mod
 
 
-def _operator(standin: StandIn, fn: Any) -> Any:
+def _operator(standin: StandIn, fn: Any, reflected: bool) -> Any:
     def op(self: Any, *other: Any) -> Any:
-        return standin.call(fn, (self, *other), {})
+        return standin.call(fn, (*other, self) if reflected else (self, *other), {})
     return op
 
 
@@ -298,7 +274,7 @@ def _inplace(standin: StandIn, fn: Any) -> Any:
         found: list[Any] = [self]
         v = standin.unwrap(other, found)
         standin.check_on_current(found)
-        fn(self._a, v)
+        fn(self._a, v, out=self._a)
         return self
     return op
 

@@ -1,5 +1,5 @@
 """The stand-in cupy's array: shape, dtype, strides and a fake device address, no data; and the
-counter of device operations and host syncs every stand-in call reports to (see standin_cupy.py).
+counter of device operations and host syncs every stand-in call reports to (see counting_cupy.py).
 """
 
 from __future__ import annotations
@@ -9,6 +9,10 @@ import sys
 from typing import Any
 
 import numpy as np
+
+from dualnet.emu_array import COMPARISONS, define_operators
+
+from .cuda_devices import CurrentDevice
 
 _ALIGN = 512  # CuPy's memory pool rounds allocations up to 512 bytes
 
@@ -44,7 +48,7 @@ COUNTER = Counter()
 
 
 #: functions that mark a sync as progress reporting when they are anywhere on the stack
-PROGRESS_FUNCTIONS = {("dualnet.train", "_report_progress")}
+PROGRESS_FUNCTIONS = {("dualnet.train.progress", "after_step")}
 
 
 def _caller() -> str:
@@ -80,6 +84,11 @@ def _c_strides(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+def _same_strides(strides: tuple[int, ...], want: tuple[int, ...], shape: tuple[int, ...]) -> bool:
+    """Strides equal where they matter (CuPy ignores the stride of a dimension of size 1)."""
+    return all(d == 1 or s == w for s, w, d in zip(strides, want, shape))
+
+
 def _prod(shape: tuple[int, ...]) -> int:
     n = 1
     for d in shape:
@@ -88,14 +97,10 @@ def _prod(shape: tuple[int, ...]) -> int:
 
 
 class _Flags:
-    __slots__ = ("c_contiguous", "writeable")
+    __slots__ = ("c_contiguous", "f_contiguous", "writeable")
 
-    def __init__(self, c: bool) -> None:
-        self.c_contiguous, self.writeable = c, True
-
-    @property
-    def f_contiguous(self) -> bool:
-        return False
+    def __init__(self, c: bool, f: bool = False) -> None:
+        self.c_contiguous, self.f_contiguous, self.writeable = c, f, True
 
 
 class _Mem:
@@ -105,24 +110,9 @@ class _Mem:
         self.ptr = ptr
 
 
-class _Dev:
-    __slots__ = ("id",)
-
-    def __init__(self, i: int) -> None:
-        self.id = i
-
-    def __enter__(self) -> _Dev:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def use(self) -> None:
-        """cupy.cuda.Device.use(): make it current (one device here: nothing to switch)."""
-        return None
-
-    def synchronize(self) -> None:
-        COUNTER.sync("Device.synchronize")
+#: one device, current on every thread (CuPy's rule: standins.cuda_devices)
+_Dev = CurrentDevice(1, lambda n, count: RuntimeError(f"cudaErrorInvalidDevice: device {n} of {count}")).device_class(
+    synchronize=lambda: COUNTER.sync("Device.synchronize"))
 
 
 _DEVICE0 = _Dev(0)
@@ -150,7 +140,10 @@ class ndarray:  # noqa: N801 - CuPy's name
         self.strides = c if strides is None else tuple(strides)
         self.ptr = _alloc(self.size * dt.itemsize) if ptr is None else ptr
         self._value = value
-        self.flags = _Flags(self.strides == c or self.size <= 1)
+        f = tuple(reversed(_c_strides(tuple(reversed(shape)), dt.itemsize)))
+        small = self.size <= 1
+        self.flags = _Flags(small or _same_strides(self.strides, c, shape),
+                            small or _same_strides(self.strides, f, shape))
 
     # --- attributes ---
     @property
@@ -354,24 +347,15 @@ class ndarray:  # noqa: N801 - CuPy's name
     __hash__ = None  # type: ignore[assignment]
 
 
-def _operator(name: str, dtype: Any = None, inplace: bool = False) -> Any:
-    if inplace:
-        return lambda self, o: self._inplace(o, name)
-    return lambda self, o=0: self._binary(o, name, dtype)
+def _binary(fn: Any, reflected: bool, name: str) -> Any:
+    if fn in (np.matmul, np.divmod):
+        return None  # not modelled: dualnet calls xp.matmul, which the module counts
+    dtype = np.bool_ if fn in COMPARISONS.values() else None
+    return lambda self, o: self._binary(o, fn.__name__, dtype)
 
 
-for _dunders, _name, _dtype in (
-        (("__add__", "__radd__"), "add", None), (("__sub__", "__rsub__"), "subtract", None),
-        (("__mul__", "__rmul__"), "multiply", None), (("__truediv__", "__rtruediv__"), "divide", None),
-        (("__floordiv__",), "floor_divide", None), (("__mod__",), "remainder", None), (("__pow__",), "power", None),
-        (("__neg__",), "negative", None), (("__invert__",), "invert", None), (("__or__",), "bitwise_or", None),
-        (("__and__",), "bitwise_and", None), (("__eq__",), "equal", np.bool_), (("__ne__",), "not_equal", np.bool_),
-        (("__gt__",), "greater", np.bool_), (("__lt__",), "less", np.bool_), (("__ge__",), "greater_equal", np.bool_)):
-    for _d in _dunders:
-        setattr(ndarray, _d, _operator(_name, _dtype))
-for _d, _name in (("__iadd__", "add"), ("__isub__", "subtract"), ("__imul__", "multiply"),
-                  ("__itruediv__", "divide"), ("__ior__", "bitwise_or")):
-    setattr(ndarray, _d, _operator(_name, inplace=True))
+define_operators(ndarray, _binary, lambda fn, name: (lambda self, o: self._inplace(o, fn.__name__)),
+                 lambda fn, name: (lambda self: self._binary(0, fn.__name__)))
 
 
 def _copy(a: ndarray, name: str) -> ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from .errors import DualnetError
+from ..errors import DualnetError
 
 __all__ = ["TrainState", "TrainingDiverged", "TrainingInterrupted", "DeviceOutOfMemory"]
 

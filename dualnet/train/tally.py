@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import to_numpy
+from ..backend import to_numpy
 
 #: gradient elements each step_stats thread checks
 CHUNK = 1024

@@ -22,8 +22,7 @@ from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent))
-from standin_array import _DEVICE0, COUNTER, Counter, _copy, _Dev, ndarray  # noqa: E402,F401
+from .counting_array import _DEVICE0, COUNTER, Counter, _copy, _Dev, ndarray  # noqa: F401
 
 # --- module functions ----------------------------------------------------------------------
 
@@ -74,9 +73,54 @@ def ascontiguousarray(a: Any, dtype: Any = None) -> ndarray:
 
 
 def matmul(a: ndarray, b: ndarray, out: Any = None) -> ndarray:
-    COUNTER.op("cublas", "matmul")
+    """One cuBLAS call, and the copies CuPy 14 makes inside matmul without being asked (hidden copies,
+    counted as kind "hidden_copy"; cupy/_core/_routines_linalg.pyx): a 2-D operand that is neither C-
+    nor F-contiguous is copied (cuBLAS reads a transposed view through its transpose flag); in the
+    batched path (3-D and more) every operand that is not C-contiguous is copied, a broadcast batch
+    builds pointer arrays (3 kernels), and TF32 is never used. The compute type is recorded in the
+    call's name: matmul[fp32], matmul[tf32], matmul[fp64], matmul_batched[...]."""
     shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-    return out if out is not None else ndarray(shape, np.result_type(a.dtype, b.dtype))
+    dtype = np.result_type(a.dtype, b.dtype)
+    batched = max(a.ndim, b.ndim) > 2
+    for x in (a, b):
+        if not (x.flags.c_contiguous or (not batched and x.flags.f_contiguous)):
+            COUNTER.op("hidden_copy", "matmul_batched" if batched else "matmul")
+    if batched and a.shape[:-2] != b.shape[:-2]:
+        for _ in range(3):
+            COUNTER.op("kernel", "cupy_mat_ptrs")
+    if dtype == np.float64:
+        kind = "fp64"
+    else:
+        kind = "tf32" if not batched and _linalg.get_compute_type(np.float32) == _linalg.COMPUTE_TYPE_TF32 else "fp32"
+    COUNTER.op("cublas", f"{'matmul_batched' if batched else 'matmul'}[{kind}]")
+    if out is not None and not out.flags.c_contiguous:
+        COUNTER.op("hidden_copy", "matmul_out")
+    return out if out is not None else ndarray(shape, dtype)
+
+
+class _Linalg:
+    """cupy._core._routines_linalg's compute-type switch: float32 products use TF32 when set (or when
+    CUPY_TF32=1 was in the environment at the first product), as in CuPy."""
+
+    COMPUTE_TYPE_TBD, COMPUTE_TYPE_DEFAULT, COMPUTE_TYPE_TF32 = 0, 1, 7
+
+    def __init__(self) -> None:
+        self.types: dict[np.dtype, int] = {}
+
+    def get_compute_type(self, dtype: Any) -> int:
+        dt = np.dtype(dtype)
+        if dt not in self.types:
+            import os
+            tf32 = dt == np.float32 and int(os.environ.get("CUPY_TF32", "0")) > 0
+            self.types[dt] = self.COMPUTE_TYPE_TF32 if tf32 else self.COMPUTE_TYPE_DEFAULT
+        return self.types[dt]
+
+    def set_compute_type(self, dtype: Any, compute_type: int) -> None:
+        self.types[np.dtype(dtype)] = compute_type
+
+
+_linalg = _Linalg()
+_core = types.SimpleNamespace(_routines_linalg=_linalg)
 
 
 def _unary(name: str, dtype: Any = None):

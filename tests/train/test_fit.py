@@ -157,3 +157,23 @@ def test_schedules():
     assert learning_rate("cosine", 0.1, 0, 1000, 100, 10) == pytest.approx(0.1)
     assert learning_rate("cosine", 0.1, 500, 1000, 100, 10) == pytest.approx(0.05)
     assert learning_rate("cosine", 0.1, 1000, 1000, 100, 10) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_every_entry_point_refuses_images_of_another_size_than_the_model_was_built_for():
+    """Global pooling takes any image size; a model is still only valid at the size it was built for."""
+    from dualnet.layers import Conv2d, GlobalAvgPool2d, Linear, ReLU
+
+    model = dn.Sequential(Conv2d(1, 2, 3, seed=0), ReLU(), GlobalAvgPool2d(), Linear(2, 3, seed=0),
+                          input_shape=(1, 8, 8))
+    rng = np.random.default_rng(0)
+    right = dn.data.Dataset(rng.random((6, 1, 8, 8), dtype=np.float32), np.arange(6) % 3, name="right")
+    wrong = dn.data.Dataset(rng.random((6, 1, 10, 10), dtype=np.float32), np.arange(6) % 3, name="wrong")
+    assert model.output_shape((1, 10, 10)) == (3,)  # the layers alone would take it
+    before = [p.data.copy() for p in model.parameters()]
+    match = r"^wrong: images of shape \(1, 10, 10\) differ from the \(1, 8, 8\) the model was built for"
+    for call in (lambda: dn.evaluate(model, wrong), lambda: dn.fit(model, wrong, epochs=1),
+                 lambda: dn.fit(model, right, wrong, epochs=1)):
+        with pytest.raises(dn.DataError, match=match):
+            call()
+    assert all((p.data == b).all() for p, b in zip(model.parameters(), before))  # refused before any step
+    assert dn.evaluate(model, right)["n"] == 6

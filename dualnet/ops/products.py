@@ -1,0 +1,139 @@
+"""The GPU tables' matrix products, and their numerics policy (TF32).
+
+Every product of CupyOps (convolution forward, input and weight gradients; linear forward and
+backward) runs here, on 2-D operands that are C- or F-contiguous views: cuBLAS reads a
+transposed view through its transpose flag, so CuPy makes no hidden copy of an operand (CuPy's
+3-D `matmul` copies every operand that is not C-contiguous, and a conv weight gradient's
+transposed column matrix is the largest array of a step). Grouped convolutions run one 2-D
+product per group, each on a contiguous block of rows.
+
+TF32: off for every float32 product by default, so the GPU's layers agree with each other and
+with the reference to float32 rounding. `set_tf32(True)` (or `DUALNET_TF32=1` in the
+environment) turns it on for every product alike; CuPy's own `CUPY_TF32` is not read for
+dualnet's products, and CuPy's setting is restored after each product, so code outside dualnet
+keeps its own. Float64 products never use TF32.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy
+
+from .geometry import ConvGeometry
+from .reference import ReferenceOps
+
+#: the environment variable that turns TF32 on for dualnet's float32 GPU products
+TF32_ENV = "DUALNET_TF32"
+
+_STATE = {"tf32": os.environ.get(TF32_ENV, "") not in ("", "0")}
+
+
+def set_tf32(enabled: bool) -> None:
+    """Use TF32 tensor cores for dualnet's float32 GPU products (True), or exact float32 (False,
+    the default). TF32 keeps 10 mantissa bits of each operand: products differ from the reference
+    by about 1e-3 relative, so device-agreement tolerances for float32 no longer hold."""
+    if not isinstance(enabled, bool):
+        raise TypeError(f"set_tf32: expected True or False, got {enabled!r}")
+    _STATE["tf32"] = enabled
+
+
+def tf32_enabled() -> bool:
+    """Whether dualnet's float32 GPU products use TF32 (see set_tf32)."""
+    return _STATE["tf32"]
+
+
+def _linalg(xp: Any) -> Any:
+    """CuPy's compute-type switch (cupy._core._routines_linalg), None where the array module
+    has none (emu)."""
+    core = getattr(xp, "_core", None)
+    return getattr(core, "_routines_linalg", None) if core is not None else None
+
+
+class ProductOps(ReferenceOps):
+    """The products of the GPU table (CupyOps subclasses it; `self.xp` is CuPy or emu)."""
+
+    def _mm(self, a: Any, b: Any, out: Any = None) -> Any:
+        """a @ b for 2-D a (m, k), b (k, n), each C- or F-contiguous; into `out` (m, n, C-contiguous)
+        when given. Runs with the TF32 policy above."""
+        linalg = _linalg(self.xp)
+        if linalg is None or a.dtype != numpy.float32:
+            return self.xp.matmul(a, b, out=out)
+        want = linalg.COMPUTE_TYPE_TF32 if _STATE["tf32"] else linalg.COMPUTE_TYPE_DEFAULT
+        have = linalg.get_compute_type(numpy.float32)
+        if have == want:
+            return self.xp.matmul(a, b, out=out)
+        linalg.set_compute_type(numpy.float32, want)
+        try:
+            return self.xp.matmul(a, b, out=out)
+        finally:
+            linalg.set_compute_type(numpy.float32, have)
+
+    def _blocks(self, pairs: list[tuple[Any, Any]], rows: int, cols: int, dtype: Any) -> Any:
+        """Stack the products of `pairs` (one (a, b) per group, each a @ b of `rows // len(pairs)`
+        rows) into one (rows, cols) array, each written in place (no concatenation)."""
+        if len(pairs) == 1:
+            return self._mm(*pairs[0])
+        out = self.xp.empty((rows, cols), dtype=dtype)
+        step = rows // len(pairs)
+        for g, (a, b) in enumerate(pairs):
+            self._mm(a, b, out=out[g * step:(g + 1) * step])
+        return out
+
+    # --- convolution ---------------------------------------------------------------------
+
+    def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
+        """As ReferenceOps.conv2d_forward: y = W (o, k) @ cols (k, n*out_h*out_w) per group, then the
+        bias, activation and channel-major -> (n, o, ...) transpose in one kernel (bias_act)."""
+        n, c = x.shape[0], x.shape[1]
+        o = weight.shape[0]
+        hw = geom.out_h * geom.out_w
+        cols = self.im2col(x, geom)
+        k = (c // groups) * geom.kh * geom.kw
+        cols2 = cols.reshape(groups * k, n * hw)
+        w2 = weight.reshape(o, k)
+        og = o // groups
+        y = self._blocks([(w2[g * og:(g + 1) * og], cols2[g * k:(g + 1) * k]) for g in range(groups)],
+                         o, n * hw, x.dtype)
+        y = self.bias_act(y.reshape(o, n, hw), bias, act, channel_major=True)
+        return y.reshape(n, o, geom.out_h, geom.out_w), cols
+
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, need_bias: bool,
+                        need_dx: bool = True):
+        """As ReferenceOps.conv2d_backward. dy is made channel-major once (an explicit copy: both
+        products read it as (o, n*out_h*out_w)); the weight gradient reads the column matrix through
+        a transposed view, the column gradient the weight through one."""
+        cols = saved
+        n, c = x_shape[0], x_shape[1]
+        o = weight.shape[0]
+        hw = geom.out_h * geom.out_w
+        k = (c // groups) * geom.kh * geom.kw
+        og = o // groups
+        dy_cm = self.xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(o, n * hw)
+        cols2 = cols.reshape(groups * k, n * hw)
+        w2 = weight.reshape(o, k)
+        rows = range(groups)
+        dweight = self._blocks([(dy_cm[g * og:(g + 1) * og], cols2[g * k:(g + 1) * k].T) for g in rows],
+                               o, k, dy.dtype).reshape(weight.shape)
+        dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
+        if not need_dx:
+            return None, dweight, dbias
+        dcols = self._blocks([(w2[g * og:(g + 1) * og].T, dy_cm[g * og:(g + 1) * og]) for g in rows],
+                             groups * k, n * hw, dy.dtype).reshape(cols.shape)
+        return self.col2im(dcols, x_shape, geom), dweight, dbias
+
+    # --- linear --------------------------------------------------------------------------
+
+    def linear_forward(self, x, weight, bias, act: str | None = None):
+        """As ReferenceOps.linear_forward; weight.T is an F-contiguous view (no copy)."""
+        y = self._mm(x, weight.T)
+        n, o = y.shape
+        return self.bias_act(y.reshape(n, o, 1), bias, act, channel_major=False).reshape(n, o)
+
+    def linear_backward(self, dy, x, weight, need_bias: bool, need_dx: bool = True):
+        """As ReferenceOps.linear_backward."""
+        dx = self._mm(dy, weight) if need_dx else None
+        dweight = self._mm(dy.T, x)
+        dbias = dy.sum(axis=0) if need_bias else None
+        return dx, dweight, dbias

@@ -1,0 +1,77 @@
+"""Bounded work: building, saving and loading a Sequential is linear in its layer count (issue 20).
+
+A checkpoint is a few bytes per layer, so a small hostile file may declare 10**5 layers; a
+quadratic step (naming, duplicate checks, fusion planning, parameter walks) would make it run for
+minutes. Timings on a shared machine are noisy, so the test compares the best of a few runs at n
+and 2n layers (linear: about 2x; quadratic: about 4x) with a generous bound, instead of seconds.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import dualnet as dn
+from dualnet.layers import Dropout, Linear, ReLU, Sequential, Tanh, from_config
+
+RUNS = 3
+
+
+def layers(n: int) -> list:
+    """n layers without parameters (the cheap ones a small hostile file can declare by the
+    thousand), with a Linear + ReLU pair every 100 so that fusion planning has work to do."""
+    kinds = (ReLU, Tanh, Dropout)
+    return [Linear(2, 2, seed=0) if i % 100 == 0 else kinds[i % 3]() for i in range(n)]
+
+
+def build(n: int) -> float:
+    """Seconds to build a Sequential of n layers, plan its steps and rebuild it from its config."""
+    start = time.perf_counter()
+    model = Sequential(*layers(n), input_shape=(2,))
+    model.steps()
+    rebuilt = from_config(model.config())
+    assert len(rebuilt) == n and rebuilt.layers[-1].name == model.layers[-1].name
+    return time.perf_counter() - start
+
+
+def save_load(n: int, path) -> float:
+    """Seconds to save a Sequential of n layers and load it back (every check of both included)."""
+    model = Sequential(*layers(n), input_shape=(2,))
+    start = time.perf_counter()
+    dn.save(model, path)
+    assert len(dn.load(path)) == n
+    return time.perf_counter() - start
+
+
+def ratio(measure, n: int, runs: int) -> tuple[float, float]:
+    """Best of `runs` at n and at 2n layers: the best run is the one least disturbed by other load."""
+    measure(n // 4)  # imports and first-call costs out of the way
+    return min(measure(n) for _ in range(runs)), min(measure(2 * n) for _ in range(runs))
+
+
+# linear work gives ~2; the quadratic builder this replaces gave ~4 for building at these sizes
+BOUND = 3.0
+
+
+def test_twice_the_layers_take_about_twice_the_time_to_build():
+    dn.use_device("cpu")
+    small, large = ratio(build, 8000, RUNS)
+    assert large / small < BOUND, f"8000 layers: {small:.2f} s, 16000 layers: {large:.2f} s"
+
+
+def test_twice_the_layers_take_about_twice_the_time_to_save_and_load(tmp_path):
+    dn.use_device("cpu")
+    count = iter(range(100))
+    small, large = ratio(lambda n: save_load(n, tmp_path / f"m{next(count)}.h5"), 2000, 2)
+    assert large / small < BOUND, f"2000 layers: {small:.2f} s, 4000 layers: {large:.2f} s"
+
+
+def test_layer_names_and_fusion_are_unchanged_by_the_linear_builder():
+    model = Sequential(Linear(3, 4, seed=0), ReLU(), Linear(4, 4, seed=1), ReLU(), Tanh(), Linear(4, 2, seed=2))
+    assert [layer.name for layer in model.layers] == ["fc1", "relu1", "fc2", "relu2", "tanh1", "fc3"]
+    assert [type(s).__name__ for s in model.steps()] == ["LinearReLU", "LinearReLU", "Tanh", "Linear"]
+    first, second = ReLU(), Tanh()
+    first.name = second.name = "act"
+    with pytest.raises(ValueError, match=r"layer names must be unique, act appear more than once"):
+        Sequential(Linear(3, 4, seed=0), first, second)
