@@ -305,18 +305,15 @@ def digits_cnn(b: Build) -> Sequential:
 # --- an encoder-decoder (U-Net style, skips by addition) ---------------------------------------
 
 
-@_builder("unet-mini")
-def unet_mini(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, input_shape: Any = MNIST_SHAPE,
-              in_channels: int | None = None, width: int = 8) -> Sequential:
+@_builder("unet-mini", MNIST_SHAPE)
+def unet_mini(b: Build) -> Sequential:
     """A two-level U-Net-style encoder-decoder, skips by addition, with per-pixel class scores averaged.
 
-    conv 3x3 'same'-BN-ReLU (width w); then at full size x + up(...): maxpool 2, conv-BN-ReLU (2w),
-    and at half size x + ConvTranspose2d(4w -> 2w, 2, stride 2) of maxpool 2, conv-BN-ReLU (4w);
-    a 1x1 conv (2w -> w) and Upsample x2 (nearest) back to full size; ReLU, 1x1 conv to the classes,
-    global average pooling. H and W must be multiples of 4 (28x28, 8x8, 32x32)."""
-    name = "unet-mini"
-    shape, k, s = _input_shape(name, input_shape, in_channels), _check_classes(name, num_classes), _Seeds(seed)
-    w = width
+    conv 3x3 'same'-BN-ReLU (8); then at full size x + up(...): maxpool 2, conv-BN-ReLU (16), and at
+    half size x + ConvTranspose2d(32 -> 16, 2, stride 2) of maxpool 2, conv-BN-ReLU (32); a 1x1 conv
+    (16 -> 8) and Upsample x2 (nearest) back to full size; ReLU, 1x1 conv to the classes, global
+    average pooling. H and W must be multiples of 4 (28x28, 8x8, 32x32)."""
+    s, dtype, w = b.s, b.dtype, 8
 
     def block(cin: int, cout: int) -> list[Layer]:
         return [Conv2d(cin, cout, 3, padding="same", bias=False, dtype=dtype, seed=s()), BatchNorm2d(cout, dtype=dtype),
@@ -326,9 +323,9 @@ def unet_mini(seed: int = 0, dtype: Any = np.float32, num_classes: int = 10, inp
                                 ConvTranspose2d(4 * w, 2 * w, 2, stride=2, dtype=dtype, seed=s())))
     outer = Residual(Sequential(MaxPool2d(2), *block(w, 2 * w), inner, Conv2d(2 * w, w, 1, dtype=dtype, seed=s()),
                                 Upsample(scale_factor=2)))
-    layers, _ = _chain(name, shape, *block(shape[0], w), outer, ReLU(), Conv2d(w, k, 1, dtype=dtype, seed=s()),
-                       GlobalAvgPool2d())
-    return Sequential(*layers, input_shape=shape)
+    layers, _ = b.chain(*block(b.shape[0], w), outer, ReLU(), Conv2d(w, b.k, 1, dtype=dtype, seed=s()),
+                        GlobalAvgPool2d())
+    return b.model(*layers)
 
 
 # --- CIFAR-style ResNets (He et al. 2016, section 4.2) -----------------------------------------

@@ -137,7 +137,7 @@ def test_unet_mini_summary_shows_the_encoder_decoder_and_its_parameter_count():
 
 
 def test_unet_mini_gradcheck_in_float64():
-    model = dn.models.get("unet-mini", input_shape=(1, 8, 8), num_classes=3, width=2, seed=3)
+    model = dn.models.get("unet-mini", input_shape=(1, 8, 8), num_classes=3, seed=3)
     dn.gradcheck(model, np.random.default_rng(1).random((2, 1, 8, 8)), full_limit=64, directions=3)
 
 
