@@ -10,7 +10,13 @@
 #   env          versions, the GPU, dn.devices()
 #   compile      every kernel of the table through CuPy's own RawModule path (emu: g++)
 #   tests        the gpu-marked tests (emu: the emulator's kernel-agreement tests)
-#   determinism  two 20-step fits from one seed give bitwise-identical parameters
+#   coop         the cooperative kernels' tests (tests/kernels: shared memory, barriers, warp
+#                primitives) and the race check's thread schedules, on the emulator (needs g++)
+#   determinism  two 20-step LeNet-5 fits, and two resnet20 fit steps (batch 128; emu: 8), from one
+#                seed give bitwise-identical parameters
+#   report       benchmarks/gpu_kernel_report.py: measured per-kernel times beside the estimates and
+#                PyTorch eager, lenet5 (64) and resnet20 (128) -> $OUT/kernels_*.json (emu: the
+#                estimates alone, over the stand-in)
 #   bench        benchmarks/gpu_bench.py with PyTorch CUDA beside it -> $OUT/gpu_bench.json
 #   distributed  two GPUs or more: the nccl backend, 2 ranks (tests/distributed/test_nccl_gpu.py)
 #   host         benchmarks/gpu_host_overhead.py (no device work)    -> $OUT/host_overhead.json
@@ -85,28 +91,56 @@ print(f'{len(KERNELS.sources())} sources, {len(KERNELS.instantiations())} instan
     run_step tests 150 "$PY" -m pytest -q -p no:cacheprovider "${TIMEOUT_OPT[@]}" -m gpu tests/
 fi
 
-run_step determinism 90 "$PY" - "$DEV" <<'PY'
+# the cooperative kernels' tests and the race check's schedules run on the emulator (CPU) wherever
+# g++ exists: a GPU runs one schedule per launch, so the schedules are the emulator's to try
+if command -v g++ > /dev/null; then
+    # pytest's exit 5 (nothing selected) is a pass with a note: the suite may not have such tests yet
+    run_step coop 90 bash -c '"$0" -m pytest -q -p no:cacheprovider "${@}" tests/kernels \
+        -k "coop or race or barrier or shared or warp or schedule"; rc=$?
+        (( rc == 5 )) && { echo "no cooperative-kernel tests selected"; exit 0; }; exit $rc' "$PY" "${TIMEOUT_OPT[@]}"
+else
+    echo "coop SKIPPED (no g++ for the emulator)" | tee -a "$OUT/summary.txt"
+fi
+
+RESNET_BATCH=128
+[[ $DEV == emu ]] && RESNET_BATCH=8
+run_step determinism 120 "$PY" - "$DEV" "$RESNET_BATCH" <<'PY'
 import sys
 import numpy as np
 import dualnet as dn
 dev = dn.use_device(sys.argv[1])
 rng = np.random.default_rng(0)
-train = dn.data.Dataset(rng.random((20 * 64, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, 20 * 64))
-runs = []
-for _ in range(2):
-    model = dn.models.lenet5(seed=0).to(dev)
-    dn.fit(model, train, epochs=1, batch_size=64, optimizer=dn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9),
-           seed=3)
-    runs.append([dn.to_numpy(p.data).tobytes() for p in model.parameters()])
-same = [a == b for a, b in zip(*runs)]
-print(f"two 20-step fits on {dev.name}: {sum(same)} of {len(same)} parameters bitwise identical")
-sys.exit(0 if all(same) else 1)
+ok = True
+for name, shape, steps, batch in (("lenet5", (1, 28, 28), 20, 64), ("resnet20", (3, 32, 32), 2, int(sys.argv[2]))):
+    train = dn.data.Dataset(rng.random((steps * batch, *shape), dtype=np.float32), rng.integers(0, 10, steps * batch))
+    runs = []
+    for _ in range(2):
+        model = dn.models.get(name, seed=0).to(dev)
+        dn.fit(model, train, epochs=1, batch_size=batch, seed=3,
+               optimizer=dn.optim.SGD(model.parameters(), lr=0.05, momentum=0.9))
+        runs.append([dn.to_numpy(p.data).tobytes() for p in model.parameters()]
+                    + [dn.to_numpy(b).tobytes() for _, b in model.named_buffers()])
+    same = [a == b for a, b in zip(*runs)]
+    ok &= all(same)
+    print(f"{name}: two {steps}-step fits (batch {batch}) on {dev.name}: {sum(same)} of {len(same)} parameters "
+          "and buffers bitwise identical")
+sys.exit(0 if ok else 1)
 PY
+
+if [[ $DEV == emu ]]; then
+    run_step report 60 bash -c "$PY benchmarks/gpu_kernel_report.py --model lenet5 --batch-size 64 --summary \
+        --json $OUT/kernels_lenet5.json && $PY benchmarks/gpu_kernel_report.py --model resnet20 --batch-size 128 \
+        --summary --json $OUT/kernels_resnet20.json"
+else
+    run_step report 100 bash -c "$PY benchmarks/gpu_kernel_report.py --model lenet5 --batch-size 64 --measure \
+        --json $OUT/kernels_lenet5.json && $PY benchmarks/gpu_kernel_report.py --model resnet20 --batch-size 128 \
+        --measure --json $OUT/kernels_resnet20.json"
+fi
 
 if [[ $DEV == emu ]]; then
     run_step bench 120 "$PY" benchmarks/gpu_bench.py --device emu --quick --out "$OUT/gpu_bench.json"
 else
-    run_step bench 150 "$PY" benchmarks/gpu_bench.py --device "$DEV" --steps 100 --rounds 3 --out "$OUT/gpu_bench.json"
+    run_step bench 60 "$PY" benchmarks/gpu_bench.py --device "$DEV" --steps 50 --rounds 3 --out "$OUT/gpu_bench.json"
 fi
 # two GPUs or more: the nccl backend for real, two ranks (needs mpi4py + mpiexec and NCCL in the image)
 if [[ $DEV != emu ]] && (( $("$PY" -c "import cupy; print(cupy.cuda.runtime.getDeviceCount())" 2>/dev/null || echo 0) > 1 )); then
@@ -114,7 +148,7 @@ if [[ $DEV != emu ]] && (( $("$PY" -c "import cupy; print(cupy.cuda.runtime.getD
 else
     echo "distributed SKIPPED (fewer than two GPUs)" | tee -a "$OUT/summary.txt"
 fi
-run_step host 60 "$PY" benchmarks/gpu_host_overhead.py --steps 100 --rounds 3 --json "$OUT/host_overhead.json"
+run_step host 40 "$PY" benchmarks/gpu_host_overhead.py --steps 50 --rounds 3 --json "$OUT/host_overhead.json"
 
 echo "device check on $DEV: $([[ $FAILED == 0 ]] && echo PASSED || echo FAILED); logs in $OUT" | tee -a "$OUT/summary.txt"
 exit $FAILED

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-import os
 import pathlib
 
 import click
 
 import dualnet as dn
+from dualnet import outputs
 
 DEVICE_CHOICES = "auto, ref, cpu, gpu, gpu:N or emu"
 
@@ -75,38 +75,41 @@ def non_negative(ctx, param, value):
     return value
 
 
-def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
-    """Whether two paths name one file: equal once resolved, or one inode (a hard link)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return False
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+def declare_inputs(inputs: list, resumed: pathlib.Path | None = None) -> None:
+    """Tell the guarded writer (dualnet.outputs) the command's inputs (data sources by name too);
+    `resumed` is the checkpoint --resume continues, which the run's checkpoint may replace."""
+    from dualnet.run import data_paths
+
+    for given in inputs:
+        if given is not None:
+            for path in data_paths(given):
+                outputs.declare_input(path, f"input {'folder ' if path.is_dir() else ''}{given}")
+    if resumed is not None:
+        outputs.declare_input(resumed, f"resumed checkpoint {resumed}", rewritable_by="checkpoint")
 
 
-def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: str) -> None:
-    """Refuse (one line, exit 2) an `output` that would replace one of the command's `inputs`:
-    the same file (symbolic or hard links included), or any file inside an input folder."""
+WHAT = {"checkpoint": "checkpoint", "best-checkpoint": "checkpoint", "early-stop-copy": "early-stop copy",
+        "csv-log": "CSV log", "tensorboard": "TensorBoard folder", "onnx": "ONNX file"}
+
+
+def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: str, role: str | None = None,
+                            folder: bool = False) -> None:
+    """Refuse (one line) an `output` that would replace one of the command's `inputs` (the same
+    file, symbolic or hard links included, or any file inside an input folder) or another of its
+    outputs (exit 2, naming `option`), or that is a directory, FIFO or device, or lies under a file
+    (exit 1); else declare it as the output `role` (default: the option's name) of the command
+    (dualnet.outputs)."""
+    declare_inputs(inputs)
     if output is None:
         return
-    output = pathlib.Path(output)
-    for given in inputs:
-        if given is None:
-            continue
-        named = {"mnist": dn.data.bundled_mnist_dir, "digits": dn.data.bundled_digits_dir}.get(str(given))
-        inp = named() if named else pathlib.Path(given)
-        if inp.is_dir():
-            inside = output.resolve().is_relative_to(inp.resolve())
-            linked = output.exists() and any(_same_file(output, f) for f in inp.iterdir() if f.is_file())
-            if inside or linked:
-                raise click.BadParameter(f"{output} is inside the input folder {given} (or a link to one of its "
-                                         "files) and would replace it; choose another output file",
-                                         param_hint=f"'{option}'")
-        elif _same_file(output, inp):
-            raise click.BadParameter(f"{output} is the input {given} and would replace it; choose another output "
-                                     "file", param_hint=f"'{option}'")
+    try:
+        outputs.declare_output(output, role or option, option, folder=folder)
+    except outputs.OutputError as exc:
+        if exc.collision:
+            raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
+        what = WHAT.get(role or "", "picture" if str(output).lower().endswith(".png") else "output")
+        raise outputs.OutputError(f"cannot write {what} to {output}: {exc.reason}; choose another {option}",
+                                  exc.reason) from None
 
 
 def free_default(path: pathlib.Path, overwrite: bool) -> pathlib.Path:

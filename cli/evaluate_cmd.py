@@ -37,7 +37,8 @@ def format_confusion(confusion: np.ndarray) -> str:
               help="How many trailing training images form the val split (default: the run's `train --validation`, "
                    "else a sixth, at most 10000).")
 @click.option("--stream", is_flag=True, help="Read an HDF5 file's images batch by batch instead of loading them.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("--plot", "-o", "--out", "plot_path", default=None,
+              type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
 def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, stream, plot_path, as_json):

@@ -11,6 +11,8 @@ import click
 import dualnet as dn
 from dualnet.sizes import check_activations
 
+from .common import refuse_replacing_inputs
+
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 #: random inputs --verify runs through both the file and the model
 VERIFY_BATCH = 8
@@ -29,7 +31,9 @@ def _shape(ctx, param, value):
 
 @click.command()
 @click.argument("ckpt", type=CKPT)
-@click.argument("out", type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.argument("out", required=False, type=click.Path(dir_okay=False, path_type=pathlib.Path))
+@click.option("-o", "--out", "out_option", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+              help="The ONNX file to write (the same as the positional OUT, which stays accepted).")
 @click.option("--opset", type=click.IntRange(1), default=None,
               help="ONNX opset to write (default: dualnet's, 17; from 13 up to the installed onnx's newest).")
 @click.option("--input-shape", callback=_shape, default=None, metavar="C,H,W",
@@ -39,17 +43,24 @@ def _shape(ctx, param, value):
 @click.option("--verify", is_flag=True,
               help="Run the file with onnxruntime and compare with dualnet on random inputs (exits 1 if they differ).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def export(ckpt, out, opset, input_shape, no_fold, verify, as_json):
+def export(ckpt, out, out_option, opset, input_shape, no_fold, verify, as_json):
     """Write a checkpoint's model as an ONNX inference graph (dynamic batch axis N, float32).
 
     \b
     Examples:
       dualnet export runs/lenet5.h5 lenet5.onnx
       dualnet export runs/lenet5.h5 lenet5.onnx --verify --opset 18
+      dualnet export runs/lenet5.h5 -o lenet5.onnx
     """
     from dualnet.export import DEFAULT_OPSET, compare_with_onnxruntime, export_onnx
     from dualnet.export.writer import input_shape_of, require
 
+    if out is not None and out_option is not None and out != out_option:
+        raise click.UsageError(f"give the ONNX file once: OUT {out} or -o {out_option}, not both")
+    out = out if out is not None else out_option
+    if out is None:
+        raise click.UsageError("give the ONNX file to write: dualnet export CKPT OUT.onnx (or -o OUT.onnx)")
+    refuse_replacing_inputs(out, [ckpt], "OUT", role="onnx")
     require("onnx")
     if verify:
         require("onnxruntime")

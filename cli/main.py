@@ -36,6 +36,10 @@ def cli() -> None:
       dualnet evaluate runs/lenet5.h5
       dualnet devices
     """
+    from dualnet import outputs
+
+    # one command: the guarded writer tracks its inputs and outputs until it ends
+    click.get_current_context().with_resource(outputs.command())
 
 
 for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd):
@@ -72,9 +76,14 @@ def _memory_hint(argv: list[str] | None) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the CLI and turn user errors into one line."""
+    import warnings
+
     from dualnet import gpu_errors
     from dualnet.errors import DualnetError
     from dualnet.kernels.errors import KernelCompileError
+
+    # a warning (a fallback taken, an oversubscribed host) is one line, not the source line below it
+    warnings.formatwarning = lambda message, category, *args, **kwargs: f"dualnet: warning: {message}\n"
 
     try:
         try:

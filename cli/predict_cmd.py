@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 import dualnet as dn
-from dualnet import checkpoint, inference
+from dualnet import checkpoint, inference, outputs
 from dualnet.data.images import FORMATS_TEXT
 
 from .common import device_option, refuse_replacing_inputs, resolve_device
@@ -33,7 +33,8 @@ def save_inputs_png(x: np.ndarray, path: pathlib.Path) -> None:
         strip[:, :, i * (w * scale + gap):i * (w * scale + gap) + w * scale] = big[i]
     pixels = np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8)
     image = Image.fromarray(pixels[0] if c == 1 else np.ascontiguousarray(pixels.transpose(1, 2, 0)))
-    image.save(path, format="PNG")
+    with outputs.writing(path, "--show-input picture") as f:
+        image.save(f, format="PNG")
 
 
 def _table(top: list[tuple[int, str, float]]) -> list[str]:
@@ -64,7 +65,8 @@ def _table(top: list[tuple[int, str, float]]) -> list[str]:
 @click.option("--top", type=click.IntRange(1), default=3, show_default=True, help="How many classes to list.")
 @click.option("--invert", type=click.Choice(["auto", "yes", "no"]), default="auto", show_default=True,
               help="Digit models: invert dark-on-light images to MNIST's light-on-dark (auto: by the border).")
-@click.option("--show-input", "show_path", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("--show-input", "-o", "--out", "show_path", default=None,
+              type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the prepared inputs (what the model sees) side by side to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
 def predict(ckpt, files, device, top, invert, show_path, as_json):

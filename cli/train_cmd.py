@@ -19,6 +19,7 @@ from dualnet.train import TrainingInterrupted
 
 from .common import (
     data_option,
+    declare_inputs,
     device_option,
     free_default,
     non_negative,
@@ -85,7 +86,7 @@ class JsonLines:
 @click.option("--normalize/--no-normalize", default=None, show_default=BY_DATA,
               help="Normalize inputs per channel with the training split's mean and std (stored in the checkpoint).")
 @click.option("--seed", type=click.IntRange(0), default=DEFAULTS.seed, show_default=True)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
+@click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Checkpoint path [default: runs/<model>.h5]; the best epoch goes to <out>.best.h5.")
 @click.option("--resume", type=click.Path(dir_okay=False, path_type=pathlib.Path), default=None,
               help="Continue a run from its checkpoint, exactly where it stopped.")
@@ -128,8 +129,15 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
     refuse_with_resume(init_from, freeze, resume is not None)
+    if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
+        dn.checkpoint.reader.check_readable(resume)
+    declare_inputs([data_source], resumed=resume)
+    refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
+    refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
     if model_name is not None or out is not None or resume is not None:
-        _check_outputs(out, resume, model_name, data_source, overwrite)
+        chosen = _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
+        if out is None and resume is None:
+            out = chosen  # the default path, or the first free one beside it
     dev = resolve_device(rank_device(distributed, device), echo=False)
     comm = communicator(distributed, reduction, dev)
     given = dict(model=model_name, data=str(data_source), epochs=epochs, batch_size=batch_size, lr=lr,
@@ -156,9 +164,9 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         else:
             if extend_schedule is not None:
                 raise click.UsageError("--extend-schedule applies to --resume only", ctx=click.get_current_context())
-            prepared = run.new_run(RunConfig(**given), out)
+            prepared = run.new_run(RunConfig(**given), out, free_default=not overwrite)
             if model_name is None and out is None:  # the default path follows the model the data chose
-                _check_outputs(out, resume, prepared.config.model, data_source, overwrite)
+                _check_outputs(out, resume, prepared.config.model, data_source, overwrite, early_stop)
     config, out = prepared.config, prepared.out
     tuned = apply_finetune(prepared.model, init_from, freeze)
     if extend_schedule is not None and prepared.schedule_note is None:
@@ -212,19 +220,20 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     click.echo(f"trained in {took} on {dev.name}")
 
 
-def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool) -> None:
-    """Refuse, before anything is loaded, a checkpoint path that would replace the data, or a
-    previous run's default checkpoint that neither --overwrite nor --resume (of it) allows to replace."""
+def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> pathlib.Path:
+    """The checkpoint path to write: --out, else the --resume checkpoint (a resumed run goes on
+    writing its own), else runs/<model>.h5 or, when that (or its .best/.earlystop file) exists and
+    --overwrite is not given, the first free runs/<model>-N.h5. Refused before anything is loaded:
+    a path that would replace the data or another output."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
-    for path in (target, run.best_path(target)):
-        refuse_replacing_inputs(path, [data_source], "--out")
-    # an --out typed on the command line names the file to write, as -o does for the pictures;
-    # the default runs/<model>.h5 must not silently replace an earlier run's
-    continues = resume is not None and target.resolve() == pathlib.Path(resume).resolve()
-    if out is None and target.exists() and not (overwrite or continues):
-        hint = f"--resume {target} to continue it, " if resume is None else ""
-        raise click.BadParameter(f"{target} already exists (a previous run's checkpoint); pass --overwrite to "
-                                 f"replace it, {hint}or --out NEW.h5 to write another file", param_hint="'--out'")
+    if out is None and resume is None and not overwrite:
+        target = run.free_run_path(target)
+    refuse_replacing_inputs(target, [], "--out", role="checkpoint")
+    refuse_replacing_inputs(run.best_path(target), [], "--out", role="best-checkpoint")
+    if early_stop is not None:
+        copy = target.with_name(target.stem + ".earlystop" + target.suffix)
+        refuse_replacing_inputs(copy, [], "--early-stop", role="early-stop-copy")
+    return target
 
 
 COMMANDS = [train]

@@ -5,7 +5,7 @@ job on a one-rank error while training)."""
 from __future__ import annotations
 
 import contextlib
-import os
+import io
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -36,6 +36,13 @@ def rank_device(distributed: bool, device: str) -> str:
     return dist.rank_device(device) if distributed else device
 
 
+class _Silent(io.StringIO):
+    """A text stream that keeps nothing: what ranks other than 0 print."""
+
+    def write(self, text: str) -> int:
+        return len(text)
+
+
 def communicator(distributed: bool, reduction: str, dev: Any) -> Any:
     """The job's communicator (None without --distributed); ranks other than 0 print nothing from here on."""
     if not distributed:
@@ -45,8 +52,7 @@ def communicator(distributed: bool, reduction: str, dev: Any) -> Any:
     comm = dist.communicator(device=dev, reduction=reduction)
     if comm.rank:
         # rank 0 speaks for the job; errors of another rank still reach the terminal (abort_on_error)
-        sys.stdout = open(os.devnull, "w")  # lives as long as the process
-        sys.stderr = sys.stdout
+        sys.stdout = sys.stderr = _Silent()
     return comm
 
 

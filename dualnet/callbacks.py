@@ -19,14 +19,19 @@ import io
 import math
 import os
 import pathlib
+import socket
+import struct
 import sys
+import time
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
+from . import outputs
 from .backend import to_device, to_numpy
 from .errors import DualnetError, whole_number
+from .optional import load
 
 __all__ = ["EarlyStopping", "CSVLogger", "TensorBoard", "ProgressPrinter", "watching", "collect_states", "attach",
            "TENSORBOARD_HINT"]
@@ -73,6 +78,11 @@ class EarlyStopping:
         if self.restore_best and self.best_copy is None:
             out = pathlib.Path(out)
             self.best_copy = out.with_name(out.stem + ".earlystop" + out.suffix)
+
+    def declare_outputs(self) -> None:
+        """Check the best-epoch copy's path now, as an output of the current command (dualnet.outputs)."""
+        if self.best_copy is not None:
+            outputs.declare_output(self.best_copy, "early-stop-copy", "early-stop copy")
 
     def _improved(self, value: float) -> bool:
         if math.isnan(value):
@@ -163,27 +173,50 @@ def _tensors(model: Any) -> list[tuple[str, Any]]:
 
 class CSVLogger:
     """One row per epoch, the epoch record's keys as columns, written to `path` after each epoch
-    (the whole file, atomically: a crash never leaves half a row).
+    (the whole file, through the guarded writer dualnet.outputs: a crash never leaves half a row,
+    and an input of the run, a directory, FIFO or device is never replaced).
 
     With `append`, rows already in the file are kept, except those for epochs from this fit's
     first epoch on: a resumed run (`append=True`) neither repeats nor loses an epoch. Without it
-    the file starts afresh.
+    the file starts afresh. The earlier file is read only if it is a regular file of at most
+    MAX_LOG_BYTES, and any line the csv module cannot parse is refused in one line.
     """
+
+    #: an epoch log of this size holds hundreds of thousands of epochs: anything larger is not one
+    MAX_LOG_BYTES = 64 * 2**20
 
     def __init__(self, path: str | os.PathLike, append: bool = False):
         self.path, self.append = pathlib.Path(path), append
         self._rows: list[dict[str, Any]] | None = None
 
+    def declare_outputs(self) -> None:
+        """Check the log's path now, as an output of the current command (dualnet.outputs)."""
+        outputs.declare_output(self.path, "csv-log", "CSV log")
+
     def _existing(self, first_epoch: int) -> list[dict[str, Any]]:
-        if not self.append or not self.path.exists():
+        if not self.append:
             return []
-        with open(self.path, newline="") as f:
-            rows = list(csv.DictReader(f))
+        data = outputs.readable_output(self.path, "the CSV log", self.MAX_LOG_BYTES)
+        if data is None:
+            return []
+
+        def foreign(problem: str) -> DualnetError:
+            return DualnetError(f"CSVLogger: {self.path} {problem}; it is no epoch log written by dualnet: pass "
+                                "another path, or append=False to overwrite it")
+
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise foreign("is not UTF-8 text") from None
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        try:
+            rows = list(reader)
+        except csv.Error as exc:  # a field over csv.field_size_limit(), a NUL byte, ...
+            raise foreign(f"line {reader.line_num}: {exc}") from None
         try:
             return [r for r in rows if int(r["epoch"]) < first_epoch]
         except (KeyError, TypeError, ValueError):
-            raise DualnetError(f"CSVLogger: {self.path} has no epoch column of integers; it is no epoch log "
-                               "written by dualnet: pass another path, or append=False to overwrite it") from None
+            raise foreign("has no epoch column of integers") from None
 
     def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
         if self._rows is None:
@@ -194,43 +227,62 @@ class CSVLogger:
         writer = csv.DictWriter(text, columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(self._rows)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        tmp.write_text(text.getvalue())
-        os.replace(tmp, self.path)
+        outputs.write_text(self.path, text.getvalue(), "CSV log")
 
 
 class TensorBoard:
-    """Every number of each epoch record as a scalar (global step: the epoch) under `logdir`, via
-    tensorboardX (`pip install "dualnet[tensorboard]"`). A resumed run purges events from its
-    first epoch on, so TensorBoard shows each epoch once; the writer is flushed each epoch and
-    closed when fit ends."""
+    """Every number of each epoch record as a scalar (global step: the epoch) under `logdir`, in
+    TensorBoard's event format (tensorboardX's protocol buffers: `pip install "dualnet[tensorboard]"`).
+
+    Each fit writes one event file of its own, `events.out.tfevents.<time>.<host>.from-epoch-<N>`,
+    replaced whole after each epoch through the guarded writer (dualnet.outputs): the folder must
+    not be an input's, and no file is opened in place. A resumed run's file starts with a session
+    restart at its first epoch (tensorboardX's purge_step), so TensorBoard shows each epoch once.
+    """
 
     def __init__(self, logdir: str | os.PathLike):
-        try:
-            from tensorboardX import SummaryWriter
-        except ImportError:
-            raise DualnetError(TENSORBOARD_HINT) from None
+        # first the package itself (its submodules may be cached while it is not), and one line
+        # for a tensorboardX that is missing or fails on import
+        load("tensorboardX", TENSORBOARD_HINT, 'pip install --force-reinstall "dualnet[tensorboard]"', DualnetError)
+        from tensorboardX.proto.event_pb2 import Event, SessionLog
+        from tensorboardX.record_writer import masked_crc32c
+        from tensorboardX.summary import scalar
         self.logdir = pathlib.Path(logdir)
-        self._make = SummaryWriter
-        self._writer: Any = None
+        self._proto = (Event, SessionLog, scalar, masked_crc32c)
+        self._writer: pathlib.Path | None = None
+        self._records: list[bytes] = []
+
+    def declare_outputs(self) -> None:
+        """Check the folder now, as an output of the current command (dualnet.outputs)."""
+        outputs.declare_output(self.logdir, "tensorboard", "TensorBoard folder", folder=True)
+
+    def _frame(self, event: Any) -> bytes:
+        """One TFRecord: u64 length, its masked crc32c, the payload, the payload's masked crc32c."""
+        masked_crc32c = self._proto[3]
+        data = event.SerializeToString()
+        header = struct.pack("<Q", len(data))
+        return header + struct.pack("<I", masked_crc32c(header)) + data + struct.pack("<I", masked_crc32c(data))
 
     def on_epoch(self, state: Any, record: dict, model: Any, optimizer: Any) -> None:
+        Event, SessionLog, scalar, _ = self._proto
         epoch = int(record["epoch"])
         if self._writer is None:
-            # tensorboardX names files by the second and truncates a same-named file: a run
-            # resumed within that second would erase its first part without the suffix (which
-            # also keeps TensorBoard's by-name reading order = the order of the parts)
-            self._writer = self._make(str(self.logdir), purge_step=epoch, filename_suffix=f".from-epoch-{epoch:06d}")
+            folder = outputs.output_folder(self.logdir, "TensorBoard folder")
+            # named by the second, as tensorboardX does; the suffix keeps a run resumed within that
+            # second from replacing its first part (and TensorBoard's by-name order = the parts' order)
+            self._writer = folder / (f"events.out.tfevents.{str(time.time())[:10]}.{socket.gethostname()}"
+                                   f".from-epoch-{epoch:06d}")
+            self._records = [self._frame(Event(wall_time=time.time(), file_version="brain.Event:2")),
+                             self._frame(Event(step=epoch, file_version="brain.Event:2")),
+                             self._frame(Event(step=epoch, session_log=SessionLog(status=SessionLog.START)))]
         for key, value in record.items():
             if key != "epoch" and isinstance(value, (int, float)):
-                self._writer.add_scalar(key, float(value), epoch)
-        self._writer.flush()
+                self._records.append(self._frame(Event(wall_time=time.time(), step=epoch,
+                                                       summary=scalar(key, float(value)))))
+        outputs.write_bytes(self._writer, b"".join(self._records), "TensorBoard event file")
 
     def on_train_end(self, state: Any, model: Any, optimizer: Any) -> None:
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+        self._writer, self._records = None, []
 
 
 class ProgressPrinter:
@@ -329,7 +381,8 @@ def collect_states(callbacks: Iterable[Any]) -> dict[str, dict]:
 
 def attach(callbacks: Iterable[Any], stored: dict[str, Any], out: pathlib.Path) -> list[Any]:
     """Ready `callbacks` for the run writing `out`: each with a `state_key` gets its `stored` state
-    back (ValueError naming `out` if it does not fit), each with `attach_run` learns `out`.
+    back (ValueError naming `out` if it does not fit), each with `attach_run` learns `out`, each with
+    `declare_outputs` checks its files as outputs of the current command (dualnet.outputs).
     Returns the callbacks whose state the run's checkpoints keep."""
     stateful = []
     for cb in callbacks:
@@ -343,4 +396,6 @@ def attach(callbacks: Iterable[Any], stored: dict[str, Any], out: pathlib.Path) 
                     raise ValueError(f"{out}: cannot resume {type(cb).__name__}: {exc}") from None
         if hasattr(cb, "attach_run"):
             cb.attach_run(out)
+        if hasattr(cb, "declare_outputs"):
+            cb.declare_outputs()
     return stateful

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import callbacks as _callbacks
-from . import checkpoint, models, optim
+from . import checkpoint, models, optim, outputs
 from . import data as _data
 from .backend import Device
 from .backend import device as _device_scope
@@ -110,6 +110,39 @@ def conflicts(given: Mapping[str, Any], stored: RunConfig) -> list[tuple[str, An
     run's, in field order; `epochs` never conflicts (a resumed run may go on longer)."""
     return [(f.name, given[f.name], getattr(stored, f.name)) for f in dataclasses.fields(RunConfig)
             if f.name != "epochs" and f.name in given and given[f.name] != getattr(stored, f.name)]
+
+
+def free_run_path(out: str | os.PathLike) -> pathlib.Path:
+    """`out` if neither it nor the files a run writes beside it (`<stem>.best`, `<stem>.earlystop`)
+    exist, else the first free `<stem>-2`, `<stem>-3`, ...: a default checkpoint path never
+    replaces an earlier run's files."""
+    out = pathlib.Path(out)
+    candidate, n = out, 1
+    while any(os.path.lexists(p) for p in (candidate, best_path(candidate),
+                                            candidate.with_name(candidate.stem + ".earlystop" + candidate.suffix))):
+        n += 1
+        candidate = out.with_name(f"{out.stem}-{n}{out.suffix}")
+    return candidate
+
+
+def data_paths(source: str | os.PathLike) -> list[pathlib.Path]:
+    """The files or folders a data source reads ("mnist" and "digits": the bundled folders)."""
+    named = {"mnist": _data.bundled_mnist_dir, "digits": _data.bundled_digits_dir}.get(str(source))
+    return [named()] if named is not None else [pathlib.Path(source)]
+
+
+def declare_run_files(data: str | os.PathLike, out: pathlib.Path, resumed_from: pathlib.Path | None) -> None:
+    """Tell the guarded writer (dualnet.outputs) what a run reads and writes, so that no checkpoint
+    replaces the data, or another output, and the checkpoint --resume read is the only input replaced."""
+    for path in data_paths(data):
+        outputs.declare_input(path, f"input data {data}")
+    if resumed_from is not None:
+        outputs.declare_input(resumed_from, f"resumed checkpoint {resumed_from}", rewritable_by="checkpoint")
+    try:
+        outputs.declare_output(out, "checkpoint", "checkpoint")
+        outputs.declare_output(best_path(out), "best-checkpoint", "best checkpoint")
+    except outputs.OutputError as exc:
+        raise CheckpointError(str(exc)) from None
 
 
 def best_path(out: str | os.PathLike) -> pathlib.Path:
@@ -209,8 +242,9 @@ class Run:
                          seconds)
 
 
-def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
-    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5). Fields left at
+def new_run(config: RunConfig, out: str | os.PathLike | None = None, free_default: bool = False) -> Run:
+    """A new run of `config` on the active device, writing `out` (default runs/<model>.h5; with
+    `free_default`, the first free runs/<model>-N.h5 when that exists: `free_run_path`). Fields left at
     None are resolved from the data (`RunConfig.resolved`); the model is built for the data's image shape
     and class count."""
     splits = _load_splits(config)
@@ -226,6 +260,8 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None) -> Run:
         raise DataError(f"data {config.data} has images {train_set.shape}: {exc}") from None
     if config.normalize:
         model.normalization = _data.channel_stats(train_set)
+    if out is None and free_default:  # `dualnet train` without --out: never replace an earlier run
+        out = free_run_path(pathlib.Path("runs") / f"{config.model}.h5")
     return _ready(config, model, None, out, None, -1.0, None, splits)
 
 
@@ -302,6 +338,7 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
            splits: tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]) -> Run:
     """Everything fit would refuse, refused before any training time is spent."""
     out = pathlib.Path(out) if out is not None else pathlib.Path("runs") / f"{config.model}.h5"
+    declare_run_files(config.data, out, resumed_from)
     checkpoint.check_writable(out)
     train_set, val_set, test_set = splits
     model_shape = tuple(model.input_shape or ())
@@ -335,7 +372,7 @@ def train_run(config: RunConfig, out: str | os.PathLike | None = None, device: s
     """Train a new run of `config` as `dualnet train` does, on `device` (default: the active one),
     checkpointing to `out` (default runs/<model>.h5) and its best epoch to `best_path(out)`. Progress
     shows as in `dn.fit`: `verbose=None` where a person is watching (a notebook, an interactive terminal)."""
-    with _on(device):
+    with _on(device), outputs.command():
         return new_run(config, out).execute(_with_progress(callbacks, verbose), handle_signals)
 
 
@@ -348,7 +385,7 @@ def resume(path: str | os.PathLike, epochs: int | None = None, device: str | Dev
     the CPU. Beyond the stored plan (or after an early stop) the learning rate follows
     `extend_schedule`: "anneal" (from the rate where the run ended), "constant" or "restart" (see
     dualnet.schedules)."""
-    with _on(device):
+    with _on(device), outputs.command():
         return resumed_run(read_run(path), epochs, out, extend_schedule).execute(_with_progress(callbacks, verbose),
                                                                                  handle_signals)
 

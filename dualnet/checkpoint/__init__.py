@@ -6,8 +6,8 @@
 
 Modules: writer (`save`, `check_writable`), reader (`read`, `load`, `Checkpoint`: every structure,
 shape, dtype and size checked before use), format (the HDF5 layout and its version), layer_state
-(buffers and Dropout RNGs), _atomic (the
-write-beside-then-rename helper that pictures share). Every problem a user can cause raises
+(buffers and Dropout RNGs). The file itself is written by dualnet.outputs, the guarded writer
+every output shares. Every problem a user can cause raises
 CheckpointError naming the file and the problem.
 """
 

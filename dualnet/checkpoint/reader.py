@@ -92,10 +92,9 @@ def _dataset(group: Any, name: str, shape: tuple, dtype: Any, label: str, fail: 
     return arr
 
 
-def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
-    """Read and validate a checkpoint; the model is rebuilt on `device` (default: the active one)."""
+def check_readable(path: str | os.PathLike) -> pathlib.Path:
+    """`path` if it is an existing regular file (nothing opened); else CheckpointError saying what it is."""
     path = pathlib.Path(path)
-    dev = get_device_object(device) if device is not None else get_device()
 
     def fail(problem: str) -> CheckpointError:
         return CheckpointError(f"checkpoint {path}: {problem}")
@@ -105,6 +104,18 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
     if path.is_dir():
         raise fail("is a directory, not a checkpoint file")
     regular_file(path, "checkpoint file", fail)  # a FIFO would block open(), a device never end
+    return path
+
+
+def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
+    """Read and validate a checkpoint; the model is rebuilt on `device` (default: the active one)."""
+    path = pathlib.Path(path)
+    dev = get_device_object(device) if device is not None else get_device()
+
+    def fail(problem: str) -> CheckpointError:
+        return CheckpointError(f"checkpoint {path}: {problem}")
+
+    check_readable(path)
     try:
         with open(path, "rb"):
             pass

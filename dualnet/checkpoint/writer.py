@@ -1,7 +1,9 @@
 """Writing checkpoints (`save`) and checking beforehand that one can be written (`check_writable`).
 
-`save` writes a temporary file `.{name}.tmp-{pid}-{random}` beside the target, fsyncs it,
-renames it onto the target with os.replace and fsyncs the folder (see _atomic.replacing): a crash
+`save` writes through dualnet.outputs (the guarded writer): an unpredictable temporary file
+beside the target, fsynced, read back and compared, renamed onto the target with os.replace and
+the folder fsynced; a target that is an input of the command, a directory, a FIFO or a device is
+refused before anything is written. A crash
 at any moment leaves either the previous checkpoint or the new one, never a mixture. Every
 problem a user can cause (an unwritable folder, a missing, foreign, damaged or mismatched file)
 raises CheckpointError naming the file and the problem.
@@ -15,7 +17,6 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 from typing import Any
 
 import h5py
@@ -24,7 +25,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import CheckpointError
 from ..layers import Sequential
-from ._atomic import replacing
+from ..outputs import OutputError, probe_writable, writing
 from .format import FORMAT, FORMAT_VERSION, _json
 from .layer_state import collect_buffers, dropout_layers, write_buffers
 from .loadable import check_loadable
@@ -33,27 +34,13 @@ __all__ = ["check_writable", "save"]
 
 
 def check_writable(path: str | os.PathLike) -> pathlib.Path:
-    """Make sure a checkpoint can later be written to `path` (creating its folder); else raise."""
+    """Make sure a checkpoint can later be written to `path` (creating its folder); else raise
+    CheckpointError (an input of the command, a directory, FIFO or device, an unwritable folder)."""
     path = pathlib.Path(path)
-
-    def fail(reason: str) -> CheckpointError:
-        return CheckpointError(f"cannot write checkpoint to {path}: {reason}; choose another --out")
-
-    if path.is_dir():
-        raise fail("it is an existing directory")
-    for folder in path.parents:  # mkdir would only say "File exists" or "Not a directory"
-        if folder.exists():
-            if not folder.is_dir():
-                raise fail(f"{folder} is a file, not a folder")
-            break
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=path.parent)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as exc:
-        raise fail(exc.strerror or str(exc)) from None
-    return path
+        return probe_writable(path, "checkpoint")
+    except OutputError as exc:
+        raise CheckpointError(f"cannot write checkpoint to {path}: {exc.reason}; choose another --out") from None
 
 
 def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata: dict, path: Any) -> dict:
@@ -178,14 +165,11 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
     (dn.layers.register) or a config() that does not rebuild its layer (see loadable.py)."""
     path = pathlib.Path(path)
     data = _collect(model, optimizer, history, rng_state, metadata, path)
-    if path.is_dir():
-        raise CheckpointError(f"cannot write checkpoint to {path}: it is an existing directory")
-    image = _file_image(data, path)
     try:
-        with replacing(path, durable=True) as tmp:
-            with open(tmp, "xb") as out:
-                out.write(image)
-            _verify(tmp, path, data)
+        with writing(path, "checkpoint", durable=True, check=lambda tmp: _verify(tmp, path, data)) as out:
+            out.write(_file_image(data, path))
+    except OutputError as exc:
+        raise CheckpointError(str(exc)) from None
     except OSError as exc:
         reason = exc.strerror or str(exc)
         if exc.errno == errno.ENOSPC:

@@ -64,11 +64,30 @@ def digits_from_bundle() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 def digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """scikit-learn's copy when importable, else the bundled files (identical arrays either way)."""
+    """scikit-learn's copy when importable, else the bundled files (identical arrays either way).
+
+    A scikit-learn that is installed but fails on import (a broken wheel, a NumPy ABI mismatch)
+    falls back to the bundled files too, with one warning line saying so."""
     try:
         return digits_from_sklearn()
-    except ImportError:
+    except ImportError as exc:  # not installed: the bundle, silently; a part of it failing: say so
+        if exc.name not in (None, "sklearn"):
+            _warn_fallback(exc)
         return digits_from_bundle()
+    except DataError:
+        raise
+    except Exception as exc:  # scikit-learn's own import failed
+        _warn_fallback(exc)
+        return digits_from_bundle()
+
+
+def _warn_fallback(exc: BaseException) -> None:
+    import warnings
+
+    from ..optional import broken
+
+    warnings.warn(f"digits: {broken('scikit-learn', exc, 'pip install --force-reinstall scikit-learn')}; "
+                  "using the bundled copy of the digits (the same arrays)", RuntimeWarning, stacklevel=3)
 
 
 def _load_digits(split: str, validation: int | None, limit: int | None, num_classes: int | None) -> Dataset:

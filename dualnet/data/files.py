@@ -6,7 +6,8 @@ can make the library read other files: datasets with external storage (raw bytes
 `/etc/passwd` or a FIFO), external links (another HDF5 file) and virtual datasets (mapped from
 other files; a missing source reads as silent fill values). `h5_check_contained` walks the whole
 file through its links without following any, before anything is read, and refuses each of
-these, naming the dataset or link. Shared by the data readers and the checkpoint reader.
+these, naming the dataset or link, and any filter that is not built into HDF5 (`check_filters`).
+Shared by the data readers and the checkpoint reader.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 
 from ..errors import DataError
 
-__all__ = ["MAX_H5_OBJECTS", "file_kind", "h5_check_contained", "regular_file"]
+__all__ = ["MAX_H5_OBJECTS", "allowed_filters", "check_filters", "file_kind", "h5_check_contained", "regular_file"]
 
 # A walk over more links than this is refused: a 1 MB file holds a few tens of thousands at most
 MAX_H5_OBJECTS = 100_000
@@ -101,6 +102,34 @@ def h5_check_contained(f: Any, fail: Fail) -> None:
     walk(f, 0)
 
 
+def allowed_filters() -> dict[int, str]:
+    """{filter id: name} of the filters accepted from an untrusted file: those built into HDF5 and
+    h5py (gzip, shuffle, fletcher32, lzf; szip where this HDF5 has it). Any other id would make HDF5
+    search its plugin folder for a library to load and run."""
+    import h5py
+
+    z = h5py.h5z
+    allowed = {z.FILTER_DEFLATE: "gzip", z.FILTER_SHUFFLE: "shuffle", z.FILTER_FLETCHER32: "fletcher32",
+               z.FILTER_LZF: "lzf"}
+    if z.filter_avail(z.FILTER_SZIP):
+        allowed[z.FILTER_SZIP] = "szip"
+    return allowed
+
+
+def check_filters(ds: Any, where: str, fail: Fail) -> None:
+    """Raise fail(problem) if dataset `ds` declares a filter outside `allowed_filters()`; read from
+    its creation properties (metadata), before any of its data is read."""
+    plist = ds.id.get_create_plist()
+    allowed = allowed_filters()
+    for i in range(plist.get_nfilters()):
+        code, _, _, name = plist.get_filter(i)
+        if code not in allowed:
+            label = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+            raise fail(f"dataset {where} uses filter {code}{f' ({label})' if label else ''}, which is not one of "
+                       f"HDF5's built-in filters ({', '.join(sorted(allowed.values()))}); refused before reading, "
+                       "so no filter plugin is searched for or loaded: rewrite the file with gzip or lzf")
+
+
 def _address(obj: Any) -> Any:
     """An identity of the object inside its file (hard links can make a group reachable twice)."""
     import h5py
@@ -109,6 +138,7 @@ def _address(obj: Any) -> Any:
 
 
 def _check_dataset(ds: Any, where: str, fail: Fail) -> None:
+    check_filters(ds, where, fail)
     if ds.is_virtual:
         raise fail(f"dataset {where} is a virtual dataset (its data is mapped from other files); refused")
     if ds.id.get_create_plist().get_external_count() > 0:

@@ -14,7 +14,7 @@ from ..errors import DataError
 from .dataset import Dataset, MissingTestSplit, _checked, _checked_labels, _count, _infer_classes, _rows
 from .files import h5_check_contained, regular_file
 from .limits import check_working_set, h5_check_size, h5_check_stored
-from .streaming import StreamDataset
+from .streaming import StreamDataset, check_stream_layout
 
 # a streamed split keeps its file open without a chunk cache: its reader groups each batch's rows
 # by chunk itself (dualnet.data.streaming), and a cache would read a whole chunk for a single row
@@ -90,6 +90,7 @@ def _open_split(f, path: pathlib.Path, split, validation, limit, num_classes, wh
                           images_ds.id.get_storage_size(), images_from)
     else:
         h5_check_stored(images_ds, images_from)
+        check_stream_layout(images_ds, images_from)
     h5_check_size(labels_ds, labels_from)
     if num_classes is None and "num_classes" in f.attrs:
         num_classes = _count(f.attrs["num_classes"], f"{path}: attribute num_classes", 1)

@@ -10,6 +10,7 @@ converts them (uint8 / 255, float checked to lie in [0, 1]). Labels are read int
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,37 @@ import numpy as np
 from ..errors import DataError
 from .dataset import Dataset, _as_unit_float32
 
-__all__ = ["H5Images", "StreamDataset", "prefetched"]
+__all__ = ["H5Images", "StreamDataset", "prefetched", "check_stream_layout", "MAX_CHUNKS_PER_IMAGE",
+           "MAX_STREAM_CHUNK_BYTES"]
+
+#: a streamed images dataset whose chunks cut one image into more pieces than this is refused: each
+#: piece is a separate lookup and read (one-pixel chunks made a batch cost ~10x the memory of the
+#: same data chunked by whole images)
+MAX_CHUNKS_PER_IMAGE = 64
+#: ... and so is one whose chunks are larger than this: a compressed chunk is inflated whole for
+#: any row of it a batch asks for
+MAX_STREAM_CHUNK_BYTES = 64 << 20
+
+
+def check_stream_layout(ds: Any, where: str) -> None:
+    """Raise DataError if streaming images dataset `ds` batch by batch would cost more than the
+    documented bounds (MAX_CHUNKS_PER_IMAGE pieces per image, MAX_STREAM_CHUNK_BYTES per chunk),
+    judged from its chunk shape alone."""
+    chunks = ds.chunks
+    if chunks is None:
+        return  # contiguous: a row is one read
+    pieces = 1
+    for size, chunk in zip(ds.shape[1:], chunks[1:], strict=True):
+        pieces *= -(-size // chunk)
+    fix = (f"rewrite it with chunks of whole images, e.g. h5py's chunks=({min(64, max(1, ds.shape[0]))}, "
+           f"{', '.join(map(str, ds.shape[1:]))})")
+    if pieces > MAX_CHUNKS_PER_IMAGE:
+        raise DataError(f"{where}: chunks of shape {tuple(chunks)} split each image into {pieces:,} pieces, more "
+                        f"than the {MAX_CHUNKS_PER_IMAGE} a streamed read accepts; {fix}, or load it without --stream")
+    nbytes = math.prod(chunks) * ds.dtype.itemsize
+    if nbytes > MAX_STREAM_CHUNK_BYTES:
+        raise DataError(f"{where}: chunks of shape {tuple(chunks)} hold {nbytes:,} bytes each, more than the "
+                        f"{MAX_STREAM_CHUNK_BYTES:,} a streamed batch may read for one image; {fix}")
 
 
 class H5Images:
@@ -49,17 +80,30 @@ class H5Images:
     def __getitem__(self, key: slice | np.ndarray | list[int]) -> np.ndarray:
         if isinstance(key, slice):
             start, stop, step = key.indices(len(self))
-            raw = self._ds[self._start + start:self._start + max(start, stop)][::step]
+            lo, hi = self._start + start, self._start + max(start, stop)
+            raw = self._guarded(lambda: self._ds[lo:hi][::step], lo, hi)
         else:
             idx = np.asarray(key, dtype=np.int64).reshape(-1)
             if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
                 raise IndexError(f"{self._where}: row index out of range for {len(self)} rows")
             # increasing, distinct rows: one pass over the file in order, then back in the order asked
             wanted, back = np.unique(idx + self._start, return_inverse=True)
-            raw = self._read_sorted(wanted)[back.reshape(-1)]
+            span = (int(wanted[0]), int(wanted[-1]) + 1) if len(wanted) else (self._start, self._start)
+            raw = self._guarded(lambda: self._read_sorted(wanted), *span)[back.reshape(-1)]
         if raw.ndim == 3:
             raw = raw[:, None]
         return _as_unit_float32(raw, self._where)
+
+    def _guarded(self, read: Callable[[], np.ndarray], lo: int, hi: int) -> np.ndarray:
+        """read(), its failure (the file truncated, overwritten or damaged since it was opened) as
+        one DataError naming the file, the dataset and the records."""
+        try:
+            return read()
+        except (OSError, RuntimeError, ValueError, KeyError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise DataError(f"{self._where}: cannot read records {lo}..{hi - 1} ({type(exc).__name__}: {detail}); "
+                            "the file was changed, truncated or damaged while the run read it: restore it and "
+                            "resume the run") from None
 
     def _read_sorted(self, rows: np.ndarray) -> np.ndarray:
         """Rows `rows` (increasing, distinct) of the file, chunk-aware: a compressed chunk is inflated

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import DualnetError
+from ..optional import broken
 
 INSTALL_HINT = 'pip install "dualnet[mpi]" (mpi4py and the MPICH wheel), then run under mpiexec -n N'
 
@@ -26,7 +27,11 @@ def mpi() -> Any:
     try:
         from mpi4py import MPI
     except ImportError as exc:
-        raise DistributedError(f"distributed training needs mpi4py ({exc}): {INSTALL_HINT}") from None
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "mpi4py":
+            raise DistributedError(f"distributed training needs mpi4py ({exc}): {INSTALL_HINT}") from None
+        raise DistributedError(broken("mpi4py", exc, INSTALL_HINT)) from None
+    except Exception as exc:  # mpi4py's own import (or MPI's initialisation) failed
+        raise DistributedError(broken("mpi4py", exc, INSTALL_HINT)) from None
     return MPI
 
 

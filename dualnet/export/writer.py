@@ -25,13 +25,12 @@ class OnnxMissingError(DualnetError, ImportError):
 
 
 def require(package: str) -> Any:
-    """Import `package` (onnx, onnxruntime) or raise a one-line error saying how to install it."""
-    import importlib
+    """Import `package` (onnx, onnxruntime) or raise a one-line error saying how to install it (or,
+    for one that fails on import, naming it and how to reinstall it)."""
+    from ..optional import load
 
-    try:
-        return importlib.import_module(package)
-    except ImportError:
-        raise OnnxMissingError(f"ONNX export needs the {package} package: {INSTALL_HINT}") from None
+    return load(package, f"ONNX export needs the {package} package: {INSTALL_HINT}",
+                'pip install --force-reinstall "dualnet[onnx]"', OnnxMissingError)
 
 
 def _version() -> str:
@@ -95,7 +94,7 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     `check`, the file must pass `onnx.checker.check_model(..., full_check=True)`.
     """
     onnx = require("onnx")
-    from ..checkpoint._atomic import replacing
+    from ..outputs import writing
     from .graph import Graph
 
     if not isinstance(model, Layer):
@@ -124,6 +123,6 @@ def export_onnx(model: Layer, path: str | os.PathLike, input_shape: tuple[int, .
     if check:
         onnx.checker.check_model(proto, full_check=True)
     path = pathlib.Path(path)
-    with replacing(path) as tmp:
-        onnx.save(proto, str(tmp))
+    with writing(path, "ONNX file") as f:  # refuses an input of the command, a directory, FIFO or device
+        f.write(proto.SerializeToString())
     return path

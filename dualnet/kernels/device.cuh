@@ -1,5 +1,6 @@
-// Device code shared by the kernel sources: `#include "device.cuh"` in a .cu file splices this
-// text in (KernelTable.read_source), for NVRTC and the emulator alike.
+// Device code shared by the kernel sources: a .cu file's include line naming "device.cuh" is
+// replaced by this text (KernelTable.read_source), for NVRTC and the emulator alike, so what the
+// compilers see is one self-contained file.
 #ifndef DN_DEVICE_CUH
 #define DN_DEVICE_CUH
 
@@ -10,5 +11,112 @@
 #endif
 
 #define DN_FULL_MASK 0xFFFFFFFFu
+
+// Threads per block of the cooperative kernels (signatures.py declares the same: COOP_BLOCK).
+#define DN_BLOCK 256
+
+__device__ __forceinline__ float dn_sqrt(float v) { return sqrtf(v); }
+__device__ __forceinline__ double dn_sqrt(double v) { return sqrt(v); }
+__device__ __forceinline__ float dn_exp(float v) { return expf(v); }
+__device__ __forceinline__ double dn_exp(double v) { return exp(v); }
+__device__ __forceinline__ float dn_log(float v) { return logf(v); }
+__device__ __forceinline__ double dn_log(double v) { return log(v); }
+
+// Sum of one value per thread of the block, in a fixed order whatever the schedule: each warp
+// folds its lanes with shuffles at offsets 16, 8, 4, 2, 1, then warp 0 folds the warp sums the
+// same way. Every thread gets the total. `scratch`: a DN_SHARED(T, ., 32) array of the caller;
+// every thread of the block must call (it holds barriers). blockDim.x: a multiple of 32.
+template <typename T, typename S>
+__device__ __forceinline__ T dn_block_sum(T v, S& scratch) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(DN_FULL_MASK, v, off);
+    if (lane == 0) scratch[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        T w = lane < warps ? scratch[lane] : T(0);
+        for (int off = 16; off > 0; off >>= 1) w += __shfl_down_sync(DN_FULL_MASK, w, off);
+        if (lane == 0) scratch[0] = w;
+    }
+    __syncthreads();
+    const T total = scratch[0];
+    __syncthreads();  // the caller's next dn_block_sum may overwrite scratch
+    return total;
+}
+
+// Sum over a warp in the same fixed order (shuffles at 16, 8, 4, 2, 1); lane 0 holds the total.
+template <typename T>
+__device__ __forceinline__ T dn_warp_sum(T v) {
+    for (int off = 16; off > 0; off >>= 1) v += __shfl_down_sync(DN_FULL_MASK, v, off);
+    return v;
+}
+
+// Visit the n * inner values of channel ch of an (n, c, inner) array, thread t taking values
+// t, t + B, t + 2B, ... of the channel (B = blockDim.x): neighbouring threads read neighbouring
+// addresses. f(offset) gets each value's flat offset; (b, k) advance by additions only.
+template <typename F>
+__device__ __forceinline__ void dn_channel_each(int n, int c, int inner, int ch, F f) {
+    const int step = blockDim.x;
+    const int db = step / inner, dk = step % inner;
+    int b = (int)threadIdx.x / inner, k = (int)threadIdx.x % inner;
+    const long long row = (long long)c * inner;
+    while (b < n) {
+        f((long long)b * row + (long long)ch * inner + k);
+        k += dk;
+        b += db;
+        if (k >= inner) {
+            k -= inner;
+            ++b;
+        }
+    }
+}
+
+// First and last output index (row or column) of a pooling window (size k, stride s, padding
+// pad) that covers input position p, clamped to [0, out).
+__device__ __forceinline__ int dn_pool_first(int p, int k, int s, int pad) {
+    const int t = p + pad - k + 1;
+    return t <= 0 ? 0 : (t + s - 1) / s;
+}
+__device__ __forceinline__ int dn_pool_last(int p, int s, int pad, int out) {
+    const int t = (p + pad) / s;
+    return t < out - 1 ? t : out - 1;
+}
+
+// The first maximum of pooling window (oy, ox) over an h x w plane, scanned row-major: a strictly
+// greater value replaces the current one, so the first maximal element wins ties. value(iy, ix)
+// gives an in-bounds element (max pooling reads it, the fused convolution computes it). Returns
+// iy * w + ix of the winner (-1 for a window with no in-bounds element) and the maximum in best.
+template <typename T, typename F>
+__device__ __forceinline__ int dn_window_first_max(int oy, int ox, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                   int h, int w, F value, T& best) {
+    best = T(0);
+    int arg = -1;
+    for (int i = 0; i < kh; ++i) {
+        const int iy = oy * sh - ph + i;
+        if (iy < 0 || iy >= h) continue;
+        for (int j = 0; j < kw; ++j) {
+            const int ix = ox * sw - pw + j;
+            if (ix < 0 || ix >= w) continue;
+            const T v = value(iy, ix);
+            if (arg < 0 || v > best) {
+                best = v;
+                arg = iy * w + ix;
+            }
+        }
+    }
+    return arg;
+}
+
+// visit(oy, ox) for every pooling window (out_h x out_w of them) that covers input position
+// (py, px): oy ascending outer, ox ascending inner (the gather order of the backward kernels).
+template <typename F>
+__device__ __forceinline__ void dn_windows_covering(int py, int px, int kh, int kw, int sh, int sw, int ph, int pw,
+                                                    int out_h, int out_w, F visit) {
+    const int oy1 = dn_pool_last(py, sh, ph, out_h);
+    const int ox0 = dn_pool_first(px, kw, sw, pw);
+    const int ox1 = dn_pool_last(px, sw, pw, out_w);
+    for (int oy = dn_pool_first(py, kh, sh, ph); oy <= oy1; ++oy) {
+        for (int ox = ox0; ox <= ox1; ++ox) visit(oy, ox);
+    }
+}
 
 #endif  // DN_DEVICE_CUH

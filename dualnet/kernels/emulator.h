@@ -178,15 +178,17 @@ inline uint64_t next_random(Launch* L) {  // splitmix64: a seeded, portable stre
 }
 
 inline void push_ready(Launch* L, unsigned t);
+inline void switch_away(Launch* L);
 
-// The running fiber gives the OS thread back to the scheduler.
+// The running fiber stops at a barrier, a warp primitive (or a preemption: state READY) and
+// hands the OS thread to the next fiber.
 inline void suspend(Launch* L, int state, int line, const char* what) {
     Fiber& f = L->fiber[L->current];
     f.state = state;
     f.line = line;
     f.what = what;
     if (state == READY) push_ready(L, L->current);
-    ctx_switch(&f.ctx, &L->main);
+    switch_away(L);
 }
 
 // The random schedule preempts a thread at a shared access one time in four.
@@ -321,28 +323,37 @@ struct Shared {
 inline void fiber_entry() {
     Launch* L = cur;
     L->body(L->body_arg);
-    Fiber& f = L->fiber[L->current];
-    f.state = DONE;
-    ctx_switch(&f.ctx, &L->main);  // never resumed
+    L->fiber[L->current].state = DONE;
+    switch_away(L);  // never resumed
 }
 
-// MAX_THREADS fiber stacks per OS thread, mapped once and kept: each sits above a PROT_NONE
-// page, so a stack overflow faults instead of corrupting the neighbouring fiber.
+// MAX_THREADS fiber stacks per OS thread, mapped once and kept until the thread exits: each sits
+// above a PROT_NONE page, so a stack overflow faults instead of corrupting the neighbouring fiber.
+struct StackPool {
+    char* stacks = nullptr;
+    Fiber* fibers = nullptr;
+    size_t bytes = 0;
+    ~StackPool() {
+        if (stacks) munmap(stacks, bytes);
+        delete[] fibers;
+    }
+};
+static thread_local StackPool pool;
+
 inline bool ensure_stacks(Launch* L) {
-    static thread_local char* stacks = nullptr;
-    static thread_local Fiber* fibers = nullptr;
     const size_t page = (size_t)sysconf(_SC_PAGESIZE);
     L->slot = STACK + page;
-    if (!stacks) {
-        void* m = mmap(nullptr, L->slot * MAX_THREADS, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (!pool.stacks) {
+        const size_t bytes = L->slot * MAX_THREADS;
+        void* m = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (m == MAP_FAILED) return false;
-        stacks = static_cast<char*>(m);
-        for (unsigned t = 0; t < MAX_THREADS; ++t) mprotect(stacks + t * L->slot, page, PROT_NONE);
-        fibers = new Fiber[MAX_THREADS];
+        pool.stacks = static_cast<char*>(m);
+        pool.bytes = bytes;
+        for (unsigned t = 0; t < MAX_THREADS; ++t) mprotect(pool.stacks + t * L->slot, page, PROT_NONE);
+        pool.fibers = new Fiber[MAX_THREADS];
     }
-    L->stacks = stacks;
-    L->fiber = fibers;
+    L->stacks = pool.stacks;
+    L->fiber = pool.fibers;
     return true;
 }
 
@@ -443,6 +454,31 @@ inline int pick(Launch* L) {
     return (int)t;
 }
 
+// The fiber to run next, or -1 when the block is over (every thread done, or a rule broken).
+inline int next_fiber(Launch* L) {
+    for (;;) {
+        if (L->failed) return -1;
+        const int t = pick(L);
+        if (t >= 0) return t;
+        if (!release(L)) return -1;
+    }
+}
+
+// Switch from the running fiber straight to the next one (no round trip through the
+// scheduler's own context: half the switches), or back to run_block_fibers when the block is over.
+inline void switch_away(Launch* L) {
+    const unsigned me = L->current;
+    const int t = next_fiber(L);
+    if (t == (int)me) return;  // preempted and picked again
+    if (t < 0) {
+        ctx_switch(&L->fiber[me].ctx, &L->main);
+        return;
+    }
+    L->current = (unsigned)t;
+    set_thread((unsigned)t);
+    ctx_switch(&L->fiber[me].ctx, &L->fiber[t].ctx);
+}
+
 inline void run_block_fibers(Launch* L) {
     const unsigned n = L->nthreads;
     for (unsigned t = 0; t < n; ++t) {
@@ -453,16 +489,11 @@ inline void run_block_fibers(Launch* L) {
     }
     L->head = L->count = 0;
     release_range(L, 0, n);
-    while (!L->failed) {
-        const int t = pick(L);
-        if (t < 0) {
-            if (!release(L)) break;
-            continue;
-        }
-        L->current = (unsigned)t;
-        set_thread((unsigned)t);
-        ctx_switch(&L->main, &L->fiber[t].ctx);
-    }
+    const int t = next_fiber(L);
+    if (t < 0) return;
+    L->current = (unsigned)t;
+    set_thread((unsigned)t);
+    ctx_switch(&L->main, &L->fiber[t].ctx);  // back here when the block is over
 }
 
 // Run the grid: blocks in order (reversed under the reversed schedule), each block's threads

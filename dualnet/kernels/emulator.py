@@ -25,7 +25,6 @@ import hashlib
 import os
 import shutil
 import subprocess
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import cache
@@ -145,11 +144,11 @@ def load_library(table: KernelTable, source: str, cache_dir: Path | None = None)
 
 
 def _compile(code: str, final: Path, cxx: str, source_path: Path) -> None:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=final.parent))
-    try:
+    from ..outputs import publish, scratch_folder, write_text
+
+    with scratch_folder(final.parent) as tmp:  # private: the compiler writes its files there
         src, out = tmp / (final.stem + ".cpp"), tmp / final.name
-        src.write_text(code)
+        write_text(src, code, "emulator kernel source")
         cmd = [cxx, *CXX_FLAGS, "-o", str(out), str(src)]
         try:
             res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -160,9 +159,7 @@ def _compile(code: str, final: Path, cxx: str, source_path: Path) -> None:
             raise KernelCompileError(
                 f"{cxx} failed to compile {source_path.name} for the emulator "
                 f"({source_path}; exit {res.returncode}):\n{res.stdout}{res.stderr}")
-        os.replace(out, final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        publish(out, final, "compiled emulator kernels")
 
 
 class EmulatorLauncher:

@@ -7,15 +7,8 @@
 // maxpool_forward), y = max(best, 0), and argmax = oy * out_w + ox of the winner. Where best <= 0
 // the gradient is zero whichever element won, so the choice among ReLU's zeros cannot matter.
 
-// First and last window index whose window covers position p, clamped to [0, out).
-__device__ __forceinline__ int dn_fused_first(int p, int k, int s, int pad) {
-    const int t = p + pad - k + 1;
-    return t <= 0 ? 0 : (t + s - 1) / s;
-}
-__device__ __forceinline__ int dn_fused_last(int p, int s, int pad, int out) {
-    const int t = (p + pad) / s;
-    return t < out - 1 ? t : out - 1;
-}
+// The window scan and the windows covering a position are max pooling's own (device.cuh).
+#include "device.cuh"
 
 // y, argmax: (n, o, pout_h, pout_w). z = sum over (ci, i, j) ascending of x * w, plus the bias.
 template <typename T>
@@ -34,35 +27,26 @@ __global__ void conv_relu_maxpool_forward(const T* __restrict__ x, const T* __re
         const long long b = idx / ((long long)pout_w * pout_h * o);
         const T* wo = weight + (long long)oc * c * kh * kw;
         const T* xb = x + b * c * h * w;
-        T best = T(0);
-        int arg = -1;
-        for (int pi = 0; pi < pkh; ++pi) {
-            const int oy = py * psh - pph + pi;
-            if (oy < 0 || oy >= out_h) continue;
-            for (int pj = 0; pj < pkw; ++pj) {
-                const int ox = px * psw - ppw + pj;
-                if (ox < 0 || ox >= out_w) continue;
-                T z = T(0);
-                for (int ci = 0; ci < c; ++ci) {
-                    const T* xc = xb + (long long)ci * h * w;
-                    const T* wc = wo + (long long)ci * kh * kw;
-                    for (int i = 0; i < kh; ++i) {
-                        const int iy = oy * sh - ph + i * dh;
-                        if (iy < 0 || iy >= h) continue;
-                        for (int j = 0; j < kw; ++j) {
-                            const int ix = ox * sw - pw + j * dw;
-                            if (ix < 0 || ix >= w) continue;
-                            z += xc[iy * w + ix] * wc[i * kw + j];
-                        }
+        // the pooling window scans the conv output z (out_h x out_w), computing each z it visits
+        T best;
+        const int arg = dn_window_first_max(py, px, pkh, pkw, psh, psw, pph, ppw, out_h, out_w, [&](int oy, int ox) {
+            T z = T(0);
+            for (int ci = 0; ci < c; ++ci) {
+                const T* xc = xb + (long long)ci * h * w;
+                const T* wc = wo + (long long)ci * kh * kw;
+                for (int i = 0; i < kh; ++i) {
+                    const int iy = oy * sh - ph + i * dh;
+                    if (iy < 0 || iy >= h) continue;
+                    for (int j = 0; j < kw; ++j) {
+                        const int ix = ox * sw - pw + j * dw;
+                        if (ix < 0 || ix >= w) continue;
+                        z += xc[iy * w + ix] * wc[i * kw + j];
                     }
                 }
-                if (has_bias) z += bias[oc];
-                if (arg < 0 || z > best) {
-                    best = z;
-                    arg = oy * out_w + ox;
-                }
             }
-        }
+            if (has_bias) z += bias[oc];
+            return z;
+        }, best);
         y[idx] = best > T(0) ? best : T(0);
         argmax[idx] = arg;
     }
@@ -85,16 +69,11 @@ __global__ void conv_relu_maxpool_dz(const T* __restrict__ dy, const T* __restri
         const long long oc = idx / ((long long)out_w * out_h * n);
         const long long base = (b * o + oc) * pout_h * pout_w;
         const int me = oy * out_w + ox;
-        const int py1 = dn_fused_last(oy, psh, pph, pout_h);
-        const int px0 = dn_fused_first(ox, pkw, psw, ppw);
-        const int px1 = dn_fused_last(ox, psw, ppw, pout_w);
         T sum = T(0);
-        for (int py = dn_fused_first(oy, pkh, psh, pph); py <= py1; ++py) {
-            for (int px = px0; px <= px1; ++px) {
-                const long long k = base + (long long)py * pout_w + px;
-                if (argmax[k] == me && y[k] > T(0)) sum += dy[k];
-            }
-        }
+        dn_windows_covering(oy, ox, pkh, pkw, psh, psw, pph, ppw, pout_h, pout_w, [&](int py, int px) {
+            const long long k = base + (long long)py * pout_w + px;
+            if (argmax[k] == me && y[k] > T(0)) sum += dy[k];
+        });
         dz[idx] = sum;
     }
 }

@@ -1,4 +1,6 @@
-// Gradient accumulation: a layer's weight and bias gradients added in one launch.
+// Gradient accumulation: a layer's weight and bias gradients added in one launch; the
+// per-channel sums a bias gradient is.
+#include "device.cuh"
 
 // wgrad[i] += dw[i] for i < nw, then bgrad[i - nw] += db[i - nw]: one thread per element.
 template <typename T>
@@ -31,4 +33,16 @@ __global__ void linear_grad_accumulate(const T* __restrict__ dw, const T* __rest
             bgrad[j] += s;
         }
     }
+}
+
+// y[ch] = sum of x[:, ch, :] for x (n, c, inner): a convolution's bias gradient (dy as (n, o,
+// out_h * out_w), or dz as (1, o, n * out_h * out_w)). One block per channel, coalesced strided
+// partial sums, then the fixed-order tree: deterministic, one writer per output.
+template <typename T>
+__global__ void channel_sums(const T* __restrict__ x, T* __restrict__ y, int n, int c, int inner) {
+    DN_SHARED(T, scratch, 32);
+    T s = T(0);
+    dn_channel_each(n, c, inner, blockIdx.x, [&](long long o) { s += x[o]; });
+    s = dn_block_sum(s, scratch);
+    if (threadIdx.x == 0) y[blockIdx.x] = s;
 }

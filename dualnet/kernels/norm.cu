@@ -1,58 +1,33 @@
-// Batch normalization, training forward and backward, in gather-style passes (each output has one writer).
+// Batch normalization, training forward and backward.
 //
-// x, y, dy, dx : (n, c, inner) C-contiguous (inner = H*W for BatchNorm2d, L or 1 for BatchNorm1d).
-// Per-channel statistics are reduced in two deterministic stages: one thread per (b, ch) row sums
-// its `inner` contiguous values, then one thread per channel combines the n rows in ascending b.
-// Every row holds the same count, so the rows' means and centred sums of squares combine exactly
-// (Chan et al.): M2 = sum_b M2_b + inner * sum_b (mean_b - mean)^2, with no cancellation.
+// x, y, dy, dx, residual : (n, c, inner) C-contiguous (inner = H*W for BatchNorm2d, L or 1 for
+// BatchNorm1d). Per-channel statistics: one block of DN_BLOCK threads per channel (grid c), each
+// thread summing every DN_BLOCK-th value of the channel (coalesced), then a fixed-order tree
+// (dn_block_sum): deterministic run to run, whatever the schedule.
+#include "device.cuh"
 
-__device__ __forceinline__ float dn_norm_rsqrt(float v) { return 1.0f / sqrtf(v); }
-__device__ __forceinline__ double dn_norm_rsqrt(double v) { return 1.0 / sqrt(v); }
-
-// row_mean[b, ch] = mean of x[b, ch, :]; row_m2[b, ch] = sum of (x - row_mean)^2 (two passes).
+// Two passes over channel blockIdx.x: mean, then M2 = sum (x - mean)^2 (no cancellation);
+// var = M2 / m (m = n * inner), inv_std = 1 / sqrt(var + eps), scale = weight * inv_std, and the
+// running statistics in place: running = (1 - momentum) * running + momentum * stat, with the
+// unbiased variance M2 / (m - 1).
 template <typename T>
-__global__ void bn_row_moments(const T* __restrict__ x, T* __restrict__ row_mean, T* __restrict__ row_m2,
-                               int n, int c, int inner) {
-    const long long total = (long long)n * c;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const T* p = x + idx * inner;
-        T sum = T(0);
-        for (int k = 0; k < inner; ++k) sum += p[k];
-        const T mean = sum / (T)inner;
-        T m2 = T(0);
-        for (int k = 0; k < inner; ++k) {
-            const T d = p[k] - mean;
-            m2 += d * d;
-        }
-        row_mean[idx] = mean;
-        row_m2[idx] = m2;
-    }
-}
-
-// One thread per channel: combine the rows into the batch mean and biased variance, then
-// inv_std = 1 / sqrt(var + eps), scale = weight * inv_std, and update the running statistics
-// in place: running = (1 - momentum) * running + momentum * stat, unbiased variance M2 / (m - 1).
-template <typename T>
-__global__ void bn_channel_stats(const T* __restrict__ row_mean, const T* __restrict__ row_m2,
-                                 const T* __restrict__ weight, T* __restrict__ running_mean,
-                                 T* __restrict__ running_var, T* __restrict__ mean, T* __restrict__ inv_std,
-                                 T* __restrict__ scale, int n, int c, int inner, T eps, T momentum) {
-    for (long long ch = (long long)blockIdx.x * blockDim.x + threadIdx.x; ch < c;
-         ch += (long long)blockDim.x * gridDim.x) {
-        T sum = T(0);
-        for (int b = 0; b < n; ++b) sum += row_mean[(long long)b * c + ch];
-        const T mu = sum / (T)n;
-        T within = T(0), between = T(0);
-        for (int b = 0; b < n; ++b) {
-            const long long r = (long long)b * c + ch;
-            const T d = row_mean[r] - mu;
-            within += row_m2[r];
-            between += d * d;
-        }
-        const T m2 = within + (T)inner * between;
-        const T count = (T)n * (T)inner;
-        const T is = dn_norm_rsqrt(m2 / count + eps);
+__global__ void bn_stats(const T* __restrict__ x, const T* __restrict__ weight, T* __restrict__ running_mean,
+                         T* __restrict__ running_var, T* __restrict__ mean, T* __restrict__ inv_std,
+                         T* __restrict__ scale, int n, int c, int inner, T eps, T momentum) {
+    DN_SHARED(T, scratch, 32);
+    const int ch = blockIdx.x;
+    const T count = (T)n * (T)inner;
+    T s = T(0);
+    dn_channel_each(n, c, inner, ch, [&](long long o) { s += x[o]; });
+    const T mu = dn_block_sum(s, scratch) / count;
+    T q = T(0);
+    dn_channel_each(n, c, inner, ch, [&](long long o) {
+        const T d = x[o] - mu;
+        q += d * d;
+    });
+    const T m2 = dn_block_sum(q, scratch);
+    if (threadIdx.x == 0) {
+        const T is = T(1) / dn_sqrt(m2 / count + eps);
         mean[ch] = mu;
         inv_std[ch] = is;
         scale[ch] = weight[ch] * is;
@@ -61,50 +36,53 @@ __global__ void bn_channel_stats(const T* __restrict__ row_mean, const T* __rest
     }
 }
 
-// y = (x - mean[ch]) * scale[ch] + bias[ch]: training (batch statistics) and eval (running ones).
+// y = act((x - mean[ch]) * scale[ch] + bias[ch] (+ residual)), act 1 = ReLU (v < 0 ? 0 : v, NaN
+// passes), else identity; residual is read only when has_residual (then n*c*inner elements).
+// Training (batch statistics) and eval (running ones). I: the index type, 32-bit when it fits.
+template <typename I, typename T>
+__device__ __forceinline__ void bn_apply_range(const T* __restrict__ x, const T* __restrict__ mean,
+                                               const T* __restrict__ scale, const T* __restrict__ bias,
+                                               const T* __restrict__ residual, T* __restrict__ y, I c, I inner,
+                                               I total, int act, int has_residual) {
+    for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (I)blockDim.x * gridDim.x) {
+        const I ch = (idx / inner) % c;
+        T v = (x[idx] - mean[ch]) * scale[ch] + bias[ch];
+        if (has_residual) v += residual[idx];
+        if (act == 1 && v < T(0)) v = T(0);
+        y[idx] = v;
+    }
+}
+
 template <typename T>
 __global__ void bn_apply(const T* __restrict__ x, const T* __restrict__ mean, const T* __restrict__ scale,
-                         const T* __restrict__ bias, T* __restrict__ y, int n, int c, int inner) {
+                         const T* __restrict__ bias, const T* __restrict__ residual, T* __restrict__ y, int n, int c,
+                         int inner, int act, int has_residual) {
     const long long total = (long long)n * c * inner;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ch = (int)((idx / inner) % c);
-        y[idx] = (x[idx] - mean[ch]) * scale[ch] + bias[ch];
+    if (total + (long long)blockDim.x * gridDim.x <= 0xFFFFFFFFll) {
+        bn_apply_range<unsigned>(x, mean, scale, bias, residual, y, (unsigned)c, (unsigned)inner, (unsigned)total,
+                                 act, has_residual);
+    } else {
+        bn_apply_range<long long>(x, mean, scale, bias, residual, y, (long long)c, (long long)inner, total, act,
+                                  has_residual);
     }
 }
 
-// row_dy[b, ch] = sum of dy[b, ch, :]; row_dyx[b, ch] = sum of dy * (x - mean[ch]).
+// One block per channel: dbias = sum dy, dweight = inv_std * sum dy * (x - mean) (= sum dy * xhat).
 template <typename T>
-__global__ void bn_row_grads(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ mean,
-                             T* __restrict__ row_dy, T* __restrict__ row_dyx, int n, int c, int inner) {
-    const long long total = (long long)n * c;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const T* g = dy + idx * inner;
-        const T* p = x + idx * inner;
-        const T mu = mean[idx % c];
-        T s = T(0), sx = T(0);
-        for (int k = 0; k < inner; ++k) {
-            s += g[k];
-            sx += g[k] * (p[k] - mu);
-        }
-        row_dy[idx] = s;
-        row_dyx[idx] = sx;
-    }
-}
-
-// One thread per channel: dbias = sum_b row_dy, dweight = inv_std * sum_b row_dyx (= sum dy * xhat).
-template <typename T>
-__global__ void bn_channel_grads(const T* __restrict__ row_dy, const T* __restrict__ row_dyx,
-                                 const T* __restrict__ inv_std, T* __restrict__ dweight, T* __restrict__ dbias,
-                                 int n, int c) {
-    for (long long ch = (long long)blockIdx.x * blockDim.x + threadIdx.x; ch < c;
-         ch += (long long)blockDim.x * gridDim.x) {
-        T s = T(0), sx = T(0);
-        for (int b = 0; b < n; ++b) {
-            s += row_dy[(long long)b * c + ch];
-            sx += row_dyx[(long long)b * c + ch];
-        }
+__global__ void bn_grads(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ mean,
+                         const T* __restrict__ inv_std, T* __restrict__ dweight, T* __restrict__ dbias, int n, int c,
+                         int inner) {
+    DN_SHARED(T, scratch, 32);
+    const int ch = blockIdx.x;
+    const T mu = mean[ch];
+    T s = T(0), sx = T(0);
+    dn_channel_each(n, c, inner, ch, [&](long long o) {
+        s += dy[o];
+        sx += dy[o] * (x[o] - mu);
+    });
+    s = dn_block_sum(s, scratch);
+    sx = dn_block_sum(sx, scratch);
+    if (threadIdx.x == 0) {
         dbias[ch] = s;
         dweight[ch] = sx * inv_std[ch];
     }
@@ -112,6 +90,19 @@ __global__ void bn_channel_grads(const T* __restrict__ row_dy, const T* __restri
 
 // dx = scale * (dy - dbias / m - xhat * dweight / m), xhat = (x - mean) * inv_std, m = n * inner,
 // scale = weight * inv_std.
+template <typename I, typename T>
+__device__ __forceinline__ void bn_input_grad_range(const T* __restrict__ dy, const T* __restrict__ x,
+                                                    const T* __restrict__ mean, const T* __restrict__ inv_std,
+                                                    const T* __restrict__ scale, const T* __restrict__ dweight,
+                                                    const T* __restrict__ dbias, T* __restrict__ dx, I c, I inner,
+                                                    I total, T m) {
+    for (I idx = (I)blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += (I)blockDim.x * gridDim.x) {
+        const I ch = (idx / inner) % c;
+        const T xhat = (x[idx] - mean[ch]) * inv_std[ch];
+        dx[idx] = scale[ch] * (dy[idx] - dbias[ch] / m - xhat * (dweight[ch] / m));
+    }
+}
+
 template <typename T>
 __global__ void bn_input_grad(const T* __restrict__ dy, const T* __restrict__ x, const T* __restrict__ mean,
                               const T* __restrict__ inv_std, const T* __restrict__ scale,
@@ -119,10 +110,11 @@ __global__ void bn_input_grad(const T* __restrict__ dy, const T* __restrict__ x,
                               int n, int c, int inner) {
     const long long total = (long long)n * c * inner;
     const T m = (T)n * (T)inner;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ch = (int)((idx / inner) % c);
-        const T xhat = (x[idx] - mean[ch]) * inv_std[ch];
-        dx[idx] = scale[ch] * (dy[idx] - dbias[ch] / m - xhat * (dweight[ch] / m));
+    if (total + (long long)blockDim.x * gridDim.x <= 0xFFFFFFFFll) {
+        bn_input_grad_range<unsigned>(dy, x, mean, inv_std, scale, dweight, dbias, dx, (unsigned)c, (unsigned)inner,
+                                      (unsigned)total, m);
+    } else {
+        bn_input_grad_range<long long>(dy, x, mean, inv_std, scale, dweight, dbias, dx, (long long)c,
+                                       (long long)inner, total, m);
     }
 }

@@ -1,8 +1,7 @@
 // Optimizer steps, elementwise over size elements (PyTorch semantics, no dampening).
 // Expressions are evaluated left to right exactly as written, like the NumPy reference.
 
-__device__ __forceinline__ float dn_sqrt(float v) { return sqrtf(v); }
-__device__ __forceinline__ double dn_sqrt(double v) { return sqrt(v); }
+#include "device.cuh"
 
 // g = grad + weight_decay * param            (grad itself when weight_decay == 0)
 // if momentum != 0: v = momentum * v + g;  g = nesterov ? g + momentum * v : v
@@ -25,6 +24,20 @@ __global__ void sgd_update(T* __restrict__ param, const T* __restrict__ grad, T*
     }
 }
 
+// Adam's moment update and step on element idx, from the parameter value p and gradient g:
+// m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * (g * g)
+// param = p - lr * (m / bias_correction1) / (sqrt(v / bias_correction2) + eps)
+template <typename T>
+__device__ __forceinline__ void dn_adam_step(T* __restrict__ param, T* __restrict__ m, T* __restrict__ v,
+                                             long long idx, T p, T g, T lr, T beta1, T beta2, T eps,
+                                             T bias_correction1, T bias_correction2) {
+    const T mi = beta1 * m[idx] + (T(1) - beta1) * g;
+    const T vi = beta2 * v[idx] + (T(1) - beta2) * (g * g);
+    m[idx] = mi;
+    v[idx] = vi;
+    param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
+}
+
 // g = grad + weight_decay * param            (grad itself when weight_decay == 0)
 // m = beta1 * m + (1 - beta1) * g;  v = beta2 * v + (1 - beta2) * (g * g)
 // param -= lr * (m / bias_correction1) / (sqrt(v / bias_correction2) + eps)
@@ -37,11 +50,7 @@ __global__ void adam_update(T* __restrict__ param, const T* __restrict__ grad, T
         const T p = param[idx];
         T g = grad[idx];
         if (weight_decay != T(0)) g += weight_decay * p;
-        const T mi = beta1 * m[idx] + (T(1) - beta1) * g;
-        const T vi = beta2 * v[idx] + (T(1) - beta2) * (g * g);
-        m[idx] = mi;
-        v[idx] = vi;
-        param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
+        dn_adam_step(param, m, v, idx, p, g, lr, beta1, beta2, eps, bias_correction1, bias_correction2);
     }
 }
 
@@ -53,12 +62,7 @@ __global__ void adamw_update(T* __restrict__ param, const T* __restrict__ grad, 
                              T decay, T bias_correction1, T bias_correction2) {
     for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
          idx += (long long)blockDim.x * gridDim.x) {
-        const T p = param[idx] * decay;
-        const T g = grad[idx];
-        const T mi = beta1 * m[idx] + (T(1) - beta1) * g;
-        const T vi = beta2 * v[idx] + (T(1) - beta2) * (g * g);
-        m[idx] = mi;
-        v[idx] = vi;
-        param[idx] = p - lr * (mi / bias_correction1) / (dn_sqrt(vi / bias_correction2) + eps);
+        dn_adam_step(param, m, v, idx, param[idx] * decay, grad[idx], lr, beta1, beta2, eps, bias_correction1,
+                     bias_correction2);
     }
 }

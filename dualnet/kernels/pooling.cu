@@ -10,16 +10,9 @@
 // element.  Backward kernels gather (one thread per dx element, the only writer of it):
 // deterministic.
 
-// First and last output row (or column) whose window can cover input position p, clamped to
-// [0, out); span = (k - 1) * d + 1, the window's extent.
-__device__ __forceinline__ int dn_pool_first(int p, int span, int s, int pad) {
-    const int t = p + pad - span + 1;
-    return t <= 0 ? 0 : (t + s - 1) / s;
-}
-__device__ __forceinline__ int dn_pool_last(int p, int s, int pad, int out) {
-    const int t = (p + pad) / s;
-    return t < out - 1 ? t : out - 1;
-}
+// dn_pool_first / dn_pool_last (device.cuh): the first and last output row (or column) whose
+// window can cover an input position; they take the window's extent, (k - 1) * d + 1, as k.
+#include "device.cuh"
 
 // Taps of a window starting at `start` (stride d, k taps) inside [low, high).
 __device__ __forceinline__ int dn_pool_taps(int start, int k, int d, int low, int high) {
@@ -153,17 +146,19 @@ __global__ void avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx,
     }
 }
 
-// Global average pooling: y[b, ci] = (sum of the plane x[b, ci, :], ascending) / inner.
+// Global average pooling: y[b, ci] = (sum of the plane x[b, ci, :]) / inner, one warp per plane
+// (DN_BLOCK / 32 planes per block): lane l sums k = l, l + 32, ... ascending, then the warp's
+// fixed shuffle tree.
 template <typename T>
 __global__ void global_avgpool_forward(const T* __restrict__ x, T* __restrict__ y, int n, int c, int inner) {
-    const long long total = (long long)n * c;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const T* p = x + idx * inner;
-        T sum = T(0);
-        for (int k = 0; k < inner; ++k) sum += p[k];
-        y[idx] = sum / (T)inner;
-    }
+    const int lane = threadIdx.x & 31;
+    const long long plane = (long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (plane >= (long long)n * c) return;  // the whole warp
+    const T* p = x + plane * inner;
+    T sum = T(0);
+    for (int k = lane; k < inner; k += 32) sum += p[k];
+    sum = dn_warp_sum(sum);
+    if (lane == 0) y[plane] = sum / (T)inner;
 }
 
 // dx[b, ci, k] = dy[b, ci] / inner.

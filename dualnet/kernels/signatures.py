@@ -273,34 +273,34 @@ _X, _COLS, _Y = "n*c*h*w", "c*kh*kw*n*out_h*out_w", "n*c*out_h*out_w"
 _FPOOL = [int32(s) for s in "pkh pkw psh psw pph ppw pout_h pout_w".split()]
 _FY = "n*o*pout_h*pout_w"
 
+#: threads per block of the cooperative kernels (DN_BLOCK in device.cuh)
+COOP_BLOCK = 256
+#: blocks of a warp-per-row kernel over {} rows (COOP_BLOCK // 32 rows per block)
+_WARP_ROWS = "({} + 7) // 8"
+
 # --- research-grade layers (layers-and-models branch): batch norm, global pooling, leaky ReLU
 # (n, c, inner) arrays of the per-channel kernels
 _NCI, _NCI_DIMS = "n*c*inner", (int32("n"), int32("c"), int32("inner"))
 
 RESEARCH_KERNELS = [
-    Kernel("bn_row_moments", "norm.cu",
-           (array_in("x", _NCI), array_out("row_mean", "n*c"), array_out("row_m2", "n*c"), *_NCI_DIMS),
-           "n*c"),
-    Kernel("bn_channel_stats", "norm.cu",
-           (array_in("row_mean", "n*c"), array_in("row_m2", "n*c"), array_in("weight", "c"),
-            array_inout("running_mean", "c"), array_inout("running_var", "c"), array_out("mean", "c"),
-            array_out("inv_std", "c"), array_out("scale", "c"), *_NCI_DIMS, real("eps"), real("momentum")),
-           "c"),
+    Kernel("bn_stats", "norm.cu",
+           (array_in("x", _NCI), array_in("weight", "c"), array_inout("running_mean", "c"),
+            array_inout("running_var", "c"), array_out("mean", "c"), array_out("inv_std", "c"), array_out("scale", "c"),
+            *_NCI_DIMS, real("eps"), real("momentum")), "c", block=COOP_BLOCK, grid=("c",)),
     Kernel("bn_apply", "norm.cu",
            (array_in("x", _NCI), array_in("mean", "c"), array_in("scale", "c"), array_in("bias", "c"),
-            array_out("y", _NCI), *_NCI_DIMS), _NCI),
-    Kernel("bn_row_grads", "norm.cu",
-           (array_in("dy", _NCI), array_in("x", _NCI), array_in("mean", "c"), array_out("row_dy", "n*c"),
-            array_out("row_dyx", "n*c"), *_NCI_DIMS), "n*c"),
-    Kernel("bn_channel_grads", "norm.cu",
-           (array_in("row_dy", "n*c"), array_in("row_dyx", "n*c"), array_in("inv_std", "c"),
-            array_out("dweight", "c"), array_out("dbias", "c"), int32("n"), int32("c")), "c"),
+            array_in("residual", "has_residual*n*c*inner"), array_out("y", _NCI), *_NCI_DIMS, int32("act"),
+            int32("has_residual")), _NCI),
+    Kernel("bn_grads", "norm.cu",
+           (array_in("dy", _NCI), array_in("x", _NCI), array_in("mean", "c"), array_in("inv_std", "c"),
+            array_out("dweight", "c"), array_out("dbias", "c"), *_NCI_DIMS), "c", block=COOP_BLOCK, grid=("c",)),
     Kernel("bn_input_grad", "norm.cu",
            (array_in("dy", _NCI), array_in("x", _NCI), array_in("mean", "c"), array_in("inv_std", "c"),
             array_in("scale", "c"), array_in("dweight", "c"), array_in("dbias", "c"), array_out("dx", _NCI),
             *_NCI_DIMS), _NCI),
     Kernel("global_avgpool_forward", "pooling.cu",
-           (array_in("x", _NCI), array_out("y", "n*c"), *_NCI_DIMS), "n*c"),
+           (array_in("x", _NCI), array_out("y", "n*c"), *_NCI_DIMS), "n*c", block=COOP_BLOCK,
+           grid=(_WARP_ROWS.format("n*c"),)),
     Kernel("global_avgpool_backward", "pooling.cu",
            (array_in("dy", "n*c"), array_out("dx", _NCI), *_NCI_DIMS), _NCI),
     Kernel("leaky_relu_forward", "activation.cu",
@@ -356,7 +356,7 @@ KERNELS = KernelTable([
             int64("size")), "size"),
     Kernel("softmax_xent_forward", "loss.cu",
            (array_in("logits", "n*k"), array_in("labels", "n", "int"), array_out("probs", "n*k"),
-            array_out("loss", "n"), int32("n"), int32("k")), "n"),
+            array_out("loss", "n"), int32("n"), int32("k")), "n", block=COOP_BLOCK, grid=(_WARP_ROWS.format("n"),)),
     Kernel("softmax_xent_backward", "loss.cu",
            (array_in("probs", "n*k"), array_in("labels", "n", "int"), array_out("dlogits", "n*k"),
             int32("n"), int32("k"), real("scale")), "n*k"),
@@ -389,6 +389,8 @@ KERNELS = KernelTable([
            (array_in("dw", "o*k"), array_in("dy", "n*o"), array_inout("wgrad", "o*k"),
             array_inout("bgrad", "has_bias*o"), int32("n"), int32("o"), int32("k"), int32("has_bias")),
            "o*k+has_bias*o"),
+    Kernel("channel_sums", "grads.cu", (array_in("x", _NCI), array_out("y", "c"), *_NCI_DIMS), "c",
+           block=COOP_BLOCK, grid=("c",)),
     Kernel("gather_batch", "train.cu",
            (array_in("images", "count*per"), array_in("labels", "count", "int"), array_in("order", "total", "int"),
             array_out("xb", "b*per"), array_out("yb", "b", "int"), int32("count"), int32("per"), int32("total"),
@@ -397,7 +399,7 @@ KERNELS = KernelTable([
            (array_in("loss", "1"), array_in("logits", "n*k"), array_in("labels", "n", "int"),
             array_in("grad", "size"), array_inout("tally", "2*cap+nchunks"), int32("n"), int32("k"),
             int64("size"), int32("chunk"), int32("nchunks"), int32("cap"), int32("slot"), int32("step")),
-           "1+nchunks"),
+           "1+nchunks", block=COOP_BLOCK, grid=("1+nchunks",)),
     *RESEARCH_KERNELS,
     *LAYER_KERNELS,
 ], source_dir=Path(__file__).resolve().parent)

@@ -35,7 +35,8 @@ class _BatchNorm(Layer):
     # buffers (register_buffer): running statistics (c,) and the count of training batches seen
     running_mean: Any
     running_var: Any
-    num_batches_tracked: Any
+    _batches: Any  # num_batches_tracked's device array; _batches_pending: training batches not yet in it
+    _batches_pending: int
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1, affine: bool = True,
                  dtype: Any = np.float32):
@@ -111,7 +112,7 @@ class _BatchNorm(Layer):
                              f"got input of shape {tuple(x.shape)}; use a larger batch or eval mode")
         y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
                                               self.momentum)
-        self.num_batches_tracked += 1
+        self._batches_pending += 1  # added to the device counter when read: no launch per step
         self._cache = saved if self._records() else None
         return y
 
@@ -127,10 +128,29 @@ class _BatchNorm(Layer):
                                                           self.eps, need_input_grad)
         else:
             dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
-        for p, d in ((self.weight, dw), (self.bias, db)):
-            if p is not None and p.requires_grad:
-                p.grad += d
+        if self.weight is not None and self.bias is not None and self.weight.requires_grad \
+                and self.bias.requires_grad:
+            self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad, db)  # one kernel for both
+        else:
+            for p, d in ((self.weight, dw), (self.bias, db)):
+                if p is not None and p.requires_grad:
+                    p.grad += d
         return dx
+
+    @property
+    def num_batches_tracked(self) -> Any:
+        """The count of training batches seen: a 0-d int64 on the layer's device (PyTorch's buffer).
+        Training counts on the host and adds the count here, when the buffer is read (checkpoints,
+        moves, `named_buffers`), so a training step launches nothing for it."""
+        if self._batches_pending:
+            pending, self._batches_pending = self._batches_pending, 0
+            with self.device.scope():
+                self._batches += pending
+        return self._batches
+
+    @num_batches_tracked.setter
+    def num_batches_tracked(self, value: Any) -> None:
+        self._batches, self._batches_pending = value, 0
 
 
 class BatchNorm2d(_BatchNorm):

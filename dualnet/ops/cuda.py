@@ -76,6 +76,15 @@ class CupyOps(LayerKernelOps, ProductOps):
     def _c(self, a: Any) -> Any:
         return self.xp.ascontiguousarray(a)
 
+    def _constant(self, value: float, n: int, dtype: Any) -> Any:
+        """A cached read-only array of n `value`s (a missing bias, batch norm without an affine map):
+        filled once per table, never a fill per call."""
+        cache = self.__dict__.setdefault("_constants", {})
+        key = (value, n, numpy.dtype(dtype))
+        if key not in cache:
+            cache[key] = self.xp.full(n, value, dtype=key[2])
+        return cache[key]
+
     def _nothing(self, dtype: Any) -> Any:
         """An empty array of `dtype`, for a kernel's pointer argument of zero elements."""
         cache = self.__dict__.setdefault("_empties", {})
@@ -96,7 +105,7 @@ class CupyOps(LayerKernelOps, ProductOps):
         shape = (n, o, pool_geom.out_h, pool_geom.out_w)
         y = self.xp.empty(shape, dtype=x.dtype)
         argmax = self.xp.empty(shape, dtype=numpy.int32)
-        b = self._c(bias) if bias is not None else self.xp.zeros(o, dtype=x.dtype)
+        b = self._c(bias) if bias is not None else self._constant(0.0, o, x.dtype)
         self.launcher.launch("conv_relu_maxpool_forward", x.dtype, x, self._c(weight), b, y, argmax, n, c, h, w, o,
                              *geom, *pool_geom.kernel_args(), int(bias is not None))
         return y, _FusedSaved(x, y, argmax, geom, pool_geom)
@@ -115,13 +124,19 @@ class CupyOps(LayerKernelOps, ProductOps):
         cols = self.im2col(x, geom)
         k = c * geom.kh * geom.kw
         dweight = self._mm(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
-        dbias = dz.sum(axis=1) if need_bias else None
+        dbias = self._channel_sums(dz, 1, o, n * hw) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
         dcols = self._mm(weight.reshape(o, k).T, dz).reshape(cols.shape)
         return self.col2im(dcols, x.shape, geom), dweight, dbias
 
     # --- gradient accumulation -----------------------------------------------------------
+
+    def _channel_sums(self, x, n: int, c: int, inner: int):
+        """x viewed as (n, c, inner) -> (c,) sums over n and inner: a bias gradient (grads.cu)."""
+        y = self.xp.empty(c, dtype=x.dtype)
+        self.launcher.launch("channel_sums", x.dtype, self._c(x), y, n, c, inner)
+        return y
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
         if bgrad is None:
@@ -227,24 +242,24 @@ class CupyOps(LayerKernelOps, ProductOps):
 
     def _affine(self, weight, bias, c: int, dtype):
         """weight and bias, or ones and zeros for batch norm without an affine map."""
-        xp = self.xp
-        return (xp.ones(c, dtype=dtype) if weight is None else self._c(weight),
-                xp.zeros(c, dtype=dtype) if bias is None else self._c(bias))
+        return (self._constant(1.0, c, dtype) if weight is None else self._c(weight),
+                self._constant(0.0, c, dtype) if bias is None else self._c(bias))
 
     def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
-        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat."""
+        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat.
+
+        Two launches: the statistics (one block per channel, running statistics updated in
+        place) and the apply."""
         xp = self.xp
         x = self._c(x)
         n, c, inner = self._nci(x)
         dt = x.dtype
         w, b = self._affine(weight, bias, c, dt)
-        row_mean, row_m2 = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
-        self.launcher.launch("bn_row_moments", dt, x, row_mean, row_m2, n, c, inner)
         mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
-        self.launcher.launch("bn_channel_stats", dt, row_mean, row_m2, w, running_mean, running_var, mean,
-                             inv_std, scale, n, c, inner, float(eps), float(momentum))
+        self.launcher.launch("bn_stats", dt, x, w, running_mean, running_var, mean, inv_std, scale, n, c, inner,
+                             float(eps), float(momentum))
         y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", dt, x, mean, scale, b, y, n, c, inner)
+        self.launcher.launch("bn_apply", dt, x, mean, scale, b, self._nothing(dt), y, n, c, inner, 0, 0)
         return y, (x, mean, inv_std, scale)
 
     def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps):
@@ -254,7 +269,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         w, b = self._affine(weight, bias, c, x.dtype)
         scale = self._c(w / xp.sqrt(running_var + x.dtype.type(eps)))
         y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, y, n, c, inner)
+        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, self._nothing(x.dtype), y, n,
+                             c, inner, 0, 0)
         return y
 
     def batchnorm_backward(self, dy, saved, weight, need_dx=True):
@@ -263,10 +279,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         dy = self._c(dy)
         n, c, inner = self._nci(dy)
         dt = dy.dtype
-        row_dy, row_dyx = xp.empty((n, c), dtype=dt), xp.empty((n, c), dtype=dt)
-        self.launcher.launch("bn_row_grads", dt, dy, x, mean, row_dy, row_dyx, n, c, inner)
         dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
-        self.launcher.launch("bn_channel_grads", dt, row_dy, row_dyx, inv_std, dweight, dbias, n, c)
+        self.launcher.launch("bn_grads", dt, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
         if not need_dx:
             return None, dweight, dbias
         dx = xp.empty_like(dy)
@@ -284,7 +298,7 @@ class CupyOps(LayerKernelOps, ProductOps):
         if bias is None:
             if act is None and not channel_major:
                 return x
-            bias = self.xp.zeros(c, dtype=x.dtype)
+            bias = self._constant(0.0, c, x.dtype)
         y = self.xp.empty((n, c, inner), dtype=x.dtype)
         self.launcher.launch("bias_act_forward", x.dtype, x, self._c(bias), y, n, c, inner, _ACT[act],
                              int(channel_major))

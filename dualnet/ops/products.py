@@ -70,6 +70,11 @@ class ProductOps(ReferenceOps):
         finally:
             linalg.set_compute_type(numpy.float32, have)
 
+    def _channel_sums(self, x: Any, n: int, c: int, inner: int) -> Any:
+        """x viewed as (n, c, inner) -> (c,): the sums over n and inner a bias gradient is.
+        CupyOps runs its deterministic block-per-channel kernel (grads.cu) instead."""
+        return x.reshape(n, c, inner).sum(axis=(0, 2))
+
     def _blocks(self, pairs: list[tuple[Any, Any]], rows: int, cols: int, dtype: Any) -> Any:
         """Stack the products of `pairs` (one (a, b) per group, each a @ b of `rows // len(pairs)`
         rows) into one (rows, cols) array, each written in place (no concatenation)."""
@@ -116,7 +121,7 @@ class ProductOps(ReferenceOps):
         rows = range(groups)
         dweight = self._blocks([(dy_cm[g * og:(g + 1) * og], cols2[g * k:(g + 1) * k].T) for g in rows],
                                o, k, dy.dtype).reshape(weight.shape)
-        dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
+        dbias = self._channel_sums(dy_cm, 1, o, n * hw) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
         dcols = self._blocks([(w2[g * og:(g + 1) * og].T, dy_cm[g * og:(g + 1) * og]) for g in rows],
@@ -135,5 +140,5 @@ class ProductOps(ReferenceOps):
         """As ReferenceOps.linear_backward."""
         dx = self._mm(dy, weight) if need_dx else None
         dweight = self._mm(dy.T, x)
-        dbias = dy.sum(axis=0) if need_bias else None
+        dbias = self._channel_sums(dy, dy.shape[0], dy.shape[1], 1) if need_bias else None
         return dx, dweight, dbias

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ..checkpoint._atomic import replacing
 from ..errors import DualnetError
+from ..outputs import OutputError, writing
 
 INSTALL_HINT = "matplotlib is not installed; install it with: pip install 'dualnet[plot]'"
 TITLED_FILTERS_MAX = 64     # up to this many kernel panels each gets a label; beyond, a compact grid
@@ -21,12 +21,10 @@ MAPS_PER_ROW = 16           # feature-map panels per row before a stage wraps on
 
 def require_matplotlib() -> None:
     """Raise DualnetError with the install command when matplotlib cannot be imported."""
-    try:
-        import matplotlib  # noqa: F401
-        import matplotlib.backends.backend_agg  # noqa: F401
-        import matplotlib.figure  # noqa: F401
-    except ImportError:
-        raise DualnetError(INSTALL_HINT) from None
+    from ..optional import load
+
+    for module in ("matplotlib", "matplotlib.backends.backend_agg", "matplotlib.figure"):
+        load(module, INSTALL_HINT, "pip install --force-reinstall 'dualnet[plot]'", DualnetError)
 
 
 def _figure(width: float, height: float, layout: str | None = "constrained") -> Any:
@@ -41,18 +39,18 @@ def _figure(width: float, height: float, layout: str | None = "constrained") -> 
 
 
 def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 100) -> pathlib.Path:
-    """Write `fig` to `path` as a PNG (creating the folder), atomically: temp file + os.replace."""
+    """Write `fig` to `path` as a PNG (creating the folder) through the guarded writer (dualnet.outputs)."""
     require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     path = pathlib.Path(path)
-    if path.is_dir():
-        raise DualnetError(f"cannot write picture to {path}: it is an existing directory")
     if not isinstance(fig.canvas, FigureCanvasAgg):
         FigureCanvasAgg(fig)
     try:
-        with replacing(path) as tmp, open(tmp, "wb") as f:
+        with writing(path, "picture") as f:
             fig.savefig(f, format="png", dpi=dpi)
+    except OutputError:
+        raise
     except OSError as exc:
         raise DualnetError(f"cannot write picture to {path}: {exc.strerror or exc}") from None
     return path

@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 import dualnet as dn
-from dualnet.checkpoint import _atomic, writer
 from dualnet.errors import CheckpointError
+from dualnet.outputs import files as _atomic
 
 CORPUS = pathlib.Path(__file__).resolve().parents[1] / "reliability" / "corpus"
 
@@ -26,7 +26,7 @@ def leftovers(folder: pathlib.Path) -> list[str]:
 
 
 class FullDisk:
-    """An open() for the writer whose files fail every write with ENOSPC after `room` bytes."""
+    """An open() (or os.fdopen) for the writer whose files fail every write with ENOSPC after `room` bytes."""
 
     def __init__(self, room: int):
         self.room = room
@@ -55,7 +55,7 @@ def test_a_full_disk_gives_one_checkpoint_error_and_keeps_the_previous_file(tmp_
     model = dn.models.lenet5()
     path = dn.save(model, tmp_path / "run.h5")
     before = path.read_bytes()
-    monkeypatch.setattr(writer, "open", FullDisk(room=4096), raising=False)
+    monkeypatch.setattr(_atomic.os, "fdopen", FullDisk(room=4096))  # the guarded writer opens its temporary so
     with pytest.raises(CheckpointError, match=r"cannot write checkpoint to .*run\.h5: no space left on device; "
                                               r"the previous file is kept"):
         dn.save(dn.models.lenet5(seed=1), path)
@@ -128,11 +128,11 @@ def test_stale_temporary_files_are_removed_on_the_next_save(tmp_path):
 
 def test_a_writer_killed_mid_save_leaves_a_file_the_next_save_removes(tmp_path):
     # the child stops inside the write (SIGKILL from itself), as a killed `dualnet train` would
-    code = ("import os, signal\nimport dualnet as dn\nfrom dualnet.checkpoint import writer\n"
+    code = ("import os, signal\nimport dualnet as dn\nfrom dualnet.outputs import files\n"
             "class Killed:\n    def __init__(self, p, m): self.f = open(p, m)\n"
             "    def __enter__(self): return self\n    def __exit__(self, *a): pass\n"
             "    def write(self, b): self.f.write(b[:100]); self.f.flush(); os.kill(os.getpid(), signal.SIGKILL)\n"
-            "writer.open = Killed\ndn.save(dn.models.lenet5(), 'run.h5')\n")
+            "files.os.fdopen = Killed\ndn.save(dn.models.lenet5(), 'run.h5')\n")
     proc = _run(code, tmp_path)
     assert proc.returncode == -9
     assert len(leftovers(tmp_path)) == 1

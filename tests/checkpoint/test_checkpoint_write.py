@@ -11,8 +11,9 @@ import pytest
 from checkpoint_helpers import HISTORY, assert_same_parameters, no_temp_files, tiny
 
 from dualnet import checkpoint as ck
-from dualnet.checkpoint import _atomic, writer
+from dualnet.checkpoint import writer
 from dualnet.errors import CheckpointError
+from dualnet.outputs import files as _atomic
 
 # --- refusing to save -----------------------------------------------------------------------
 

@@ -84,13 +84,14 @@ def test_picture_outputs_never_replace_the_checkpoint_or_image(tmp_path, files, 
     assert snapshot(tmp_path) == before
 
 
-def test_train_refuses_to_replace_a_previous_run_unless_told(tmp_path, monkeypatch):
+def test_train_never_replaces_a_previous_run_unless_told(tmp_path, monkeypatch):
+    # issue 20.8: a default checkpoint that exists gets a free name, as the pictures do (it used to be refused)
     monkeypatch.chdir(tmp_path)
     first = invoke(["train", *QUICK])
     assert first.exit_code == 0, first.output
     written = (tmp_path / "runs" / "lenet5.h5").read_bytes()
     second = invoke(["train", *QUICK, "--seed", "1"])
-    refused(second, "runs/lenet5.h5 already exists", "--overwrite", "--resume runs/lenet5.h5")
+    assert second.exit_code == 0 and "checkpoints: last runs/lenet5-2.h5, best runs/lenet5-2.best.h5" in second.output
     assert (tmp_path / "runs" / "lenet5.h5").read_bytes() == written
     third = invoke(["train", *QUICK, "--seed", "1", "--overwrite"])
     assert third.exit_code == 0 and "checkpoints: last runs/lenet5.h5" in third.output

@@ -74,8 +74,11 @@ def test_a_default_checkpoint_of_the_chosen_model_is_not_replaced(tmp_path, monk
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "digits-cnn.h5").write_bytes(b"earlier")
-    code, _, err = run_main(["train", "--data", "digits", "--epochs", "1", "--device", "cpu"], capsys)
-    assert code == 2 and "runs/digits-cnn.h5 already exists" in err and len(err.strip().splitlines()) == 1
+    code, out, err = run_main(["train", "--data", "digits", "--epochs", "1", "--limit", "100", "--device", "cpu"],
+                              capsys)
+    # issue 20.8: a default output that exists gets a free name (it used to be refused)
+    assert code == 0, err
+    assert "checkpoints: last runs/digits-cnn-2.h5, best runs/digits-cnn-2.best.h5" in out
     assert (tmp_path / "runs" / "digits-cnn.h5").read_bytes() == b"earlier"
 
 

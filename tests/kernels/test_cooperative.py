@@ -153,3 +153,25 @@ def test_the_cooperative_kernels_are_cuda_nvrtc_compiles():
     res = compile_source_ptx(TABLE, "faulty_coop.cu", "compute_80")
     assert "bar.sync" in res.ptx and "shfl.sync.down" in res.ptx and ".shared" in res.ptx
     assert set(res.lowered) == set(TABLE.instantiations())
+
+
+def test_concurrent_launches_on_other_threads_keep_their_own_fibers_and_shared_memory(emus):
+    import threading
+
+    plain = emus[1]
+    problems: list[str] = []
+
+    def work(seed: int) -> None:
+        x = np.random.default_rng(seed).standard_normal((20, 300))
+        y = np.zeros(20)
+        for _ in range(3):
+            plain.launch("block_sum_ok", np.float64, x, y, 20, 300)
+            if not np.allclose(y, x.sum(axis=1), rtol=1e-12):
+                problems.append(f"thread {seed}: wrong sums")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert problems == []

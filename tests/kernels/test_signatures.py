@@ -37,13 +37,28 @@ def test_declarations_match_source(source):
         assert params == want, f"{name}: source {params} != table {want}"
 
 
+RANGE = re.compile(r"__device__ __forceinline__ void (\w+_range)\(")
+
+
 @pytest.mark.parametrize("source", SOURCES)
 def test_source_rules(source):
     text = KERNELS.read_source(source)
     assert "atomic" not in text.lower(), f"{source} uses atomics"
     assert "#include" not in text
+    # a grid-stride kernel may keep its loop in a helper templated on the index type
+    # (`name_range<unsigned>` where 32 bits suffice, `<long long>` otherwise)
+    helpers = {m.group(1): text[m.end():text.find("\n}\n", m.end())] for m in RANGE.finditer(text)}
     for name, (_, body) in kernels_in(source).items():
         assert not re.search(r"\b(?:float|double)\b|\d\.?\d*f\b", body), f"{name} hard-codes a type"
+        if KERNELS[name].cooperative:  # a declared grid: the launch covers the work, no stride loop
+            assert "blockIdx.x" in body, f"{name}: cooperative kernel ignores its block"
+            continue
+        if f"{name}_range<long long>" in body:
+            assert f"{name}_range<unsigned>" in body
+            body = helpers[f"{name}_range"]
+            assert "(I)blockIdx.x * blockDim.x + threadIdx.x" in body, f"{name}: not grid-stride"
+            assert "(I)blockDim.x * gridDim.x" in body, f"{name}: not grid-stride"
+            continue
         assert "(long long)blockIdx.x * blockDim.x + threadIdx.x" in body, f"{name}: not grid-stride"
         assert "(long long)blockDim.x * gridDim.x" in body, f"{name}: not grid-stride"
 

@@ -23,9 +23,13 @@ class Counter:
     def __init__(self) -> None:
         self.ops: collections.Counter = collections.Counter()
         self.syncs: collections.Counter = collections.Counter()
+        #: when a list: every operation in order, (kind, name, bytes it moves, details) (the kernel report)
+        self.trace: list[tuple[str, str, int, dict]] | None = None
 
-    def op(self, kind: str, name: str) -> None:
+    def op(self, kind: str, name: str, nbytes: int = 0, **detail: Any) -> None:
         self.ops[(kind, name)] += 1
+        if self.trace is not None:
+            self.trace.append((kind, name, nbytes, detail))
 
     def sync(self, what: str) -> None:
         self.syncs[(_caller(), what)] += 1
@@ -295,7 +299,7 @@ class ndarray:  # noqa: N801 - CuPy's name
     # --- reductions ---
     def _reduce(self, name: str, axis: Any = None, keepdims: bool = False, dtype: Any = None,
                 value: Any = 0) -> ndarray:
-        COUNTER.op("kernel", name)
+        COUNTER.op("kernel", name, self.nbytes, shape=self.shape)
         if axis is None:
             shape: tuple[int, ...] = tuple(1 for _ in self.shape) if keepdims else ()
         else:
@@ -327,21 +331,24 @@ class ndarray:  # noqa: N801 - CuPy's name
 
     # --- elementwise ---
     def _binary(self, other: Any, name: str, dtype: Any = None) -> ndarray:
-        COUNTER.op("kernel", name)
         if isinstance(other, ndarray):
             shape = np.broadcast_shapes(self.shape, other.shape)
             dt = dtype or np.result_type(self.dtype, other.dtype)
+            moved = self.nbytes + other.nbytes
         else:
             if isinstance(other, np.ndarray):
                 raise TypeError("stand-in cupy: a host array mixed into a device op")
             shape = self.shape
             dt = dtype or np.result_type(self.dtype, other)
-        return ndarray(shape, dt)
+            moved = self.nbytes
+        out = ndarray(shape, dt)
+        COUNTER.op("kernel", name, moved + out.nbytes, shape=shape)
+        return out
 
     def _inplace(self, other: Any, name: str) -> ndarray:
         if isinstance(other, np.ndarray):
             raise TypeError("stand-in cupy: a host array mixed into a device op")
-        COUNTER.op("kernel", name)
+        COUNTER.op("kernel", name, 2 * self.nbytes + getattr(other, "nbytes", 0), shape=self.shape)
         return self
 
     __hash__ = None  # type: ignore[assignment]
@@ -359,5 +366,5 @@ define_operators(ndarray, _binary, lambda fn, name: (lambda self, o: self._inpla
 
 
 def _copy(a: ndarray, name: str) -> ndarray:
-    COUNTER.op("kernel", name)
+    COUNTER.op("kernel", name, 2 * a.nbytes, shape=a.shape)
     return ndarray(a.shape, a.dtype)

@@ -35,8 +35,9 @@ def empty_like(a: Any, dtype: Any = None) -> ndarray:
 
 
 def zeros(shape: Any, dtype: Any = np.float64, order: str = "C") -> ndarray:
-    COUNTER.op("memset", "zeros")
-    return ndarray(shape, dtype)
+    out = ndarray(shape, dtype)
+    COUNTER.op("memset", "zeros", out.nbytes, shape=out.shape)
+    return out
 
 
 def zeros_like(a: Any, dtype: Any = None) -> ndarray:
@@ -84,7 +85,7 @@ def matmul(a: ndarray, b: ndarray, out: Any = None) -> ndarray:
     batched = max(a.ndim, b.ndim) > 2
     for x in (a, b):
         if not (x.flags.c_contiguous or (not batched and x.flags.f_contiguous)):
-            COUNTER.op("hidden_copy", "matmul_batched" if batched else "matmul")
+            COUNTER.op("hidden_copy", "matmul_batched" if batched else "matmul", 2 * x.nbytes, shape=x.shape)
     if batched and a.shape[:-2] != b.shape[:-2]:
         for _ in range(3):
             COUNTER.op("kernel", "cupy_mat_ptrs")
@@ -92,7 +93,9 @@ def matmul(a: ndarray, b: ndarray, out: Any = None) -> ndarray:
         kind = "fp64"
     else:
         kind = "tf32" if not batched and _linalg.get_compute_type(np.float32) == _linalg.COMPUTE_TYPE_TF32 else "fp32"
-    COUNTER.op("cublas", f"{'matmul_batched' if batched else 'matmul'}[{kind}]")
+    COUNTER.op("cublas", f"{'matmul_batched' if batched else 'matmul'}[{kind}]",
+               (a.size + b.size + int(np.prod(shape))) * dtype.itemsize, a=a.shape, b=b.shape, out=shape,
+               dtype=dtype, compute=kind)
     if out is not None and not out.flags.c_contiguous:
         COUNTER.op("hidden_copy", "matmul_out")
     return out if out is not None else ndarray(shape, dtype)
@@ -177,8 +180,9 @@ class _NoopKernel:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __call__(self, grid: Any, block: Any, args: Any, **kw: Any) -> None:
-        COUNTER.op("kernel", "dualnet:" + self.name.split("<")[0])
+    def __call__(self, grid: Any, block: Any, args: Any, shared_mem: int = 0, **kw: Any) -> None:
+        COUNTER.op("kernel", "dualnet:" + self.name.split("<")[0], 0, instantiation=self.name, grid=tuple(grid),
+                   block=tuple(block), shared_mem=int(shared_mem), args=tuple(args))
 
 
 class RawModule:

@@ -1,0 +1,148 @@
+"""The roofline-and-latency model behind gpu_kernel_report.py: what one launch costs on a named GPU,
+estimated on paper from its launch shape, the bytes it moves, its FLOPs and its longest serial loop.
+
+Every figure it gives is an ESTIMATE (good to about a factor of 2 per kernel; the ranking of the
+kernels is the reliable part). The model, per launch:
+
+    time = launch + max(bytes / bandwidth, flops / flop peak, instructions / issue rate)
+
+  - launch: the GPU-side gap of one more kernel in a stream of dependent launches (`launch_us`);
+  - bandwidth: the peak, unless too few threads are in flight to cover the memory latency
+    (Little's law: threads in flight x `ilp` loads of `word` bytes each per `mem_latency_us`), which
+    is what a kernel of a few thousand threads, each walking a row serially, runs into;
+  - flop peak: FP32 or FP64 CUDA cores, or TF32 tensor cores; products (cuBLAS, cuDNN) reach
+    `gemm_efficiency` of it on full waves of 128 x 128 tiles, less on a partial last wave; as cuBLAS's
+    heuristics do, smaller tiles (64 x 64 at 80%, 32 x 32 at 60% of that efficiency) and split-K are
+    assumed where they fill the GPU better, whichever the model finds fastest;
+  - instructions: items x instructions per item over the GPU's issue rate (4 warp schedulers per
+    SM, one warp instruction each per cycle): index arithmetic with 64-bit division, as im2col and
+    col2im decode every element, is instruction-bound before it is memory-bound.
+The serial loop of a thread (its grid-stride share of the items x the loop inside each item) bounds
+the time from below at `serial_ns` per iteration. Host time is not in this model: see
+gpu_host_overhead.py for dualnet's and the report's host line for the assumption.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """A GPU's published peaks and the model's assumed latencies."""
+
+    name: str
+    sms: int
+    threads_per_sm: int
+    blocks_per_sm: int
+    shared_per_sm: int          # bytes of shared memory per SM
+    bandwidth: float            # bytes/s, HBM peak
+    fp32: float                 # FLOP/s, CUDA cores (FMA = 2)
+    fp64: float
+    tf32: float                 # FLOP/s, dense tensor cores
+    clock: float                # Hz, sustained boost
+    launch_us: float = 2.5      # one more dependent kernel in a stream, GPU side
+    mem_latency_us: float = 0.6
+    ilp: int = 4                # independent loads in flight per thread
+    word: int = 4               # bytes per load
+    gemm_efficiency: float = 0.7
+    serial_ns: float = 2.0      # per iteration of a thread's serial loop (load-use chain, cached)
+
+    @property
+    def resident_threads(self) -> int:
+        return self.sms * self.threads_per_sm
+
+    @property
+    def issue_rate(self) -> float:
+        """Thread-instructions per second: 4 schedulers x 32 lanes per SM per cycle."""
+        return self.sms * 4 * 32 * self.clock
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.sms} SMs x {self.threads_per_sm} threads, {self.bandwidth / 1e12:.2f} TB/s, "
+                f"FP32 {self.fp32 / 1e12:.0f} / FP64 {self.fp64 / 1e12:.0f} / TF32 {self.tf32 / 1e12:.0f} TFLOP/s "
+                f"(dense), {self.clock / 1e9:.2f} GHz; assumed: {self.launch_us} us per launch, memory latency "
+                f"{self.mem_latency_us} us with {self.ilp} loads of {self.word} B in flight per thread, products at "
+                f"{self.gemm_efficiency:.0%} of peak on full waves, {self.serial_ns} ns per serial loop iteration")
+
+
+GPUS = {
+    "h100-sxm": Gpu("H100 SXM", 132, 2048, 32, 228 * 1024, 3.35e12, 67e12, 34e12, 494e12, 1.755e9),
+    "h200": Gpu("H200", 132, 2048, 32, 228 * 1024, 4.8e12, 67e12, 34e12, 494e12, 1.755e9),
+    "a100-sxm": Gpu("A100 SXM 80GB", 108, 2048, 32, 164 * 1024, 2.04e12, 19.5e12, 9.7e12, 156e12, 1.41e9),
+}
+
+
+@dataclass
+class Launch:
+    """One launch as the model sees it; `time_us` and `bound` are filled by `cost`."""
+
+    kernel: str
+    grid: int                   # blocks
+    block: int                  # threads per block
+    shared: int                 # bytes of shared memory per block
+    nbytes: int                 # bytes read + written (each element once)
+    flops: float
+    serial: int                 # the longest serial loop of one thread, iterations
+    instructions: float = 0.0   # thread-instructions over all threads (0: not instruction-bound)
+    math: str = "fp32"          # fp32 | fp64 | tf32: which FLOP peak applies
+    gemm: tuple[int, int, int] | None = None  # (m, n, k) of a product
+    time_us: float = 0.0
+    bound: str = ""
+
+    @property
+    def threads(self) -> int:
+        return self.grid * self.block
+
+
+def waves(gpu: Gpu, launch: Launch) -> float:
+    """Blocks over what the GPU holds at once (SMs x resident blocks per SM, by threads and shared memory)."""
+    per_sm = min(gpu.blocks_per_sm, gpu.threads_per_sm // max(launch.block, 1))
+    if launch.shared:
+        per_sm = min(per_sm, gpu.shared_per_sm // launch.shared)
+    return launch.grid / max(gpu.sms * max(per_sm, 1), 1)
+
+
+def _peak(gpu: Gpu, math_kind: str) -> float:
+    return {"fp32": gpu.fp32, "fp64": gpu.fp64, "tf32": gpu.tf32}[math_kind]
+
+
+def gemm_launch(name: str, m: int, n: int, k: int, itemsize: int, math_kind: str, nbytes: int | None = None) -> Launch:
+    """A cuBLAS/cuDNN product C (m, n) = A (m, k) B (k, n), in 128 x 128 tiles of 256 threads."""
+    tiles = math.ceil(m / 128) * math.ceil(n / 128)
+    moved = (m * k + k * n + m * n) * itemsize if nbytes is None else nbytes
+    return Launch(name, tiles, 256, 0, moved, 2.0 * m * n * k, k, math=math_kind, gemm=(m, n, k))
+
+
+def _gemm_flop_time(gpu: Gpu, launch: Launch, m: int, n: int, k: int, tile: int, efficiency: float) -> float:
+    """Seconds of arithmetic for tiles of tile x tile outputs, split-K where K is long enough to
+    share (256 per split at least) and the tiles alone leave SMs idle."""
+    tiles = math.ceil(m / tile) * math.ceil(n / tile)
+    split = max(1, min(gpu.sms // tiles, k // 256)) if tiles < gpu.sms else 1
+    work = tiles * split
+    fill = work / (math.ceil(work / gpu.sms) * gpu.sms)
+    return launch.flops / (_peak(gpu, launch.math) * gpu.gemm_efficiency * efficiency * fill)
+
+
+def cost(gpu: Gpu, launch: Launch) -> Launch:
+    """Fill launch.time_us and launch.bound (what limits it) from the model in the module docstring."""
+    if launch.gemm is not None:
+        m, n, k = launch.gemm
+        t_flop = min(_gemm_flop_time(gpu, launch, m, n, k, t, e) for t, e in ((128, 1.0), (64, 0.8), (32, 0.6)))
+        t_mem = launch.nbytes / gpu.bandwidth
+        terms = {"flops": t_flop, "memory": t_mem}
+    else:
+        in_flight = min(launch.threads, gpu.resident_threads)
+        bandwidth = min(gpu.bandwidth, in_flight * gpu.ilp * gpu.word / (gpu.mem_latency_us * 1e-6))
+        terms = {
+            "memory": launch.nbytes / bandwidth if launch.nbytes else 0.0,
+            "flops": launch.flops / _peak(gpu, launch.math),
+            "instructions": launch.instructions / gpu.issue_rate,
+            "serial loop": launch.serial * gpu.serial_ns * 1e-9,
+        }
+        if bandwidth < gpu.bandwidth and terms["memory"] == max(terms.values()):
+            terms = {("latency (few threads)" if k == "memory" else k): v for k, v in terms.items()}
+    bound, t = max(terms.items(), key=lambda kv: kv[1])
+    launch.time_us = gpu.launch_us + t * 1e6
+    launch.bound = bound if t * 1e6 > gpu.launch_us else "launch"
+    return launch

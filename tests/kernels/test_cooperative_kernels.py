@@ -1,0 +1,139 @@
+"""The cooperative kernels of the real table (one block per channel, a warp per row) on the checking
+emulator, which runs each launch under four schedules and requires bitwise equal outputs, against
+NumPy: float64 within 1e-12, float32 within 1e-5 (a tree sum's order differs from NumPy's). Shapes
+cover what the fixed-size blocks must handle: rows shorter and longer than a warp or a block, not
+multiples of either, one channel, BatchNorm1d's inner = 1."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+DTYPES = [np.float32, np.float64]
+RTOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-12}
+NCI = [(1, 1, 1), (3, 2, 1), (2, 3, 5), (4, 1, 300), (1, 2, 256), (5, 3, 49), (2, 2, 1000)]
+
+
+def close(got, want):
+    rtol = RTOL[got.dtype]
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", NCI, ids=str)
+def test_bn_stats_and_grads(emu, dtype, shape):
+    n, c, inner = shape
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
+    dy = rng.standard_normal(shape).astype(dtype)
+    w = rng.uniform(0.5, 2, c).astype(dtype)
+    rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    mean, inv_std, scale = (np.empty(c, dtype) for _ in range(3))
+    rm2, rv2 = rm.copy(), rv.copy()
+    emu.launch("bn_stats", dtype, x, w, rm2, rv2, mean, inv_std, scale, n, c, inner, 1e-5, 0.1)
+    x64 = x.astype(np.float64)
+    mu, var = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
+    m = n * inner
+    close(mean, mu.astype(dtype))
+    close(inv_std, (1 / np.sqrt(var + 1e-5)).astype(dtype))
+    close(scale, (w / np.sqrt(var + 1e-5)).astype(dtype))
+    close(rm2, (0.9 * rm + 0.1 * mu).astype(dtype))
+    if m > 1:
+        close(rv2, (0.9 * rv + 0.1 * var * m / (m - 1)).astype(dtype))
+
+    dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
+    emu.launch("bn_grads", dtype, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
+    xhat = (x64 - mean.astype(np.float64)[None, :, None]) * inv_std.astype(np.float64)[None, :, None]
+    close(dbias, dy.astype(np.float64).sum(axis=(0, 2)).astype(dtype))
+    close(dweight, (dy * xhat).sum(axis=(0, 2)).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act,residual", [(0, False), (1, False), (1, True)])
+def test_bn_apply_fuses_relu_and_the_residual_add(launchers, dtype, act, residual):
+    n, c, inner = 3, 4, 10
+    rng = np.random.default_rng(act + 2 * residual)
+    x, res = (rng.standard_normal((n, c, inner)).astype(dtype) for _ in range(2))
+    mean, scale, bias = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+    want = (x - mean[None, :, None]) * scale[None, :, None] + bias[None, :, None]
+    if residual:
+        want = want + res
+    if act:
+        want = np.maximum(want, 0)
+    for launcher in launchers:
+        y = np.empty_like(x)
+        launcher.launch("bn_apply", dtype, x, mean, scale, bias, res if residual else np.empty(0, dtype), y, n, c,
+                        inner, act, int(residual))
+        np.testing.assert_array_equal(y, want)  # elementwise, same order: bit for bit
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("k", [1, 31, 33, 100])
+def test_softmax_xent_warp_per_row(emu, dtype, k):
+    n = 11  # two blocks of eight warps, the second partly idle
+    rng = np.random.default_rng(k)
+    logits = (rng.standard_normal((n, k)) * 10).astype(dtype)
+    labels = rng.integers(0, k, n).astype(np.int32)
+    labels[3] = k  # out of range: NaN loss, no out-of-bounds read
+    probs, loss = np.empty((n, k), dtype), np.empty(n, dtype)
+    emu.launch("softmax_xent_forward", dtype, logits, labels, probs, loss, n, k)
+    shifted = logits.astype(np.float64) - logits.max(axis=1, keepdims=True)
+    s = np.exp(shifted).sum(axis=1)
+    close(probs, (np.exp(shifted) / s[:, None]).astype(dtype))
+    ok = np.arange(n) != 3
+    close(loss[ok], (np.log(s) - shifted[np.arange(n), np.minimum(labels, k - 1)])[ok].astype(dtype))
+    assert np.isnan(loss[3])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_step_stats_finds_the_first_maximum_across_lanes(emu, dtype):
+    n, k = 6, 70
+    logits = np.zeros((n, k), dtype)
+    logits[0, [5, 37, 69]] = 2  # a tie across lanes 5, 5 and 5: the first column wins
+    logits[1, [40, 8]] = 3      # a tie across lanes 8 and 8 of different passes
+    logits[2, 66] = np.nan      # NaN wins, as argmax's does
+    logits[2, 1] = 9
+    logits[3, [10, 50]] = np.nan  # the first NaN
+    logits[4, 33] = -1          # all others 0: the first column
+    logits[5] = -np.arange(k)   # the first column
+    labels = np.array([5, 8, 66, 10, 0, 0], np.int32)
+    grad = np.ones(10, dtype)
+    grad[7] = np.inf
+    cap, chunk = 2, 4
+    tally = np.zeros(2 * cap + 3, dtype)
+    emu.launch("step_stats", dtype, np.asarray([0.5], dtype), logits, labels, grad, tally, n, k, grad.size, chunk, 3,
+               cap, 1, 7)
+    np.testing.assert_array_equal(tally, np.array([0, 3, 0, 6, 0, 7, 0], dtype))
+    assert np.argmax(logits, axis=1).tolist() == labels.tolist()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 1, 1), (3, 3, 7), (2, 5, 100)], ids=str)
+def test_global_avgpool_warp_per_plane(emu, dtype, shape):
+    x = np.random.default_rng(shape[2]).standard_normal(shape).astype(dtype)
+    y = np.empty(shape[:2], dtype)
+    emu.launch("global_avgpool_forward", dtype, x, y, *shape)
+    close(y, x.astype(np.float64).mean(axis=2).astype(dtype))
+
+
+def test_cooperative_launch_shapes_are_recorded(emu):
+    from dualnet.kernels.emulator import EmulatorLauncher
+
+    plain = EmulatorLauncher()
+    plain.record = []
+    x = np.zeros((2, 3, 5), np.float32)
+    plain.launch("global_avgpool_forward", np.float32, x, np.empty((2, 3), np.float32), 2, 3, 5)
+    c = np.ones(3, np.float32)
+    plain.launch("bn_stats", np.float32, x, c, c.copy(), c.copy(), *(np.empty(3, np.float32) for _ in range(3)), 2,
+                 3, 5, 1e-5, 0.1)
+    assert plain.record == [("global_avgpool_forward<float>", (1, 1, 1), 256, 0),
+                            ("bn_stats<float>", (3, 1, 1), 256, 128)]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", NCI, ids=str)
+def test_channel_sums(emu, dtype, shape):
+    x = np.random.default_rng(shape[2]).standard_normal(shape).astype(dtype)
+    y = np.empty(shape[1], dtype)
+    emu.launch("channel_sums", dtype, x, y, *shape)
+    close(y, x.astype(np.float64).sum(axis=(0, 2)).astype(dtype))

@@ -1,0 +1,50 @@
+"""Launches per fit step on the "gpu" path, counted over the stand-in cupy (gpu_host_overhead.py in
+a child process): the per-layer glue that does not need a launch launches nothing."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+
+import dualnet as dn
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _per_step(tmp_path, model: str, batch: int) -> dict:
+    out = tmp_path / "host.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_host_overhead.py"), "--model", model,
+                           "--batch", str(batch), "--steps", "3", "--rounds", "1", "--no-peer", "--json", str(out)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text())["ops_per_step_by_name"]
+
+
+def test_a_resnet_step_launches_no_zero_bias_no_batch_counter_and_one_gradient_kernel_per_batch_norm(tmp_path):
+    """resnet8: 9 convolutions without bias, 9 batch norms, 3 residual blocks. The only CuPy adds
+    left are the residual sums (one forward, one backward per block); no zero-filled bias per
+    convolution; each batch norm adds its two gradients in one kernel; the batch counter stays on
+    the host."""
+    by_name = _per_step(tmp_path, "resnet8", 8)
+    assert by_name.get("kernel:add", 0) == 6, by_name
+    assert by_name.get("memset:zeros", 0) == 0, by_name
+    assert by_name["kernel:dualnet:accumulate_grads"] == 9 + 9, by_name
+
+
+def test_the_batch_counter_kept_on_the_host_reads_as_a_device_counter():
+    layer = dn.layers.BatchNorm2d(3).to("emu")
+    x = dn.to_device(np.random.default_rng(0).random((4, 3, 5, 5), dtype=np.float32), "emu")
+    for _ in range(3):
+        layer(x)
+    counter = layer.num_batches_tracked
+    assert type(counter) is type(x) and counter.dtype == np.int64 and counter.shape == ()
+    assert int(dn.to_numpy(counter)) == 3
+    layer(x)
+    assert int(dn.to_numpy(dict(layer.named_buffers())["num_batches_tracked"])) == 4
+    layer.num_batches_tracked = dn.to_device(np.zeros((), np.int64), "emu")
+    layer(x)
+    assert int(dn.to_numpy(layer.num_batches_tracked)) == 1
