@@ -53,8 +53,66 @@ def device_option(default: str = "auto"):
 
 def data_option():
     return click.option("--data", "data_source", default="mnist", show_default=True, metavar="mnist|digits|PATH",
-                        help="The bundled MNIST, the 8x8 digits, a folder of IDX files, or an HDF5 file with "
-                             "images/labels.")
+                        help="The bundled MNIST, the 8x8 digits, a folder of IDX files, an HDF5 file with "
+                             "images/labels, or a folder of photos in one subfolder per class.")
+
+
+def _image_size(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        h, w = (int(v) for v in value.lower().replace("x", ",").split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected H,W (two integers, e.g. 64,64), got {value!r}") from None
+    if not (1 <= h <= 1024 and 1 <= w <= 1024):
+        raise click.BadParameter(f"height and width must lie in [1, 1024], got {h},{w}")
+    return h, w
+
+
+FOLDER_PARAMS = ("image_size", "channels", "test_fraction", "strict")
+
+
+def folder_options(command):
+    """--image-size, --channels, --test-fraction and --strict: how a folder of photos is prepared."""
+    size = "x".join(map(str, dn.data.DEFAULT_IMAGE_SIZE))
+    options = [
+        click.option("--image-size", callback=_image_size, default=None, metavar="H,W", show_default=size,
+                     help="Image folders: resize every photo to this height and width (centre crop to the aspect "
+                          "ratio, then resize)."),
+        click.option("--channels", type=click.Choice(["1", "3"]), default=None, callback=lambda c, p, v: v and int(v),
+                     show_default="3 if any photo has colour, else 1", help="Image folders: gray (1) or RGB (3)."),
+        click.option("--test-fraction", type=click.FloatRange(0, 1, max_open=True), default=None,
+                     show_default=str(dn.data.DEFAULT_TEST_FRACTION),
+                     help="Image folders without a test/ subfolder: the stratified share of each class held out "
+                          "for testing (seeded, the same for every run)."),
+        click.option("--strict", is_flag=True, help="Image folders: refuse unreadable images, not skip them."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def check_folder_options(ctx: click.Context, data_source) -> None:
+    """Refuse the image folder options for data that is not a folder of photos."""
+    from click.core import ParameterSource
+
+    typed = [p for p in FOLDER_PARAMS if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE]
+    if not typed:
+        return
+    path = pathlib.Path(str(data_source)).expanduser()
+    from dualnet.data.folders import looks_like_image_folder
+
+    if not (path.is_dir() and looks_like_image_folder(path)):
+        raise click.UsageError(f"--{typed[0].replace('_', '-')} applies to a folder of photos in class subfolders, "
+                               f"not to --data {data_source}", ctx=ctx)
+
+
+def preparation_line(source, preparation: dict) -> str:
+    """One line: how an image folder's photos were prepared."""
+    h, w = preparation.get("size", ("?", "?"))
+    kind = "RGB" if preparation.get("channels") == 3 else "gray"
+    return (f"images: {source} prepared at {h}x{w} {kind} (--image-size, default "
+            f"{'x'.join(map(str, dn.data.DEFAULT_IMAGE_SIZE))}; --channels, default RGB if any photo has colour)")
 
 
 def _what(value) -> str:

@@ -55,10 +55,13 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
     refuse_replacing_inputs(plot_path, [ckpt, data_source], "--plot")
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
+    stored = (getattr(model, "metadata", None) or {}).get("train_config")
+    stored = stored if isinstance(stored, dict) else {}
     if validation is None:  # the split the run held out, when a run wrote the checkpoint
-        stored = (getattr(model, "metadata", None) or {}).get("train_config")
-        validation = stored.get("validation") if isinstance(stored, dict) else None
-    dataset = dn.data.load(data_source, split, validation=validation, limit=limit, stream=stream)
+        validation = stored.get("validation")
+    # a folder of photos is prepared as the run prepared it (image size, channels, test fraction)
+    prepare = {k: stored.get(k) for k in ("image_size", "channels", "test_fraction")}
+    dataset = dn.data.load(data_source, split, validation=validation, limit=limit, stream=stream, **prepare)
     check_fits(model, dataset, f"the model in {ckpt}")
     if len(dataset) == 0:  # refused before anything is printed: one line
         raise dn.DataError(f"{dataset.name}: the split is empty (0 images); nothing to evaluate")
@@ -75,7 +78,10 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         return
     click.echo(f"{ckpt}: {split} accuracy {result['accuracy']:.2%} on {result['n']:,} images "
                f"(loss {result['loss']:.4f})")
-    click.echo("per-class accuracy: " + "  ".join(f"{i}: {a:.2%}" for i, a in enumerate(result["per_class"])))
+    names = (getattr(model, "metadata", None) or {}).get("class_names")
+    if not (isinstance(names, list) and len(names) == len(result["per_class"])):
+        names = [str(i) for i in range(len(result["per_class"]))]
+    click.echo("per-class accuracy: " + "  ".join(f"{n}: {a:.2%}" for n, a in zip(names, result["per_class"])))
     click.echo(format_confusion(result["confusion"]))
     if plot_path is not None:
         click.echo(f"plot: {plot_path}")

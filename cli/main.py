@@ -19,7 +19,7 @@ import sys
 
 import click
 
-from . import evaluate_cmd, export_cmd, gradcheck_cmd, info_cmd, plot_cmd, predict_cmd, train_cmd
+from . import data_cmd, evaluate_cmd, export_cmd, gradcheck_cmd, info_cmd, plot_cmd, predict_cmd, train_cmd
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -42,7 +42,7 @@ def cli() -> None:
     click.get_current_context().with_resource(outputs.command())
 
 
-for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd):
+for module in (train_cmd, evaluate_cmd, predict_cmd, info_cmd, gradcheck_cmd, plot_cmd, export_cmd, data_cmd):
     for command in module.COMMANDS:
         cli.add_command(command)
 

@@ -47,7 +47,9 @@ def _table(top: list[tuple[int, str, float]]) -> list[str]:
 @click.command(help=f"""Classify images ({FORMATS_TEXT}) with a trained checkpoint.
 
     \b
-    Digit models (1 input channel): the digit is cropped to its ink, fitted into
+    A model trained on a folder of photos: each file prepared as the folder's
+    photos were (upright by EXIF, centre crop, resize). Other digit models (1
+    input channel): the digit is cropped to its ink, fitted into
     20/28 of the input keeping its shape, centred by mass, and made light on dark,
     as MNIST's digits were; a blank image gets "no ink found". Colour models
     (3 channels): the shorter side is resized to the input's and the centre cropped

@@ -18,12 +18,15 @@ from dualnet.schedules import SCHEDULES
 from dualnet.train import TrainingInterrupted
 
 from .common import (
+    check_folder_options,
     data_option,
     declare_inputs,
     device_option,
+    folder_options,
     free_default,
     non_negative,
     overwrite_option,
+    preparation_line,
     refuse_replacing_inputs,
     resolve_device,
 )
@@ -42,7 +45,8 @@ CONFIG_PARAMS = dict(model="model_name", data="data_source", epochs="epochs", ba
                      optimizer="optimizer_name", momentum="momentum", weight_decay="weight_decay",
                      schedule="schedule", augment_shift="augment_shift", seed="seed", limit="limit",
                      clip_grad="clip_grad", validation="validation", num_classes="num_classes",
-                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream")
+                     augment_crop="augment_crop", augment_flip="augment_flip", normalize="normalize", stream="stream",
+                     image_size="image_size", channels="channels", test_fraction="test_fraction", strict="strict")
 
 
 def _typed(ctx: click.Context, given: dict) -> dict:
@@ -69,13 +73,13 @@ class JsonLines:
 @click.option("--batch-size", type=int, default=None, show_default=BY_DATA, callback=_positive)
 @click.option("--lr", type=float, default=None, show_default=BY_DATA, callback=_positive,
               help="Base learning rate.")
-@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=DEFAULTS.optimizer,
-              show_default=True)
+@click.option("--optimizer", "optimizer_name", type=click.Choice(tuple(OPTIMIZERS)), default=None,
+              show_default="by data: nesterov; momentum for cifar10")
 @click.option("--momentum", type=click.FloatRange(0.0, 1.0, max_open=True), default=DEFAULTS.momentum,
               show_default=True, callback=non_negative, help="Momentum for --optimizer momentum/nesterov.")
 @click.option("--weight-decay", type=float, default=None, show_default=BY_DATA, callback=non_negative)
-@click.option("--schedule", type=click.Choice(SCHEDULES), default=DEFAULTS.schedule,
-              show_default=True, help="Learning-rate schedule.")
+@click.option("--schedule", type=click.Choice(SCHEDULES), default=None,
+              show_default="by data: cosine; step for cifar10", help="Learning-rate schedule.")
 @click.option("--augment-shift", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None,
               show_default=BY_DATA, help="Shift training images by up to this many pixels (0: off).")
 @click.option("--augment-crop", type=click.IntRange(0, run.MAX_AUGMENT_SHIFT), default=None, show_default=BY_DATA,
@@ -98,6 +102,7 @@ class JsonLines:
               show_default="from the labels", help="Classes the model scores (labels outside 0..N-1 are refused).")
 @click.option("--stream", is_flag=True,
               help="Read an HDF5 file's images batch by batch instead of loading them (data larger than memory).")
+@folder_options
 @click.option("--clip-grad", type=float, default=None, callback=_positive,
               help="Clip the global gradient norm to this value.")
 @click.option("--plot", is_flag=True, help="Write training curves next to the checkpoint (needs matplotlib).")
@@ -108,8 +113,8 @@ class JsonLines:
 @finetune_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
-          num_classes, stream, clip_grad, plot, as_json, overwrite, early_stop, log_csv, tensorboard, extend_schedule,
-          distributed, reduction, init_from, freeze):
+          num_classes, stream, image_size, channels, test_fraction, strict, clip_grad, plot, as_json, overwrite,
+          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction, init_from, freeze):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -117,6 +122,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train                                   # LeNet-5, bundled MNIST, 10 epochs
       dualnet train --data digits                     # digits-cnn on the 8x8 digits
       dualnet train --data colour.h5                  # resnet8 for (N, 3, 32, 32) images
+      dualnet train --data photos/ --image-size 64,64 # a folder of photos, one subfolder per class
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
@@ -144,7 +150,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
                  optimizer=optimizer_name, momentum=momentum, weight_decay=weight_decay, schedule=schedule,
                  augment_shift=augment_shift, seed=seed, limit=limit, clip_grad=clip_grad, validation=validation,
                  num_classes=num_classes, augment_crop=augment_crop, augment_flip=augment_flip, normalize=normalize,
-                 stream=stream)
+                 stream=stream, image_size=image_size, channels=channels, test_fraction=test_fraction, strict=strict)
+    check_folder_options(click.get_current_context(), data_source)
     # under --distributed one rank's refusal (a missing file, a bad option) is every rank's, naming it:
     # the others must not be left waiting in a collective
     with together(comm):
@@ -180,6 +187,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         click.echo(prepared.recipe_note, err=True)
         for line in tuned:
             click.echo(line, err=True)
+        if "image_preparation" in prepared.writer.metadata:
+            click.echo(preparation_line(config.data, prepared.writer.metadata["image_preparation"]), err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "
                    f"{len(test_set) if test_set else 0:,} test images from {config.data}", err=True)
         if prepared.schedule_note:

@@ -1,10 +1,12 @@
 """`dn.predict`: pictures to classes with a trained model, the one inference pipeline.
 
 Files are prepared as the model's input by dualnet.data.prepare.load_inputs (digit models: MNIST's
-own preparation; colour models: resize and centre crop); the model's normalization, dtype and
-device are applied, the eval-mode forward runs in batches, and softmax probabilities give each
-image's top classes with their names and, where the answer is doubtful, a hint. `dualnet predict`,
-its `--show-input` and `dualnet featuremaps` use the same preparation.
+own preparation; colour models: resize and centre crop), or, for a model trained on a folder of
+photos (its checkpoint's "image_preparation"), exactly as that folder's photos were
+(dualnet.data.photo); the model's normalization, dtype and device are applied, the eval-mode forward
+runs in batches, and softmax probabilities give each image's top classes with their names and,
+where the answer is doubtful, a hint. `dualnet predict`, its `--show-input` and `dualnet featuremaps`
+use the same preparation.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from .backend import to_device, to_numpy
 from .errors import DataError
 from .layers.grad_mode import no_grad
 
-__all__ = ["LOW_CONFIDENCE", "NO_INK", "Prediction", "class_names", "hint", "predict", "prepare_inputs"]
+__all__ = ["LOW_CONFIDENCE", "NO_INK", "Prediction", "class_names", "hint", "photo_preparation", "predict",
+           "prepare_inputs"]
 
 #: below this top probability the answer comes with a hint that the image may not be one of the classes
 LOW_CONFIDENCE = 0.5
@@ -93,7 +96,21 @@ def prepare_inputs(model: Any, paths: Sequence[str | os.PathLike] | str | os.Pat
         raise DataError(f"invert={invert!r} applies to digit (1-channel) models; this model takes RGB images")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if photo_preparation(model) is not None:
+        # trained on a folder of photos: each file prepared as the folder's were (dualnet.data.photo)
+        from .data.photo import photo_input
+
+        return photo_input([os.fspath(p) for p in paths], shape[1:], shape[0])
     return prepare.load_inputs([os.fspath(p) for p in paths], shape, invert)
+
+
+def photo_preparation(model: Any) -> dict | None:
+    """The checkpoint's "image_preparation" (a model trained on a folder of photos), when it matches
+    the model's input channels; else None (digit or colour preparation)."""
+    prep = (getattr(model, "metadata", None) or {}).get("image_preparation")
+    if isinstance(prep, dict) and prep.get("channels") == input_shape(model)[0]:
+        return prep
+    return None
 
 
 def predict(model: Any, images: Any, top: int = 3, invert: str = "auto",
@@ -120,9 +137,10 @@ def predict(model: Any, images: Any, top: int = 3, invert: str = "auto",
     fed = fed.astype(params[0].data.dtype if params else np.float32, copy=False)
     probabilities = _probabilities(model, fed, batch_size)
     names = class_names(getattr(model, "metadata", None), probabilities.shape[1])
+    photos = photo_preparation(model) is not None
     out = []
     for p, xi, source in zip(probabilities, x, sources):
-        if shape[0] == 1 and not xi.any():  # digit_input found no ink: naming a class would be a guess
+        if shape[0] == 1 and not photos and not xi.any():  # digit_input found no ink: naming a class would be a guess
             out.append(Prediction(p, [], NO_INK, source))
             continue
         order = np.argsort(-p, kind="stable")[:top]

@@ -79,7 +79,7 @@ def read_run(path: str | os.PathLike, device: str | Device | None = None) -> Sto
             values[f.name] = check_field(f.name, value)
         except ValueError as exc:
             raise damaged(f"train_config {f.name}={value!r}: {exc}") from None
-        if value is None and f.name in RECIPE_FIELDS:
+        if value is None and f.name in (*RECIPE_FIELDS, "optimizer", "schedule"):
             raise damaged(f"train_config {f.name}=None: a stored run holds the value its recipe chose")
     raw = rng["train_state"]
     for key in _STATE_INTS:
@@ -277,6 +277,10 @@ def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
     augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
     augment += ["flip"] if config.augment_flip else []
     parts.append(" + ".join(augment) if augment else "no augmentation")
+    if (config.optimizer, config.schedule) != ("nesterov", "cosine"):
+        parts.append(f"{config.optimizer} SGD" if config.optimizer in ("momentum", "nesterov", "sgd")
+                     else str(config.optimizer))
+        parts.append(f"{config.schedule} schedule")
     if config.normalize:
         parts.append("normalized per channel")
     return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "
@@ -322,7 +326,7 @@ def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.Path
 
 def _load_splits(config: RunConfig) -> tuple[_data.Dataset, _data.Dataset, _data.Dataset | None]:
     """(train, val, test or None) of the run's data; an empty training split is refused."""
-    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream)
+    how = dict(limit=config.limit, num_classes=config.num_classes, stream=config.stream, **config.data_options())
     train_set = _data.load(config.data, "train", validation=config.validation, **how)
     val_set = _data.load(config.data, "val", validation=config.validation, **how)
     test_set = _data.load_test_or_none(config.data, **how)
@@ -354,8 +358,11 @@ def _ready(config: RunConfig, model: Any, optimizer: optim.Optimizer | None, out
                               "the stored state does not match its data")
     if optimizer is None:
         optimizer = config.make_optimizer(model.parameters())
-    return Run(config, model, optimizer, train_set, val_set, test_set, CheckpointWriter(out, config, best_acc),
-               state, recipe_note=recipe_line(config, train_set.shape))
+    writer = CheckpointWriter(out, config, best_acc)
+    # class names, and how an image folder's pictures were prepared, so `predict` prepares a photo alike
+    writer.metadata.update(_data.source_metadata(config.data, **config.data_options()))
+    return Run(config, model, optimizer, train_set, val_set, test_set, writer, state,
+               recipe_note=recipe_line(config, train_set.shape))
 
 
 @contextlib.contextmanager

@@ -17,7 +17,7 @@ from typing import Any
 
 from . import models, optim
 from .errors import whole_number
-from .recipes import RECIPE_FIELDS, Recipe, recipe_for
+from .recipes import DEFAULT_OPTIMIZER, DEFAULT_SCHEDULE, OPTIONAL_RECIPE_FIELDS, RECIPE_FIELDS, Recipe, recipe_for
 from .schedules import SCHEDULES
 
 __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "RECIPE_FIELDS"]
@@ -25,7 +25,8 @@ __all__ = ["RunConfig", "check_field", "MAX_AUGMENT_SHIFT", "OPTIONAL_CONFIG", "
 MAX_AUGMENT_SHIFT = 8
 # train_config keys that checkpoints of older versions may lack, with the value those runs used
 OPTIONAL_CONFIG: dict[str, Any] = {"validation": 10000, "num_classes": None, "augment_crop": 0, "augment_flip": False,
-                                   "normalize": False, "stream": False}
+                                   "normalize": False, "stream": False, "image_size": None, "channels": None,
+                                   "test_fraction": None, "strict": False}
 
 
 def _int(name: str, value: Any, minimum: int, maximum: int | None = None) -> int:
@@ -56,7 +57,8 @@ def check_field(name: str, value: Any) -> Any:
     The rules are those of `dualnet train`'s options. Raises ValueError naming the field, what it
     expects and what it got.
     """
-    if name in ("limit", "clip_grad", "validation", "num_classes", *RECIPE_FIELDS) and value is None:
+    if name in ("limit", "clip_grad", "validation", "num_classes", "image_size", "channels", "test_fraction",
+                *RECIPE_FIELDS, *OPTIONAL_RECIPE_FIELDS) and value is None:
         return None  # unset: the data decides (the recipe, the default split, the labels' classes)
     if name == "model":
         return _choice(name, value, models.names())
@@ -70,7 +72,22 @@ def check_field(name: str, value: Any) -> Any:
         return _int(name, value, 0)
     if name in ("augment_shift", "augment_crop"):
         return _int(name, value, 0, MAX_AUGMENT_SHIFT)
-    if name in ("normalize", "augment_flip", "stream"):
+    if name == "image_size":
+        size = tuple(value) if isinstance(value, (list, tuple)) else ()
+        if len(size) != 2 or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 1024
+                                     for v in size):
+            raise ValueError(f"RunConfig.image_size must be two integers in [1, 1024] (height, width), got {value!r}")
+        return size
+    if name == "channels":
+        if value not in (1, 3) or isinstance(value, bool):
+            raise ValueError(f"RunConfig.channels must be 1, 3 or None (RGB if any image has colour), got {value!r}")
+        return int(value)
+    if name == "test_fraction":
+        fraction = _float(name, value, positive=False)
+        if fraction >= 1:
+            raise ValueError(f"RunConfig.test_fraction must be a number in [0, 1), got {value!r}")
+        return fraction
+    if name in ("normalize", "augment_flip", "stream", "strict"):
         if not isinstance(value, bool):
             raise ValueError(f"RunConfig.{name} must be True or False, got {value!r}")
         return value
@@ -102,7 +119,10 @@ class RunConfig:
     many zeros and `augment_flip` mirrors half of them (dn.data.augment_batch); `num_classes`
     overrides the count the labels give (labels outside it are refused); `normalize` normalizes inputs
     per channel with the training split's mean and std (stored with the model); `stream` reads an HDF5
-    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). Fields of
+    file's images batch by batch instead of loading its splits (dn.data.load(..., stream=True)). For an
+    image folder, `image_size` (height, width), `channels` (1, 3; None: RGB if any image has colour) and
+    `test_fraction` say how it is prepared (None: dualnet.data.folder_cache's defaults) and `strict`
+    refuses unreadable images instead of skipping them. Fields of
     RECIPE_FIELDS left at None follow the data's recipe (dualnet.recipes: on MNIST lenet5, 10 epochs,
     batch 64, lr 0.02, shifts of 1 pixel); `resolved` fills them in, and a run stores the resolved
     configuration.
@@ -113,10 +133,10 @@ class RunConfig:
     epochs: int | None = None
     batch_size: int | None = None
     lr: float | None = None
-    optimizer: str = "nesterov"
+    optimizer: str | None = None
     momentum: float = 0.9
     weight_decay: float | None = None
-    schedule: str = "cosine"
+    schedule: str | None = None
     augment_shift: int | None = None
     seed: int = 0
     limit: int | None = None
@@ -127,6 +147,10 @@ class RunConfig:
     augment_flip: bool | None = None
     normalize: bool | None = None
     stream: bool = False
+    image_size: tuple[int, int] | None = None
+    channels: int | None = None
+    test_fraction: float | None = None
+    strict: bool = False
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -134,30 +158,42 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """The configuration as stored in a checkpoint's `train_config` (JSON-ready)."""
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        if self.image_size is not None:
+            values["image_size"] = list(self.image_size)
+        return values
+
+    def data_options(self) -> dict[str, Any]:
+        """How the data is prepared, as `dn.data.load`'s keywords (image folders use them)."""
+        return {"image_size": self.image_size, "channels": self.channels, "test_fraction": self.test_fraction,
+                "strict": self.strict}
 
     def replace(self, **changes: Any) -> RunConfig:
         """A copy with `changes` applied (and checked)."""
         return dataclasses.replace(self, **changes)
 
     def recipe(self, shape: tuple[int, int, int]) -> Recipe:
-        """The data's recipe for images of `shape` (C, H, W), with a given model in its place."""
-        recipe = recipe_for(shape)
+        """The data's recipe (by the data's name, else by the images' `shape` (C, H, W)), with a given
+        model in its place."""
+        recipe = recipe_for(shape, self.data)
         return recipe if self.model is None else dataclasses.replace(recipe, model=self.model)
 
     def resolved(self, shape: tuple[int, int, int]) -> RunConfig:
         """A copy with every field of RECIPE_FIELDS left at None taken from the recipe for `shape`."""
-        values = self.recipe(shape).values()
-        return self.replace(**{k: values[k] for k in RECIPE_FIELDS if getattr(self, k) is None})
+        recipe = self.recipe(shape)
+        values = recipe.values()
+        return self.replace(**{k: values[k] for k in RECIPE_FIELDS if getattr(self, k) is None},
+                            optimizer=self.optimizer or recipe.optimizer or DEFAULT_OPTIMIZER,
+                            schedule=self.schedule or recipe.schedule or DEFAULT_SCHEDULE)
 
     @property
     def is_resolved(self) -> bool:
-        return all(getattr(self, k) is not None for k in RECIPE_FIELDS)
+        return all(getattr(self, k) is not None for k in (*RECIPE_FIELDS, *OPTIONAL_RECIPE_FIELDS))
 
     def make_optimizer(self, params: Iterable[Any]) -> optim.Optimizer:
         """This configuration's optimizer over `params` (of a resolved configuration)."""
         if not self.is_resolved or self.lr is None:
             raise ValueError("RunConfig.make_optimizer needs a resolved configuration (RunConfig.resolved(shape))")
-        return optim.make(self.optimizer, params, self.lr, self.momentum, self.weight_decay or 0.0)
+        return optim.make(self.optimizer or DEFAULT_OPTIMIZER, params, self.lr, self.momentum, self.weight_decay or 0.0)
 
 

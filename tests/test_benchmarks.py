@@ -75,3 +75,14 @@ def test_the_stream_memory_benchmark_runs_and_reports_the_streamed_peak(tmp_path
     r = json.loads(out.read_text())
     assert r["images"] == 651 and r["trained_images"] == 200 and r["stream_peak_rss_bytes"] > 0
     assert "peak resident memory: streamed" in proc.stdout
+
+
+def test_the_folder_conversion_benchmark_reports_images_per_second(tmp_path):
+    out = tmp_path / "convert.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "folder_convert.py"), "--images", "8",
+                           "--runs", "1", "--size", "40,30", "--json", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    assert set(r["runs"]) == {"jpeg", "png"}
+    assert all(r["runs"][fmt][p]["median"] > 0 for fmt in ("jpeg", "png") for p in ("1", "2"))

@@ -15,13 +15,15 @@ from dualnet.run_config import RECIPE_FIELDS, RunConfig
 
 def test_defaults_are_the_documented_ones():
     by_data = {name: None for name in RECIPE_FIELDS}
-    assert RunConfig().to_dict() == dict(data="mnist", optimizer="nesterov", momentum=0.9, schedule="cosine",
+    # optimizer and schedule follow the data too (nesterov and cosine unless the data's recipe says otherwise)
+    folders = dict(image_size=None, channels=None, test_fraction=None, strict=False)  # image folders' preparation
+    assert RunConfig().to_dict() == dict(data="mnist", optimizer=None, momentum=0.9, schedule=None,
                                          seed=0, limit=None, clip_grad=None, validation=None, num_classes=None,
-                                         stream=False, **by_data)
+                                         stream=False, **by_data, **folders)
     assert RunConfig().resolved((1, 28, 28)).to_dict() == dict(
         model="lenet5", data="mnist", epochs=10, batch_size=64, lr=0.02, optimizer="nesterov", momentum=0.9,
         weight_decay=0.0, schedule="cosine", augment_shift=1, seed=0, limit=None, clip_grad=None, validation=None,
-        num_classes=None, augment_crop=0, augment_flip=False, normalize=False, stream=False)
+        num_classes=None, augment_crop=0, augment_flip=False, normalize=False, stream=False, **folders)
 
 
 def test_resolution_keeps_given_values_and_fills_the_rest():

@@ -21,7 +21,9 @@ from .streaming import StreamDataset, check_stream_layout
 STREAM_CHUNK_CACHE_BYTES = 0
 
 
-def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream: bool = False) -> Dataset:
+def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream: bool = False,
+               label: str | None = None) -> Dataset:
+    """`label`: the name the dataset goes by (default: the path; an image folder's cache: the folder)."""
     try:
         import h5py
     except ImportError:
@@ -36,9 +38,9 @@ def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream
         h5_check_contained(f, lambda problem: DataError(f"{path}: {problem}"))
         if stream:
             opened = _open_split(f, path, split, validation, limit, num_classes, whole=False)
-            return StreamDataset(f, *opened, name=f"{path}:{split}")  # it keeps the file open
+            return StreamDataset(f, *opened, name=f"{label or path}:{split}")  # it keeps the file open
         with f:
-            return _read_hdf5(f, path, split, validation, limit, num_classes)
+            return _read_hdf5(f, path, split, validation, limit, num_classes, label)
     except DataError:
         f.close()
         raise
@@ -47,11 +49,11 @@ def _load_hdf5(path: pathlib.Path, split, validation, limit, num_classes, stream
         raise DataError(f"{path}: damaged or unreadable HDF5 file ({type(exc).__name__}: {exc})") from None
 
 
-def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes) -> Dataset:
+def _read_hdf5(f, path: pathlib.Path, split, validation, limit, num_classes, label=None) -> Dataset:
     images_ds, labels, rows, num_classes = _open_split(f, path, split, validation, limit, num_classes, whole=True)
     images, labels, num_classes = _checked(images_ds[rows], labels, num_classes, f"{path}:{images_ds.name}",
                                            f"{path}:{split} labels")
-    return Dataset._from_checked(images, labels, f"{path}:{split}", num_classes)
+    return Dataset._from_checked(images, labels, f"{label or path}:{split}", num_classes)
 
 
 def _open_split(f, path: pathlib.Path, split, validation, limit, num_classes, whole: bool):
@@ -83,6 +85,8 @@ def _open_split(f, path: pathlib.Path, split, validation, limit, num_classes, wh
     if len(images_ds) != len(labels_ds):
         raise DataError(f"{path}: {images_ds.name} holds {len(images_ds)} images but "
                         f"{labels_ds.name} holds {len(labels_ds)} labels")
+    if validation is None and "validation" in f.attrs:  # an image folder's val/ part (dualnet.data.folder_cache)
+        validation = _count(f.attrs["validation"], f"{path}: attribute validation")
     rows = _rows(split, len(images_ds), validation, limit, images_from)
     if whole:
         h5_check_size(images_ds, images_from, rows=rows.stop - rows.start)

@@ -3,6 +3,9 @@
 Sources accepted by `load`:
 
 * ``"mnist"``: the IDX files bundled with dualnet (see `bundled_mnist_dir`).
+* ``"fashion-mnist"`` and ``"cifar10"``: found locally or downloaded, verified (dualnet.data.named).
+* a folder of photos in one subfolder per class (or train/ test/ [val/] subfolders), decoded once
+  into a cached HDF5 file (dualnet.data.folder_cache).
 * ``"digits"``: the 1,797 8x8 handwritten digits (1,437 train / 360 test), from scikit-learn when
   it is installed, else the bundled copy of the same arrays (dualnet.data.digits_source).
 * a directory holding ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``,
@@ -33,16 +36,21 @@ import pathlib
 import stat
 
 from ..errors import DataError
+from . import named
 from .dataset import Dataset, MissingTestSplit, _count
 from .digits_source import _load_digits
 from .files import file_kind
+from .folder_cache import DEFAULT_IMAGE_SIZE, DEFAULT_TEST_FRACTION, FolderOptions, folder_cache
+from .folders import looks_like_image_folder
 from .hdf5 import _load_hdf5
 from .idx_source import _load_idx
 
 __all__ = ["SPLITS", "NAMED_SOURCES", "bundled_mnist_dir", "load", "load_mnist", "load_test_or_none"]
 
 SPLITS = ("train", "val", "test", "all-train")
-NAMED_SOURCES = ("mnist", "digits")  # names that mean a bundled dataset, never a path
+# names that mean a bundled or named dataset (dualnet.data.named), never a path
+NAMED_SOURCES = ("mnist", "digits", "fashion-mnist", "cifar10")
+_IN_MEMORY = ("mnist", "digits", "fashion-mnist")  # read from IDX files or arrays: no streaming
 MNIST_NUM_CLASSES = 10
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 _HDF5_SUFFIXES = (".h5", ".hdf5", ".he5")
@@ -86,7 +94,9 @@ def load_mnist(split: str = "train", validation: int | None = None, limit: int |
 
 
 def load(source: str | os.PathLike = "mnist", split: str = "train", validation: int | None = None,
-         limit: int | None = None, num_classes: int | None = None, stream: bool = False) -> Dataset:
+         limit: int | None = None, num_classes: int | None = None, stream: bool = False,
+         image_size: tuple[int, int] | None = None, channels: int | None = None,
+         test_fraction: float | None = None, strict: bool = False) -> Dataset:
     """Load one split of a dataset as a `Dataset` (images float32 (N, C, H, W) in [0, 1]).
 
     source: "mnist", "digits", a directory of IDX files or an HDF5 file (see the module docstring);
@@ -98,6 +108,8 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     in the source, so all splits agree. stream: for an HDF5 file, leave the images in the file and
     read them batch by batch (a `dualnet.data.streaming.StreamDataset`; shapes, dtypes and labels
     are checked now, pixels as they are read); the whole-split size caps then do not apply.
+    image_size, channels, test_fraction, strict: how an image folder is prepared (see
+    dualnet.data.folder_cache.FolderOptions; None: the defaults); ignored for other sources.
     """
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
@@ -105,7 +117,7 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
     limit = None if limit is None else _count(limit, "limit")
     if num_classes is not None:
         num_classes = _count(num_classes, "num_classes", minimum=1)
-    if stream and isinstance(source, str) and source in NAMED_SOURCES:
+    if stream and isinstance(source, str) and source in _IN_MEMORY:
         raise DataError(f"{source}: streaming reads HDF5 files only; the bundled {source} is loaded in memory "
                         "(drop --stream)")
     if isinstance(source, str) and source == "mnist":
@@ -113,6 +125,10 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                          num_classes or MNIST_NUM_CLASSES)
     if isinstance(source, str) and source == "digits":
         return _load_digits(split, validation, limit, num_classes)
+    if isinstance(source, str) and source == "fashion-mnist":
+        return _load_idx(named.locate(source), source, split, validation, limit, num_classes or MNIST_NUM_CLASSES)
+    if isinstance(source, str) and source == "cifar10":
+        return _load_hdf5(named.named_file(source), split, validation, limit, num_classes, stream, label=source)
     path = pathlib.Path(source).expanduser()
     try:
         mode = os.stat(path).st_mode
@@ -121,6 +137,9 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                         "or an .h5/.hdf5 file") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(mode) and looks_like_image_folder(path):
+        cache = folder_cache(path, folder_options(image_size, channels, test_fraction), strict=strict)
+        return _load_hdf5(cache, split, validation, limit, num_classes, stream, label=str(path))
     if stat.S_ISDIR(mode):
         if stream:
             raise DataError(f"{path}: streaming reads HDF5 files only; a folder of IDX files is loaded in memory "
@@ -135,6 +154,13 @@ def load(source: str | os.PathLike = "mnist", split: str = "train", validation: 
                     "an .h5/.hdf5 file")
 
 
+def folder_options(image_size: tuple[int, int] | None = None, channels: int | None = None,
+                   test_fraction: float | None = None) -> FolderOptions:
+    """FolderOptions with None meaning the default of each."""
+    return FolderOptions(tuple(image_size) if image_size is not None else DEFAULT_IMAGE_SIZE,  # type: ignore[arg-type]
+                         channels, DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
+
+
 def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
     try:
         with open(path, "rb") as f:
@@ -144,9 +170,10 @@ def _starts_with(path: pathlib.Path, signature: bytes) -> bool:
 
 
 def load_test_or_none(source: str | os.PathLike, limit: int | None = None,
-                      num_classes: int | None = None, stream: bool = False) -> Dataset | None:
-    """The test split of `source`, or None for data that has none (an HDF5 file with one images set)."""
+                      num_classes: int | None = None, stream: bool = False, **prepare) -> Dataset | None:
+    """The test split of `source`, or None for data that has none (an HDF5 file with one images set).
+    prepare: load's image_size, channels, test_fraction, strict."""
     try:
-        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream)
+        return load(source, "test", limit=limit, num_classes=num_classes, stream=stream, **prepare)
     except MissingTestSplit:
         return None
