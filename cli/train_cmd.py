@@ -33,6 +33,7 @@ from .common import (
 from .common import positive as _positive
 from .train_callbacks import build_callbacks, callback_options, summary, summary_lines
 from .train_distributed import communicator, distributed_options, guard, rank_device, resume_command, together
+from .train_finetune import apply_finetune, finetune_options, refuse_with_resume
 
 # the option defaults are the library's (RunConfig documents why they are what they are); those left
 # at None follow the data's recipe (dualnet.recipes), printed when the run starts
@@ -113,10 +114,11 @@ class JsonLines:
 @overwrite_option()
 @callback_options
 @distributed_options
+@finetune_options
 def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_name, momentum, weight_decay,
           schedule, augment_shift, augment_crop, augment_flip, normalize, seed, out, resume, limit, validation,
           num_classes, stream, image_size, channels, test_fraction, strict, clip_grad, plot, as_json, overwrite,
-          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction):
+          early_stop, log_csv, tensorboard, extend_schedule, distributed, reduction, init_from, freeze):
     """Train a model (chosen by the data's shape unless --model) and save checkpoints.
 
     \b
@@ -128,6 +130,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
       dualnet train --device gpu --epochs 20 --optimizer adam --lr 0.001
       dualnet train --epochs 1 --limit 2000           # a quick smoke run
       dualnet train --resume runs/lenet5.h5 --epochs 15
+      dualnet train --init-from runs/lenet5.h5 --freeze 'conv*' --epochs 3
       dualnet train --epochs 50 --early-stop 5 --log-csv runs/log.csv
       mpiexec -n 2 dualnet train --distributed --device cpu
     """
@@ -135,6 +138,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         from dualnet.plots import require_matplotlib
         require_matplotlib()
     # nothing is printed until the run can start: a mistake gives exactly one line
+    refuse_with_resume(init_from, freeze, resume is not None)
     if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
         dn.checkpoint.reader.check_readable(resume)
     declare_inputs([data_source], resumed=resume)
@@ -175,6 +179,7 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
             if model_name is None and out is None:  # the default path follows the model the data chose
                 _check_outputs(out, resume, prepared.config.model, data_source, overwrite, early_stop)
     config, out = prepared.config, prepared.out
+    tuned = apply_finetune(prepared.model, init_from, freeze)
     if extend_schedule is not None and prepared.schedule_note is None:
         raise click.UsageError(f"--extend-schedule has nothing to extend: {resume} goes on to its planned "
                                f"{config.epochs} epochs; pass a larger --epochs", ctx=click.get_current_context())
@@ -184,6 +189,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         prepared.model.summary(file=sys.stderr)
         test_set = prepared.test_set
         click.echo(prepared.recipe_note, err=True)
+        for line in tuned:
+            click.echo(line, err=True)
         if "image_preparation" in prepared.writer.metadata:
             click.echo(preparation_line(config.data, prepared.writer.metadata["image_preparation"]), err=True)
         click.echo(f"data: {len(prepared.train_set):,} train / {len(prepared.val_set):,} val / "

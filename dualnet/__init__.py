@@ -34,7 +34,7 @@ __all__ = [
     "GradcheckError", "UsageError", "load_data_for", "trained_on",
     "gradcheck", "Parameter", "Sequential", "no_grad", "init", "layers", "losses", "models",
     "optim", "data", "testing", "callbacks", "schedules", "fit", "evaluate", "save", "load", "run", "RunConfig",
-    "train_run", "resume", "export_onnx", "from_dlpack", "predict", "inference", "set_tf32", "tf32_enabled",
+    "train_run", "resume", "export_onnx", "from_dlpack", "predict", "inference", "finetune", "set_tf32", "tf32_enabled",
     "__version__",
 ]
 
@@ -49,7 +49,7 @@ _LAZY = {"data": ("data", None), "testing": ("testing", None), "plots": ("plots"
          "export": ("export", None), "export_onnx": ("export", "export_onnx"),
          "from_dlpack": ("interop", "from_dlpack"), "interop": ("interop", None),
          "distributed": ("distributed", None), "predict": ("inference", "predict"),
-         "inference": ("inference", None),
+         "inference": ("inference", None), "finetune": ("finetune", None),
          "load_data_for": ("trained_data", "load_data_for"), "trained_on": ("trained_data", "trained_on"),
          "set_tf32": ("ops.products", "set_tf32"), "tf32_enabled": ("ops.products", "tf32_enabled")}
 

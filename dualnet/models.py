@@ -23,6 +23,7 @@ from .layers import (
     AvgPool2d,
     BatchNorm2d,
     Conv2d,
+    ConvTranspose2d,
     Flatten,
     GlobalAvgPool2d,
     Layer,
@@ -32,10 +33,11 @@ from .layers import (
     Residual,
     Sequential,
     Tanh,
+    Upsample,
 )
 
 __all__ = ["lenet5", "lenet5_classic", "theano_lenet", "tutorial_net", "mlp", "lenet5_separable", "lenet5_bn",
-           "digits_net", "digits_cnn", "resnet8", "resnet20", "get", "names", "describe", "MODELS"]
+           "digits_net", "digits_cnn", "resnet8", "resnet20", "unet_mini", "get", "names", "describe", "MODELS"]
 
 MNIST_SHAPE = (1, 28, 28)
 DIGITS_SHAPE = (1, 8, 8)
@@ -298,6 +300,32 @@ def digits_cnn(b: Build) -> Sequential:
     feats, out = b.chain(Conv2d(b.shape[0], 16, 3, padding=1, dtype=dtype, seed=s()), ReLU(),
                          MaxPool2d(2), Conv2d(16, 32, 3, padding=1, dtype=dtype, seed=s()), ReLU())
     return b.model(*b.classifier(feats, out, (64, b.k)))
+
+
+# --- an encoder-decoder (U-Net style, skips by addition) ---------------------------------------
+
+
+@_builder("unet-mini", MNIST_SHAPE)
+def unet_mini(b: Build) -> Sequential:
+    """A two-level U-Net-style encoder-decoder, skips by addition, with per-pixel class scores averaged.
+
+    conv 3x3 'same'-BN-ReLU (8); then at full size x + up(...): maxpool 2, conv-BN-ReLU (16), and at
+    half size x + ConvTranspose2d(32 -> 16, 2, stride 2) of maxpool 2, conv-BN-ReLU (32); a 1x1 conv
+    (16 -> 8) and Upsample x2 (nearest) back to full size; ReLU, 1x1 conv to the classes, global
+    average pooling. H and W must be multiples of 4 (28x28, 8x8, 32x32)."""
+    s, dtype, w = b.s, b.dtype, 8
+
+    def block(cin: int, cout: int) -> list[Layer]:
+        return [Conv2d(cin, cout, 3, padding="same", bias=False, dtype=dtype, seed=s()), BatchNorm2d(cout, dtype=dtype),
+                ReLU()]
+
+    inner = Residual(Sequential(MaxPool2d(2), *block(2 * w, 4 * w),
+                                ConvTranspose2d(4 * w, 2 * w, 2, stride=2, dtype=dtype, seed=s())))
+    outer = Residual(Sequential(MaxPool2d(2), *block(w, 2 * w), inner, Conv2d(2 * w, w, 1, dtype=dtype, seed=s()),
+                                Upsample(scale_factor=2)))
+    layers, _ = b.chain(*block(b.shape[0], w), outer, ReLU(), Conv2d(w, b.k, 1, dtype=dtype, seed=s()),
+                        GlobalAvgPool2d())
+    return b.model(*layers)
 
 
 @_builder("fashion-cnn", MNIST_SHAPE)

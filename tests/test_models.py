@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
@@ -120,3 +122,28 @@ def test_an_input_too_small_names_the_model_the_layer_the_shape_and_what_fits():
 def test_bad_builder_arguments_are_refused_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
         dn.models.get("resnet8", **kwargs)
+
+
+# --- unet-mini: the encoder-decoder with additive skips -------------------------------------------
+
+
+def test_unet_mini_summary_shows_the_encoder_decoder_and_its_parameter_count():
+    model = dn.models.get("unet-mini")
+    text = model.summary(file=io.StringIO())
+    # encoder down to 32x7x7, back up through the transposed convolution and the upsampling
+    for row in ("32x7x7", "ConvTranspose2d  16x14x14", "Upsample         8x28x28"):
+        assert row in text
+    assert model.num_parameters() == 8_234 and model.output_shape((1, 28, 28)) == (10,)
+
+
+def test_unet_mini_gradcheck_in_float64():
+    model = dn.models.get("unet-mini", input_shape=(1, 8, 8), num_classes=3, seed=3)
+    dn.gradcheck(model, np.random.default_rng(1).random((2, 1, 8, 8)), full_limit=64, directions=3)
+
+
+def test_unet_mini_fit_reduces_its_loss():
+    train = dn.data.load("digits", "train", limit=320)
+    model = dn.models.get("unet-mini", input_shape=train.shape, seed=0)
+    history = dn.fit(model, train, None, epochs=3, batch_size=32,
+                     optimizer=dn.optim.Adam(model.parameters(), lr=0.01))
+    assert history[-1]["train_loss"] < 0.8 * history[0]["train_loss"]

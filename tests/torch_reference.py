@@ -27,6 +27,7 @@ def torch_run(module: Any, x: np.ndarray, dy: np.ndarray) -> list[np.ndarray]:
     """[y, dx, *parameter gradients] of a float64 torch module."""
     import torch
 
+    module.zero_grad()
     tx = torch.from_numpy(x.copy()).requires_grad_(True)
     ty = module(tx)
     ty.backward(torch.from_numpy(dy.copy()))

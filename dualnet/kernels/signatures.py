@@ -265,7 +265,10 @@ class KernelTable:
 # ----------------------------------------------------------------------------- the table
 
 _CONV = [int32(s) for s in "n c h w kh kw sh sw ph pw dh dw out_h out_w".split()]
-_POOL = [int32(s) for s in "n c h w kh kw sh sw ph pw out_h out_w".split()]
+# pooling windows take the convolution's geometry arguments (dilated max pooling, ONNX's dilated
+# average pooling); average pooling adds whether its divisor counts padding
+_POOL = _CONV
+_AVG = [*_CONV, int32("include_pad")]
 _X, _COLS, _Y = "n*c*h*w", "c*kh*kw*n*out_h*out_w", "n*c*out_h*out_w"
 _FPOOL = [int32(s) for s in "pkh pkw psh psw pph ppw pout_h pout_w".split()]
 _FY = "n*o*pout_h*pout_w"
@@ -341,9 +344,9 @@ KERNELS = KernelTable([
            (array_in("x", _X), array_out("y", _Y), array_out("argmax", _Y, "int"), *_POOL), _Y),
     Kernel("maxpool_backward", "pooling.cu",
            (array_in("dy", _Y), array_in("argmax", _Y, "int"), array_out("dx", _X), *_POOL), _X),
-    Kernel("avgpool_forward", "pooling.cu", (array_in("x", _X), array_out("y", _Y), *_POOL), _Y),
+    Kernel("avgpool_forward", "pooling.cu", (array_in("x", _X), array_out("y", _Y), *_AVG), _Y),
     Kernel("avgpool_backward", "pooling.cu",
-           (array_in("dy", _Y), array_out("dx", _X), *_POOL), _X),
+           (array_in("dy", _Y), array_out("dx", _X), *_AVG), _X),
     Kernel("bias_act_forward", "activation.cu",
            (array_in("x", "n*c*inner"), array_in("bias", "c"), array_out("y", "n*c*inner"),
             int32("n"), int32("c"), int32("inner"), int32("act"), int32("channel_major")),

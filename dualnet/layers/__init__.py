@@ -20,8 +20,11 @@ from .registry import LAYER_TYPES, build_layer, from_config, register
 from .residual import Residual
 from .sequential import Sequential
 from .softmax import LogSoftmax, Softmax
+from .transpose import ConvTranspose2d
+from .upsample import Upsample
 
 __all__ = ["Parameter", "Layer", "Conv2d", "MaxPool2d", "AvgPool2d", "GlobalAvgPool2d", "Linear", "ReLU",
            "LeakyReLU", "Tanh", "Sigmoid", "Flatten", "Dropout", "BatchNorm1d", "BatchNorm2d", "Residual",
            "Sequential", "Softmax", "LogSoftmax", "ZeroPad2d", "ConstantPad2d", "ReflectionPad2d", "ReplicationPad2d",
-           "no_grad", "grad_enabled", "LAYER_TYPES", "register", "build_layer", "from_config"]
+           "ConvTranspose2d", "Upsample", "no_grad", "grad_enabled", "LAYER_TYPES", "register", "build_layer",
+           "from_config"]

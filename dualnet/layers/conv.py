@@ -12,10 +12,47 @@ from ..ops.geometry import ConvGeometry
 from .base import WeightedLayer, _pair, _positive_int
 
 
+def conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                 layer: str) -> str | tuple[int, ...]:
+    """A convolution's padding spec: "same" (stride 1 only, as PyTorch's), "valid", an int, an (h, w)
+    pair or an explicit (left, right, top, bottom) 4-tuple of ints >= 0."""
+    if isinstance(padding, str):
+        if padding not in ("same", "valid"):
+            raise ValueError(f"{layer}: padding must be 'same', 'valid', an int, an (h, w) pair or a (left, right, "
+                             f"top, bottom) tuple, got {padding!r}")
+        if padding == "same" and stride != (1, 1):
+            raise ValueError(f"{layer}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}; give "
+                             "explicit padding for a strided convolution")
+        return padding
+    if isinstance(padding, (tuple, list)) and len(padding) == 4:
+        if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in padding):
+            raise ValueError(f"{layer}: padding (left, right, top, bottom) must be 4 ints >= 0, got {padding!r}")
+        return tuple(int(v) for v in padding)
+    return _pair(padding, "padding", layer, 0)
+
+
+def explicit_pads(padding: str | tuple[int, ...], kernel: tuple[int, int], dilation: tuple[int, int]
+                  ) -> tuple[int, int, int, int]:
+    """(left, right, top, bottom) of a padding spec. "same" pads d(k-1) in all per axis, an odd
+    total's extra element at the end (TensorFlow's and ONNX's SAME_UPPER, PyTorch's choice)."""
+    if padding == "valid":
+        return 0, 0, 0, 0
+    if padding == "same":
+        (th, tw) = ((k - 1) * d for k, d in zip(kernel, dilation))
+        return tw // 2, tw - tw // 2, th // 2, th - th // 2
+    values = [int(v) for v in padding]
+    if len(values) == 4:
+        return values[0], values[1], values[2], values[3]
+    ph, pw = values
+    return pw, pw, ph, ph
+
+
 class Conv2d(WeightedLayer):
     """2-D convolution (cross-correlation) by im2col and one matrix product over the batch.
 
     x: (N, C, H, W) -> (N, out_channels, out_h, out_w); weight (out, C // groups, kh, kw).
+    padding: "same" (output size = input size; stride 1), "valid" (none), an int, an (h, w) pair,
+    or an explicit (left, right, top, bottom) tuple (asymmetric; the order of the pad layers).
     """
 
     kind = "conv"
@@ -33,8 +70,10 @@ class Conv2d(WeightedLayer):
                              f"and out_channels={out_channels}")
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = _pair(stride, "stride", name, 1)
-        self.padding = _pair(padding, "padding", name, 0)
         self.dilation = _pair(dilation, "dilation", name, 1)
+        self.padding = conv_padding(padding, self.kernel_size, self.stride, self.dilation, name)
+        #: the explicit (left, right, top, bottom) padding the padding spec means
+        self.pads = explicit_pads(self.padding, self.kernel_size, self.dilation)
         self.init = init
         kh, kw = self.kernel_size
         fan_in = in_channels // groups * kh * kw
@@ -46,12 +85,13 @@ class Conv2d(WeightedLayer):
     def config(self) -> dict[str, Any]:
         return dict(in_channels=self.in_channels, out_channels=self.out_channels,
                     kernel_size=list(self.kernel_size), stride=list(self.stride),
-                    padding=list(self.padding), dilation=list(self.dilation), groups=self.groups,
+                    padding=self.padding if isinstance(self.padding, str) else list(self.padding),
+                    dilation=list(self.dilation), groups=self.groups,
                     bias=self.bias is not None)
 
     def geometry(self, h: int, w: int) -> ConvGeometry:
         """The convolution's geometry for an h x w input; ValueError if the output is empty."""
-        return ConvGeometry.of(h, w, self.kernel_size, self.stride, self.padding, self.dilation, self.name)
+        return ConvGeometry.of(h, w, self.kernel_size, self.stride, self.pads, self.dilation, self.name)
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3 or shape[0] != self.in_channels:

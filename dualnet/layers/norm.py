@@ -3,7 +3,8 @@
 Training: each channel is normalised with the mean and the biased variance of the batch (over
 N and every spatial position), then scaled by `weight` and shifted by `bias`; the running
 statistics follow `running = (1 - momentum) * running + momentum * batch`, with the *unbiased*
-batch variance for `running_var`. Eval: the same affine map with the running statistics.
+batch variance for `running_var`. Eval: the same affine map with the running statistics, which a
+frozen batch norm (weight and bias frozen, `freeze()`) also uses in training mode.
 """
 
 from __future__ import annotations
@@ -61,6 +62,13 @@ class _BatchNorm(Layer):
     def config(self) -> dict[str, Any]:
         return dict(num_features=self.num_features, eps=self.eps, momentum=self.momentum, affine=self.affine)
 
+    def statistics_frozen(self) -> bool:
+        """True when weight and bias are both frozen (freeze()): the layer then normalizes with its
+        running statistics in training mode too and leaves them as they are, as a frozen batch norm
+        in fine-tuning should (torchvision's FrozenBatchNorm2d). Without an affine map, use eval()."""
+        return (self.weight is not None and self.bias is not None and not self.weight.requires_grad
+                and not self.bias.requires_grad)
+
     def buffer_problem(self, name: str, value: Any) -> str | None:
         """A variance below 0 (eval divides by sqrt(var + eps): NaN) or a negative batch count."""
         if name in ("running_var", "num_batches_tracked"):
@@ -96,7 +104,7 @@ class _BatchNorm(Layer):
         per_channel = self._check(x)
         w = self.weight.data if self.weight is not None else None
         b = self.bias.data if self.bias is not None else None
-        if not self.training:
+        if not self.training or self.statistics_frozen():
             # backward differentiates the affine map of the running statistics (frozen batch norm)
             self._cache = _EvalInput(x) if self._records() else None
             return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)

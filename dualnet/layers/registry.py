@@ -21,12 +21,14 @@ from .pooling import AvgPool2d, GlobalAvgPool2d, MaxPool2d
 from .residual import Residual
 from .sequential import Sequential
 from .softmax import LogSoftmax, Softmax
+from .transpose import ConvTranspose2d
+from .upsample import Upsample
 
 LAYER_TYPES: dict[str, type[Layer]] = {cls.__name__: cls for cls in
                                        (Conv2d, MaxPool2d, AvgPool2d, GlobalAvgPool2d, Linear, ReLU, LeakyReLU,
                                         Tanh, Sigmoid, Flatten, Dropout, BatchNorm1d, BatchNorm2d, Residual,
                                         Sequential, Softmax, LogSoftmax, ZeroPad2d, ConstantPad2d,
-                                        ReflectionPad2d, ReplicationPad2d)}
+                                        ReflectionPad2d, ReplicationPad2d, ConvTranspose2d, Upsample)}
 
 
 def register(cls: type[Layer]) -> type[Layer]:

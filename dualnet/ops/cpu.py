@@ -165,12 +165,14 @@ class CpuOps(ReferenceOps):
 
     @staticmethod
     def _padded(x, geom: Geometry):
-        """x: (n, c, h, w) -> (c, h + 2ph, w + 2pw, n) batch-last, zero-padded (a view if no padding)."""
+        """x: (n, c, h, w) -> (c, H, W, n) batch-last, zero-padded to geom.padded_hw (a view if
+        no padding): every window lies inside it, so the strided window view never reads past it."""
         ph, pw = geom.ph, geom.pw
-        if not (ph or pw):
-            return _batch_last(x)
         n, c, h, w = x.shape
-        padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=x.dtype)
+        big = geom.padded_hw(h, w)
+        if big == (h, w):
+            return _batch_last(x)
+        padded = numpy.zeros((c, *big, n), dtype=x.dtype)
         padded[:, ph:ph + h, pw:pw + w] = _batch_last(x)
         return padded
 
@@ -192,7 +194,7 @@ class CpuOps(ReferenceOps):
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
         n, c, h, w = x_shape
         windows = dcols.reshape(c, kh, kw, out_h, out_w, n)
-        padded = numpy.zeros((c, h + 2 * ph, w + 2 * pw, n), dtype=dcols.dtype)
+        padded = numpy.zeros((c, *geom.padded_hw(h, w), n), dtype=dcols.dtype)
         for i in range(kh):
             for j in range(kw):
                 ys, xs = _window_slices(geom, i, j)

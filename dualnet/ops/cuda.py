@@ -97,7 +97,7 @@ class CupyOps(LayerKernelOps, ProductOps):
 
     def conv_relu_maxpool_forward(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
                                   groups: int = 1):
-        if groups != 1:
+        if groups != 1 or (pool_geom.dh, pool_geom.dw) != (1, 1):  # fused.cu pools undilated windows
             return super().conv_relu_maxpool_forward(x, weight, bias, geom, pool_geom, groups)
         x = self._c(x)
         n, c, h, w = x.shape
@@ -189,35 +189,35 @@ class CupyOps(LayerKernelOps, ProductOps):
         self.launcher.launch("col2im", cols.dtype, cols, x, n, c, h, w, *geom)
         return x
 
-    # --- pooling (no dilation: the kernels take kh, kw, sh, sw, ph, pw, out_h, out_w) ----
+    # --- pooling (the kernels take the convolution's geometry arguments) ------------------
 
     def maxpool_forward(self, x, geom: PoolGeometry):
         x = self._c(x)
         n, c, h, w = x.shape
         y = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
         argmax = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=numpy.int32)
-        self.launcher.launch("maxpool_forward", x.dtype, x, y, argmax, n, c, h, w, *geom.kernel_args())
+        self.launcher.launch("maxpool_forward", x.dtype, x, y, argmax, n, c, h, w, *geom)
         return y, argmax
 
     def maxpool_backward(self, dy, saved, x_shape, geom: PoolGeometry):
         dy = self._c(dy)
         n, c, h, w = x_shape
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
-        self.launcher.launch("maxpool_backward", dy.dtype, dy, self._c(saved), dx, n, c, h, w, *geom.kernel_args())
+        self.launcher.launch("maxpool_backward", dy.dtype, dy, self._c(saved), dx, n, c, h, w, *geom)
         return dx
 
-    def avgpool_forward(self, x, geom: PoolGeometry):
+    def avgpool_forward(self, x, geom: PoolGeometry, include_pad: bool = True):
         x = self._c(x)
         n, c, h, w = x.shape
         y = self.xp.empty((n, c, geom.out_h, geom.out_w), dtype=x.dtype)
-        self.launcher.launch("avgpool_forward", x.dtype, x, y, n, c, h, w, *geom.kernel_args())
+        self.launcher.launch("avgpool_forward", x.dtype, x, y, n, c, h, w, *geom, int(include_pad))
         return y
 
-    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry):
+    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry, include_pad: bool = True):
         dy = self._c(dy)
         n, c, h, w = x_shape
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
-        self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *geom.kernel_args())
+        self.launcher.launch("avgpool_backward", dy.dtype, dy, dx, n, c, h, w, *geom, int(include_pad))
         return dx
 
     def global_avgpool_forward(self, x):

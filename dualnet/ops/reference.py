@@ -14,8 +14,8 @@ Layouts shared with the kernels (dualnet/kernels/*.cu):
   x     (n, c, h, w)                      images, C-contiguous
   cols  (c, kh, kw, n, out_h, out_w)      the reference's im2col columns; one GEMM covers the batch
   conv weight (o, c // groups, kh, kw)
-Geometry is a ConvGeometry / PoolGeometry (ops/geometry.py): fields kh, kw, sh, sw, ph, pw, dh,
-dw, out_h, out_w, in the kernels' argument order.
+Geometry is a Window (ops/geometry.py; ConvGeometry and PoolGeometry name the same type): fields
+kh, kw, sh, sw, ph (leading), pw (leading), dh, dw, out_h, out_w, in the kernels' argument order.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class ReferenceOps(LayerOps, TrainingOps):
         xp = self.xp
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
         n, c, h, w = x.shape
-        if ph or pw:
-            padded = xp.full((c, n, h + 2 * ph, w + 2 * pw), fill, dtype=x.dtype)
+        big_h, big_w = geom.padded_hw(h, w)
+        if (big_h, big_w) != (h, w):
+            padded = xp.full((c, n, big_h, big_w), fill, dtype=x.dtype)
             padded[:, :, ph:ph + h, pw:pw + w] = x.transpose(1, 0, 2, 3)
         else:
             padded = x.transpose(1, 0, 2, 3)
@@ -76,7 +77,7 @@ class ReferenceOps(LayerOps, TrainingOps):
         xp = self.xp
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
         n, c, h, w = x_shape
-        padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        padded = xp.zeros((c, n, *geom.padded_hw(h, w)), dtype=cols.dtype)
         for i in range(kh):
             y0 = i * dh
             for j in range(kw):
@@ -162,13 +163,11 @@ class ReferenceOps(LayerOps, TrainingOps):
         k = (c // groups) * kh * kw
         g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
         g_cols = cols.reshape(groups, k, n * out_h * out_w)
-        g_w = weight.reshape(groups, o // groups, k)
         dweight = xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
         dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
         if not need_dx:
             return None, dweight, dbias
-        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(cols.shape)
-        return self.col2im(dcols, x_shape, geom), dweight, dbias
+        return self.conv2d_input_grad(dy, weight, x_shape, geom, groups), dweight, dbias
 
     # --- fused: convolution + ReLU + max pooling -----------------------------------------
 
@@ -206,9 +205,9 @@ class ReferenceOps(LayerOps, TrainingOps):
     def maxpool_forward(self, x, geom: PoolGeometry):
         """x: (n, c, h, w) -> y (n, c, out_h, out_w), saved: here argmax int32 (n, c, out_h, out_w).
 
-        argmax is the index iy * w + ix of the chosen input in its (h, w) plane; of equal
-        values the first in row-major window order wins, so a tie sends the gradient to
-        exactly one input.
+        argmax is the index iy * w + ix of the chosen input in its (h, w) plane (-1 for a dilated
+        window of padding alone, whose maximum is -inf as PyTorch's); of equal values the first in
+        row-major window order wins, so a tie sends the gradient to exactly one input.
         """
         xp = self.xp
         kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
@@ -221,7 +220,9 @@ class ReferenceOps(LayerOps, TrainingOps):
         ox = xp.arange(out_w).reshape(1, 1, out_w)
         iy = oy * sh - ph + (k // kw) * dh
         ix = ox * sw - pw + (k % kw) * dw
-        argmax = (iy * w + ix).astype(xp.int32)
+        # a dilated window may hold only padding: its maximum is -inf and no input is chosen (-1)
+        inside = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+        argmax = xp.where(inside, iy * w + ix, -1).astype(xp.int32)
         return y.reshape(n, c, out_h, out_w), argmax.reshape(n, c, out_h, out_w)
 
     def maxpool_backward(self, dy, saved, x_shape, geom: PoolGeometry):
@@ -230,26 +231,44 @@ class ReferenceOps(LayerOps, TrainingOps):
         argmax = saved
         n, c, h, w = x_shape
         plane = xp.arange(n * c, dtype=xp.int64).reshape(n * c, 1) * (h * w)
-        flat = (plane + argmax.reshape(n * c, -1)).ravel()
-        dx = xp.bincount(flat, weights=dy.ravel(), minlength=n * c * h * w)
+        chosen = argmax.reshape(n * c, -1)
+        flat = (plane + xp.maximum(chosen, 0)).ravel()  # a window of padding alone (-1) adds nothing
+        dx = xp.bincount(flat, weights=xp.where(chosen >= 0, dy.reshape(n * c, -1), 0).ravel(),
+                         minlength=n * c * h * w)
         return dx.astype(dy.dtype, copy=False).reshape(x_shape)
 
-    def avgpool_forward(self, x, geom: PoolGeometry):
-        """Window mean with zero padding counted: the divisor is always kh * kw."""
+    def _avgpool_divisor(self, h: int, w: int, geom: PoolGeometry, include_pad: bool, dtype):
+        """(out_h, out_w) divisors, PyTorch's: with include_pad the window clipped to the padded
+        input (input plus ph, pw each side; a ceil_mode window past it counts no further), else
+        the window's elements inside the input."""
+        xp = self.xp
+
+        def axis(size: int, k: int, s: int, p: int, d: int, out: int):
+            taps = numpy.arange(k)[None, :] * d + (numpy.arange(out) * s - p)[:, None]
+            low, high = (-p, size + p) if include_pad else (0, size)
+            return ((taps >= low) & (taps < high)).sum(axis=1)
+
+        rows = axis(h, geom.kh, geom.sh, geom.ph, geom.dh, geom.out_h)
+        cols = axis(w, geom.kw, geom.sw, geom.pw, geom.dw, geom.out_w)
+        return xp.asarray((rows[:, None] * cols[None, :]).astype(dtype))
+
+    def avgpool_forward(self, x, geom: PoolGeometry, include_pad: bool = True):
+        """Window mean: the window sum over the divisor of _avgpool_divisor (kh * kw unless a
+        window reaches past the padding, or with include_pad=False)."""
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x.shape
         win = self._windows(x.reshape(n * c, 1, h, w), geom, 0.0)
         total = win.reshape(kh * kw, n * c, out_h, out_w).sum(axis=0)
-        return (total / (kh * kw)).reshape(n, c, out_h, out_w)
+        return (total / self._avgpool_divisor(h, w, geom, include_pad, x.dtype)).reshape(n, c, out_h, out_w)
 
-    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry):
+    def avgpool_backward(self, dy, x_shape, geom: PoolGeometry, include_pad: bool = True):
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x_shape
-        # every window passes dy / (kh*kw) to each of its inputs: col2im of a broadcast
-        cols = self.xp.broadcast_to(dy.reshape(1, 1, 1, n * c, out_h, out_w), (1, kh, kw, n * c, out_h, out_w))
-        # a pooling window is a one-channel convolution window with dilation 1
-        total = self.col2im(cols, (n * c, 1, h, w), ConvGeometry(*geom))
-        return (total / (kh * kw)).reshape(x_shape)
+        share = dy.reshape(n * c, out_h, out_w) / self._avgpool_divisor(h, w, geom, include_pad, dy.dtype)
+        # every window passes dy / divisor to each of its inputs: col2im of a broadcast (a pooling
+        # window is a one-channel convolution window)
+        cols = self.xp.broadcast_to(share.reshape(1, 1, 1, n * c, out_h, out_w), (1, kh, kw, n * c, out_h, out_w))
+        return self.col2im(cols, (n * c, 1, h, w), geom).reshape(x_shape)
 
     def global_avgpool_forward(self, x):
         """x: (n, c, h, w) -> (n, c), the mean of each plane."""

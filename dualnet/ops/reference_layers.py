@@ -73,6 +73,9 @@ class LayerOps:
 
     xp: Any
 
+    def col2im(self, cols: Any, x_shape: tuple[int, int, int, int], geom: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
+
     # --- softmax along an axis -----------------------------------------------------------
 
     def softmax_forward(self, x, dim: int, log: bool):
@@ -141,6 +144,21 @@ class LayerOps:
         mr = _axis_matrix(h, *upsample_source(h, out_h, scale[0], mode, align_corners))
         mc = _axis_matrix(w, *upsample_source(w, out_w, scale[1], mode, align_corners))
         return self.xp.asarray(mr.astype(dtype)), self.xp.asarray(mc.astype(dtype))
+
+    # --- the convolution's input gradient (ConvTranspose2d's forward) ---------------------
+
+    def conv2d_input_grad(self, dy, weight, x_shape: tuple[int, int, int, int], geom: Any, groups: int):
+        """dL/dx of conv2d_forward: dy (n, o, out_h, out_w), weight (o, c/g, kh, kw) -> (n, c, h, w):
+        the transposed weights times dy, then col2im. It is also the forward of the transposed
+        convolution, whose input is dy and whose output is x-shaped."""
+        xp = self.xp
+        n, c = x_shape[0], x_shape[1]
+        o = weight.shape[0]
+        k = (c // groups) * geom.kh * geom.kw
+        g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * geom.out_h * geom.out_w)
+        g_w = weight.reshape(groups, o // groups, k)
+        dcols = xp.matmul(g_w.transpose(0, 2, 1), g_dy).reshape(c, geom.kh, geom.kw, n, geom.out_h, geom.out_w)
+        return self.col2im(dcols, x_shape, geom)
 
     # --- batch norm's eval-mode gradient -------------------------------------------------
 

@@ -74,6 +74,12 @@ def pool_geometry(draw):
 seeds = st.integers(0, 2**32 - 1)
 
 
+def launch_args(g, avg=False):
+    """The pooling kernels' scalars for a 12-field pool geometry: the convolution's order with
+    dilation 1 (dilated windows: tests/ops/test_cuda.py), and for average pooling include_pad 1."""
+    return (*g[:10], 1, 1, *g[10:], *((1,) if avg else ()))
+
+
 # ----------------------------------------------------------------------------- references
 
 def ref_im2col(x, g):
@@ -162,12 +168,12 @@ def test_im2col_col2im(launchers, dtype, g, seed):
 def maxpool_case(launchers, dtype, g, x, rng):
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = g
     y, arg = np.empty((n, c, oh, ow), dtype), np.empty((n, c, oh, ow), np.int32)
-    _, y, arg = run(launchers, "maxpool_forward", dtype, x, y, arg, *g)
+    _, y, arg = run(launchers, "maxpool_forward", dtype, x, y, arg, *launch_args(g))
     want_y, want_arg = ref_maxpool(x, g)
     assert y.tobytes() == want_y.tobytes()
     np.testing.assert_array_equal(arg, want_arg)
     dy = rng.uniform(-1, 1, y.shape).astype(dtype)
-    _, _, dx = run(launchers, "maxpool_backward", dtype, dy, arg, np.empty_like(x), *g)
+    _, _, dx = run(launchers, "maxpool_backward", dtype, dy, arg, np.empty_like(x), *launch_args(g))
     close(dx, ref_maxpool_backward(dy, arg, g))
     return arg
 
@@ -200,10 +206,10 @@ def test_avgpool(launchers, dtype, g, seed):
     rng = np.random.default_rng(seed)
     n, c, h, w, kh, kw, sh, sw, ph, pw, oh, ow = g
     x = rng.uniform(-1, 1, (n, c, h, w)).astype(dtype)
-    _, y = run(launchers, "avgpool_forward", dtype, x, np.empty((n, c, oh, ow), dtype), *g)
+    _, y = run(launchers, "avgpool_forward", dtype, x, np.empty((n, c, oh, ow), dtype), *launch_args(g, True))
     close(y, ref_avgpool(x, g))
     dy = rng.uniform(-1, 1, y.shape).astype(dtype)
-    _, dx = run(launchers, "avgpool_backward", dtype, dy, np.empty_like(x), *g)
+    _, dx = run(launchers, "avgpool_backward", dtype, dy, np.empty_like(x), *launch_args(g, True))
     close(dx, ref_avgpool_backward(dy, g))
 
 
@@ -306,10 +312,10 @@ def backward_args(emu, name, dtype, rng):
         return u(c, kh, kw, n, oh, ow), x, *conv, oh, ow
     if name == "maxpool_backward":
         y, arg = np.empty((n, c) + pool[-2:], dtype), np.empty((n, c) + pool[-2:], np.int32)
-        emu.launch("maxpool_forward", dtype, u(n, c, h, w), y, arg, *pool)
-        return u(*y.shape), arg, x, *pool
+        emu.launch("maxpool_forward", dtype, u(n, c, h, w), y, arg, *launch_args(pool))
+        return u(*y.shape), arg, x, *launch_args(pool)
     if name == "avgpool_backward":
-        return u(n, c, *pool[-2:]), x, *pool
+        return u(n, c, *pool[-2:]), x, *launch_args(pool, True)
     if name == "relu_backward":
         return u(50), u(50), np.empty(50, dtype), 50
     labels = rng.integers(0, 7, 5).astype(np.int32)

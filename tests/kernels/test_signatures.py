@@ -75,9 +75,11 @@ def test_conv_and_pool_families_share_argument_order():
     conv = [p.name for p in KERNELS["im2col"].params[2:]]
     assert conv == [p.name for p in KERNELS["col2im"].params[2:]]
     assert conv == "n c h w kh kw sh sw ph pw dh dw out_h out_w".split()
-    pool = "n c h w kh kw sh sw ph pw out_h out_w".split()
-    for name in ("maxpool_forward", "maxpool_backward", "avgpool_forward", "avgpool_backward"):
-        assert [p.name for p in KERNELS[name].params if not p.is_pointer] == pool
+    # pooling windows are convolution windows (dilation included); average pooling adds its divisor rule
+    for name in ("maxpool_forward", "maxpool_backward"):
+        assert [p.name for p in KERNELS[name].params if not p.is_pointer] == conv
+    for name in ("avgpool_forward", "avgpool_backward"):
+        assert [p.name for p in KERNELS[name].params if not p.is_pointer] == conv + ["include_pad"]
 
 
 def test_bad_declarations_rejected():

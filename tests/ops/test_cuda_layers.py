@@ -7,8 +7,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_cuda import DEVICES, DTYPES, REF, agree, kernel_ops
 
+from dualnet.ops.geometry import Window
 from dualnet.ops.reference_layers import PAD_MODES, UPSAMPLE_MODES
-from dualnet.testing import uniform
+from dualnet.testing import tie_free, uniform
 
 shapes = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple)
 
@@ -66,3 +67,40 @@ def test_upsample_forward_and_backward_agree(device, mode, align, h, w, scale, o
     agree(REF.upsample_backward(dy, x.shape, scales, mode, align),
           kernel_ops(device).upsample_backward(dy, x.shape, scales, mode, align), dtype,
           reduction=4 * max(1, out_hw[0] // h + 2) * max(1, out_hw[1] // w + 2))
+
+
+@st.composite
+def pool_windows(draw):
+    """A pooling Window with dilation, ceil_mode and a padding at most half the kernel."""
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    d = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    p = (draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    h = draw(st.integers(max(1, (k[0] - 1) * d[0] + 1 - 2 * p[0]), 12))
+    w = draw(st.integers(max(1, (k[1] - 1) * d[1] + 1 - 2 * p[1]), 12))
+    geom = Window.of(h, w, k, s, p, d, "pool", draw(st.booleans()))
+    return geom, (draw(st.integers(1, 2)), draw(st.integers(1, 3)), h, w)
+
+
+@DEVICES
+@given(pool_windows(), DTYPES, st.integers(0, 2**16))
+def test_dilated_ceil_mode_max_pooling_agrees(device, case, dtype, seed):
+    geom, shape = case
+    x = tie_free(shape, seed, dtype)
+    y, arg = REF.maxpool_forward(x, geom)
+    agree((y, arg), kernel_ops(device).maxpool_forward(x, geom), dtype)
+    dy = uniform(y.shape, seed + 1, dtype)
+    agree(REF.maxpool_backward(dy, arg, shape, geom), kernel_ops(device).maxpool_backward(dy, arg, shape, geom),
+          dtype, reduction=geom.kh * geom.kw)
+
+
+@DEVICES
+@given(pool_windows(), st.booleans(), DTYPES, st.integers(0, 2**16))
+def test_average_pooling_divisors_agree(device, case, include_pad, dtype, seed):
+    geom, shape = case
+    x = uniform(shape, seed, dtype)
+    y = REF.avgpool_forward(x, geom, include_pad)
+    agree(y, kernel_ops(device).avgpool_forward(x, geom, include_pad), dtype, reduction=geom.kh * geom.kw)
+    dy = uniform(y.shape, seed + 1, dtype)
+    agree(REF.avgpool_backward(dy, shape, geom, include_pad),
+          kernel_ops(device).avgpool_backward(dy, shape, geom, include_pad), dtype, reduction=geom.kh * geom.kw)
