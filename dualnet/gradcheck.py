@@ -156,7 +156,7 @@ def _analytic(setup: _Setup, check_input: bool) -> list[tuple[str, Any, Any]]:
         work.zero_grad()
         setup.run(setup.x64)
         dx = work.backward(setup.weights)
-        params = list(work.named_parameters())
+        params = [(name, p) for name, p in work.named_parameters() if p.requires_grad]  # frozen: no gradient
     tensors: list[tuple[str, Any, Any]] = [("input", setup.x64, dx)] if check_input else []
     return tensors + [(name, p.data, p.grad) for name, p in params]
 
