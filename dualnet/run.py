@@ -35,7 +35,7 @@ from .backend import device as _device_scope
 from .distributed import run_hooks as _run_hooks
 from .errors import CheckpointError, DataError, UsageError
 from .resumption import replan, stored_extras_problem
-from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field
+from .run_config import MAX_AUGMENT_SHIFT, OPTIONAL_CONFIG, RECIPE_FIELDS, RunConfig, check_field, recipe_line
 from .sizes import build_within
 from .train import TrainingInterrupted, TrainState, check_fits, evaluate, fit
 
@@ -269,28 +269,6 @@ def new_run(config: RunConfig, out: str | os.PathLike | None = None, free_defaul
     if out is None and free_default:  # `dualnet train` without --out: never replace an earlier run
         out = free_run_path(pathlib.Path("runs") / f"{config.model}.h5")
     return _ready(config, model, None, out, None, -1.0, None, splits)
-
-
-def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
-    """The model and recipe a resolved run follows, in one line, e.g. `model digits-cnn (recipe digits
-    for 1x8x8 images, 10 classes): 20 epochs, batch 32, lr 0.05, no augmentation`."""
-    name = config.recipe(tuple(shape)).name  # type: ignore[arg-type]
-    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
-    parts = [epochs, f"batch {config.batch_size}", f"lr {config.lr:g}"]
-    if config.weight_decay:
-        parts.append(f"weight decay {config.weight_decay:g}")
-    augment = [f"shift {config.augment_shift}"] if config.augment_shift else []
-    augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
-    augment += ["flip"] if config.augment_flip else []
-    parts.append(" + ".join(augment) if augment else "no augmentation")
-    if (config.optimizer, config.schedule) != ("nesterov", "cosine"):
-        parts.append(f"{config.optimizer} SGD" if config.optimizer in ("momentum", "nesterov", "sgd")
-                     else str(config.optimizer))
-        parts.append(f"{config.schedule} schedule")
-    if config.normalize:
-        parts.append("normalized per channel")
-    return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "
-            f"classes): " + ", ".join(parts))
 
 
 def resumed_run(stored: StoredRun, epochs: int | None = None, out: str | os.PathLike | None = None,

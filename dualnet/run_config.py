@@ -197,3 +197,23 @@ class RunConfig:
         return optim.make(self.optimizer or DEFAULT_OPTIMIZER, params, self.lr, self.momentum, self.weight_decay or 0.0)
 
 
+def recipe_line(config: RunConfig, shape: tuple[int, ...]) -> str:
+    """The model and recipe a resolved run follows, in one line, e.g. `model digits-cnn (recipe digits
+    for 1x8x8 images, 10 classes): 20 epochs, batch 32, lr 0.05, no augmentation`."""
+    name = config.recipe(tuple(shape)).name  # type: ignore[arg-type]
+    epochs = f"{config.epochs} epoch" + ("" if config.epochs == 1 else "s")
+    parts = [epochs, f"batch {config.batch_size}", f"lr {config.lr:g}"]
+    if config.weight_decay:
+        parts.append(f"weight decay {config.weight_decay:g}")
+    augment = [f"shift {config.augment_shift}"] if config.augment_shift else []
+    augment += [f"crop {config.augment_crop}"] if config.augment_crop else []
+    augment += ["flip"] if config.augment_flip else []
+    parts.append(" + ".join(augment) if augment else "no augmentation")
+    if (config.optimizer, config.schedule) != ("nesterov", "cosine"):
+        parts.append(f"{config.optimizer} SGD" if config.optimizer in ("momentum", "nesterov", "sgd")
+                     else str(config.optimizer))
+        parts.append(f"{config.schedule} schedule")
+    if config.normalize:
+        parts.append("normalized per channel")
+    return (f"model {config.model} (recipe {name} for {'x'.join(map(str, shape))} images, {config.num_classes} "
+            f"classes): " + ", ".join(parts))

@@ -16,15 +16,20 @@ threads writing one element.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from .binding import Bound
 from .errors import KernelCheckError
 
-if TYPE_CHECKING:
-    from .emulator import EmulatorLauncher
+
+class EmulatorLauncher(Protocol):
+    """What the check needs of dualnet.kernels.emulator's launcher (a protocol, so this module
+    does not import the emulator that imports it)."""
+
+    def run(self, fn: Any, bound: Bound, values: list[Any], grid: tuple[int, int, int], block: int,
+            schedule: int = ..., seed: int = ...) -> None: ...
 
 _GUARD_BYTE = 0xA5
 _UNWRITTEN = {  # dtype -> (unsigned view dtype, bit pattern) filling "out" arrays in check mode
