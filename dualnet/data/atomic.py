@@ -25,13 +25,13 @@ PARTIAL_SUFFIX = ".partial"
 @contextlib.contextmanager
 def written_atomically(path: str | os.PathLike, what: str = "dataset file") -> Iterator[pathlib.Path]:
     """A temporary path to write `path`'s new content to; moved over `path` on success."""
-    from ..outputs import replacing
+    from ..outputs import OutputError, output_folder, replacing
 
     path = pathlib.Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"{path}: cannot write here: {exc.strerror or exc}; choose another location "
+        output_folder(path.parent, "folder of the " + what)
+    except OutputError as exc:
+        raise DataError(f"{path}: cannot write here: {exc}; choose another location "
                         "(or set XDG_CACHE_HOME for the cache)") from None
     with replacing(path, what, durable=True) as tmp:
         yield tmp

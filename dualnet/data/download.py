@@ -27,6 +27,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .. import outputs
 from ..errors import DataError
 from ..outputs import publish
 from .atomic import PARTIAL_SUFFIX
@@ -137,7 +138,7 @@ def _get(url: str, part: pathlib.Path, spec: RemoteFile, timeout: float,
             raise _Failed(f"declares {total:,} bytes, more than the {spec.cap:,} accepted", keep=False)
         kind = response.headers.get("Content-Type", "")
         first = True
-        with open(part, "r+b" if have else "wb") as out:
+        with outputs.resumable(part) as out:  # a fixed name: opened without following links
             out.seek(have)
             out.truncate()
             received = have
@@ -173,7 +174,7 @@ def fetch_file(spec: RemoteFile, mirrors: list[str], folder: pathlib.Path, manua
     its path. Raises DownloadError (naming each mirror's failure and `manual`, the way to get the file
     by hand) when none does; no partial file is left then."""
     timeout = TIMEOUT_S if timeout is None else timeout
-    folder.mkdir(parents=True, exist_ok=True)
+    outputs.output_folder(folder, "dataset cache folder")
     final = folder / spec.name
     part = folder / f".{spec.name}{PARTIAL_SUFFIX}"
     failures = []

@@ -25,6 +25,7 @@ from .files import (
     readable_output,
     remove_stale,
     replacing,
+    resumable,
     scratch_folder,
     write_bytes,
     write_text,
@@ -34,4 +35,4 @@ from .guard import Command, OutputError, check_target, command, current, declare
 
 __all__ = ["OutputError", "Command", "command", "current", "declare_input", "declare_output", "check_target",
            "writing", "replacing", "write_bytes", "write_text", "output_folder", "publish", "remove_stale",
-           "readable_output", "probe_writable", "scratch_folder", "STALE_SECONDS"]
+           "readable_output", "probe_writable", "scratch_folder", "resumable", "STALE_SECONDS"]

@@ -125,6 +125,22 @@ def output_folder(path: str | os.PathLike, what: str = "output folder") -> pathl
     return path
 
 
+def resumable(path: str | os.PathLike, what: str = "partial download") -> IO[bytes]:
+    """Open `path`, a partial file kept between attempts (a download resumed with a Range request),
+    for reading and writing, creating it. The same target checks as `writing` come first, and the
+    file is opened with O_NOFOLLOW and must be a regular file: a link planted at that fixed name
+    cannot make dualnet write elsewhere."""
+    path = check_target(path, what)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    except OSError as exc:
+        raise refuse(what, path, exc.strerror or str(exc)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise refuse(what, path, "not a regular file")
+    return os.fdopen(fd, "r+b")
+
+
 def publish(done: str | os.PathLike, path: str | os.PathLike, what: str = "output") -> pathlib.Path:
     """Rename the complete file `done` (written in a private folder on the target's file system)
     onto `path` after the same checks as `writing`; returns `path`."""

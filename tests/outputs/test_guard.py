@@ -203,3 +203,23 @@ def test_reading_an_earlier_output_checks_its_type_and_bounds_its_size(tmp_path,
 
 def test_reading_a_missing_earlier_output_gives_none(tmp_path):
     assert outputs.readable_output(tmp_path / "none.csv", "the CSV log", 10) is None
+
+
+def test_a_resumable_partial_file_never_follows_a_planted_link(tmp_path):
+    """A partial download sits at a fixed name between attempts: a symbolic link planted there must
+    not make dualnet write through it (the file it points to stays untouched)."""
+    from dualnet import outputs
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    part = tmp_path / ".data.gz.partial"
+    part.symlink_to(victim)
+    with pytest.raises(outputs.OutputError):
+        with outputs.resumable(part) as f:
+            f.write(b"overwritten")
+    assert victim.read_text() == "precious"
+    part.unlink()
+    with outputs.resumable(part) as f:
+        f.write(b"abc")
+    with outputs.resumable(part) as f:
+        assert f.read() == b"abc"

@@ -78,7 +78,7 @@ def test_running_out_of_device_memory_suggests_half_the_batch(monkeypatch):
 
     monkeypatch.setattr(train_module, "OOM_ERRORS", (FakeOutOfMemory,))
     dev = ScopedDevice()
-    with pytest.raises(DeviceOutOfMemory, match=r"out of GPU memory at batch size 96 \(training\): try --batch-size "
-                                                r"48") as info, RunGuards(dev, 96, handle_signals=False):
+    with pytest.raises(DeviceOutOfMemory, match=r"out of GPU memory at batch size 96 \(training\): try "
+                                                r"`batch_size=48`") as info, RunGuards(dev, 96, handle_signals=False):
         raise FakeOutOfMemory("out of memory allocating 1 GiB")
     assert info.value.__cause__ is None and dev.log == ["enter", "exit"]
