@@ -126,6 +126,18 @@ def command() -> Iterator[Command]:
         _current.reset(token)
 
 
+def _unchanged(inp: _Input) -> bool:
+    """Whether the input's path still holds the file it was declared with. Once dualnet has replaced
+    it (the checkpoint --resume continues), its old inode number is free and the file system may give
+    it to a new file, such as the best checkpoint: comparing by that number would then refuse a
+    legitimate output, so a replaced input is compared by name only."""
+    try:
+        now = os.stat(inp.path)
+    except OSError:
+        return False
+    return (now.st_dev, now.st_ino) == (inp.dev, inp.ino)
+
+
 def declare_input(path: str | os.PathLike | None, label: str | None = None, rewritable_by: str | None = None) -> None:
     """Remember `path` as an input of the current command (nothing outside a command); see
     Command.add_input."""
@@ -185,7 +197,7 @@ def check_target(path: str | os.PathLike, what: str = "output", folder: bool = F
     for inp in inputs:
         if inp.rewritable_by is not None and inp.rewritable_by == role:
             continue
-        same = st is not None and (st.st_dev, st.st_ino) == (inp.dev, inp.ino)
+        same = st is not None and (st.st_dev, st.st_ino) == (inp.dev, inp.ino) and _unchanged(inp)
         if same or (not inp.folder and real == os.path.realpath(inp.path)):  # (an input replaced since: by name)
             raise refuse(what, path, f"it is the {inp.label} and would replace it", "choose another output path",
                          collision=True)

@@ -223,3 +223,20 @@ def test_a_resumable_partial_file_never_follows_a_planted_link(tmp_path):
         f.write(b"abc")
     with outputs.resumable(part) as f:
         assert f.read() == b"abc"
+
+
+def test_an_input_replaced_by_the_run_no_longer_lends_its_old_inode_number(tmp_path):
+    """The resumed checkpoint is replaced each epoch; the file system may give its freed inode number
+    to the next new file (the best checkpoint). That file must not be taken for the input (seen as a
+    rare failure of the distributed SIGTERM-and-resume test). Here the reuse is made certain by
+    renaming the input's old file to the best checkpoint's path."""
+    ckpt, best = tmp_path / "run.h5", tmp_path / "run.best.h5"
+    ckpt.write_bytes(b"epoch 1")
+    with outputs.command():
+        outputs.declare_input(ckpt, "resumed checkpoint", rewritable_by="checkpoint")
+        outputs.declare_output(ckpt, "checkpoint", "checkpoint")
+        outputs.declare_output(best, "best-checkpoint", "best checkpoint")
+        os.rename(ckpt, best)  # best now holds the input's old inode; run.h5 is written anew
+        outputs.write_bytes(ckpt, b"epoch 2")
+        outputs.write_bytes(best, b"best of epoch 2")
+        assert best.read_bytes() == b"best of epoch 2"
