@@ -8,6 +8,7 @@ and 2n layers (linear: about 2x; quadratic: about 4x) with a generous bound, ins
 
 from __future__ import annotations
 
+import gc
 import time
 
 import pytest
@@ -45,9 +46,20 @@ def save_load(n: int, path) -> float:
 
 
 def ratio(measure, n: int, runs: int) -> tuple[float, float]:
-    """Best of `runs` at n and at 2n layers: the best run is the one least disturbed by other load."""
+    """Best of `runs` at n and at 2n layers: the best run is the one least disturbed by other load.
+    The garbage collector is paused while timing: a full collection landing in one run (its cost set
+    by whatever earlier tests left behind) would measure the test session, not the builder."""
     measure(n // 4)  # imports and first-call costs out of the way
-    return min(measure(n) for _ in range(runs)), min(measure(2 * n) for _ in range(runs))
+
+    def quiet(k: int) -> float:
+        gc.collect()
+        gc.disable()
+        try:
+            return measure(k)
+        finally:
+            gc.enable()
+
+    return min(quiet(n) for _ in range(runs)), min(quiet(2 * n) for _ in range(runs))
 
 
 # linear work gives ~2; the quadratic builder this replaces gave ~4 for building at these sizes
