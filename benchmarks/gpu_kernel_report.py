@@ -56,7 +56,6 @@ WORK: dict[str, tuple[str, str, str]] = {
     "conv_relu_maxpool_forward": ("pkh*pkw*c*kh*kw", "2", "4"),
     "conv_relu_maxpool_dz": ("1", "1", "40"),
     "accumulate_grads": ("1", "1", "10"),
-    "linear_grad_accumulate": ("n", "1", "4"),
     "gather_batch": ("1", "0", "20"),
     "step_stats": ("chunk", "2", "4"),
     "bn_row_moments": ("inner", "4", "6"),

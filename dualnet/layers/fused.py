@@ -84,10 +84,8 @@ class ConvReLU(FusedStep):
         conv = self.conv
         saved, x_shape, geom, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
-        dx, dw, db = self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
-                                              conv.bias is not None, need_input_grad)
-        conv.accumulate(dw, db)
-        return dx
+        return self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
+                                        *conv.grad_buffers(), need_input_grad)
 
 
 class LinearReLU(FusedStep):
@@ -108,12 +106,7 @@ class LinearReLU(FusedStep):
         linear = self.linear
         x, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
-        if not linear.trainable():
-            dx, dw, db = self.ops.linear_backward(dz, x, linear.weight.data, linear.bias is not None, need_input_grad)
-            linear.accumulate(dw, db)
-            return dx
-        return self.ops.linear_backward_accumulate(dz, x, linear.weight.data, linear.weight.grad, linear.bias_grad(),
-                                                   need_input_grad)
+        return self.ops.linear_backward(dz, x, linear.weight.data, *linear.grad_buffers(), need_input_grad)
 
 
 class ConvReLUMaxPool(FusedStep):
@@ -138,10 +131,8 @@ class ConvReLUMaxPool(FusedStep):
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         conv = self.conv
-        dx, dw, db = self.ops.conv_relu_maxpool_backward(dy, self._need_cache(), conv.weight.data,
-                                                         conv.bias is not None, need_input_grad)
-        conv.accumulate(dw, db)
-        return dx
+        return self.ops.conv_relu_maxpool_backward(dy, self._need_cache(), conv.weight.data, *conv.grad_buffers(),
+                                                   need_input_grad)
 
 
 #: (layer types in a row, the step that runs them), tried in order at each position

@@ -60,6 +60,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         if xp is None:
             import cupy
 
+            with contextlib.suppress(ImportError):
+                import cupy.cublas  # noqa: F401 - CuPy's BLAS wrappers, for the gradient GEMMs (beta = 1)
             xp = cupy
         self.xp = xp
         self.device_id = int(device_id)
@@ -110,9 +112,9 @@ class CupyOps(LayerKernelOps, ProductOps):
                              *geom, *pool_geom.kernel_args(), int(bias is not None))
         return y, _FusedSaved(x, y, argmax, geom, pool_geom)
 
-    def conv_relu_maxpool_backward(self, dy, saved, weight, need_bias: bool, need_dx: bool = True):
+    def conv_relu_maxpool_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
         if not isinstance(saved, _FusedSaved):
-            return super().conv_relu_maxpool_backward(dy, saved, weight, need_bias, need_dx)
+            return super().conv_relu_maxpool_backward(dy, saved, weight, wgrad, bgrad, need_dx)
         xp = self.xp
         x, geom = saved.x, saved.geom
         n, c, h, w = x.shape
@@ -121,38 +123,29 @@ class CupyOps(LayerKernelOps, ProductOps):
         dz = xp.empty((o, n * hw), dtype=dy.dtype)
         self.launcher.launch("conv_relu_maxpool_dz", dy.dtype, self._c(dy), saved.y, saved.argmax, dz, n, o,
                              geom.out_h, geom.out_w, *saved.pool_geom.kernel_args())
-        cols = self.im2col(x, geom)
         k = c * geom.kh * geom.kw
-        dweight = self._mm(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
-        dbias = self._channel_sums(dz, 1, o, n * hw) if need_bias else None
+        if wgrad is not None:
+            cols = self.im2col(x, geom)
+            self._mm_add(dz, cols.reshape(k, n * hw).T, wgrad.reshape(o, k))
+        if bgrad is not None:
+            self._add_channel_sums(dz, 1, o, n * hw, bgrad)
         if not need_dx:
-            return None, dweight, dbias
-        dcols = self._mm(weight.reshape(o, k).T, dz).reshape(cols.shape)
-        return self.col2im(dcols, x.shape, geom), dweight, dbias
+            return None
+        dcols = self._mm(weight.reshape(o, k).T, dz).reshape(c, geom.kh, geom.kw, n, geom.out_h, geom.out_w)
+        return self.col2im(dcols, x.shape, geom)
 
     # --- gradient accumulation -----------------------------------------------------------
 
-    def _channel_sums(self, x, n: int, c: int, inner: int):
-        """x viewed as (n, c, inner) -> (c,) sums over n and inner: a bias gradient (grads.cu)."""
-        y = self.xp.empty(c, dtype=x.dtype)
-        self.launcher.launch("channel_sums", x.dtype, self._c(x), y, n, c, inner)
-        return y
+    def _add_channel_sums(self, x, n: int, c: int, inner: int, out) -> None:
+        """out (c,) += x viewed as (n, c, inner) summed over n and inner: a bias gradient added in
+        (grads.cu; one block per channel, a fixed-order tree)."""
+        self.launcher.launch("channel_sums", x.dtype, self._c(x), out, n, c, inner)
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
         if bgrad is None:
             bgrad = db = self._nothing(wgrad.dtype)
         self.launcher.launch("accumulate_grads", wgrad.dtype, self._c(dw), self._c(db), wgrad, bgrad, wgrad.size,
                              bgrad.size)
-
-    def linear_backward_accumulate(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
-        dy = self._c(dy)
-        dx = self._mm(dy, weight) if need_dx else None
-        dw = self._mm(dy.T, x)
-        n, o = dy.shape
-        has_bias = bgrad is not None
-        self.launcher.launch("linear_grad_accumulate", dy.dtype, dw, dy, wgrad,
-                             bgrad if has_bias else self._nothing(dy.dtype), n, o, x.shape[1], int(has_bias))
-        return dx
 
     # --- the training loop ---------------------------------------------------------------
 

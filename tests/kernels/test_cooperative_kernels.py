@@ -133,7 +133,9 @@ def test_cooperative_launch_shapes_are_recorded(emu):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", NCI, ids=str)
 def test_channel_sums(emu, dtype, shape):
-    x = np.random.default_rng(shape[2]).standard_normal(shape).astype(dtype)
-    y = np.empty(shape[1], dtype)
-    emu.launch("channel_sums", dtype, x, y, *shape)
-    close(y, x.astype(np.float64).sum(axis=(0, 2)).astype(dtype))
+    rng = np.random.default_rng(shape[2])
+    x = rng.standard_normal(shape).astype(dtype)
+    y0 = rng.standard_normal(shape[1]).astype(dtype)
+    y = y0.copy()
+    emu.launch("channel_sums", dtype, x, y, *shape)  # adds into y (a bias gradient's buffer)
+    close(y, (y0.astype(np.float64) + x.astype(np.float64).sum(axis=(0, 2))).astype(dtype))
