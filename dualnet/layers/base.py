@@ -337,3 +337,8 @@ class WeightedLayer(Layer):
         for p, d in ((self.weight, dw), (bias, db)):
             if p is not None and p.requires_grad:
                 p.grad += d
+
+
+def layer_entry(layer: Layer) -> dict[str, Any]:
+    """The config entry of one layer: {"type": class name, "name": ..., "config": ...}."""
+    return {"type": type(layer).__name__, "name": layer.name, "config": layer.config()}
