@@ -327,3 +327,8 @@ class WeightedLayer(Layer):
         w, b = self.weight, self.bias
         return (w.grad if w.requires_grad else None,
                 b.grad if b is not None and b.requires_grad else None)
+
+
+def layer_entry(layer: Layer) -> dict[str, Any]:
+    """The config entry of one layer: {"type": class name, "name": ..., "config": ...}."""
+    return {"type": type(layer).__name__, "name": layer.name, "config": layer.config()}

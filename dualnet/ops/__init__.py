@@ -52,6 +52,10 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | upsample_backward          | yes       |     | upsample.cu   |
 | batchnorm_eval_backward    | yes       |     |               |
 | conv2d_input_grad          | yes       |     |               |
+| batchnorm_act_forward      | yes       |     |               |
+| batchnorm_act_backward     | yes       |     |               |
+| batchnorm_act_eval         | yes       |     |               |
+| add_relu_forward           | yes       |     |               |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -74,7 +78,7 @@ OPS: tuple[str, ...] = (
     "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update", "adamw_update", "accumulate_grads",
     "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
     "pad2d_forward", "pad2d_backward", "upsample_forward", "upsample_backward", "batchnorm_eval_backward",
-    "conv2d_input_grad",
+    "conv2d_input_grad", "batchnorm_act_forward", "batchnorm_act_backward", "batchnorm_act_eval", "add_relu_forward",
 )
 
 

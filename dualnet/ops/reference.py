@@ -25,13 +25,14 @@ from typing import Any
 import numpy
 
 from .geometry import ConvGeometry, PoolGeometry
+from .reference_fused import FusedOps
 from .reference_layers import LayerOps
 from .reference_training import TrainingOps
 
 Geometry = ConvGeometry | PoolGeometry
 
 
-class ReferenceOps(LayerOps, TrainingOps):
+class ReferenceOps(LayerOps, TrainingOps, FusedOps):
     """Reference ops. Subclasses set `xp` and override what they make faster."""
 
     name = "ref"
