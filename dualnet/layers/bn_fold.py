@@ -9,7 +9,8 @@ s = weight / sqrt(running_var + eps): y = (z - running_mean) * s + bias. After a
 so inference skips a whole pass over every activation (and, on the CPU table, the batch norm's
 layout work). `eval_steps` rewrites a Sequential's steps for one eval forward: each Conv2d +
 BatchNorm2d pair (and a ReLU right after it, as the convolution's activation) becomes a
-`FoldedConv`; the remaining layers go through the usual fusion plan (`fused.plan`).
+`FoldedConv`, each Residual + ReLU an `EvalResidualReLU` (its body and shortcut, run through
+their own forward, fold their own); the other layers go through the usual plan (`fused.plan`).
 
 The folded weights are computed from the current parameters and running statistics, never stored
 in the model (checkpoints, `named_parameters`, `state_dict`-like walks see only the originals):
@@ -27,12 +28,14 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+from ..errors import UsageError
 from .base import Layer
 from .conv import Conv2d
 from .elementwise import ReLU
 from .fused import FusedStep, plan
 from .grad_mode import grad_enabled
 from .norm import BatchNorm2d
+from .residual import Residual
 
 _PASS = threading.local()  # the eval pass's folded steps, per thread: {id(sequential): (key, steps)}
 
@@ -98,8 +101,33 @@ def fold(conv: Conv2d, bn: BatchNorm2d) -> tuple[Any, Any]:
     return w, b
 
 
+class EvalResidualReLU(FusedStep):
+    """relu(body(x) + shortcut(x)) for inference, with the body and the shortcut run through their
+    own forward (so their batch norms fold, the body's last one into its last convolution) and
+    the sum and ReLU in one op (add_relu_forward). Training's fused step (fused.ResidualReLU)
+    runs the body's steps itself, which would bypass the folding. x: (N, C, H, W)."""
+
+    def __init__(self, res: Residual, relu: ReLU):
+        super().__init__(res, relu)
+        self.res = res
+
+    def forward(self, x: Any) -> Any:
+        res = self.res
+        y = res.body(x)
+        side = res.shortcut(x) if res.shortcut is not None else x
+        if y.shape != side.shape:
+            raise UsageError(f"{res.name}: the body gave shape {tuple(y.shape)} but the shortcut "
+                             f"{tuple(side.shape)} for input {tuple(x.shape)}; both paths must give one shape")
+        self._cache = None
+        return self.ops.add_relu_forward(y, side)
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        return self._need_cache()  # raises: this step only runs under no_grad()
+
+
 def _folded_layers(layers: Sequence[Layer]) -> list[Layer] | None:
-    """`layers` with each foldable Conv2d + BatchNorm2d (+ ReLU) as a FoldedConv; None if none folds."""
+    """`layers` with each foldable Conv2d + BatchNorm2d (+ ReLU) as a FoldedConv and each
+    Residual + ReLU as an EvalResidualReLU (whose body folds its own); None if nothing changes."""
     out: list[Layer] = []
     i, folded = 0, False
     while i < len(layers):
@@ -107,6 +135,10 @@ def _folded_layers(layers: Sequence[Layer]) -> list[Layer] | None:
             relu = layers[i + 2] if i + 2 < len(layers) and type(layers[i + 2]) is ReLU else None
             out.append(FoldedConv(layers[i], layers[i + 1], relu))  # type: ignore[arg-type]
             i += 2 if relu is None else 3
+            folded = True
+        elif i + 1 < len(layers) and type(layers[i]) is Residual and type(layers[i + 1]) is ReLU:
+            out.append(EvalResidualReLU(layers[i], layers[i + 1]))  # type: ignore[arg-type]
+            i += 2
             folded = True
         else:
             out.append(layers[i])
@@ -129,7 +161,7 @@ def eval_steps(seq: Any, steps: list[Layer]) -> list[Layer]:
     result = steps if folded is None else plan(folded)
     if folded is not None:
         for step in result:
-            for part in step.parts if isinstance(step, FoldedConv) else ():
+            for part in step.parts if isinstance(step, (FoldedConv, EvalResidualReLU)) else ():
                 part._cache = None
     if cache is not None:
         cache[id(seq)] = (key, result)

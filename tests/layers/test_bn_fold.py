@@ -175,6 +175,12 @@ def test_resnet8_folded_eval_matches_unfused():
     unfused = _unfused(model, x)
     folded = _folded(model, x)
     np.testing.assert_allclose(folded, unfused, rtol=1e-4, atol=1e-4 * float(np.abs(unfused).max()))
+    # every conv + batch norm folded: the stem, both of each block's body, each downsampling shortcut
+    blocks = [lay for lay in model.layers if isinstance(lay, L.Residual)]
+    assert isinstance(model._ran[0], FoldedConv)
+    for res in blocks:
+        assert [type(s) for s in res.body._ran] == [FoldedConv, FoldedConv]
+        assert res.shortcut is None or [type(s) for s in res.shortcut._ran] == [FoldedConv]
 
 
 def test_backward_after_eval_forward_differentiates_the_unfused_layers():
