@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_device
+from ..backend import on_device, to_device
 from ..errors import UsageError
 from .base import Layer, Parameter, _positive_int
 
@@ -175,14 +175,14 @@ class _BatchNorm(Layer):
                      for p in (self.weight, self.bias))
 
     @property
+    @on_device  # the add is a kernel on the layer's GPU
     def num_batches_tracked(self) -> Any:
         """The count of training batches seen: a 0-d int64 on the layer's device (PyTorch's buffer).
         Training counts on the host and adds the count here, when the buffer is read (checkpoints,
         moves, `named_buffers`), so a training step launches nothing for it."""
         if self._batches_pending:
             pending, self._batches_pending = self._batches_pending, 0
-            with self.device.scope():
-                self._batches += pending
+            self._batches += pending
         return self._batches
 
     @num_batches_tracked.setter
