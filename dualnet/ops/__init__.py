@@ -56,6 +56,7 @@ what they make faster. Which table overrides which op (`tests/ops/test_op_table.
 | batchnorm_act_backward     | yes       |     | norm.cu       |
 | batchnorm_act_eval         | yes       |     | norm.cu       |
 | add_relu_forward           | yes       |     | norm.cu       |
+| linear_relu_backward       | yes       |     | activation.cu |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -79,6 +80,7 @@ OPS: tuple[str, ...] = (
     "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
     "pad2d_forward", "pad2d_backward", "upsample_forward", "upsample_backward", "batchnorm_eval_backward",
     "conv2d_input_grad", "batchnorm_act_forward", "batchnorm_act_backward", "batchnorm_act_eval", "add_relu_forward",
+    "linear_relu_backward",
 )
 
 
