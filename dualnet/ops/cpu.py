@@ -10,6 +10,8 @@ each other on drawn geometries. What changes (profile and figures: benchmarks/RE
   out_w) order copies rows of out_w values); the product then comes out as (o, out_h, out_w, n)
   and is returned as a transposed *view* of shape (n, o, out_h, out_w). Values and shapes are the
   reference's; only strides differ, which NumPy hides, and the next op reads the buffer as is.
+  Batch norm, ReLU, residual sums, global pooling (cpu_norm.py) and col2im (cpu_layout.py) keep
+  that layout, so a residual network never transposes between its convolutions.
 - The bias rides in the product: cols gets a row of ones and the weight matrix the bias as a
   column, so the weight-gradient product yields the bias gradient as its last column.
 - Max pooling whose windows tile the input copies each window offset into one contiguous plane,
@@ -35,8 +37,12 @@ import numpy
 from numpy.lib.stride_tricks import as_strided
 
 from .cpu_inference import inference_chunk, max_tiles
+from .cpu_layout import batch_first as _batch_first
+from .cpu_layout import batch_last as _batch_last
+from .cpu_layout import col2im_batch_last
+from .cpu_norm import CpuNormOps
 from .geometry import ConvGeometry, PoolGeometry
-from .reference import Geometry, ReferenceOps
+from .reference import Geometry
 
 
 class _BatchLastCols:
@@ -56,22 +62,6 @@ class _PoolMask:
 
     def __init__(self, first):
         self.first = first
-
-
-def _batch_last(x):
-    """(n, c, h, w) array -> (c, h, w, n) view; contiguous when x came from a CpuOps op."""
-    return x.transpose(1, 2, 3, 0)
-
-
-def _batch_first(x):
-    """(c, h, w, n) array -> the (n, c, h, w) view every caller expects."""
-    return x.transpose(3, 0, 1, 2)
-
-
-def _window_slices(geom: Geometry, i: int, j: int):
-    y0, x0 = i * geom.dh, j * geom.dw
-    return (slice(y0, y0 + geom.sh * (geom.out_h - 1) + 1, geom.sh),
-            slice(x0, x0 + geom.sw * (geom.out_w - 1) + 1, geom.sw))
 
 
 def _window_view(padded, geom: Geometry):
@@ -152,7 +142,7 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
 
 
-class CpuOps(ReferenceOps):
+class CpuOps(CpuNormOps):
     """ReferenceOps with fused, copy-free fast paths for the shapes a CNN trains with."""
 
     name = "cpu"
@@ -190,16 +180,9 @@ class CpuOps(ReferenceOps):
 
     @staticmethod
     def _col2im(dcols, x_shape, geom: Geometry):
-        """Adjoint of _im2col (without the ones row): (c*kh*kw, out_h*out_w*n) -> (n, c, h, w) view."""
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-        n, c, h, w = x_shape
-        windows = dcols.reshape(c, kh, kw, out_h, out_w, n)
-        padded = numpy.zeros((c, *geom.padded_hw(h, w), n), dtype=dcols.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                ys, xs = _window_slices(geom, i, j)
-                padded[:, ys, xs] += windows[:, i, j]
-        return _batch_first(padded[:, ph:ph + h, pw:pw + w])
+        """Adjoint of _im2col (without the ones row): (c*kh*kw, out_h*out_w*n) -> (n, c, h, w) view
+        of a contiguous batch-last buffer (ops/cpu_layout.py)."""
+        return col2im_batch_last(dcols, x_shape, geom)
 
     @staticmethod
     def _product(weight, bias, cols):
