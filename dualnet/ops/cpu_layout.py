@@ -10,6 +10,7 @@ input layout stays correct: an array of another layout takes the reference's pat
 from __future__ import annotations
 
 import numpy
+from numpy.lib.stride_tricks import as_strided
 
 
 def batch_last(x):
@@ -55,16 +56,26 @@ def window_slices(geom, i: int, j: int):
             slice(x0, x0 + geom.sw * (geom.out_w - 1) + 1, geom.sw))
 
 
-def _clipped(size: int, out: int, k_off: int, stride: int, pad: int) -> tuple[slice, slice]:
-    """Along one axis, for one kernel offset k_off (already times the dilation): (the slice of
-    outputs whose tap lands inside the input, the input slice they land on)."""
-    # tap of output o: o * stride - pad + k_off, inside [0, size)
-    lo = max(0, -(-(pad - k_off) // stride))
-    hi = min(out, (size - 1 + pad - k_off) // stride + 1)
+def clipped(size: int, a: int, b: int, k_off: int, stride: int, pad: int) -> tuple[slice, slice]:
+    """Along one axis, for one kernel offset k_off (already times the dilation): (the slice of the
+    outputs o in [a, b) whose tap o * stride - pad + k_off lies inside the input [0, size), the
+    input slice those taps land on); empty slices when none does."""
+    lo = max(a, -(-(pad - k_off) // stride))
+    hi = min(b, (size - 1 + pad - k_off) // stride + 1)
     if hi <= lo:
         return slice(0, 0), slice(0, 0)
     first = lo * stride - pad + k_off
     return slice(lo, hi), slice(first, first + (hi - lo - 1) * stride + 1, stride)
+
+
+def window_view(padded, geom):
+    """padded (c, H, W, n) -> read-only view (c, kh, kw, out_h, out_w, n) of every kernel offset's
+    window: im2col as one copy (one NumPy call instead of kh*kw, the same bytes moved)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    c, _, _, n = padded.shape
+    s_c, s_h, s_w, s_n = padded.strides
+    return as_strided(padded, shape=(c, kh, kw, out_h, out_w, n),
+                      strides=(s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_n), writeable=False)
 
 
 def col2im_batch_last(dcols, x_shape, geom):
@@ -76,9 +87,9 @@ def col2im_batch_last(dcols, x_shape, geom):
     windows = dcols.reshape(c, kh, kw, out_h, out_w, n)
     dx = numpy.zeros((c, h, w, n), dtype=dcols.dtype)
     for i in range(kh):
-        oy, iy = _clipped(h, out_h, i * dh, sh, ph)
+        oy, iy = clipped(h, 0, out_h, i * dh, sh, ph)
         for j in range(kw):
-            ox, ix = _clipped(w, out_w, j * dw, sw, pw)
+            ox, ix = clipped(w, 0, out_w, j * dw, sw, pw)
             if oy.stop > oy.start and ox.stop > ox.start:
                 dx[:, iy, ix] += windows[:, i, j, oy, ox]
     return batch_first(dx)
