@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..backend import on_device
 from ..errors import UsageError
 from .base import Layer, layer_entry
 from .fused import plan
@@ -93,14 +94,14 @@ class Sequential(Layer):
         # inference in eval mode is per image: the table may run a large batch in cache-sized chunks
         return self.ops.inference_in_chunks(lambda part: _run(steps, part), x)
 
+    @on_device  # as __call__: on "gpu:N" everything happens on N
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """Backward through every step of the last forward; returns dL/dx.
 
         need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
         stops at the first step with trainable parameters, which skips computing its input gradient.
         """
-        with self.device.scope():  # as __call__: on "gpu:N" everything happens on N
-            return self._backward(dy, need_input_grad)
+        return self._backward(dy, need_input_grad)
 
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
         steps = getattr(self, "_ran", None) or self.steps()

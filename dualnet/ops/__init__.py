@@ -3,7 +3,7 @@
 `ReferenceOps` (reference.py, device "ref") declares and implements every op a layer, loss or
 optimizer calls; `CpuOps` (cpu.py; batch norm and pooling in cpu_norm.py, device "cpu") and
 `CupyOps` (cuda.py, devices "gpu"/"gpu:N"; `EmulatedOps` for "emu"; its products in
-products.py) override only what they make faster. Which
+products.py, batch norm in cuda_norm.py) override only what they make faster. Which
 table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
 
 | op                         | reference | cpu | cuda (kernel) |
@@ -53,10 +53,10 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | upsample_backward          | yes       |     | upsample.cu   |
 | batchnorm_eval_backward    | yes       |     |               |
 | conv2d_input_grad          | yes       |     |               |
-| batchnorm_act_forward      | yes       | yes |               |
-| batchnorm_act_backward     | yes       | yes |               |
-| batchnorm_act_eval         | yes       | yes |               |
-| add_relu_forward           | yes       | yes |               |
+| batchnorm_act_forward      | yes       | yes | norm.cu       |
+| batchnorm_act_backward     | yes       | yes | norm.cu       |
+| batchnorm_act_eval         | yes       | yes | norm.cu       |
+| add_relu_forward           | yes       | yes | norm.cu       |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.

@@ -35,6 +35,7 @@ import numpy
 
 from . import OPS
 from .cuda_layers import LayerKernelOps
+from .cuda_norm import NormKernelOps
 from .geometry import ConvGeometry, PoolGeometry
 from .products import ProductOps
 from .reference import Geometry
@@ -51,7 +52,7 @@ class _FusedSaved:
         self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
-class CupyOps(LayerKernelOps, ProductOps):
+class CupyOps(NormKernelOps, LayerKernelOps, ProductOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
@@ -226,59 +227,6 @@ class CupyOps(LayerKernelOps, ProductOps):
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
         self.launcher.launch("global_avgpool_backward", dy.dtype, dy, dx, n, c, h * w)
         return dx
-
-    # --- batch normalization (x viewed as (n, c, inner); norm.cu) ------------------------
-
-    @staticmethod
-    def _nci(x) -> tuple[int, int, int]:
-        return int(x.shape[0]), int(x.shape[1]), int(x.size // (x.shape[0] * x.shape[1]))
-
-    def _affine(self, weight, bias, c: int, dtype):
-        """weight and bias, or ones and zeros for batch norm without an affine map."""
-        return (self._constant(1.0, c, dtype) if weight is None else self._c(weight),
-                self._constant(0.0, c, dtype) if bias is None else self._c(bias))
-
-    def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
-        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat.
-
-        Two launches: the statistics (one block per channel, running statistics updated in
-        place) and the apply."""
-        xp = self.xp
-        x = self._c(x)
-        n, c, inner = self._nci(x)
-        dt = x.dtype
-        w, b = self._affine(weight, bias, c, dt)
-        mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
-        self.launcher.launch("bn_stats", dt, x, w, running_mean, running_var, mean, inv_std, scale, n, c, inner,
-                             float(eps), float(momentum))
-        y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", dt, x, mean, scale, b, self._nothing(dt), y, n, c, inner, 0, 0)
-        return y, (x, mean, inv_std, scale)
-
-    def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps):
-        xp = self.xp
-        x = self._c(x)
-        n, c, inner = self._nci(x)
-        w, b = self._affine(weight, bias, c, x.dtype)
-        scale = self._c(w / xp.sqrt(running_var + x.dtype.type(eps)))
-        y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, self._nothing(x.dtype), y, n,
-                             c, inner, 0, 0)
-        return y
-
-    def batchnorm_backward(self, dy, saved, weight, need_dx=True):
-        xp = self.xp
-        x, mean, inv_std, scale = saved
-        dy = self._c(dy)
-        n, c, inner = self._nci(dy)
-        dt = dy.dtype
-        dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
-        self.launcher.launch("bn_grads", dt, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
-        if not need_dx:
-            return None, dweight, dbias
-        dx = xp.empty_like(dy)
-        self.launcher.launch("bn_input_grad", dt, dy, x, mean, inv_std, scale, dweight, dbias, dx, n, c, inner)
-        return dx, dweight, dbias
 
     # --- bias + activation ---------------------------------------------------------------
 

@@ -142,7 +142,8 @@ class ProductOps(ReferenceOps):
 
     def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
         """As ReferenceOps.conv2d_forward: y = W (o, k) @ cols (k, n*out_h*out_w) per group, then the
-        bias, activation and channel-major -> (n, o, ...) transpose in one kernel (bias_act)."""
+        bias, activation and channel-major -> (n, o, ...) transpose in one kernel (bias_act); with
+        neither bias nor activation, y is a channel-major view (no launch after the product)."""
         n, c = x.shape[0], x.shape[1]
         o = weight.shape[0]
         hw = geom.out_h * geom.out_w
@@ -153,6 +154,11 @@ class ProductOps(ReferenceOps):
         og = o // groups
         y = self._blocks([(w2[g * og:(g + 1) * og], cols2[g * k:(g + 1) * k]) for g in range(groups)],
                          o, n * hw, x.dtype)
+        if bias is None and act is None:
+            # nothing to add or clip: the product's channel-major layout, seen as (n, o, ...) through
+            # a transposed view (batch norm, what follows a bias-free convolution, reads it through
+            # strides; a consumer that needs C order makes the copy bias_act would have made)
+            return y.reshape(o, n, geom.out_h, geom.out_w).transpose(1, 0, 2, 3), cols
         y = self.bias_act(y.reshape(o, n, hw), bias, act, channel_major=True)
         return y.reshape(n, o, geom.out_h, geom.out_w), cols
 
