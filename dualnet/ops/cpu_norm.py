@@ -107,17 +107,17 @@ class CpuNormOps(ReferenceOps):
         saved = _NormSaved(rows, mean, inv_std, y_rows if act == "relu" else None, act, residual is not None, x)
         return y, saved
 
-    def batchnorm_backward(self, dy, saved, weight, need_dx: bool = True):
+    def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
         """As ReferenceOps.batchnorm_backward (the reference's `saved` when the forward went there)."""
         if not isinstance(saved, _NormSaved):
-            return super().batchnorm_backward(dy, saved, weight, need_dx)
-        return self.batchnorm_act_backward(dy, saved, weight, need_dx)[:3]
+            return super().batchnorm_backward(dy, saved, weight, wgrad, bgrad, need_dx)
+        return self.batchnorm_act_backward(dy, saved, weight, wgrad, bgrad, need_dx)[0]
 
-    def batchnorm_act_backward(self, dy, saved, weight, need_dx: bool = True):
+    def batchnorm_act_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
         """As ReferenceOps.batchnorm_act_backward, one pass over memory: per block of channels the
         ReLU's mask, both sums and dx = a*dz - k*(x - mean) - c0 (per-channel a, k, c0)."""
         if not isinstance(saved, _NormSaved):
-            return super().batchnorm_act_backward(dy, saved, weight, need_dx)
+            return super().batchnorm_act_backward(dy, saved, weight, wgrad, bgrad, need_dx)
         rows = saved.rows
         c, m = rows.shape
         dy_rows = channel_rows(dy)
@@ -169,7 +169,11 @@ class CpuNormOps(ReferenceOps):
             numpy.multiply(t, _column(k), out=t)
             numpy.subtract(out, t, out=out)
             numpy.subtract(out, _column(c0), out=out)
-        return dx, dweight, dbias, dres
+        if wgrad is not None:
+            wgrad += dweight
+        if bgrad is not None:
+            bgrad += dbias
+        return dx, dres
 
     # --- batch norm, eval mode ---------------------------------------------------------------
 
