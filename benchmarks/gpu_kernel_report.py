@@ -56,23 +56,21 @@ WORK: dict[str, tuple[str, str, str]] = {
     "conv_relu_maxpool_forward": ("pkh*pkw*c*kh*kw", "2", "4"),
     "conv_relu_maxpool_dz": ("1", "1", "40"),
     "accumulate_grads": ("1", "1", "10"),
-    "linear_grad_accumulate": ("n", "1", "4"),
     "gather_batch": ("1", "0", "20"),
     "step_stats": ("chunk", "2", "4"),
-    "bn_row_moments": ("inner", "4", "6"),
-    "bn_channel_stats": ("n", "6", "6"),
     "bn_apply": ("1", "2", "20"),
-    "bn_row_grads": ("inner", "4", "6"),
-    "bn_channel_grads": ("n", "4", "6"),
-    "bn_input_grad": ("1", "8", "20"),
     "global_avgpool_forward": ("inner", "1", "4"),
     "global_avgpool_backward": ("1", "1", "20"),
 }
 #: the cooperative kernels (declared with a fixed block and a grid: one block per channel, a warp per
 #: row, ...): the loop is one thread's share of its block's (or warp's) items, tree steps included
 COOP_WORK: dict[str, tuple[str, str, str]] = {
-    "bn_stats": ("2*((n*inner+255)//256)+8", "3", "4"),
-    "bn_grads": ("(n*inner+255)//256+8", "4", "4"),
+    # the two-level batch norm: a block walks one chunk of L = ceil(n*inner / parts) values (twice for
+    # the statistics), the kernels of level 2 first combine `parts` partials in one warp (~12 steps)
+    "bn_partials": ("2*(((n*inner+parts-1)//parts+255)//256)+8", "3", "6"),
+    "bn_normalize": ("((n*inner+parts-1)//parts+255)//256+12", "4", "8"),
+    "bn_grad_partials": ("((n*inner+parts-1)//parts+255)//256+8", "5", "8"),
+    "bn_input_grad": ("((n*inner+parts-1)//parts+255)//256+12", "6", "8"),
     "channel_sums": ("(n*inner+255)//256+8", "1", "4"),
     "softmax_xent_forward": ("3*((k+31)//32)+5", "8", "6"),
     "global_avgpool_forward": ("(inner+31)//32+5", "1", "4"),

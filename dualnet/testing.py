@@ -23,7 +23,7 @@ from .ops.geometry import ConvGeometry, PoolGeometry
 
 __all__ = ["tensorboard_scalars", "conv_geometries", "pool_geometries", "tiling_pool_geometries", "linear_geometries",
            "invalid_conv_geometries", "invalid_pool_geometries", "tie_free", "uniform", "assert_devices_agree",
-           "conv_layer_kwargs", "default_tolerance", "involves_gpu", "norm_shapes"]
+           "conv_layer_kwargs", "default_tolerance", "involves_gpu", "norm_shapes", "param_grads"]
 
 
 @st.composite
@@ -158,6 +158,18 @@ def tie_free(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64) -> np
 def uniform(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64, low: float = -1.0,
             high: float = 1.0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(low, high, size=tuple(shape)).astype(dtype)
+
+
+def param_grads(backward: Callable[..., Any], *args: Any, weight_shape: Sequence[int], bias: int | None,
+                dtype: Any, need_dx: bool = True) -> tuple[Any, np.ndarray, np.ndarray | None]:
+    """(dx, dweight, dbias) of a backward op that adds its parameter gradients into buffers
+    (conv2d_backward, linear_backward, conv_relu_maxpool_backward: `args`, then wgrad, bgrad,
+    need_dx): host buffers that start at zero (so they hold the gradients exactly); `bias` is the
+    bias length, or None for no bias (dbias None)."""
+    wgrad = np.zeros(tuple(weight_shape), dtype)
+    bgrad = np.zeros(bias, dtype) if bias is not None else None
+    dx = backward(*args, wgrad, bgrad, need_dx)
+    return dx, wgrad, bgrad
 
 
 def _as_tuple(out: Any) -> tuple:

@@ -26,13 +26,17 @@ def _per_step(tmp_path, model: str, batch: int) -> dict:
 
 def test_a_resnet_step_launches_no_zero_bias_no_batch_counter_and_one_gradient_kernel_per_batch_norm(tmp_path):
     """resnet8: 9 convolutions without bias, 9 batch norms, 3 residual blocks. The only CuPy adds
-    left are the residual sums (one forward, one backward per block); no zero-filled bias per
-    convolution; each batch norm adds its two gradients in one kernel; the batch counter stays on
-    the host."""
+    left are the residual gradients' sums (one per block: the forward sum is in the block's last
+    batch norm, bn_normalize); no transpose of a convolution's output or gradient; no zero-filled bias per
+    convolution; each batch norm adds its two gradients in one kernel; each weight gradient is a
+    product that adds into its buffer (no add kernel); the batch counter stays on the host."""
     by_name = _per_step(tmp_path, "resnet8", 8)
-    assert by_name.get("kernel:add", 0) == 6, by_name
+    assert by_name.get("kernel:add", 0) == 3, by_name
+    assert by_name.get("kernel:ascontiguousarray", 0) == 0, by_name
+    assert by_name.get("kernel:dualnet:bias_act_forward", 0) == 1, by_name  # the linear layer's bias
     assert by_name.get("memset:zeros", 0) == 0, by_name
-    assert by_name["kernel:dualnet:accumulate_grads"] == 9 + 9, by_name
+    assert by_name["kernel:dualnet:accumulate_grads"] == 9, by_name
+    assert by_name["cublas:gemm[fp32]"] == 9 + 1, by_name
 
 
 def test_the_batch_counter_kept_on_the_host_reads_as_a_device_counter():

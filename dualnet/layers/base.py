@@ -319,21 +319,16 @@ class WeightedLayer(Layer):
         """The bias array, or None for a layer built with bias=False."""
         return self.bias.data if self.bias is not None else None
 
-    def bias_grad(self) -> Any:
-        """The bias gradient array, or None for a layer built with bias=False."""
-        return self.bias.grad if self.bias is not None else None
+    def grad_buffers(self) -> tuple[Any, Any]:
+        """(weight gradient, bias gradient) a backward adds into, each None when that parameter is
+        frozen (requires_grad False) or, for the bias, absent. The one way Conv2d, Linear and their
+        fused steps add parameter gradients: their backward ops take these buffers and add into
+        them (on the GPU, the weight gradient's product writes into its buffer: beta = 1)."""
+        w, b = self.weight, self.bias
+        return (w.grad if w.requires_grad else None,
+                b.grad if b is not None and b.requires_grad else None)
 
-    def trainable(self) -> bool:
-        """True when neither weight nor bias is frozen (the fused accumulation paths apply)."""
-        return self.weight.requires_grad and (self.bias is None or self.bias.requires_grad)
 
-    def accumulate(self, dw: Any, db: Any) -> None:
-        """Add one backward's parameter gradients (every backward path of the layer lands here);
-        one kernel for both on the GPU; a frozen parameter (requires_grad False) gets nothing."""
-        bias = self.bias
-        if self.trainable():
-            self.ops.accumulate_grads(self.weight.grad, dw, bias.grad if bias is not None else None, db)
-            return
-        for p, d in ((self.weight, dw), (bias, db)):
-            if p is not None and p.requires_grad:
-                p.grad += d
+def layer_entry(layer: Layer) -> dict[str, Any]:
+    """The config entry of one layer: {"type": class name, "name": ..., "config": ...}."""
+    return {"type": type(layer).__name__, "name": layer.name, "config": layer.config()}

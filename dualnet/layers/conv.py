@@ -117,7 +117,5 @@ class Conv2d(WeightedLayer):
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """dy: (N, out_channels, out_h, out_w) -> dx (N, C, H, W), or None if not need_input_grad."""
         saved, x_shape, geom = self._need_cache()
-        dx, dw, db = self.ops.conv2d_backward(dy, saved, self.weight.data, x_shape, geom, self.groups,
-                                              self.bias is not None, need_input_grad)
-        self.accumulate(dw, db)
-        return dx
+        return self.ops.conv2d_backward(dy, saved, self.weight.data, x_shape, geom, self.groups,
+                                        *self.grad_buffers(), need_input_grad)

@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from ..backend import Device, get_device_object
+from ..errors import UsageError
 from .base import Layer
 from .conv import Conv2d
 from .elementwise import ReLU
 from .linear import Linear
+from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import MaxPool2d
+from .residual import Residual
 
 
 class FusedStep(Layer):
@@ -84,10 +87,8 @@ class ConvReLU(FusedStep):
         conv = self.conv
         saved, x_shape, geom, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
-        dx, dw, db = self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
-                                              conv.bias is not None, need_input_grad)
-        conv.accumulate(dw, db)
-        return dx
+        return self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
+                                        *conv.grad_buffers(), need_input_grad)
 
 
 class LinearReLU(FusedStep):
@@ -108,12 +109,7 @@ class LinearReLU(FusedStep):
         linear = self.linear
         x, y = self._need_cache()
         dz = self.ops.relu_backward(dy, y)
-        if not linear.trainable():
-            dx, dw, db = self.ops.linear_backward(dz, x, linear.weight.data, linear.bias is not None, need_input_grad)
-            linear.accumulate(dw, db)
-            return dx
-        return self.ops.linear_backward_accumulate(dz, x, linear.weight.data, linear.weight.grad, linear.bias_grad(),
-                                                   need_input_grad)
+        return self.ops.linear_backward(dz, x, linear.weight.data, *linear.grad_buffers(), need_input_grad)
 
 
 class ConvReLUMaxPool(FusedStep):
@@ -138,10 +134,92 @@ class ConvReLUMaxPool(FusedStep):
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         conv = self.conv
-        dx, dw, db = self.ops.conv_relu_maxpool_backward(dy, self._need_cache(), conv.weight.data,
-                                                         conv.bias is not None, need_input_grad)
-        conv.accumulate(dw, db)
-        return dx
+        return self.ops.conv_relu_maxpool_backward(dy, self._need_cache(), conv.weight.data, *conv.grad_buffers(),
+                                                   need_input_grad)
+
+
+class BatchNormReLU(FusedStep):
+    """relu(batchnorm(x)) through batchnorm_act_forward (training) or batchnorm_act_eval (eval mode,
+    or a frozen batch norm): one pass fewer over the data; x: (N, C, H, W), or (N, C[, L])."""
+
+    def __init__(self, bn: BatchNorm2d | BatchNorm1d, relu: ReLU):
+        super().__init__(bn, relu)
+        self.bn = bn
+
+    def forward(self, x: Any) -> Any:
+        y, cache = self.bn.run(x, act="relu")
+        self._cache = cache if self._records() else None
+        return y
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        return self.bn.run_backward(dy, self._need_cache(), need_input_grad)[0]
+
+
+def _sequential_steps(layer: Layer) -> list[Layer] | None:
+    """The steps `layer` runs in order if it is exactly a Sequential (a subclass may change what
+    forward does), else None. Matched by name: sequential.py imports this module."""
+    cls = type(layer)
+    if (cls.__module__, cls.__qualname__) != (f"{__package__}.sequential", "Sequential"):
+        return None
+    steps: list[Layer] = layer.steps()
+    return steps
+
+
+class ResidualReLU(FusedStep):
+    """relu(body(x) + shortcut(x)): a Residual and the ReLU after it; x: (N, C, H, W).
+
+    When the body is a Sequential whose last step is a batch norm (a ResNet's basic block), that
+    batch norm, the sum and the ReLU are one op (batchnorm_act_forward with the shortcut's output
+    as its residual: BN + add + ReLU in one pass); otherwise the sum and the ReLU are
+    (add_relu_forward). The body's other steps and the shortcut run as they would unfused."""
+
+    def __init__(self, res: Residual, relu: ReLU):
+        super().__init__(res, relu)
+        self.res = res
+
+    def _split(self) -> tuple[list[Layer], BatchNorm2d | BatchNorm1d] | None:
+        """(the body's steps before its last, that last batch norm), or None when it is no such body."""
+        steps = _sequential_steps(self.res.body)
+        if steps and type(steps[-1]) in (BatchNorm2d, BatchNorm1d):
+            return steps[:-1], steps[-1]  # type: ignore[return-value]
+        return None
+
+    def forward(self, x: Any) -> Any:
+        res = self.res
+        split = self._split()
+        if split is None:
+            y = res.body(x)
+        else:
+            head, bn = split
+            y = x
+            for step in head:
+                y = step(y)
+        side = res.shortcut(x) if res.shortcut is not None else x
+        if y.shape != side.shape:
+            raise UsageError(f"{res.name}: the body gave shape {tuple(y.shape)} but the shortcut "
+                             f"{tuple(side.shape)} for input {tuple(x.shape)}; both paths must give one shape")
+        if split is None:
+            out = self.ops.add_relu_forward(y, side)
+            self._cache = (None, None, out) if self._records() else None
+            return out
+        out, bn_cache = bn.run(y, act="relu", residual=side)
+        self._cache = (split, bn_cache, None) if self._records() else None
+        return out
+
+    def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
+        """dy -> the body's input gradient plus the shortcut's (the sum's gradient itself for the identity)."""
+        res = self.res
+        split, bn_cache, out = self._need_cache()
+        if split is None:
+            dz = self.ops.relu_backward(dy, out)
+            dx = res.body.backward(dz, need_input_grad)
+        else:
+            head, bn = split
+            dx, dz = bn.run_backward(dy, bn_cache, True)
+            for i in range(len(head) - 1, -1, -1):
+                dx = head[i].backward(dx, need_input_grad or i > 0)
+        ds = res.shortcut.backward(dz, need_input_grad) if res.shortcut is not None else dz
+        return dx + ds if need_input_grad else None
 
 
 #: (layer types in a row, the step that runs them), tried in order at each position
@@ -149,6 +227,9 @@ FUSIONS: tuple[tuple[tuple[type[Layer], ...], type[FusedStep]], ...] = (
     ((Conv2d, ReLU, MaxPool2d), ConvReLUMaxPool),
     ((Conv2d, ReLU), ConvReLU),
     ((Linear, ReLU), LinearReLU),
+    ((BatchNorm2d, ReLU), BatchNormReLU),
+    ((BatchNorm1d, ReLU), BatchNormReLU),
+    ((Residual, ReLU), ResidualReLU),
 )
 
 

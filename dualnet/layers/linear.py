@@ -48,10 +48,5 @@ class Linear(WeightedLayer):
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """dy: (N, out_features) -> dx (N, in_features), or None if not need_input_grad."""
-        x = self._need_cache()
-        if not self.trainable():
-            dx, dw, db = self.ops.linear_backward(dy, x, self.weight.data, self.bias is not None, need_input_grad)
-            self.accumulate(dw, db)
-            return dx
-        return self.ops.linear_backward_accumulate(dy, x, self.weight.data, self.weight.grad, self.bias_grad(),
-                                                   need_input_grad)
+        return self.ops.linear_backward(dy, self._need_cache(), self.weight.data, *self.grad_buffers(),
+                                        need_input_grad)

@@ -19,12 +19,24 @@ from .base import Layer, Parameter, _positive_int
 
 
 class _EvalInput:
-    """What an eval-mode forward keeps: its input x, for the gradient of the running-statistics map."""
+    """What an eval-mode forward keeps: its input x, for the gradient of the running-statistics map,
+    and for a fused ReLU / residual (layers/fused.py) the output y (the ReLU's mask), act and
+    whether a residual was added."""
 
-    __slots__ = ("x",)
+    __slots__ = ("x", "y", "act", "has_residual")
 
-    def __init__(self, x: Any):
-        self.x = x
+    def __init__(self, x: Any, y: Any = None, act: str | None = None, has_residual: bool = False):
+        self.x, self.y, self.act, self.has_residual = x, y, act, has_residual
+
+
+class _Trained:
+    """What a plain training-mode forward keeps: batchnorm_forward's `saved`, which belongs to the
+    op table (any object), wrapped so it is never taken for batchnorm_act_forward's."""
+
+    __slots__ = ("saved",)
+
+    def __init__(self, saved: Any):
+        self.saved = saved
 
 
 class _BatchNorm(Layer):
@@ -101,20 +113,8 @@ class _BatchNorm(Layer):
 
     def forward(self, x: Any) -> Any:
         """x: (N, C, ...) -> y of the same shape."""
-        per_channel = self._check(x)
-        w = self.weight.data if self.weight is not None else None
-        b = self.bias.data if self.bias is not None else None
-        if not self.training or self.statistics_frozen():
-            # backward differentiates the affine map of the running statistics (frozen batch norm)
-            self._cache = _EvalInput(x) if self._records() else None
-            return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps)
-        if per_channel < 2:
-            raise UsageError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
-                             f"got input of shape {tuple(x.shape)}; use a larger batch or eval mode")
-        y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
-                                              self.momentum)
-        self._batches_pending += 1  # added to the device counter when read: no launch per step
-        self._cache = saved if self._records() else None
+        y, cache = self.run(x)
+        self._cache = cache if self._records() else None
         return y
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
@@ -122,13 +122,49 @@ class _BatchNorm(Layer):
 
         After an eval-mode forward it differentiates y = (x - running_mean) / sqrt(running_var + eps)
         * weight + bias, the running statistics held constant (PyTorch's eval-mode gradient)."""
-        saved = self._need_cache()
+        return self.run_backward(dy, self._need_cache(), need_input_grad)[0]
+
+    def run(self, x: Any, act: str | None = None, residual: Any = None) -> tuple[Any, Any]:
+        """act(batchnorm(x) + residual) -> (y like x, cache for run_backward); act None or "relu",
+        residual like x or None. forward is run(x); a fused step (layers/fused.py) passes the ReLU
+        that follows and a residual block's other path, and keeps the cache itself."""
+        per_channel = self._check(x)
         w = self.weight.data if self.weight is not None else None
-        if isinstance(saved, _EvalInput):
-            dx, dw, db = self.ops.batchnorm_eval_backward(dy, saved.x, w, self.running_mean, self.running_var,
-                                                          self.eps, need_input_grad)
+        b = self.bias.data if self.bias is not None else None
+        fused = act is not None or residual is not None
+        if not self.training or self.statistics_frozen():
+            # backward differentiates the affine map of the running statistics (frozen batch norm)
+            if not fused:
+                return self.ops.batchnorm_eval(x, w, b, self.running_mean, self.running_var, self.eps), _EvalInput(x)
+            y = self.ops.batchnorm_act_eval(x, w, b, self.running_mean, self.running_var, self.eps, act, residual)
+            return y, _EvalInput(x, y if act == "relu" else None, act, residual is not None)
+        if per_channel < 2:
+            raise UsageError(f"{self.name}: training needs more than 1 value per channel to take a variance, "
+                             f"got input of shape {tuple(x.shape)}; use a larger batch or eval mode")
+        if fused:
+            y, saved = self.ops.batchnorm_act_forward(x, w, b, self.running_mean, self.running_var, self.eps,
+                                                      self.momentum, act, residual)
         else:
-            dx, dw, db = self.ops.batchnorm_backward(dy, saved, w, need_input_grad)
+            y, saved = self.ops.batchnorm_forward(x, w, b, self.running_mean, self.running_var, self.eps,
+                                                  self.momentum)
+            saved = _Trained(saved)
+        self._batches_pending += 1  # added to the device counter when read: no launch per step
+        return y, saved
+
+    def run_backward(self, dy: Any, cache: Any, need_input_grad: bool = True) -> tuple[Any, Any]:
+        """For run's cache: dy like y -> (dx like x or None, dresidual like x or None: the gradient
+        of the residual, None when run had none); the parameter gradients are added in."""
+        w = self.weight.data if self.weight is not None else None
+        dres = None
+        if isinstance(cache, _EvalInput):
+            dz = self.ops.relu_backward(dy, cache.y) if cache.act == "relu" else dy
+            dx, dw, db = self.ops.batchnorm_eval_backward(dz, cache.x, w, self.running_mean, self.running_var,
+                                                          self.eps, need_input_grad)
+            dres = dz if cache.has_residual else None
+        elif isinstance(cache, _Trained):
+            dx, dw, db = self.ops.batchnorm_backward(dy, cache.saved, w, need_input_grad)
+        else:  # batchnorm_act_forward's own saved
+            dx, dw, db, dres = self.ops.batchnorm_act_backward(dy, cache, w, need_input_grad)
         if self.weight is not None and self.bias is not None and self.weight.requires_grad \
                 and self.bias.requires_grad:
             self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad, db)  # one kernel for both
@@ -136,7 +172,7 @@ class _BatchNorm(Layer):
             for p, d in ((self.weight, dw), (self.bias, db)):
                 if p is not None and p.requires_grad:
                     p.grad += d
-        return dx
+        return dx, dres
 
     @property
     def num_batches_tracked(self) -> Any:

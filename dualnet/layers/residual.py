@@ -6,8 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..errors import UsageError
-from .base import Layer
-from .sequential import layer_entry
+from .base import Layer, layer_entry
 
 
 class Residual(Layer):

@@ -1,7 +1,8 @@
 """Sequential: a chain of layers, the model type of dualnet.
 
-Before running, the layers become a list of steps once (`fused.plan`): a Conv2d or Linear
-followed by ReLU, or a Conv2d + ReLU + MaxPool2d, runs as one fused step. Forward and backward
+Before running, the layers become a list of steps once (`fused.plan`): a Conv2d, Linear or BatchNorm
+followed by ReLU, a Conv2d + ReLU + MaxPool2d, or a Residual + ReLU (with its body's last batch
+norm), runs as one fused step. Forward and backward
 are then two plain loops over the steps; the plan is made again only when the layers change.
 A Sequential may hold other containers (Sequential, Residual): parameters, buffers, modes,
 moves and casts reach every nested layer through `Layer.children`.
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import UsageError
-from .base import Layer
+from .base import Layer, layer_entry
 from .fused import plan
 
 
@@ -185,11 +186,6 @@ def _run(steps: Sequence[Layer], x: Any) -> Any:
     for step in steps:
         x = step(x)
     return x
-
-
-def layer_entry(layer: Layer) -> dict[str, Any]:
-    """The config entry of one layer: {"type": class name, "name": ..., "config": ...}."""
-    return {"type": type(layer).__name__, "name": layer.name, "config": layer.config()}
 
 
 def _summary_rows(layer: Layer, name: str, shape: tuple[int, ...], depth: int, rows: list) -> tuple[int, ...]:

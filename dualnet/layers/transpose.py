@@ -99,6 +99,8 @@ class ConvTranspose2d(WeightedLayer):
         x, y_shape, geom = self._need_cache()
         w = self.weight.data
         dx, cols = self.ops.conv2d_forward(dy, w, None, geom, self.groups)
-        _, dw, _ = self.ops.conv2d_backward(x, cols, w, y_shape, geom, self.groups, False, need_dx=False)
-        self.accumulate(dw, dy.sum(axis=(0, 2, 3)) if self.bias is not None else None)
+        wgrad, bgrad = self.grad_buffers()
+        self.ops.conv2d_backward(x, cols, w, y_shape, geom, self.groups, wgrad, None, need_dx=False)
+        if bgrad is not None:  # the bias is added after the adjoint convolution: its gradient sums dy
+            self.ops.accumulate_grads(bgrad, dy.sum(axis=(0, 2, 3)), None, None)
         return dx if need_input_grad else None

@@ -2,15 +2,15 @@
 
 `ReferenceOps` (reference.py, device "ref") declares and implements every op a layer, loss or
 optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices "gpu"/"gpu:N";
-`EmulatedOps` for "emu"; its products in products.py) override only what they make faster. Which
-table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
+`EmulatedOps` for "emu"; its products in products.py, batch norm in cuda_norm.py) override only
+what they make faster. Which table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
 
 | op                         | reference | cpu | cuda (kernel) |
 | -------------------------- | --------- | --- | ------------- |
 | im2col                     | yes       |     | im2col.cu     |
 | col2im                     | yes       |     | im2col.cu     |
 | conv2d_forward             | yes       | yes | products.py   |
-| conv2d_backward            | yes       | yes | products.py   |
+| conv2d_backward            | yes       | yes | products.py, grads.cu |
 | conv_relu_maxpool_forward  | yes       | yes | fused.cu      |
 | conv_relu_maxpool_backward | yes       | yes | fused.cu      |
 | conv_relu_maxpool_inference| yes       | yes |               |
@@ -42,7 +42,6 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | adam_update                | yes       |     | optim.cu      |
 | adamw_update               | yes       |     | optim.cu      |
 | accumulate_grads           | yes       |     | grads.cu      |
-| linear_backward_accumulate | yes       |     | grads.cu      |
 | gather_batch               | yes       |     | train.cu      |
 | step_stats                 | yes       |     | train.cu      |
 | softmax_forward            | yes       |     | softmax.cu    |
@@ -53,6 +52,10 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | upsample_backward          | yes       |     | upsample.cu   |
 | batchnorm_eval_backward    | yes       |     |               |
 | conv2d_input_grad          | yes       |     |               |
+| batchnorm_act_forward      | yes       |     | norm.cu       |
+| batchnorm_act_backward     | yes       |     | norm.cu       |
+| batchnorm_act_eval         | yes       |     | norm.cu       |
+| add_relu_forward           | yes       |     | norm.cu       |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -73,9 +76,9 @@ OPS: tuple[str, ...] = (
     "leaky_relu_backward", "tanh_forward", "tanh_backward",
     "sigmoid_forward", "sigmoid_backward", "linear_forward", "linear_backward", "dropout_mask",
     "softmax_xent_forward", "softmax_xent_backward", "sgd_update", "adam_update", "adamw_update", "accumulate_grads",
-    "linear_backward_accumulate", "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
+    "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
     "pad2d_forward", "pad2d_backward", "upsample_forward", "upsample_backward", "batchnorm_eval_backward",
-    "conv2d_input_grad",
+    "conv2d_input_grad", "batchnorm_act_forward", "batchnorm_act_backward", "batchnorm_act_eval", "add_relu_forward",
 )
 
 

@@ -211,12 +211,17 @@ class CpuOps(ReferenceOps):
         return numpy.matmul(wmat, cols)
 
     @staticmethod
-    def _weight_grads(dym, cols, weight, need_bias: bool):
-        """dym (o, out_h*out_w*n) -> dweight, dbias: one product; the bias gradient is the
-        column of the ones row."""
+    def _add_weight_grads(dym, cols, weight, wgrad, bgrad) -> None:
+        """dym (o, out_h*out_w*n): dweight and dbias in one product (the bias gradient is the
+        column of the ones row), added into wgrad and bgrad (each skipped when None)."""
+        if wgrad is None and bgrad is None:
+            return
         grads = numpy.matmul(dym, cols.T)
         k = weight[0].size
-        return grads[:, :k].reshape(weight.shape), (grads[:, k].copy() if need_bias else None)
+        if wgrad is not None:
+            wgrad += grads[:, :k].reshape(weight.shape)
+        if bgrad is not None:
+            bgrad += grads[:, k]
 
     def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
         """As ReferenceOps.conv2d_forward; y is a view of a batch-last buffer, and `saved` holds
@@ -229,18 +234,18 @@ class CpuOps(ReferenceOps):
             numpy.maximum(y, 0, out=y)
         return _batch_first(y.reshape(weight.shape[0], geom.out_h, geom.out_w, x.shape[0])), _BatchLastCols(cols)
 
-    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
                         need_dx: bool = True):
         """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there)."""
         if not isinstance(saved, _BatchLastCols):
-            return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, need_bias, need_dx)
+            return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, wgrad, bgrad, need_dx)
         cols = saved.cols
         o = weight.shape[0]
         dym = numpy.ascontiguousarray(_batch_last(dy)).reshape(o, -1)
-        dweight, dbias = self._weight_grads(dym, cols, weight, need_bias)
+        self._add_weight_grads(dym, cols, weight, wgrad, bgrad)
         if not need_dx:
-            return None, dweight, dbias
-        return self._col2im(numpy.matmul(weight.reshape(o, -1).T, dym), x_shape, geom), dweight, dbias
+            return None
+        return self._col2im(numpy.matmul(weight.reshape(o, -1).T, dym), x_shape, geom)
 
     # --- convolution + ReLU + max pooling, fused -------------------------------------------
 
@@ -271,10 +276,10 @@ class CpuOps(ReferenceOps):
         cache = _ConvPoolCache(padded, tuple(x.shape), bias is not None, first, positive, geom, pool_geom)
         return _batch_first(best), cache
 
-    def conv_relu_maxpool_backward(self, dy, cache, weight, need_bias: bool, need_dx: bool = True):
-        """dy: (n, o, oh2, ow2) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
+    def conv_relu_maxpool_backward(self, dy, cache, weight, wgrad, bgrad, need_dx: bool = True):
+        """dy: (n, o, oh2, ow2) -> dx (n, c, h, w) or None; the parameter gradients added into wgrad, bgrad."""
         if not isinstance(cache, _ConvPoolCache):
-            return super().conv_relu_maxpool_backward(dy, cache, weight, need_bias, need_dx)
+            return super().conv_relu_maxpool_backward(dy, cache, weight, wgrad, bgrad, need_dx)
         out_h, out_w = cache.geom.out_h, cache.geom.out_w
         pkh, pkw = cache.pool_geom.kh, cache.pool_geom.kw
         n = cache.x_shape[0]
@@ -286,12 +291,11 @@ class CpuOps(ReferenceOps):
                        out=_tile_view(dz, pkh, pkw, writeable=True))
         dzm = dz.reshape(o, -1)
         cols = self._im2col(cache.padded, cache.geom, cache.has_bias)
-        dweight, dbias = self._weight_grads(dzm, cols, weight, need_bias)
+        self._add_weight_grads(dzm, cols, weight, wgrad, bgrad)
         del cols
         if not need_dx:
-            return None, dweight, dbias
-        dx = self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x_shape, cache.geom)
-        return dx, dweight, dbias
+            return None
+        return self._col2im(numpy.matmul(weight.reshape(o, -1).T, dzm), cache.x_shape, cache.geom)
 
     # --- eval mode ---------------------------------------------------------------------------
 

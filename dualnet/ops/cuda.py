@@ -35,6 +35,7 @@ import numpy
 
 from . import OPS
 from .cuda_layers import LayerKernelOps
+from .cuda_norm import NormKernelOps
 from .geometry import ConvGeometry, PoolGeometry
 from .products import ProductOps
 from .reference import Geometry
@@ -51,7 +52,7 @@ class _FusedSaved:
         self.x, self.y, self.argmax, self.geom, self.pool_geom = x, y, argmax, geom, pool_geom
 
 
-class CupyOps(LayerKernelOps, ProductOps):
+class CupyOps(NormKernelOps, LayerKernelOps, ProductOps):
     """Ops on CUDA device `device_id` through CuPy and the kernels in dualnet/kernels."""
 
     name = "cupy"
@@ -60,6 +61,8 @@ class CupyOps(LayerKernelOps, ProductOps):
         if xp is None:
             import cupy
 
+            with contextlib.suppress(ImportError):
+                import cupy.cublas  # noqa: F401 - CuPy's BLAS wrappers, for the gradient GEMMs (beta = 1)
             xp = cupy
         self.xp = xp
         self.device_id = int(device_id)
@@ -110,9 +113,9 @@ class CupyOps(LayerKernelOps, ProductOps):
                              *geom, *pool_geom.kernel_args(), int(bias is not None))
         return y, _FusedSaved(x, y, argmax, geom, pool_geom)
 
-    def conv_relu_maxpool_backward(self, dy, saved, weight, need_bias: bool, need_dx: bool = True):
+    def conv_relu_maxpool_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
         if not isinstance(saved, _FusedSaved):
-            return super().conv_relu_maxpool_backward(dy, saved, weight, need_bias, need_dx)
+            return super().conv_relu_maxpool_backward(dy, saved, weight, wgrad, bgrad, need_dx)
         xp = self.xp
         x, geom = saved.x, saved.geom
         n, c, h, w = x.shape
@@ -121,38 +124,29 @@ class CupyOps(LayerKernelOps, ProductOps):
         dz = xp.empty((o, n * hw), dtype=dy.dtype)
         self.launcher.launch("conv_relu_maxpool_dz", dy.dtype, self._c(dy), saved.y, saved.argmax, dz, n, o,
                              geom.out_h, geom.out_w, *saved.pool_geom.kernel_args())
-        cols = self.im2col(x, geom)
         k = c * geom.kh * geom.kw
-        dweight = self._mm(dz, cols.reshape(k, n * hw).T).reshape(weight.shape)
-        dbias = self._channel_sums(dz, 1, o, n * hw) if need_bias else None
+        if wgrad is not None:
+            cols = self.im2col(x, geom)
+            self._mm_add(dz, cols.reshape(k, n * hw).T, wgrad.reshape(o, k))
+        if bgrad is not None:
+            self._add_channel_sums(dz, 1, o, n * hw, bgrad)
         if not need_dx:
-            return None, dweight, dbias
-        dcols = self._mm(weight.reshape(o, k).T, dz).reshape(cols.shape)
-        return self.col2im(dcols, x.shape, geom), dweight, dbias
+            return None
+        dcols = self._mm(weight.reshape(o, k).T, dz).reshape(c, geom.kh, geom.kw, n, geom.out_h, geom.out_w)
+        return self.col2im(dcols, x.shape, geom)
 
     # --- gradient accumulation -----------------------------------------------------------
 
-    def _channel_sums(self, x, n: int, c: int, inner: int):
-        """x viewed as (n, c, inner) -> (c,) sums over n and inner: a bias gradient (grads.cu)."""
-        y = self.xp.empty(c, dtype=x.dtype)
-        self.launcher.launch("channel_sums", x.dtype, self._c(x), y, n, c, inner)
-        return y
+    def _add_channel_sums(self, x, n: int, c: int, inner: int, out) -> None:
+        """out (c,) += x viewed as (n, c, inner) summed over n and inner: a bias gradient added in
+        (grads.cu; one block per channel, a fixed-order tree)."""
+        self.launcher.launch("channel_sums", x.dtype, self._c(x), out, n, c, inner)
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
         if bgrad is None:
             bgrad = db = self._nothing(wgrad.dtype)
         self.launcher.launch("accumulate_grads", wgrad.dtype, self._c(dw), self._c(db), wgrad, bgrad, wgrad.size,
                              bgrad.size)
-
-    def linear_backward_accumulate(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
-        dy = self._c(dy)
-        dx = self._mm(dy, weight) if need_dx else None
-        dw = self._mm(dy.T, x)
-        n, o = dy.shape
-        has_bias = bgrad is not None
-        self.launcher.launch("linear_grad_accumulate", dy.dtype, dw, dy, wgrad,
-                             bgrad if has_bias else self._nothing(dy.dtype), n, o, x.shape[1], int(has_bias))
-        return dx
 
     # --- the training loop ---------------------------------------------------------------
 
@@ -233,59 +227,6 @@ class CupyOps(LayerKernelOps, ProductOps):
         dx = self.xp.empty(x_shape, dtype=dy.dtype)
         self.launcher.launch("global_avgpool_backward", dy.dtype, dy, dx, n, c, h * w)
         return dx
-
-    # --- batch normalization (x viewed as (n, c, inner); norm.cu) ------------------------
-
-    @staticmethod
-    def _nci(x) -> tuple[int, int, int]:
-        return int(x.shape[0]), int(x.shape[1]), int(x.size // (x.shape[0] * x.shape[1]))
-
-    def _affine(self, weight, bias, c: int, dtype):
-        """weight and bias, or ones and zeros for batch norm without an affine map."""
-        return (self._constant(1.0, c, dtype) if weight is None else self._c(weight),
-                self._constant(0.0, c, dtype) if bias is None else self._c(bias))
-
-    def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
-        """As ReferenceOps.batchnorm_forward; saved is (x, mean, inv_std, scale), not xhat.
-
-        Two launches: the statistics (one block per channel, running statistics updated in
-        place) and the apply."""
-        xp = self.xp
-        x = self._c(x)
-        n, c, inner = self._nci(x)
-        dt = x.dtype
-        w, b = self._affine(weight, bias, c, dt)
-        mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
-        self.launcher.launch("bn_stats", dt, x, w, running_mean, running_var, mean, inv_std, scale, n, c, inner,
-                             float(eps), float(momentum))
-        y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", dt, x, mean, scale, b, self._nothing(dt), y, n, c, inner, 0, 0)
-        return y, (x, mean, inv_std, scale)
-
-    def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps):
-        xp = self.xp
-        x = self._c(x)
-        n, c, inner = self._nci(x)
-        w, b = self._affine(weight, bias, c, x.dtype)
-        scale = self._c(w / xp.sqrt(running_var + x.dtype.type(eps)))
-        y = xp.empty_like(x)
-        self.launcher.launch("bn_apply", x.dtype, x, self._c(running_mean), scale, b, self._nothing(x.dtype), y, n,
-                             c, inner, 0, 0)
-        return y
-
-    def batchnorm_backward(self, dy, saved, weight, need_dx=True):
-        xp = self.xp
-        x, mean, inv_std, scale = saved
-        dy = self._c(dy)
-        n, c, inner = self._nci(dy)
-        dt = dy.dtype
-        dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
-        self.launcher.launch("bn_grads", dt, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
-        if not need_dx:
-            return None, dweight, dbias
-        dx = xp.empty_like(dy)
-        self.launcher.launch("bn_input_grad", dt, dy, x, mean, inv_std, scale, dweight, dbias, dx, n, c, inner)
-        return dx, dweight, dbias
 
     # --- bias + activation ---------------------------------------------------------------
 

@@ -25,13 +25,14 @@ from typing import Any
 import numpy
 
 from .geometry import ConvGeometry, PoolGeometry
+from .reference_fused import FusedOps
 from .reference_layers import LayerOps
 from .reference_training import TrainingOps
 
 Geometry = ConvGeometry | PoolGeometry
 
 
-class ReferenceOps(LayerOps, TrainingOps):
+class ReferenceOps(LayerOps, TrainingOps, FusedOps):
     """Reference ops. Subclasses set `xp` and override what they make faster."""
 
     name = "ref"
@@ -149,25 +150,29 @@ class ReferenceOps(LayerOps, TrainingOps):
         y = self.bias_act(y, bias, act, channel_major=True)
         return y.reshape(n, o, out_h, out_w), cols
 
-    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, need_bias: bool,
+    def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
                         need_dx: bool = True):
-        """dy: (n, o, out_h, out_w) -> (dx (n, c, h, w), dweight like weight, dbias (o,) or None).
+        """dy: (n, o, out_h, out_w) -> dx (n, c, h, w), or None when need_dx is False (a first layer).
 
-        need_dx=False (a first layer, whose input needs no gradient) skips dx and returns None.
-        """
+        The parameter gradients are added in place: dL/dweight into wgrad (like weight) and dL/dbias
+        into bgrad ((o,)); None for either skips it (a frozen parameter, or no bias). Every op that
+        makes parameter gradients adds them into the gradient buffers this way, so a GPU table can
+        run the weight gradient as one product that accumulates (cuBLAS's beta = 1)."""
         xp = self.xp
         cols = saved
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
         n, c, h, w = x_shape
         o = weight.shape[0]
         k = (c // groups) * kh * kw
-        g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
-        g_cols = cols.reshape(groups, k, n * out_h * out_w)
-        dweight = xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
-        dbias = dy.sum(axis=(0, 2, 3)) if need_bias else None
+        if wgrad is not None:
+            g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
+            g_cols = cols.reshape(groups, k, n * out_h * out_w)
+            wgrad += xp.matmul(g_dy, g_cols.transpose(0, 2, 1)).reshape(weight.shape)
+        if bgrad is not None:
+            bgrad += dy.sum(axis=(0, 2, 3))
         if not need_dx:
-            return None, dweight, dbias
-        return self.conv2d_input_grad(dy, weight, x_shape, geom, groups), dweight, dbias
+            return None
+        return self.conv2d_input_grad(dy, weight, x_shape, geom, groups)
 
     # --- fused: convolution + ReLU + max pooling -----------------------------------------
 
@@ -182,11 +187,12 @@ class ReferenceOps(LayerOps, TrainingOps):
         y, pool_saved = self.maxpool_forward(z, pool_geom)
         return y, (conv_saved, pool_saved, z, tuple(x.shape), tuple(z.shape), geom, pool_geom, groups)
 
-    def conv_relu_maxpool_backward(self, dy, saved, weight, need_bias: bool, need_dx: bool = True):
-        """dy: (n, o, pool out_h, pool out_w) -> (dx (n, c, h, w) or None, dweight, dbias or None)."""
+    def conv_relu_maxpool_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
+        """dy: (n, o, pool out_h, pool out_w) -> dx (n, c, h, w) or None; adds the parameter
+        gradients into wgrad and bgrad as conv2d_backward does."""
         conv_saved, pool_saved, z, x_shape, z_shape, geom, pool_geom, groups = saved
         dz = self.relu_backward(self.maxpool_backward(dy, pool_saved, z_shape, pool_geom), z)
-        return self.conv2d_backward(dz, conv_saved, weight, x_shape, geom, groups, need_bias, need_dx)
+        return self.conv2d_backward(dz, conv_saved, weight, x_shape, geom, groups, wgrad, bgrad, need_dx)
 
     def conv_relu_maxpool_inference(self, x, weight, bias, geom: ConvGeometry, pool_geom: PoolGeometry,
                                     groups: int = 1):
@@ -343,13 +349,16 @@ class ReferenceOps(LayerOps, TrainingOps):
         n, o = y.shape
         return self.bias_act(y.reshape(n, o, 1), bias, act, channel_major=False).reshape(n, o)
 
-    def linear_backward(self, dy, x, weight, need_bias: bool, need_dx: bool = True):
-        """dy: (n, out) -> (dx (n, in) or None if not need_dx, dweight (out, in), dbias (out,) or None)."""
+    def linear_backward(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
+        """dy: (n, out) -> dx (n, in), or None if not need_dx; adds dL/dweight into wgrad (out, in)
+        and dL/dbias into bgrad (out,), each skipped when None (see conv2d_backward)."""
         xp = self.xp
         dx = xp.matmul(dy, weight) if need_dx else None
-        dweight = xp.matmul(dy.T, x)
-        dbias = dy.sum(axis=0) if need_bias else None
-        return dx, dweight, dbias
+        if wgrad is not None:
+            wgrad += xp.matmul(dy.T, x)
+        if bgrad is not None:
+            bgrad += dy.sum(axis=0)
+        return dx
 
     # --- dropout -------------------------------------------------------------------------
 

@@ -12,9 +12,6 @@ class TrainingOps:
 
     xp: Any
 
-    def linear_backward(self, dy: Any, x: Any, weight: Any, need_bias: bool, need_dx: bool = True) -> Any:
-        raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
-
     # --- optimizer updates (in place) ----------------------------------------------------
 
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float, weight_decay: float, nesterov: bool):
@@ -47,17 +44,12 @@ class TrainingOps:
     # --- gradient accumulation (in place) ------------------------------------------------
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
-        """wgrad += dw and, unless bgrad is None, bgrad += db: one backward's gradients added in."""
+        """wgrad += dw and, unless bgrad is None, bgrad += db: gradients an op returned (batch norm's
+        per-channel sums) added in. The products' gradients are added by their ops themselves
+        (conv2d_backward, linear_backward take the gradient buffers)."""
         wgrad += dw
         if bgrad is not None:
             bgrad += db
-
-    def linear_backward_accumulate(self, dy, x, weight, wgrad, bgrad, need_dx: bool = True):
-        """linear_backward with its weight and bias gradients added into wgrad (out, in) and
-        bgrad (out,) (None: no bias); returns dx (n, in), or None if not need_dx."""
-        dx, dw, db = self.linear_backward(dy, x, weight, bgrad is not None, need_dx)
-        self.accumulate_grads(wgrad, dw, bgrad, db)
-        return dx
 
     # --- the training loop's device work -------------------------------------------------
 

@@ -19,38 +19,79 @@ def close(got, want):
     np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol)
 
 
+def _layout(a, channel_major):
+    """(base, sn, sc): a (n, c, inner) as the batch-norm kernels read it, C-contiguous or from a
+    channel-major base."""
+    n, c, inner = a.shape
+    if channel_major:
+        return np.ascontiguousarray(a.transpose(1, 0, 2)), inner, n * inner
+    return a, c * inner, inner
+
+
+def _parts(m, parts):
+    length = -(-m // parts)
+    return -(-m // length)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", NCI, ids=str)
-def test_bn_stats_and_grads(emu, dtype, shape):
+@pytest.mark.parametrize("parts", [1, 3, 32])
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_bn_two_level_statistics_and_gradients(emu, dtype, shape, parts, channel_major):
+    """bn_partials + bn_normalize (statistics, running statistics, y with ReLU and residual) and
+    bn_grad_partials + bn_input_grad (dweight, dbias, dz, dx in x's layout) against NumPy."""
     n, c, inner = shape
-    rng = np.random.default_rng(sum(shape))
+    m = n * inner
+    parts = _parts(m, min(parts, m))
+    rng = np.random.default_rng(sum(shape) + parts)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
-    dy = rng.standard_normal(shape).astype(dtype)
-    w = rng.uniform(0.5, 2, c).astype(dtype)
+    res, dy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
+    w, b = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
     rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    base, sn, sc = _layout(x, channel_major)
+    dims = (n, c, inner, sn, sc, parts)
+    psum, pm2 = np.empty(c * parts, dtype), np.empty(c * parts, dtype)
+    emu.launch("bn_partials", dtype, base, psum, pm2, *dims)
+    y = np.empty(shape, dtype)
     mean, inv_std, scale = (np.empty(c, dtype) for _ in range(3))
     rm2, rv2 = rm.copy(), rv.copy()
-    emu.launch("bn_stats", dtype, x, w, rm2, rv2, mean, inv_std, scale, n, c, inner, 1e-5, 0.1)
+    emu.launch("bn_normalize", dtype, base, w, b, res, psum, pm2, rm2, rv2, y, mean, inv_std, scale, *dims, 1e-5,
+               0.1, 1, 1)
     x64 = x.astype(np.float64)
     mu, var = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
-    m = n * inner
     close(mean, mu.astype(dtype))
     close(inv_std, (1 / np.sqrt(var + 1e-5)).astype(dtype))
     close(scale, (w / np.sqrt(var + 1e-5)).astype(dtype))
     close(rm2, (0.9 * rm + 0.1 * mu).astype(dtype))
     if m > 1:
         close(rv2, (0.9 * rv + 0.1 * var * m / (m - 1)).astype(dtype))
+    xhat = (x64 - mu[None, :, None]) / np.sqrt(var + 1e-5)[None, :, None]
+    want = np.maximum(xhat * w[None, :, None] + b[None, :, None] + res, 0)
+    close(y, want.astype(dtype))
 
+    pdb, pdw = np.empty(c * parts, dtype), np.empty(c * parts, dtype)
+    dz = np.empty(shape, dtype)
+    emu.launch("bn_grad_partials", dtype, dy, y, base, mean, pdb, pdw, dz, *dims, 1, 1)
+    np.testing.assert_array_equal(dz, np.where(y > 0, dy, 0))  # the ReLU's mask: exact
+    dx_base = np.empty_like(base)
     dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
-    emu.launch("bn_grads", dtype, dy, x, mean, inv_std, dweight, dbias, n, c, inner)
-    xhat = (x64 - mean.astype(np.float64)[None, :, None]) * inv_std.astype(np.float64)[None, :, None]
-    close(dbias, dy.astype(np.float64).sum(axis=(0, 2)).astype(dtype))
-    close(dweight, (dy * xhat).sum(axis=(0, 2)).astype(dtype))
+    emu.launch("bn_input_grad", dtype, dy, y, base, mean, inv_std, scale, pdb, pdw, dx_base, dweight, dbias, *dims,
+               1, 1)
+    g = dz.astype(np.float64)
+    xh = (x64 - mean.astype(np.float64)[None, :, None]) * inv_std.astype(np.float64)[None, :, None]
+    close(dbias, g.sum(axis=(0, 2)).astype(dtype))
+    close(dweight, (g * xh).sum(axis=(0, 2)).astype(dtype))
+    dx = dx_base.transpose(1, 0, 2) if channel_major else dx_base
+    want_dx = scale.astype(np.float64)[None, :, None] * (g - g.sum(axis=(0, 2))[None, :, None] / m
+                                                         - xh * (g * xh).sum(axis=(0, 2))[None, :, None] / m)
+    tol = RTOL[np.dtype(dtype)] * 10
+    np.testing.assert_allclose(dx, want_dx.astype(dtype), rtol=tol, atol=tol * max(1.0, float(np.abs(want_dx).max())))
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("act,residual", [(0, False), (1, False), (1, True)])
-def test_bn_apply_fuses_relu_and_the_residual_add(launchers, dtype, act, residual):
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_bn_apply_fuses_relu_and_the_residual_add(launchers, dtype, act, residual, channel_major):
     n, c, inner = 3, 4, 10
     rng = np.random.default_rng(act + 2 * residual)
     x, res = (rng.standard_normal((n, c, inner)).astype(dtype) for _ in range(2))
@@ -60,10 +101,11 @@ def test_bn_apply_fuses_relu_and_the_residual_add(launchers, dtype, act, residua
         want = want + res
     if act:
         want = np.maximum(want, 0)
+    base, sn, sc = _layout(x, channel_major)
     for launcher in launchers:
         y = np.empty_like(x)
-        launcher.launch("bn_apply", dtype, x, mean, scale, bias, res if residual else np.empty(0, dtype), y, n, c,
-                        inner, act, int(residual))
+        launcher.launch("bn_apply", dtype, base, mean, scale, bias, res if residual else np.empty(0, dtype), y, n, c,
+                        inner, sn, sc, act, int(residual))
         np.testing.assert_array_equal(y, want)  # elementwise, same order: bit for bit
 
 
@@ -124,16 +166,17 @@ def test_cooperative_launch_shapes_are_recorded(emu):
     x = np.zeros((2, 3, 5), np.float32)
     plain.launch("global_avgpool_forward", np.float32, x, np.empty((2, 3), np.float32), 2, 3, 5)
     c = np.ones(3, np.float32)
-    plain.launch("bn_stats", np.float32, x, c, c.copy(), c.copy(), *(np.empty(3, np.float32) for _ in range(3)), 2,
-                 3, 5, 1e-5, 0.1)
-    assert plain.record == [("global_avgpool_forward<float>", (1, 1, 1), 256, 0),
-                            ("bn_stats<float>", (3, 1, 1), 256, 128)]
+    plain.launch("bn_partials", np.float32, x, np.empty(6, np.float32), np.empty(6, np.float32), 2, 3, 5, 15, 5, 2)
+    assert c.size == 3 and plain.record == [("global_avgpool_forward<float>", (1, 1, 1), 256, 0),
+                                            ("bn_partials<float>", (2, 3, 1), 256, 128)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", NCI, ids=str)
 def test_channel_sums(emu, dtype, shape):
-    x = np.random.default_rng(shape[2]).standard_normal(shape).astype(dtype)
-    y = np.empty(shape[1], dtype)
-    emu.launch("channel_sums", dtype, x, y, *shape)
-    close(y, x.astype(np.float64).sum(axis=(0, 2)).astype(dtype))
+    rng = np.random.default_rng(shape[2])
+    x = rng.standard_normal(shape).astype(dtype)
+    y0 = rng.standard_normal(shape[1]).astype(dtype)
+    y = y0.copy()
+    emu.launch("channel_sums", dtype, x, y, *shape)  # adds into y (a bias gradient's buffer)
+    close(y, (y0.astype(np.float64) + x.astype(np.float64).sum(axis=(0, 2))).astype(dtype))

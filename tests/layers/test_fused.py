@@ -10,7 +10,15 @@ import pytest
 
 import dualnet as dn
 from dualnet import layers as L
-from dualnet.layers.fused import ConvReLU, ConvReLUMaxPool, FusedStep, LinearReLU, plan
+from dualnet.layers.fused import (
+    BatchNormReLU,
+    ConvReLU,
+    ConvReLUMaxPool,
+    FusedStep,
+    LinearReLU,
+    ResidualReLU,
+    plan,
+)
 from dualnet.testing import uniform
 
 
@@ -61,8 +69,11 @@ def test_fused_steps_follow_the_layers_mode_and_hold_their_parameters():
     assert step.training
 
 
-@pytest.mark.parametrize("cls", sorted(set(L.LAYER_TYPES.values()) | {L.Sequential, ConvReLU, LinearReLU,
-                                                                        ConvReLUMaxPool}, key=lambda c: c.__name__))
+FUSED_STEPS = {ConvReLU, LinearReLU, ConvReLUMaxPool, BatchNormReLU, ResidualReLU}
+
+
+@pytest.mark.parametrize("cls", sorted(set(L.LAYER_TYPES.values()) | {L.Sequential} | FUSED_STEPS,
+                                       key=lambda c: c.__name__))
 def test_every_layer_backward_has_the_same_signature(cls):
     params = list(inspect.signature(cls.backward).parameters.values())
     assert [p.name for p in params] == ["self", "dy", "need_input_grad"], cls

@@ -16,7 +16,7 @@ from dualnet.ops.cpu import CpuOps
 from dualnet.ops.cpu_inference import inference_chunk
 from dualnet.ops.geometry import ConvGeometry, PoolGeometry, out_size
 from dualnet.ops.reference import ReferenceOps
-from dualnet.testing import conv_geometries, pool_geometries, tiling_pool_geometries, uniform
+from dualnet.testing import conv_geometries, param_grads, pool_geometries, tiling_pool_geometries, uniform
 
 REF = ReferenceOps()
 CPU = CpuOps()
@@ -44,9 +44,11 @@ def test_cpu_conv2d_forward_and_backward_agree_with_numpy(g, dtype, bias, act, n
     y, cols = CPU.conv2d_forward(batch_last_view(x) if strided else x, w, b, geom, g["groups"], act)
     np.testing.assert_allclose(y, y_ref, **tol(dtype))
     assert y.dtype == dtype
-    ref = REF.conv2d_backward(dy, cols_ref, w, x.shape, geom, g["groups"], bias, need_dx)
-    got = CPU.conv2d_backward(batch_last_view(dy) if strided else dy, cols, w, x.shape, geom, g["groups"], bias,
-                              need_dx)
+    nb = g["out_channels"] if bias else None
+    ref = param_grads(REF.conv2d_backward, dy, cols_ref, w, x.shape, geom, g["groups"], weight_shape=w.shape,
+                      bias=nb, dtype=dtype, need_dx=need_dx)
+    got = param_grads(CPU.conv2d_backward, batch_last_view(dy) if strided else dy, cols, w, x.shape, geom,
+                      g["groups"], weight_shape=w.shape, bias=nb, dtype=dtype, need_dx=need_dx)
     for name, a, r in zip(("dx", "dweight", "dbias"), got, ref):
         assert (a is None) == (r is None), name
         if r is not None:
@@ -119,8 +121,11 @@ def test_fused_conv_relu_maxpool_equals_conv_then_relu_then_maxpool_bit_for_bit(
     np.testing.assert_array_equal(y, y_ref)
     dy = rng.integers(-3, 4, size=y_ref.shape).astype(np.float64)
     dz = REF.relu_backward(REF.maxpool_backward(dy, arg, z.shape, pool), z)
-    ref = REF.conv2d_backward(dz, cols, w, x.shape, conv, 1, bias, need_dx)
-    got = CPU.conv_relu_maxpool_backward(batch_last_view(dy) if strided else dy, cache, w, bias, need_dx)
+    nb = g["o"] if bias else None
+    ref = param_grads(REF.conv2d_backward, dz, cols, w, x.shape, conv, 1, weight_shape=w.shape, bias=nb,
+                      dtype=np.float64, need_dx=need_dx)
+    got = param_grads(CPU.conv_relu_maxpool_backward, batch_last_view(dy) if strided else dy, cache, w,
+                      weight_shape=w.shape, bias=nb, dtype=np.float64, need_dx=need_dx)
     for name, a, r in zip(("dx", "dweight", "dbias"), got, ref):
         assert (a is None) == (r is None), name
         if r is not None:
@@ -140,8 +145,10 @@ def test_fused_conv_relu_maxpool_outside_the_fast_path_is_the_reference_composit
     y_ref, saved_ref = REF.conv_relu_maxpool_forward(x, w, b, conv, pool, groups)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-12)
     dy = uniform(y.shape, 3)
-    for a, r in zip(CPU.conv_relu_maxpool_backward(dy, saved, w, True),
-                    REF.conv_relu_maxpool_backward(dy, saved_ref, w, True)):
+    for a, r in zip(param_grads(CPU.conv_relu_maxpool_backward, dy, saved, w, weight_shape=w.shape, bias=2,
+                                dtype=np.float64),
+                    param_grads(REF.conv_relu_maxpool_backward, dy, saved_ref, w, weight_shape=w.shape, bias=2,
+                                dtype=np.float64)):
         np.testing.assert_allclose(a, r, rtol=1e-12, atol=1e-12)
 
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from dualnet.ops.cuda import EmulatedOps
 from dualnet.ops.geometry import ConvGeometry, PoolGeometry
 from dualnet.ops.reference import ReferenceOps
-from dualnet.testing import conv_geometries, pool_geometries, tie_free, uniform
+from dualnet.testing import conv_geometries, param_grads, pool_geometries, tie_free, uniform
 
 REF = ReferenceOps()
 DTYPES = st.sampled_from([np.float64, np.float32])
@@ -131,9 +131,11 @@ def test_conv2d_forward_and_backward_agree(device, g, dtype, bias, act, seed):
     dy = uniform(y_ref.shape, seed + 3, dtype)
     # the longest sums: dweight over n * out_h * out_w, dx over (out / groups) * kh * kw
     k = max(g["n"] * g["out_h"] * g["out_w"], g["out_channels"] // g["groups"] * kh * kw)
-    agree(REF.conv2d_backward(dy, cols, w, x.shape, geom, g["groups"], bias)[:2 + bias],
-          kernel_ops(device).conv2d_backward(dy, cols, w, x.shape, geom, g["groups"], bias)[:2 + bias], dtype,
-          reduction=k)
+    nb = g["out_channels"] if bias else None
+    agree(param_grads(REF.conv2d_backward, dy, cols, w, x.shape, geom, g["groups"], weight_shape=w.shape, bias=nb,
+                      dtype=dtype)[:2 + bias],
+          param_grads(kernel_ops(device).conv2d_backward, dy, cols, w, x.shape, geom, g["groups"], weight_shape=w.shape,
+                      bias=nb, dtype=dtype)[:2 + bias], dtype, reduction=k)
 
 
 @DEVICES
@@ -288,8 +290,11 @@ def test_fused_conv_relu_maxpool_kernel_agrees_with_the_composition(device, gp, 
     y, saved = ops.conv_relu_maxpool_forward(x, w, b, g["geom"], pool, g["groups"])
     agree(y_ref, y, dtype)
     dy = uniform(y_ref.shape, seed + 3, dtype)
-    ref = REF.conv_relu_maxpool_backward(dy, saved_ref, w, bias, need_dx)
-    got = ops.conv_relu_maxpool_backward(dy, saved, w, bias, need_dx)
+    nb = g["out_channels"] if bias else None
+    ref = param_grads(REF.conv_relu_maxpool_backward, dy, saved_ref, w, weight_shape=w.shape, bias=nb, dtype=dtype,
+                      need_dx=need_dx)
+    got = param_grads(ops.conv_relu_maxpool_backward, dy, saved, w, weight_shape=w.shape, bias=nb, dtype=dtype,
+                      need_dx=need_dx)
     for r, k in zip(ref, got):
         assert (r is None) == (k is None)
         if r is not None:
@@ -316,8 +321,8 @@ def test_gradient_accumulation_kernels_agree(device, n, k, o, dtype, bias, need_
     grads = [uniform((o, k), seed + 3, dtype), uniform((o,), seed + 4, dtype)]
     ref = [a.copy() for a in grads]
     got = [a.copy() for a in grads]
-    dx_ref = REF.linear_backward_accumulate(dy, x, weight, ref[0], ref[1] if bias else None, need_dx)
-    dx = kernel_ops(device).linear_backward_accumulate(dy, x, weight, got[0], got[1] if bias else None, need_dx)
+    dx_ref = REF.linear_backward(dy, x, weight, ref[0], ref[1] if bias else None, need_dx)
+    dx = kernel_ops(device).linear_backward(dy, x, weight, got[0], got[1] if bias else None, need_dx)
     assert (dx is None) == (dx_ref is None)
     agree(tuple(ref) + ((dx_ref,) if need_dx else ()), tuple(got) + ((dx,) if need_dx else ()), dtype)
     dw, db = uniform((o, k), seed + 5, dtype), uniform((o,), seed + 6, dtype)
@@ -385,5 +390,7 @@ def test_fused_conv_relu_maxpool_sends_a_tie_to_the_first_maximum(device, gp, se
     y_ref, saved_ref = REF.conv_relu_maxpool_forward(x, w, b, g["geom"], pool, g["groups"])
     y, saved = ops.conv_relu_maxpool_forward(x, w, b, g["geom"], pool, g["groups"])
     dy = uniform(y_ref.shape, seed + 2)
-    agree(REF.conv_relu_maxpool_backward(dy, saved_ref, w, True), ops.conv_relu_maxpool_backward(dy, saved, w, True),
+    grads = {"weight_shape": w.shape, "bias": g["out_channels"], "dtype": np.float64}
+    agree(param_grads(REF.conv_relu_maxpool_backward, dy, saved_ref, w, **grads),
+          param_grads(ops.conv_relu_maxpool_backward, dy, saved, w, **grads),
           np.float64)

@@ -98,3 +98,50 @@ def test_batchnorm_on_the_cpu_tables_batch_last_views_keeps_values():
     y, saved = CpuOps().batchnorm_forward(x, None, None, rm, rv, 1e-5, 0.1)
     y_ref, _ = REF.batchnorm_forward(np.ascontiguousarray(x), None, None, np.zeros(4), np.ones(4), 1e-5, 0.1)
     np.testing.assert_allclose(y, y_ref, rtol=1e-12, atol=1e-14)
+
+
+@TABLES
+@given(st.integers(0, 2).flatmap(norm_shapes), DTYPES, st.booleans(), st.sampled_from([None, "relu"]), st.booleans(),
+       st.integers(0, 2**16))
+def test_fused_batchnorm_act_ops_agree_with_the_reference(table, shape, dtype, affine, act, residual, seed):
+    """batchnorm_act_forward / _backward / _eval and add_relu_forward against the reference's
+    composition (batch norm, then the residual added, then the ReLU)."""
+    t = ops(table)
+    xp = t.xp
+    c = shape[1]
+    x, dy = uniform(shape, seed, dtype, -2, 3), uniform(shape, seed + 1, dtype)
+    r = uniform(shape, seed + 6, dtype) if residual else None
+    w = uniform((c,), seed + 2, dtype, 0.5, 2) if affine else None
+    b = uniform((c,), seed + 3, dtype) if affine else None
+    rm, rv = uniform((c,), seed + 4, dtype), uniform((c,), seed + 5, dtype, 0.5, 2)
+    dev = [xp.asarray(a) if a is not None else None for a in (x, dy, w, b, r)]
+    d_rm, d_rv = xp.asarray(rm.copy()), xp.asarray(rv.copy())
+    gpu = table == "gpu"
+    y, saved = REF.batchnorm_act_forward(x, w, b, rm, rv, 1e-5, 0.3, act, r)
+    y_t, saved_t = t.batchnorm_act_forward(dev[0], dev[2], dev[3], d_rm, d_rv, 1e-5, 0.3, act, dev[4])
+    for got, want in ((y_t, y), (d_rm, rm), (d_rv, rv)):
+        close(got, want, dtype, gpu)
+    want = REF.batchnorm_act_backward(dy, saved, w)
+    got = t.batchnorm_act_backward(dev[1], saved_t, dev[2])
+    assert (got[3] is None) == (want[3] is None) == (not residual)
+    for g, wv in zip(got, want):
+        if wv is not None:
+            close(g, wv, dtype, gpu)
+    assert t.batchnorm_act_backward(dev[1], saved_t, dev[2], need_dx=False)[0] is None
+    close(t.batchnorm_act_eval(dev[0], dev[2], dev[3], d_rm, d_rv, 1e-5, act, dev[4]),
+          REF.batchnorm_act_eval(x, w, b, rm, rv, 1e-5, act, r), dtype, gpu)
+    close(t.add_relu_forward(dev[0], dev[1]), REF.add_relu_forward(x, dy), dtype, gpu)
+
+
+def test_reference_fused_batchnorm_ops_are_the_composition_of_their_parts():
+    x, r, dy = uniform((4, 3, 5, 2), 0), uniform((4, 3, 5, 2), 1), uniform((4, 3, 5, 2), 2)
+    w, b = uniform((3,), 3, low=0.5, high=2), uniform((3,), 4)
+    rm, rv = np.zeros(3), np.ones(3)
+    y, saved = REF.batchnorm_act_forward(x, w, b, rm.copy(), rv.copy(), 1e-5, 0.1, "relu", r)
+    z, bn_saved = REF.batchnorm_forward(x, w, b, rm.copy(), rv.copy(), 1e-5, 0.1)
+    np.testing.assert_array_equal(y, np.maximum(z + r, 0))
+    dx, dw, db, dres = REF.batchnorm_act_backward(dy, saved, w)
+    dz = dy * (y > 0)
+    np.testing.assert_array_equal(dres, dz)
+    for got, want in zip((dx, dw, db), REF.batchnorm_backward(dz, bn_saved, w)):
+        np.testing.assert_array_equal(got, want)

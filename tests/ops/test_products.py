@@ -99,8 +99,10 @@ def test_conv_products_make_no_hidden_copy_and_write_groups_in_place(counted, gr
     x = standin_cupy.empty((5, 4, 6, 6), np.float32)
     w = standin_cupy.empty((6, 4 // groups, 3, 3), np.float32)
     y, cols = ops.conv2d_forward(x, w, None, geom, groups)
-    ops.conv2d_backward(standin_cupy.empty(y.shape, np.float32), cols, w, x.shape, geom, groups, True)
-    assert counted.ops[("cublas", "matmul[fp32]")] == 3 * groups
+    wgrad, bgrad = standin_cupy.empty(w.shape, np.float32), standin_cupy.empty(6, np.float32)
+    ops.conv2d_backward(standin_cupy.empty(y.shape, np.float32), cols, w, x.shape, geom, groups, wgrad, bgrad)
+    assert counted.ops[("cublas", "matmul[fp32]")] == 2 * groups  # forward, input gradient
+    assert counted.ops[("cublas", "gemm[fp32]")] == groups  # the weight gradient, added in place (beta = 1)
     assert not any(kind == "hidden_copy" for kind, _ in counted.ops), counted.ops
     assert ("kernel", "concatenate") not in counted.ops
 
@@ -118,10 +120,10 @@ def test_a_fit_step_makes_no_hidden_copy_and_runs_every_product_in_exact_float32
     for model, batch in (("lenet5", "64"), ("resnet8", "8")):
         r = _host_overhead(tmp_path, "--model", model, "--batch", batch, env={"CUPY_TF32": "1"})
         assert r["hidden_copies_per_step"] == 0, r["ops_per_step_by_name"]
-        assert set(r["products_per_step"]) == {"matmul[fp32]"}, r["products_per_step"]
+        assert set(r["products_per_step"]) == {"matmul[fp32]", "gemm[fp32]"}, r["products_per_step"]
 
 
 def test_dualnet_tf32_switches_every_product_of_a_fit_step_to_tf32(tmp_path):
     r = _host_overhead(tmp_path, "--model", "resnet8", "--batch", "8", env={"DUALNET_TF32": "1"})
-    assert set(r["products_per_step"]) == {"matmul[tf32]"}, r["products_per_step"]
-    assert r["products_per_step"]["matmul[tf32]"] >= 20
+    assert set(r["products_per_step"]) == {"matmul[tf32]", "gemm[tf32]"}, r["products_per_step"]
+    assert sum(r["products_per_step"].values()) >= 20

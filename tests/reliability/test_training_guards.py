@@ -95,14 +95,15 @@ def test_a_non_finite_update_on_the_last_step_of_an_epoch_is_caught_before_savin
 
 
 def test_a_non_finite_gradient_is_caught_at_its_step(tmp_path, capsys, monkeypatch):
-    original = Conv2d.accumulate  # where every backward path of a conv layer lands its gradients
+    original = Conv2d.grad_buffers  # what every backward path of a conv layer adds its gradients into
 
-    def accumulate(self, dw, db):
-        original(self, dw, db)
+    def grad_buffers(self):
+        wgrad, bgrad = original(self)
         if self.name == "conv2":
-            self.weight.grad[0, 0, 0, 0] = np.nan
+            wgrad[0, 0, 0, 0] = np.nan  # the op adds into it: NaN stays
+        return wgrad, bgrad
 
-    monkeypatch.setattr(Conv2d, "accumulate", accumulate)
+    monkeypatch.setattr(Conv2d, "grad_buffers", grad_buffers)
     code, _, err = run(["train", "--epochs", "1", "--out", str(tmp_path / "g.h5"), *QUICK], capsys)
     line = one_error_line(err)
     assert code == 1 and "diverged at epoch 1, step 1 " in line and "the gradient of conv2.weight" in line, line

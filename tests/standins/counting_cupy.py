@@ -101,6 +101,48 @@ def matmul(a: ndarray, b: ndarray, out: Any = None) -> ndarray:
     return out if out is not None else ndarray(shape, dtype)
 
 
+def _gemm(transa: str, transb: str, a: ndarray, b: ndarray, out: Any = None, alpha: float = 1.0,
+          beta: float = 0.0) -> ndarray:
+    """cupy.cublas.gemm: out = alpha * op(a) @ op(b) + beta * out, one cuBLAS call (cublas<t>gemm, no
+    TF32 unless the handle's math mode asks; not modelled). 2-D operands that are C- or F-contiguous
+    are read through the transpose flags; anything else is copied (a hidden copy), as CuPy does."""
+    m = a.shape[0] if transa == "N" else a.shape[1]
+    n = b.shape[1] if transb == "N" else b.shape[0]
+    for x in (a, b):
+        if not (x.flags.c_contiguous or x.flags.f_contiguous):
+            COUNTER.op("hidden_copy", "gemm", 2 * x.nbytes, shape=x.shape)
+    if out is not None and not (out.flags.c_contiguous or out.flags.f_contiguous):
+        COUNTER.op("hidden_copy", "gemm_out")
+    dtype = a.dtype
+    kind = "fp64" if dtype == np.float64 else ("tf32" if _CUBLAS_LIB.mode == _CUBLAS_LIB.TF32_MATH else "fp32")
+    shape_a = a.shape if transa == "N" else a.shape[::-1]
+    shape_b = b.shape if transb == "N" else b.shape[::-1]
+    COUNTER.op("cublas", f"gemm[{kind}]", (a.size + b.size + (2 if beta else 1) * m * n) * dtype.itemsize,
+               a=shape_a, b=shape_b, out=(m, n), dtype=dtype, compute=kind, beta=beta)
+    return out if out is not None else ndarray((m, n), dtype)
+
+
+class _CublasLib:
+    """cupy_backends.cuda.libs.cublas's math-mode calls on the one stand-in handle (cublas<t>gemm
+    uses TF32 only when the handle's math mode is CUBLAS_TF32_TENSOR_OP_MATH, 3)."""
+
+    CUBLAS_DEFAULT_MATH, TF32_MATH = 0, 3
+
+    def __init__(self) -> None:
+        self.mode = self.CUBLAS_DEFAULT_MATH
+
+    def getMathMode(self, handle: int) -> int:  # noqa: N802 - cuBLAS's name
+        return self.mode
+
+    def setMathMode(self, handle: int, mode: int) -> None:  # noqa: N802
+        self.mode = mode
+
+
+_CUBLAS_LIB = _CublasLib()
+#: cupy.cublas (its gemm), and `lib`: what dualnet would import from cupy_backends on a real machine
+cublas = types.SimpleNamespace(gemm=_gemm, lib=_CUBLAS_LIB)
+
+
 class _Linalg:
     """cupy._core._routines_linalg's compute-type switch: float32 products use TF32 when set (or when
     CUPY_TF32=1 was in the environment at the first product), as in CuPy."""
@@ -242,7 +284,8 @@ def _device(i: int = 0) -> _Dev:
 
 
 cuda = types.SimpleNamespace(
-    Device=_device, runtime=_Runtime(), compiler=types.SimpleNamespace(CompileException=CompileException),
+    Device=_device, runtime=_Runtime(), device=types.SimpleNamespace(get_cublas_handle=lambda: 0),
+    compiler=types.SimpleNamespace(CompileException=CompileException),
     memory=types.SimpleNamespace(OutOfMemoryError=OutOfMemoryError),
     get_current_stream=lambda: types.SimpleNamespace(synchronize=lambda: COUNTER.sync("stream.synchronize")),
     Stream=contextlib.nullcontext,
