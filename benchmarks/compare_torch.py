@@ -8,7 +8,9 @@ frameworks alternate (dualnet, torch, dualnet, torch, ...): on a noisy machine o
 neighbouring runs mean anything.
 
 Printed: epoch seconds (median, min), inference images/s (batch 1000 over the test set), peak
-resident memory of the training process, the ratios dualnet/PyTorch and the two test accuracies.
+resident memory of the training process, the ratios dualnet/PyTorch and the two test accuracies;
+and the machine: CPU model, load average, each side's BLAS (library, version, kernel, threads:
+threadpoolctl). dualnet's inference runs under dn.no_grad(), as dn.predict and dn.evaluate run it.
 
 `--inference` times eval-mode forward alone instead (no training): the test set through LeNet-5
 at batch 64, 256 and 1000, dualnet on "cpu" against PyTorch under torch.inference_mode, the same
@@ -33,7 +35,7 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_runs import report, spawn, torch_sgd_epoch  # noqa: E402
+from peer_runs import describe_pools, load_average, machine_header, report, spawn, torch_sgd_epoch  # noqa: E402
 
 BATCH = 64
 LR = 0.01
@@ -87,8 +89,9 @@ def run_dualnet(limit: int | None, weights_file: str) -> dict:
     model.eval()
 
     def predict():
-        return np.concatenate([model(x_test[i:i + INFERENCE_BATCH]).argmax(axis=1)
-                               for i in range(0, len(x_test), INFERENCE_BATCH)])
+        with dn.no_grad():  # inference as dn.predict and dn.evaluate run it
+            return np.concatenate([model(x_test[i:i + INFERENCE_BATCH]).argmax(axis=1)
+                                   for i in range(0, len(x_test), INFERENCE_BATCH)])
 
     predict()  # warm-up: first-touch allocations
     t = time.perf_counter()
@@ -165,7 +168,9 @@ def infer_dualnet(weights_file: str) -> dict:
     rates, preds = {}, None
     for batch in INFERENCE_BATCHES:
         def predict(batch=batch):
-            return np.concatenate([model(x_test[i:i + batch]).argmax(axis=1) for i in range(0, len(x_test), batch)])
+            with dn.no_grad():  # inference as dn.predict and dn.evaluate run it
+                return np.concatenate([model(x_test[i:i + batch]).argmax(axis=1)
+                                       for i in range(0, len(x_test), batch)])
         rates[str(batch)] = _time_passes(predict, len(x_test))
         preds = predict()
     return dict(images_per_s=rates, predictions=preds.tolist())
@@ -216,7 +221,7 @@ def _torch_version() -> str | None:
     return torch.__version__
 
 
-def _compare_inference(args, weights_file: str, torch_version: str) -> None:
+def _compare_inference(args, weights_file: str, torch_version: str, machine: dict) -> None:
     """Alternate inference-only children; print images/s per batch size and the ratios."""
     import numpy as np
 
@@ -237,8 +242,11 @@ def _compare_inference(args, weights_file: str, torch_version: str) -> None:
         print(f"{'batch ' + str(b):24s}{rate['dualnet'][str(b)]:12.0f}{rate['torch'][str(b)]:20.0f}"
               f"{ratio[str(b)]:10.2f}   (dualnet/PyTorch; >= 1.0 is parity or better)")
     print(f"predictions agree on {agree:.2%} of the test images (same weights)")
+    pools = describe_pools(runs)
+    machine["load_average_end"] = load_average()
+    print(f"load average at the end: {machine['load_average_end']}")
     if args.json_out:
-        summary = {"machine": f"{os.cpu_count()} cpus, {args.threads} threads", "numpy": np.__version__,
+        summary = {"machine": machine, "numpy": np.__version__, "blas": pools,
                    "torch": torch_version, "runs": args.runs, "passes": PASSES, "images_per_s": rate,
                    "inference_ratio": ratio, "prediction_agreement": agree}
         pathlib.Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
@@ -269,11 +277,12 @@ def main() -> None:
 
     import dualnet as dn
 
+    machine = machine_header(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         weights_file = str(pathlib.Path(tmp) / "lenet5_init.npz")
         np.savez(weights_file, **_initial_weights())
         if args.inference:
-            _compare_inference(args, weights_file, torch_version)
+            _compare_inference(args, weights_file, torch_version, machine)
             return
         results: dict[str, list[dict]] = {"dualnet": [], "torch": []}
         for run in range(args.runs):
@@ -290,8 +299,11 @@ def main() -> None:
     def low(fw: str, key: str) -> float:
         return min(r[key] for r in results[fw])
 
+    pools = describe_pools(results)
+    machine["load_average_end"] = load_average()
+    print(f"load average at the end: {machine['load_average_end']}")
     summary = {
-        "machine": f"{os.cpu_count()} cpus, {args.threads} threads", "numpy": np.__version__,
+        "machine": machine, "blas": pools, "numpy": np.__version__,
         "dualnet": dn.__version__, "torch": torch_version, "runs": args.runs, "limit": args.limit,
         "epoch_s": {fw: {"median": med(fw, "epoch_s"), "min": low(fw, "epoch_s")} for fw in results},
         "images_per_s": {fw: med(fw, "images_per_s") for fw in results},
@@ -299,6 +311,7 @@ def main() -> None:
         "accuracy": {fw: med(fw, "accuracy") for fw in results},
         "epoch_ratio": med("dualnet", "epoch_s") / med("torch", "epoch_s"),
         "inference_ratio": med("dualnet", "images_per_s") / med("torch", "images_per_s"),
+        "pair_ratios": [d["epoch_s"] / t["epoch_s"] for d, t in zip(results["dualnet"], results["torch"])],
     }
     print()
     print(f"{'':24s}{'dualnet':>12s}{'PyTorch ' + torch_version:>20s}{'ratio':>10s}")
@@ -314,6 +327,7 @@ def main() -> None:
     print(f"{'peak RSS MB':24s}{m['dualnet']:12.0f}{m['torch']:20.0f}{m['dualnet'] / m['torch']:10.2f}")
     a = summary["accuracy"]
     print(f"{'test accuracy':24s}{a['dualnet']:12.4f}{a['torch']:20.4f}")
+    print("epoch pair ratios: " + ", ".join(f"{r:.2f}" for r in summary["pair_ratios"]))
     if args.json_out:
         pathlib.Path(args.json_out).write_text(json.dumps(summary, indent=2) + "\n")
 

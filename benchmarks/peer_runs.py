@@ -1,5 +1,7 @@
 """What the PyTorch comparisons share: one child process per run with the thread count fixed
-before any BLAS pool starts, its result read back as JSON, and PyTorch's side of an SGD epoch.
+before any BLAS pool starts, its result read back as JSON, the machine each result belongs to
+(CPU model, load average, each framework's BLAS and kernel as threadpoolctl reports them), and
+PyTorch's side of an SGD epoch.
 
 compare_torch.py (LeNet-5 on MNIST) and compare_resnet.py (ResNet-8 on 3x32x32) import it; the
 runs of the two frameworks alternate in the parent, so both see the same machine.
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
 import resource
 import subprocess
 import sys
@@ -17,9 +20,65 @@ from typing import Any
 
 
 def report(result: dict) -> None:
-    """A child's last line: its result with its peak resident memory, as JSON for the parent."""
+    """A child's last line: its result with its peak resident memory and the thread pools it ran
+    with (threadpoolctl), as JSON for the parent."""
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["blas"] = blas_pools()
     print(json.dumps(result))
+
+
+def blas_pools() -> list[dict]:
+    """The BLAS / OpenMP pools loaded in this process: library, version, kernel (architecture),
+    threads. Asked after the run, so they are the pools the measured work used."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [{"note": "threadpoolctl not installed (pip install threadpoolctl)"}]
+    keys = ("user_api", "internal_api", "version", "architecture", "threading_layer", "num_threads")
+    pools = [{k: pool[k] for k in keys if pool.get(k) is not None} for pool in threadpool_info()]
+    torch = sys.modules.get("torch")
+    if torch is not None:  # its oneDNN / MKL are linked into libtorch: threadpoolctl does not list them
+        pools.append({"user_api": "torch", "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+                      "mkldnn": torch.backends.mkldnn.is_available(), "mkl": torch.backends.mkl.is_available(),
+                      "num_threads": torch.get_num_threads()})
+    return pools
+
+
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo; lscpu's "Model name"), with the CPU count."""
+    name = "unknown CPU"
+    try:
+        for line in pathlib.Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} logical CPUs"
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages: how busy the machine was around the measurement."""
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def machine_header(threads: int) -> dict:
+    """What the parent prints before the runs: CPU, load average, threads, each side's version."""
+    info = {"cpu": cpu_model(), "load_average_start": load_average(), "threads": threads}
+    print(f"machine: {info['cpu']}; load average {info['load_average_start']}; {threads} threads per framework",
+          flush=True)
+    return info
+
+
+def describe_pools(results: dict[str, list[dict]]) -> dict[str, list[dict]]:
+    """Print each framework's BLAS pools (from its first run) and return them for the JSON."""
+    pools = {fw: runs[0].get("blas", []) for fw, runs in results.items() if runs}
+    for fw, fw_pools in pools.items():
+        for pool in fw_pools:
+            text = ", ".join(f"{k} {v}" for k, v in pool.items())
+            print(f"{fw} thread pool: {text}")
+    return pools
 
 
 def spawn(script: str, framework: str, threads: int, extra: list[str]) -> dict:

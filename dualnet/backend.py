@@ -20,10 +20,10 @@ from __future__ import annotations
 import contextlib
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import cache
-from typing import Any
+from functools import cache, wraps
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import numpy as np
 
@@ -44,6 +44,7 @@ __all__ = [
     "array_device",
     "parse_device_name",
     "device_scope",
+    "on_device",
 ]
 
 _NO_SCOPE = contextlib.nullcontext()
@@ -115,6 +116,32 @@ class Device:
         if self.index is None:
             return _NO_SCOPE
         return self.xp.cuda.Device(self.index)
+
+
+class _OnDevice(Protocol):
+    device: Device
+
+
+_S = TypeVar("_S", bound=_OnDevice)
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def on_device(method: Callable[Concatenate[_S, _P], _R]) -> Callable[Concatenate[_S, _P], _R]:
+    """Run `method(self, ...)` inside `self.device.scope()`.
+
+    CuPy allocates and launches on its *current* device, so on "gpu:N" the array code of a layer,
+    parameter or flat buffer must run with N current whatever the caller's current device is. The
+    rule lives here, once: layer code declares the entry points that touch arrays (`__call__`,
+    `backward`, fills, casts) with this decorator instead of entering the scope itself.
+    """
+
+    @wraps(method)
+    def scoped(self: _S, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.device.scope():
+            return method(self, *args, **kwargs)
+
+    return scoped
 
 
 # --- availability probes -------------------------------------------------------------------

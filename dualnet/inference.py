@@ -20,6 +20,7 @@ import numpy as np
 
 from .backend import to_device, to_numpy
 from .errors import DataError
+from .layers.bn_fold import eval_pass
 from .layers.grad_mode import no_grad
 
 __all__ = ["LOW_CONFIDENCE", "NO_INK", "Prediction", "class_names", "hint", "photo_preparation", "predict",
@@ -164,7 +165,7 @@ def _probabilities(model: Any, x: np.ndarray, batch_size: int) -> np.ndarray:
     was_training = getattr(model, "training", False)
     model.eval()
     try:
-        with no_grad():  # inference: nothing kept for backward
+        with no_grad(), eval_pass():  # inference: nothing kept for backward; batch norms fold once
             logits = [to_numpy(model(to_device(x[i:i + batch_size], model.device))).astype(np.float64)
                       for i in range(0, len(x), batch_size)]
     finally:

@@ -161,13 +161,13 @@ def uniform(shape: Sequence[int], seed: int = 0, dtype: Any = np.float64, low: f
 
 
 def param_grads(backward: Callable[..., Any], *args: Any, weight_shape: Sequence[int], bias: int | None,
-                dtype: Any, need_dx: bool = True) -> tuple[Any, np.ndarray, np.ndarray | None]:
+                dtype: Any, need_dx: bool = True, xp: Any = np) -> tuple[Any, Any, Any]:
     """(dx, dweight, dbias) of a backward op that adds its parameter gradients into buffers
-    (conv2d_backward, linear_backward, conv_relu_maxpool_backward: `args`, then wgrad, bgrad,
-    need_dx): host buffers that start at zero (so they hold the gradients exactly); `bias` is the
-    bias length, or None for no bias (dbias None)."""
-    wgrad = np.zeros(tuple(weight_shape), dtype)
-    bgrad = np.zeros(bias, dtype) if bias is not None else None
+    (conv2d_backward, linear_backward, conv_relu_maxpool_backward, the batch-norm backwards: `args`,
+    then wgrad, bgrad, need_dx): buffers of array module `xp` that start at zero (so they hold the
+    gradients exactly); `bias` is the bias length, or None for no bias (dbias None)."""
+    wgrad = xp.zeros(tuple(weight_shape), dtype)
+    bgrad = xp.zeros(bias, dtype) if bias is not None else None
     dx = backward(*args, wgrad, bgrad, need_dx)
     return dx, wgrad, bgrad
 

@@ -189,13 +189,14 @@ __global__ void bn_grad_partials(const T* __restrict__ dy, const T* __restrict__
 // Level 2, then the input gradient: the block combines channel ch's partials (dbias = sum dz,
 // dweight = inv_std * sum dz (x - mean) = sum dz * xhat) and, when write_dx, writes over its chunk
 // dx = scale * (dz - dbias / m - xhat * dweight / m), xhat = (x - mean) * inv_std, through x's
-// strides (dx takes x's layout). Block (0, ch) writes dweight and dbias.
+// strides (dx takes x's layout). Block (0, ch) adds dweight into wgrad and dbias into bgrad (the
+// layer's gradient buffers; skipped without has_wgrad / has_bgrad): one rounding each, as `+=` is.
 template <typename T>
 __global__ void bn_input_grad(const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x,
                               const T* __restrict__ mean, const T* __restrict__ inv_std, const T* __restrict__ scale,
                               const T* __restrict__ part_db, const T* __restrict__ part_dw, T* __restrict__ dx,
-                              T* __restrict__ dweight, T* __restrict__ dbias, int n, int c, int inner, long long sn,
-                              long long sc, int parts, int act, int write_dx) {
+                              T* __restrict__ wgrad, T* __restrict__ bgrad, int n, int c, int inner, long long sn,
+                              long long sc, int parts, int act, int write_dx, int has_wgrad, int has_bgrad) {
     DN_SHARED(T, sums, 2);
     const int ch = blockIdx.y;
     if (threadIdx.x < 32) {
@@ -210,8 +211,8 @@ __global__ void bn_input_grad(const T* __restrict__ dy, const T* __restrict__ y,
     __syncthreads();
     const T db = sums[0], dw = sums[1];
     if (blockIdx.x == 0 && threadIdx.x == 0) {
-        dbias[ch] = db;
-        dweight[ch] = dw;
+        if (has_wgrad) wgrad[ch] += dw;
+        if (has_bgrad) bgrad[ch] += db;
     }
     if (!write_dx) return;
     const long long m = (long long)n * inner;

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import Device, check_same_device, get_device, get_device_object, to_device
+from ..backend import Device, check_same_device, get_device, get_device_object, on_device, to_device
 from ..errors import UsageError, positive_int
 from .flat import zero_grads
 from .grad_mode import grad_enabled
@@ -128,11 +128,9 @@ class Layer(metaclass=_LayerType):
         are still added); every layer has this signature."""
         raise NotImplementedError
 
+    @on_device  # the layer's own array code (outside the ops) allocates on its GPU
     def __call__(self, x: Any) -> Any:
-        # on "gpu:N" the layer's own array code (outside the ops, which enter N themselves) must
-        # allocate on N whatever CuPy's current device is
-        with self.device.scope():
-            return self.forward(x)
+        return self.forward(x)
 
     # --- what a layer holds ------------------------------------------------------------------
 
@@ -208,10 +206,10 @@ class Layer(metaclass=_LayerType):
         """Shape of one output example for one input example of `shape` (no batch axis)."""
         return shape
 
+    @on_device  # a fill is a kernel: it runs on the parameters' GPU
     def zero_grad(self) -> None:
         """Zero every gradient of this layer (and its sublayers): one fill per whole flat buffer."""
-        with self.device.scope():  # a fill is a kernel: it runs on the parameters' GPU
-            zero_grads(self.parameters())
+        zero_grads(self.parameters())
 
     def train(self, mode: bool = True) -> Layer:
         self.training = mode
@@ -256,17 +254,17 @@ class Layer(metaclass=_LayerType):
         self._cache = None
         return self
 
+    @on_device  # the casts are allocated on the parameters' GPU
     def astype(self, dtype: Any) -> Layer:
         """Cast parameters, gradients and floating-point buffers (float32 to train, float64 for
         gradient checks); integer buffers (counters) keep their type."""
-        with self.device.scope():  # the casts are allocated on the parameters' GPU
-            for _, p in self.own_parameters():  # the sub-layers cast their own, below
-                if p.data.dtype != dtype:
-                    p.rehome(p.data.astype(dtype), p.grad.astype(dtype))
-                    p.state = {k: v.astype(dtype) for k, v in p.state.items()}
-            for key, b in self.own_buffers():
-                if b.dtype.kind == "f":
-                    setattr(self, key, b.astype(dtype))
+        for _, p in self.own_parameters():  # the sub-layers cast their own, below
+            if p.data.dtype != dtype:
+                p.rehome(p.data.astype(dtype), p.grad.astype(dtype))
+                p.state = {k: v.astype(dtype) for k, v in p.state.items()}
+        for key, b in self.own_buffers():
+            if b.dtype.kind == "f":
+                setattr(self, key, b.astype(dtype))
         for _, child in self.children():
             child.astype(dtype)
         return self

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..backend import on_device
+
 _ALIGN_BYTES = 64
 
 
@@ -46,41 +48,50 @@ class FlatBuffer:
         self.states: dict[str, Any] = {}
         self._views: dict[str, list[Any]] = {}  # state name -> the per-parameter views handed out
         self.broken = False
-        with self.device.scope():  # CuPy allocates on the current device: on "gpu:N" that must be N
-            self.data = xp.zeros(total, dtype=dtype)
-            self.grad = xp.zeros(total, dtype=dtype)
-            for p, (o, n) in zip(self.params, self.slots):
-                d = self.data[o:o + n].reshape(p.shape)
-                g = self.grad[o:o + n].reshape(p.shape)
-                d[...] = p._data
-                g[...] = p._grad
-                p._adopt(d, g, self)
+        self._adopt_all(xp)
+
+    @on_device  # CuPy allocates on the current device: on "gpu:N" that must be N
+    def _adopt_all(self, xp: Any) -> None:
+        """Allocate data and grad and make every parameter a view of them (its values copied in)."""
+        self.data = xp.zeros(self.total, dtype=self.dtype)
+        self.grad = xp.zeros(self.total, dtype=self.dtype)
+        for p, (o, n) in zip(self.params, self.slots):
+            d = self.data[o:o + n].reshape(p.shape)
+            g = self.grad[o:o + n].reshape(p.shape)
+            d[...] = p._data
+            g[...] = p._grad
+            p._adopt(d, g, self)
+
+    @on_device  # a fill is a kernel: on "gpu:N" it runs on N
+    def zero_grad(self) -> None:
+        """Zero the whole gradient buffer: one fill."""
+        self.grad.fill(0)
 
     def covers(self, params: Sequence[Any]) -> bool:
         """True when `params` are exactly this buffer's parameters, in order, all still in it."""
         return (not self.broken and len(params) == len(self.params)
                 and all(a is b for a, b in zip(params, self.params)))
 
+    @on_device  # a new state buffer is allocated on the parameters' GPU
     def state(self, name: str) -> Any:
         """The flat state buffer `name` (zeros when new), with every p.state[name] its view.
 
         A p.state[name] that was replaced (by a checkpoint reader, say) is copied in first; a
         missing one starts at zero, as a fresh optimizer buffer does.
         """
-        with self.device.scope():
-            flat = self.states.get(name)
-            if flat is None:
-                flat = self.states[name] = self.device.xp.zeros(self.total, dtype=self.dtype)
-                self._views[name] = [flat[o:o + n].reshape(p.shape) for p, (o, n) in zip(self.params, self.slots)]
-            for p, view in zip(self.params, self._views[name]):
-                cur = p.state.get(name)
-                if cur is view:
-                    continue
-                if cur is None:
-                    view.fill(0)
-                else:
-                    view[...] = cur
-                p.state[name] = view
+        flat = self.states.get(name)
+        if flat is None:
+            flat = self.states[name] = self.device.xp.zeros(self.total, dtype=self.dtype)
+            self._views[name] = [flat[o:o + n].reshape(p.shape) for p, (o, n) in zip(self.params, self.slots)]
+        for p, view in zip(self.params, self._views[name]):
+            cur = p.state.get(name)
+            if cur is view:
+                continue
+            if cur is None:
+                view.fill(0)
+            else:
+                view[...] = cur
+            p.state[name] = view
         return flat
 
 
@@ -109,10 +120,8 @@ def zero_grads(params: Iterable[Any]) -> None:
             continue
         members = {id(q) for q in buf.params}
         if not buf.broken and members <= {id(q) for q in params}:
-            with buf.device.scope():  # a fill is a kernel: on "gpu:N" it runs on N
-                buf.grad.fill(0)
+            buf.zero_grad()
             done.add(id(buf))
     for p in params:
         if p._flat is None or id(p._flat) not in done:
-            with p.device.scope():
-                p._grad.fill(0)
+            p.zero_grad()

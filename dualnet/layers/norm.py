@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..backend import to_device
+from ..backend import on_device, to_device
 from ..errors import UsageError
 from .base import Layer, Parameter, _positive_int
 
@@ -155,34 +155,34 @@ class _BatchNorm(Layer):
         """For run's cache: dy like y -> (dx like x or None, dresidual like x or None: the gradient
         of the residual, None when run had none); the parameter gradients are added in."""
         w = self.weight.data if self.weight is not None else None
+        grads = self.grad_buffers()
         dres = None
         if isinstance(cache, _EvalInput):
             dz = self.ops.relu_backward(dy, cache.y) if cache.act == "relu" else dy
-            dx, dw, db = self.ops.batchnorm_eval_backward(dz, cache.x, w, self.running_mean, self.running_var,
-                                                          self.eps, need_input_grad)
+            dx = self.ops.batchnorm_eval_backward(dz, cache.x, w, self.running_mean, self.running_var, self.eps,
+                                                  *grads, need_input_grad)
             dres = dz if cache.has_residual else None
         elif isinstance(cache, _Trained):
-            dx, dw, db = self.ops.batchnorm_backward(dy, cache.saved, w, need_input_grad)
+            dx = self.ops.batchnorm_backward(dy, cache.saved, w, *grads, need_input_grad)
         else:  # batchnorm_act_forward's own saved
-            dx, dw, db, dres = self.ops.batchnorm_act_backward(dy, cache, w, need_input_grad)
-        if self.weight is not None and self.bias is not None and self.weight.requires_grad \
-                and self.bias.requires_grad:
-            self.ops.accumulate_grads(self.weight.grad, dw, self.bias.grad, db)  # one kernel for both
-        else:
-            for p, d in ((self.weight, dw), (self.bias, db)):
-                if p is not None and p.requires_grad:
-                    p.grad += d
+            dx, dres = self.ops.batchnorm_act_backward(dy, cache, w, *grads, need_input_grad)
         return dx, dres
 
+    def grad_buffers(self) -> tuple[Any, Any]:
+        """(weight gradient, bias gradient) the backward ops add into, each None when frozen or
+        without an affine map (as WeightedLayer.grad_buffers)."""
+        return tuple(p.grad if p is not None and p.requires_grad else None  # type: ignore[return-value]
+                     for p in (self.weight, self.bias))
+
     @property
+    @on_device  # the add is a kernel on the layer's GPU
     def num_batches_tracked(self) -> Any:
         """The count of training batches seen: a 0-d int64 on the layer's device (PyTorch's buffer).
         Training counts on the host and adds the count here, when the buffer is read (checkpoints,
         moves, `named_buffers`), so a training step launches nothing for it."""
         if self._batches_pending:
             pending, self._batches_pending = self._batches_pending, 0
-            with self.device.scope():
-                self._batches += pending
+            self._batches += pending
         return self._batches
 
     @num_batches_tracked.setter

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..backend import Device, array_device, get_device, to_device
+from ..backend import Device, array_device, get_device, on_device, to_device
 from ..errors import UsageError
 
 
@@ -85,6 +85,11 @@ class Parameter:
         if self._flat is not None and self._flat is not flat:
             self._flat.broken = True
         self._data, self._grad, self._flat = data, grad, flat
+
+    @on_device  # a fill is a kernel: on "gpu:N" it runs on N
+    def zero_grad(self) -> None:
+        """Zero this parameter's gradient in place (one fill)."""
+        self._grad.fill(0)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -4,6 +4,8 @@ Before running, the layers become a list of steps once (`fused.plan`): a Conv2d,
 followed by ReLU, a Conv2d + ReLU + MaxPool2d, or a Residual + ReLU (with its body's last batch
 norm), runs as one fused step. Forward and backward
 are then two plain loops over the steps; the plan is made again only when the layers change.
+An eval-mode forward under no_grad() runs Conv2d + BatchNorm2d pairs as one folded convolution
+(`bn_fold.eval_steps`).
 A Sequential may hold other containers (Sequential, Residual): parameters, buffers, modes,
 moves and casts reach every nested layer through `Layer.children`.
 """
@@ -14,8 +16,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..backend import on_device
 from ..errors import UsageError
 from .base import Layer, layer_entry
+from .bn_fold import eval_steps
 from .fused import plan
 
 
@@ -90,17 +94,19 @@ class Sequential(Layer):
         steps = self._ran = self.steps()
         if self.training or self._records():  # backward needs every step's cache of the whole batch
             return _run(steps, x)
+        # inference: batch norms folded into their convolutions (bn_fold.py; only under no_grad())
+        steps = self._ran = eval_steps(self, steps)
         # inference in eval mode is per image: the table may run a large batch in cache-sized chunks
         return self.ops.inference_in_chunks(lambda part: _run(steps, part), x)
 
+    @on_device  # as __call__: on "gpu:N" everything happens on N
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         """Backward through every step of the last forward; returns dL/dx.
 
         need_input_grad=False (a training loop, which has no use for dL/dx) returns None and
         stops at the first step with trainable parameters, which skips computing its input gradient.
         """
-        with self.device.scope():  # as __call__: on "gpu:N" everything happens on N
-            return self._backward(dy, need_input_grad)
+        return self._backward(dy, need_input_grad)
 
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
         steps = getattr(self, "_ran", None) or self.steps()

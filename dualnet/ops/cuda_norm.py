@@ -120,9 +120,12 @@ class NormKernelOps:
         """As ReferenceOps.batchnorm_forward (batchnorm_act_forward with nothing fused)."""
         return self.batchnorm_act_forward(x, weight, bias, running_mean, running_var, eps, momentum, None, None)
 
-    def batchnorm_act_backward(self, dy, saved, weight, need_dx=True):
-        """As ReferenceOps.batchnorm_act_backward: two launches; dx in the input's layout (a
-        channel-major view for the convolution's output), dresidual C-contiguous."""
+    def batchnorm_act_backward(self, dy, saved, weight, wgrad, bgrad, need_dx=True):
+        """As ReferenceOps.batchnorm_act_backward: two launches, the parameter gradients added into
+        wgrad and bgrad by the second; dx in the input's layout (a channel-major view for the
+        convolution's output), dresidual C-contiguous."""
+        if not isinstance(saved, _BnSaved):
+            return super().batchnorm_act_backward(dy, saved, weight, wgrad, bgrad, need_dx)  # type: ignore[misc]
         xp = self.xp
         s, parts = saved.x, saved.parts
         dy = self._c(dy)
@@ -135,14 +138,17 @@ class NormKernelOps:
         self.launcher.launch("bn_grad_partials", dt, dy, y, s.base, saved.mean, part_db, part_dw, dz, *s.dims, parts,
                              relu, int(saved.has_residual))
         dx = xp.empty(s.base.shape, dtype=dt) if need_dx else self._nothing(dt)
-        dweight, dbias = xp.empty(c, dtype=dt), xp.empty(c, dtype=dt)
         self.launcher.launch("bn_input_grad", dt, dy, y, s.base, saved.mean, saved.inv_std, saved.scale, part_db,
-                             part_dw, dx, dweight, dbias, *s.dims, parts, relu, int(need_dx))
-        return (s.like(dx) if need_dx else None), dweight, dbias, (dz if saved.has_residual else None)
+                             part_dw, dx, self._nothing(dt) if wgrad is None else wgrad,
+                             self._nothing(dt) if bgrad is None else bgrad, *s.dims, parts, relu, int(need_dx),
+                             int(wgrad is not None), int(bgrad is not None))
+        return (s.like(dx) if need_dx else None), (dz if saved.has_residual else None)
 
-    def batchnorm_backward(self, dy, saved, weight, need_dx=True):
-        """As ReferenceOps.batchnorm_backward: dx (in the input's layout), dweight, dbias."""
-        return self.batchnorm_act_backward(dy, saved, weight, need_dx)[:3]
+    def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx=True):
+        """As ReferenceOps.batchnorm_backward: dx in the input's layout; gradients added in."""
+        if not isinstance(saved, _BnSaved):
+            return super().batchnorm_backward(dy, saved, weight, wgrad, bgrad, need_dx)  # type: ignore[misc]
+        return self.batchnorm_act_backward(dy, saved, weight, wgrad, bgrad, need_dx)[0]
 
     # --- eval mode, and the residual sum + ReLU --------------------------------------------
 

@@ -322,11 +322,11 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
         y = (x - running_mean.reshape(per_channel)) * scale.reshape(per_channel)
         return y if bias is None else y + bias.reshape(per_channel)
 
-    def batchnorm_backward(self, dy, saved, weight, need_dx: bool = True):
-        """dy like x -> (dx like x or None, dweight (c,), dbias (c,)) for batchnorm_forward's `saved`.
-
-        dbias = sum dy, dweight = sum dy * xhat (per channel, computed even without an affine
-        map: dx needs them); dx = weight * inv_std * (dy - dbias / m - xhat * dweight / m).
+    def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
+        """dy like x -> dx like x, or None, for batchnorm_forward's `saved`; the parameter gradients
+        are added in: dL/dweight = sum dy * xhat into wgrad, dL/dbias = sum dy into bgrad ((c,) each;
+        None: not wanted, as conv2d_backward's). Both sums are computed even without them (dx needs
+        them); dx = weight * inv_std * (dy - dbias / m - xhat * dweight / m).
         """
         xhat, inv_std = saved
         axes = (0, *range(2, dy.ndim))
@@ -334,12 +334,16 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
         m = dy.size // dy.shape[1]
         dbias = dy.sum(axis=axes)
         dweight = (dy * xhat).sum(axis=axes)
+        if wgrad is not None:
+            wgrad += dweight
+        if bgrad is not None:
+            bgrad += dbias
         if not need_dx:
-            return None, dweight, dbias
+            return None
         scale = inv_std if weight is None else inv_std * weight
         dt = dy.dtype.type
         dx = (dy - dbias.reshape(per_channel) * dt(1 / m) - xhat * (dweight * dt(1 / m)).reshape(per_channel))
-        return dx * scale.reshape(per_channel), dweight, dbias
+        return dx * scale.reshape(per_channel)
 
     # --- linear --------------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ class FusedOps:
     def batchnorm_eval(self, x, weight, bias, running_mean, running_var, eps: float):
         raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
 
-    def batchnorm_backward(self, dy, saved, weight, need_dx: bool = True):
+    def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
         raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
 
     def relu_forward(self, x):
@@ -60,15 +60,16 @@ class FusedOps:
             y = self.relu_forward(y)
         return y, _BatchNormActSaved(saved, y if act == "relu" else None, act, residual is not None)
 
-    def batchnorm_act_backward(self, dy, saved, weight, need_dx: bool = True):
-        """dy like x -> (dx like x or None, dweight (c,), dbias (c,), dresidual like x or None).
+    def batchnorm_act_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
+        """dy like x -> (dx like x or None, dresidual like x or None); the parameter gradients are
+        added into wgrad and bgrad as batchnorm_backward adds them.
 
         dresidual, the gradient of the residual added before the activation (relu_backward(dy, y)
-        with a ReLU, else dy), is None when the forward had no residual; dx, dweight and dbias are
-        batchnorm_backward's of that same gradient."""
+        with a ReLU, else dy), is None when the forward had no residual; dx and the parameter
+        gradients are batchnorm_backward's of that same gradient."""
         dz = self.relu_backward(dy, saved.y) if saved.act == "relu" else dy
-        dx, dweight, dbias = self.batchnorm_backward(dz, saved.bn, weight, need_dx)
-        return dx, dweight, dbias, (dz if saved.has_residual else None)
+        dx = self.batchnorm_backward(dz, saved.bn, weight, wgrad, bgrad, need_dx)
+        return dx, (dz if saved.has_residual else None)
 
     def batchnorm_act_eval(self, x, weight, bias, running_mean, running_var, eps: float, act: str | None = "relu",
                            residual=None):

@@ -162,20 +162,25 @@ class LayerOps:
 
     # --- batch norm's eval-mode gradient -------------------------------------------------
 
-    def batchnorm_eval_backward(self, dy, x, weight, running_mean, running_var, eps: float, need_dx: bool = True):
-        """Gradient of batchnorm_eval (the running statistics held constant): dy like x ->
-        (dx like x or None, dweight (c,), dbias (c,)); dx = dy * weight / sqrt(running_var + eps),
-        dweight = sum dy * (x - running_mean) / sqrt(running_var + eps), dbias = sum dy."""
+    def batchnorm_eval_backward(self, dy, x, weight, running_mean, running_var, eps: float, wgrad, bgrad,
+                                need_dx: bool = True):
+        """Gradient of batchnorm_eval (the running statistics held constant): dy like x -> dx like x
+        or None, dx = dy * weight / sqrt(running_var + eps); adds dweight = sum dy * (x - running_mean)
+        / sqrt(running_var + eps) into wgrad and dbias = sum dy into bgrad (each None: not wanted)."""
         xp = self.xp
         axes = (0, *range(2, dy.ndim))
         per_channel = (1, -1) + (1,) * (dy.ndim - 2)
         inv_std = 1 / xp.sqrt(running_var + dy.dtype.type(eps))
         dbias = dy.sum(axis=axes)
         dweight = (dy * (x - running_mean.reshape(per_channel))).sum(axis=axes) * inv_std
+        if wgrad is not None:
+            wgrad += dweight
+        if bgrad is not None:
+            bgrad += dbias
         if not need_dx:
-            return None, dweight, dbias
+            return None
         scale = inv_std if weight is None else inv_std * weight
-        return dy * scale.reshape(per_channel), dweight, dbias
+        return dy * scale.reshape(per_channel)
 
 
 def out_len(size: int, scale: float | None, out: int | None) -> int:

@@ -9,6 +9,7 @@ import numpy as np
 from .. import data as _data
 from ..backend import to_device, to_numpy
 from ..errors import DataError, positive_int
+from ..layers.bn_fold import eval_pass
 from ..layers.grad_mode import no_grad
 from ..losses import SoftmaxCrossEntropy
 from .checks import check_fits, parameter_dtype
@@ -42,8 +43,8 @@ def evaluate(model: Any, dataset: Any, batch_size: int = EVAL_BATCH_SIZE) -> dic
     norm = _data.model_normalization(model)  # the inputs as the model was trained on them
     preds, probs, loss_sum = [], [], 0.0
     try:
-        # on "gpu:N" every array of the loop is allocated on N
-        with dev.scope(), out_of_memory_as(batch_size, "evaluation"):
+        # on "gpu:N" every array of the loop is allocated on N; batch norms fold once for all batches
+        with dev.scope(), out_of_memory_as(batch_size, "evaluation"), eval_pass():
             for start in range(0, len(dataset), batch_size):
                 images = _data.normalize(dataset.images[start:start + batch_size], norm)
                 xb = to_device(images.astype(dtype, copy=False), dev)

@@ -39,7 +39,8 @@ def _parts(m, parts):
 @pytest.mark.parametrize("channel_major", [False, True])
 def test_bn_two_level_statistics_and_gradients(emu, dtype, shape, parts, channel_major):
     """bn_partials + bn_normalize (statistics, running statistics, y with ReLU and residual) and
-    bn_grad_partials + bn_input_grad (dweight, dbias, dz, dx in x's layout) against NumPy."""
+    bn_grad_partials + bn_input_grad (dweight and dbias added into the gradient buffers, dz, dx in
+    x's layout) against NumPy."""
     n, c, inner = shape
     m = n * inner
     parts = _parts(m, min(parts, m))
@@ -74,13 +75,14 @@ def test_bn_two_level_statistics_and_gradients(emu, dtype, shape, parts, channel
     emu.launch("bn_grad_partials", dtype, dy, y, base, mean, pdb, pdw, dz, *dims, 1, 1)
     np.testing.assert_array_equal(dz, np.where(y > 0, dy, 0))  # the ReLU's mask: exact
     dx_base = np.empty_like(base)
-    dweight, dbias = np.empty(c, dtype), np.empty(c, dtype)
-    emu.launch("bn_input_grad", dtype, dy, y, base, mean, inv_std, scale, pdb, pdw, dx_base, dweight, dbias, *dims,
-               1, 1)
+    wgrad0, bgrad0 = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    wgrad, bgrad = wgrad0.copy(), bgrad0.copy()  # the layer's gradient buffers: added into
+    emu.launch("bn_input_grad", dtype, dy, y, base, mean, inv_std, scale, pdb, pdw, dx_base, wgrad, bgrad, *dims,
+               1, 1, 1, 1)
     g = dz.astype(np.float64)
     xh = (x64 - mean.astype(np.float64)[None, :, None]) * inv_std.astype(np.float64)[None, :, None]
-    close(dbias, g.sum(axis=(0, 2)).astype(dtype))
-    close(dweight, (g * xh).sum(axis=(0, 2)).astype(dtype))
+    close(bgrad, (bgrad0 + g.sum(axis=(0, 2))).astype(dtype))
+    close(wgrad, (wgrad0 + (g * xh).sum(axis=(0, 2))).astype(dtype))
     dx = dx_base.transpose(1, 0, 2) if channel_major else dx_base
     want_dx = scale.astype(np.float64)[None, :, None] * (g - g.sum(axis=(0, 2))[None, :, None] / m
                                                          - xh * (g * xh).sum(axis=(0, 2))[None, :, None] / m)
