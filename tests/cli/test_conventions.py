@@ -92,7 +92,7 @@ WRITING = {"train", "export", "evaluate", "predict", "plot", "filters", "feature
 
 def test_every_command_that_writes_a_named_file_takes_overwrite_with_the_same_help():
     # `data fetch` writes too, but into the user cache, never to a path the user names: it has no
-    # --overwrite and ends with `wrote:` lines for the files it downloaded (tests/reliability/test_output_rule.py)
+    # --overwrite and ends with `wrote:` lines for the files it downloaded (tests/data/test_named.py)
     from dualnet_cli.common import OVERWRITE_HELP
 
     writing = {name for name, command in _all_commands() if {p.name for p in command.params} & OUTPUT_PARAMS}
