@@ -1,5 +1,4 @@
 // Fused bias + activation, and the ReLU backward pass.
-#include "device.cuh"
 
 // y[b, ci, k] = act(x[...] + bias[ci]), y laid out (n, c, inner).
 // x is laid out (c, n, inner) when channel_major == 1 (the output of one GEMM over the whole
@@ -50,26 +49,4 @@ __global__ void leaky_relu_backward(const T* __restrict__ dy, const T* __restric
          idx += (long long)blockDim.x * gridDim.x) {
         dx[idx] = x[idx] > T(0) ? dy[idx] : slope * dy[idx];
     }
-}
-
-// The backward of relu(linear(x)) up to the products: dz = y > 0 ? dy : 0 for dy, y (n, o), and
-// bgrad[j] += the sum of column j of dz (the linear layer's bias gradient, added into its buffer).
-// One warp per column (DN_BLOCK / 32 columns per block): lane l takes rows l, l + 32, ... and the
-// warp folds its lanes in the fixed shuffle order: deterministic, one writer per output.
-
-template <typename T>
-__global__ void relu_bias_grad(const T* __restrict__ dy, const T* __restrict__ y, T* __restrict__ dz,
-                               T* __restrict__ bgrad, int n, int o) {
-    const int lane = threadIdx.x & 31;
-    const int j = blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
-    if (j >= o) return;  // the whole warp
-    T s = T(0);
-    for (int b = lane; b < n; b += 32) {
-        const long long at = (long long)b * o + j;
-        const T g = y[at] > T(0) ? dy[at] : T(0);
-        dz[at] = g;
-        s += g;
-    }
-    s = dn_warp_sum(s);
-    if (lane == 0) bgrad[j] += s;
 }

@@ -57,7 +57,7 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | batchnorm_act_backward     | yes       | yes | norm.cu       |
 | batchnorm_act_eval         | yes       | yes | norm.cu       |
 | add_relu_forward           | yes       | yes | norm.cu       |
-| linear_relu_backward       | yes       |     | activation.cu |
+| linear_relu_backward       | yes       |     | fused_grads.cu |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.

@@ -21,9 +21,9 @@ the conv output in the layout the products read (one kernel), the parameter grad
 small layer one kernel straight from the input, conv_wgrad_direct; else im2col, a product added
 into the weight gradient and the bias reduction) and the input gradient (a product and col2im).
 Every parameter gradient is added into its buffer by the op that makes it: a product with beta =
-1, a kernel that adds (grads.cu, norm.cu). The training loop gathers each batch and tallies each
-step (loss, accuracy, a finite check of the flat gradient) with one kernel each (train.cu), so a
-step never waits for the host.
+1, a kernel that adds (grads.cu, norm.cu, fused_grads.cu). The training loop gathers each batch and
+tallies each step (loss, accuracy, a finite check of the flat gradient) with one kernel each
+(train.cu), so a step never waits for the host.
 """
 
 from __future__ import annotations
