@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import stat
+import sys
 
 import pytest
 
 from dualnet import outputs
 from dualnet.outputs import OutputError, files
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "reliability"))
+from writers import make_special  # noqa: E402
 
 
 def temporaries(folder: pathlib.Path) -> list[str]:
@@ -19,22 +22,8 @@ def temporaries(folder: pathlib.Path) -> list[str]:
 
 
 def special(tmp_path: pathlib.Path, kind: str) -> pathlib.Path:
-    """A target of `kind` that is not a regular file: directory, fifo, socket or (root only) a
-    character device made like /dev/null."""
-    path = tmp_path / f"target-{kind}"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "socket":
-        s = socket.socket(socket.AF_UNIX)
-        s.bind(str(path))
-        s.close()
-    else:
-        if os.geteuid() != 0:
-            pytest.skip("making a device node needs root")
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    return path
+    """A target of `kind` that is not a regular file (tests/reliability/writers.py makes it)."""
+    return make_special(tmp_path / f"target-{kind}", kind)
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "socket", "device"])
