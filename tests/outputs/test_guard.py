@@ -59,6 +59,28 @@ def test_a_symbolic_link_to_a_fifo_is_refused_by_what_it_points_to(tmp_path):
     assert link.is_symlink() and stat.S_ISFIFO(os.stat(link).st_mode)
 
 
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symbolic_link_as_a_file_target_is_refused_naming_the_file_it_points_to(tmp_path, dangling):
+    # from lstat: os.replace would put a regular file in the link's place and leave its file as it was
+    real, link = tmp_path / "real.csv", tmp_path / "log.csv"
+    if not dangling:
+        real.write_text("keep")
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match=r"it is a symbolic link to .*real\.csv.*name the file it points to") as info:
+        outputs.write_text(link, "x", "CSV log")
+    assert ("does not exist" in str(info.value)) == dangling
+    assert link.is_symlink() and (dangling or real.read_text() == "keep")
+    assert not temporaries(tmp_path)
+
+
+def test_links_among_the_folders_of_a_target_and_a_linked_output_folder_are_followed(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "runs").symlink_to(tmp_path / "real")
+    outputs.write_text(tmp_path / "runs" / "log.csv", "x", "CSV log")
+    assert (tmp_path / "real" / "log.csv").read_text() == "x"
+    assert outputs.output_folder(tmp_path / "runs", "TensorBoard folder") == tmp_path / "runs"
+
+
 @pytest.mark.parametrize("how", ["same-path", "hard-link", "symbolic-link", "inside-folder", "hard-link-into-folder",
                                  "folder-through-symlink"])
 def test_an_input_of_the_command_is_never_written(tmp_path, how):
