@@ -74,9 +74,15 @@ COOP_WORK: dict[str, tuple[str, str, str]] = {
     "channel_sums": ("(n*inner+255)//256+8", "1", "4"),
     "softmax_xent_forward": ("3*((k+31)//32)+5", "8", "6"),
     "global_avgpool_forward": ("(inner+31)//32+5", "1", "4"),
+    "relu_bias_grad": ("(n+31)//32+5", "2", "6"),
     "step_stats": ("(max(chunk, n)+255)//256+8", "2", "4"),
+    # per position: the carried (b, oy, ox) step, the tap's bounds and address, two loads, one FMA
+    "conv_wgrad_direct": ("(n*out_h*out_w+255)//256+8", "2", "24"),
 }
 _DEFAULT_WORK = ("1", "2", "20")
+#: elements a kernel reads again from L2, beyond its arrays read once (every block of
+#: conv_wgrad_direct walks its output channel's dz and the matching input positions)
+L2_REREAD: dict[str, str] = {"conv_wgrad_direct": "(c*kh*kw+1)*o*n*out_h*out_w*2"}
 
 
 def _eval(expr: str, scalars: dict[str, int]) -> int:
@@ -122,8 +128,10 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
         loop, flops, instr = (_eval(e, scalars) for e in WORK.get(name, _DEFAULT_WORK))
         serial = math.ceil(items / max(grid * block, 1)) * loop
     fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
+    itemsize = 8 if fp64 else 4
+    reread = _eval(L2_REREAD[name], scalars) * itemsize if name in L2_REREAD else 0
     return Launch(name, grid, block, detail["shared_mem"], nbytes, float(items * loop * flops), serial,
-                  float(items * loop * instr), "fp64" if fp64 else "fp32")
+                  float(items * loop * instr), "fp64" if fp64 else "fp32", l2_bytes=reread)
 
 
 def launches(trace: list[tuple[str, str, int, dict]]) -> list[Launch]:

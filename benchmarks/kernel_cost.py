@@ -4,7 +4,8 @@ estimated on paper from its launch shape, the bytes it moves, its FLOPs and its 
 Every figure it gives is an ESTIMATE (good to about a factor of 2 per kernel; the ranking of the
 kernels is the reliable part). The model, per launch:
 
-    time = launch + max(bytes / bandwidth, flops / flop peak, instructions / issue rate)
+    time = launch + max(bytes / bandwidth, flops / flop peak, instructions / issue rate,
+                        re-read bytes / L2 bandwidth)
 
   - launch: the GPU-side gap of one more kernel in a stream of dependent launches (`launch_us`);
   - bandwidth: the peak, unless too few threads are in flight to cover the memory latency
@@ -17,6 +18,8 @@ kernels is the reliable part). The model, per launch:
   - instructions: items x instructions per item over the GPU's issue rate (4 warp schedulers per
     SM, one warp instruction each per cycle): index arithmetic with 64-bit division, as im2col and
     col2im decode every element, is instruction-bound before it is memory-bound.
+  - re-read bytes: what a kernel reads again and again from L2 (a gather whose blocks share their
+    inputs, as conv_wgrad_direct's one block per weight does), at `l2_bandwidth`;
 The serial loop of a thread (its grid-stride share of the items x the loop inside each item) bounds
 the time from below at `serial_ns` per iteration. Host time is not in this model: see
 gpu_host_overhead.py for dualnet's and the report's host line for the assumption.
@@ -42,6 +45,7 @@ class Gpu:
     fp64: float
     tf32: float                 # FLOP/s, dense tensor cores
     clock: float                # Hz, sustained boost
+    l2_bandwidth: float = 7e12  # bytes/s, L2 reads (microbenchmarks put an H100's at 5.5-10 TB/s)
     launch_us: float = 2.5      # one more dependent kernel in a stream, GPU side
     mem_latency_us: float = 0.6
     ilp: int = 4                # independent loads in flight per thread
@@ -63,13 +67,15 @@ class Gpu:
                 f"FP32 {self.fp32 / 1e12:.0f} / FP64 {self.fp64 / 1e12:.0f} / TF32 {self.tf32 / 1e12:.0f} TFLOP/s "
                 f"(dense), {self.clock / 1e9:.2f} GHz; assumed: {self.launch_us} us per launch, memory latency "
                 f"{self.mem_latency_us} us with {self.ilp} loads of {self.word} B in flight per thread, products at "
-                f"{self.gemm_efficiency:.0%} of peak on full waves, {self.serial_ns} ns per serial loop iteration")
+                f"{self.gemm_efficiency:.0%} of peak on full waves, {self.serial_ns} ns per serial loop iteration, "
+                f"L2 re-reads at {self.l2_bandwidth / 1e12:.1f} TB/s")
 
 
 GPUS = {
     "h100-sxm": Gpu("H100 SXM", 132, 2048, 32, 228 * 1024, 3.35e12, 67e12, 34e12, 494e12, 1.755e9),
     "h200": Gpu("H200", 132, 2048, 32, 228 * 1024, 4.8e12, 67e12, 34e12, 494e12, 1.755e9),
-    "a100-sxm": Gpu("A100 SXM 80GB", 108, 2048, 32, 164 * 1024, 2.04e12, 19.5e12, 9.7e12, 156e12, 1.41e9),
+    "a100-sxm": Gpu("A100 SXM 80GB", 108, 2048, 32, 164 * 1024, 2.04e12, 19.5e12, 9.7e12, 156e12, 1.41e9,
+                    l2_bandwidth=5e12),
 }
 
 
@@ -87,6 +93,7 @@ class Launch:
     instructions: float = 0.0   # thread-instructions over all threads (0: not instruction-bound)
     math: str = "fp32"          # fp32 | fp64 | tf32: which FLOP peak applies
     gemm: tuple[int, int, int] | None = None  # (m, n, k) of a product
+    l2_bytes: int = 0           # bytes read again from L2 (beyond nbytes from memory)
     time_us: float = 0.0
     bound: str = ""
 
@@ -139,6 +146,7 @@ def cost(gpu: Gpu, launch: Launch) -> Launch:
             "flops": launch.flops / _peak(gpu, launch.math),
             "instructions": launch.instructions / gpu.issue_rate,
             "serial loop": launch.serial * gpu.serial_ns * 1e-9,
+            "L2 re-reads": launch.l2_bytes / gpu.l2_bandwidth,
         }
         if bandwidth < gpu.bandwidth and terms["memory"] == max(terms.values()):
             terms = {("latency (few threads)" if k == "memory" else k): v for k, v in terms.items()}

@@ -11,11 +11,18 @@
 - Every option has help text; every command's docstring ends with examples.
 - A mistake is one line, `dualnet: error: ...` (exit 2 for usage, 1 otherwise; cli/main.py); the
   library's messages name its parameters in backquotes, which the CLI says as flags (`as_flags`).
+- One output rule (issue 20.8): a default output that exists gets a free name (`runs/lenet5-2.h5`,
+  `free_default`); an output the user named that exists is refused unless `--overwrite`, the same
+  flag with the same help in every command that writes (`named_output`, `overwrite_option`);
+  `--resume` goes on writing its own checkpoint and appending to its CSV log; a TensorBoard folder
+  may exist (each run adds an event file of its own). Every command that writes ends with one
+  `wrote: PATH` line per file (`report_written`), on stderr with --json so that stdout stays JSON.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import pathlib
 import re
 
@@ -203,20 +210,53 @@ def refuse_replacing_inputs(output: pathlib.Path | None, inputs: list, option: s
         if exc.collision:
             raise click.BadParameter(str(exc), param_hint=f"'{option}'") from None
         what = WHAT.get(role or "", "picture" if str(output).lower().endswith(".png") else "output")
-        raise outputs.OutputError(f"cannot write {what} to {output}: {exc.reason}; choose another {option}",
-                                  exc.reason) from None
+        fix = exc.fix.replace("choose another path", f"choose another {option}")
+        raise outputs.OutputError(f"cannot write {what} to {output}: {exc.reason}; {fix}", exc.reason,
+                                  fix=fix) from None
 
 
 def free_default(path: pathlib.Path, overwrite: bool) -> pathlib.Path:
     """A default output path that replaces no earlier file: `path` itself if it is free (or
     `overwrite`), else `stem-2.suffix`, `stem-3.suffix`, ... (the command prints which)."""
-    if overwrite or not path.exists():
+    if overwrite or not os.path.lexists(path):
         return path
     n = 2
-    while path.with_name(f"{path.stem}-{n}{path.suffix}").exists():
+    while os.path.lexists(path.with_name(f"{path.stem}-{n}{path.suffix}")):
         n += 1
     return path.with_name(f"{path.stem}-{n}{path.suffix}")
 
 
+OVERWRITE_HELP = ("Replace an output file you named that already exists (without it that is refused; a default "
+                  "output that exists gets a free name, such as runs/lenet5-2.h5).")
+
+
 def overwrite_option():
-    return click.option("--overwrite", is_flag=True, help="Replace an existing output file of the same name.")
+    """--overwrite, the same flag with the same help in every command that writes a file."""
+    return click.option("--overwrite", is_flag=True, help=OVERWRITE_HELP)
+
+
+def refuse_existing(output: pathlib.Path | None, option: str, overwrite: bool, named: pathlib.Path | None = None,
+                    what: str = "") -> None:
+    """The output rule for a path the user named: refuse (one line, exit 2) an `output` that exists
+    unless `overwrite`. `named` is the path the user typed when `output` is derived from it (the
+    best checkpoint of --out), `what` says which derived file it is."""
+    if output is None or overwrite or not os.path.lexists(output):
+        return
+    given = f"{option} {named}: its {what} {output}" if named is not None else f"{option} {output}"
+    raise click.UsageError(f"{given} already exists; add --overwrite to replace it, or choose another path")
+
+
+def named_output(output: pathlib.Path | None, inputs: list, option: str, overwrite: bool, role: str | None = None,
+                 folder: bool = False) -> None:
+    """An output path the user named: refuse_replacing_inputs, then (for a file) refuse_existing."""
+    refuse_replacing_inputs(output, inputs, option, role, folder)
+    if not folder:
+        refuse_existing(output, option, overwrite)
+
+
+def report_written(paths, as_json: bool = False) -> None:
+    """The closing lines of every command that writes: `wrote: PATH` for each file it wrote, in
+    order, on stdout; with --json on stderr, so that stdout stays pure JSON."""
+    for path in paths:
+        if path is not None:
+            click.echo(f"wrote: {path}", err=as_json)

@@ -11,7 +11,7 @@ import dualnet as dn
 from dualnet.data import named
 from dualnet.data.folder_cache import default_progress
 
-from .common import folder_options, refuse_replacing_inputs
+from .common import folder_options, named_output, overwrite_option, report_written
 
 
 @click.group()
@@ -59,7 +59,7 @@ def info(source, image_size, channels, test_fraction, strict, as_json):
 @folder_options
 @click.option("--processes", type=click.IntRange(1), default=None, show_default="one per CPU core",
               help="Worker processes that decode the photos.")
-@click.option("--overwrite", is_flag=True, help="Replace OUT if it exists.")
+@overwrite_option()
 def convert(folder, out, image_size, channels, test_fraction, strict, processes, overwrite):
     """Decode a folder of photos (one subfolder per class, or train/ test/ [val/]) once into an HDF5
     file that `dualnet train --data OUT.h5` reads (uint8, chunked for --stream).
@@ -68,9 +68,7 @@ def convert(folder, out, image_size, channels, test_fraction, strict, processes,
     Example:
       dualnet data convert photos/ photos.h5 --image-size 64,64
     """
-    refuse_replacing_inputs(out, [folder], "OUT")
-    if out.exists() and not overwrite:
-        raise click.BadParameter(f"{out} already exists; pass --overwrite to replace it", param_hint="'OUT'")
+    named_output(out, [folder], "OUT", overwrite)
     options = dn.data.FolderOptions(image_size or dn.data.DEFAULT_IMAGE_SIZE, channels,
                                     dn.data.DEFAULT_TEST_FRACTION if test_fraction is None else test_fraction)
     summary = dn.data.convert_folder(folder, out, options, strict=strict, processes=processes,
@@ -80,6 +78,7 @@ def convert(folder, out, image_size, channels, test_fraction, strict, processes,
     click.echo(f"{out}: {summary['train']:,} train / {summary['val']:,} val / {summary['test']:,} test "
                f"images, {h}x{w}, {summary['channels']} channel(s), {len(summary['classes'])} classes; "
                f"{summary['skipped']} skipped")
+    report_written([out])
 
 
 @data.command("list")
@@ -102,8 +101,20 @@ def fetch(name):
     Example:
       dualnet data fetch fashion-mnist
     """
+    spec = named.NAMED[name]
+    before = {f.name: _identity(named.cache_root() / spec.name / f.name) for f in spec.files}
     folder = named.fetch(name, report=lambda line: click.echo(line, err=True))
     click.echo(f"{name}: verified files in {folder}")
+    # the files this run downloaded (none when the cache already held them all, verified)
+    report_written([folder / n for n, was in before.items() if _identity(folder / n) != was])
+
+
+def _identity(path: pathlib.Path) -> tuple | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 COMMANDS = [data]

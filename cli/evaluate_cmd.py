@@ -12,7 +12,7 @@ import dualnet as dn
 from dualnet import checkpoint
 from dualnet.trained_data import load_data_for, trained_on
 
-from .common import data_option, device_option, refuse_replacing_inputs, resolve_device
+from .common import data_option, device_option, named_output, overwrite_option, report_written, resolve_device
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 
@@ -42,7 +42,8 @@ def format_confusion(confusion: np.ndarray) -> str:
               type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the confusion matrix and the worst mistakes to this PNG (needs matplotlib).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, stream, plot_path, as_json):
+@overwrite_option()
+def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, stream, plot_path, as_json, overwrite):
     """Accuracy, per-class accuracy and confusion matrix of a checkpoint.
 
     \b
@@ -55,7 +56,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         require_matplotlib()
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
-    refuse_replacing_inputs(plot_path, [ckpt, data_source or trained_on(model)["data"] or "mnist"], "--plot")
+    named_output(plot_path, [ckpt, data_source or trained_on(model)["data"] or "mnist"], "--plot", overwrite)
     # a folder of photos is prepared as the run prepared it (image size, channels, test fraction)
     stored = (getattr(model, "metadata", None) or {}).get("train_config")
     stored = stored if isinstance(stored, dict) else {}
@@ -74,6 +75,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         click.echo(json.dumps({"accuracy": result["accuracy"], "loss": result["loss"], "n": result["n"],
                                "per_class": result["per_class"].tolist(),
                                "confusion": result["confusion"].tolist()}))
+        report_written([plot_path], as_json=True)
         return
     click.echo(f"{ckpt}: {split} accuracy {result['accuracy']:.2%} on {result['n']:,} images "
                f"(loss {result['loss']:.4f})")
@@ -82,8 +84,7 @@ def evaluate(ckpt, data_source, device, split, limit, batch_size, validation, st
         names = [str(i) for i in range(len(result["per_class"]))]
     click.echo("per-class accuracy: " + "  ".join(f"{n}: {a:.2%}" for n, a in zip(names, result["per_class"])))
     click.echo(format_confusion(result["confusion"]))
-    if plot_path is not None:
-        click.echo(f"plot: {plot_path}")
+    report_written([plot_path])
 
 
 COMMANDS = [evaluate]

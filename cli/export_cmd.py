@@ -11,7 +11,7 @@ import click
 import dualnet as dn
 from dualnet.sizes import check_activations
 
-from .common import refuse_replacing_inputs
+from .common import named_output, overwrite_option, report_written
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 #: random inputs --verify runs through both the file and the model
@@ -43,7 +43,8 @@ def _shape(ctx, param, value):
 @click.option("--verify", is_flag=True,
               help="Run the file with onnxruntime and compare with dualnet on random inputs (exits 1 if they differ).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as one JSON object.")
-def export(ckpt, out, out_option, opset, input_shape, no_fold, verify, as_json):
+@overwrite_option()
+def export(ckpt, out, out_option, opset, input_shape, no_fold, verify, as_json, overwrite):
     """Write a checkpoint's model as an ONNX inference graph (dynamic batch axis N, float32).
 
     \b
@@ -60,7 +61,7 @@ def export(ckpt, out, out_option, opset, input_shape, no_fold, verify, as_json):
     out = out if out is not None else out_option
     if out is None:
         raise click.UsageError("give the ONNX file to write: dualnet export CKPT OUT.onnx (or -o OUT.onnx)")
-    refuse_replacing_inputs(out, [ckpt], "OUT", role="onnx")
+    named_output(out, [ckpt], "OUT" if out_option is None else "--out", overwrite, role="onnx")
     require("onnx")
     if verify:
         require("onnxruntime")
@@ -77,12 +78,14 @@ def export(ckpt, out, out_option, opset, input_shape, no_fold, verify, as_json):
         report.update(compare_with_onnxruntime(model, path, batch=VERIFY_BATCH))
     if as_json:
         click.echo(json.dumps(report))
+        report_written([path], as_json=True)
         return
     dims = " x ".join(map(str, report["input_shape"])) + " -> " + " x ".join(map(str, report["output_shape"]))
-    click.echo(f"wrote {path}: {dims}, opset {opset}, {report['parameters']:,} parameters")
+    click.echo(f"ONNX graph: {dims}, opset {opset}, {report['parameters']:,} parameters")
     if verify:
         click.echo(f"onnxruntime agrees with dualnet: max |diff| {report['max_abs_diff']:.2g} over "
                    f"{report['batch']} random inputs, argmax {report['argmax_agreement']:.0%}")
+    report_written([path])
 
 
 COMMANDS = [export]

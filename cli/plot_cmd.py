@@ -9,7 +9,7 @@ import click
 from dualnet import checkpoint
 from dualnet.data.image_decode import FORMATS_TEXT
 
-from .common import data_option, free_default, overwrite_option, refuse_replacing_inputs
+from .common import data_option, free_default, named_output, overwrite_option, report_written
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 PNG = click.Path(dir_okay=False, path_type=pathlib.Path)
@@ -50,10 +50,10 @@ def plot(ckpts, out, labels, overwrite):
     if labels and len(labels) != len(ckpts):
         raise click.BadParameter(f"got {len(labels)} labels for {len(ckpts)} checkpoints; give one per CKPT "
                                  "or none", param_hint="'--label'")
-    refuse_replacing_inputs(out, list(ckpts), "-o")
+    named_output(out, list(ckpts), "--out", overwrite)
     out = out or _beside(ckpts[0], "curves", overwrite)
     fig = plots.training_curves(list(ckpts), labels=list(labels) or None)
-    click.echo(str(plots.save_figure(fig, out)))
+    report_written([plots.save_figure(fig, out)])
 
 
 @click.command()
@@ -73,11 +73,11 @@ def filters(ckpt, layer, out, overwrite):
     _require_matplotlib()
     from dualnet import plots
 
-    refuse_replacing_inputs(out, [ckpt], "-o")
+    named_output(out, [ckpt], "--out", overwrite)
     model = checkpoint.read(ckpt, device="cpu").model
     which = int(layer) if layer.lstrip("-").isdigit() else layer
     out = out or _beside(ckpt, "filters", overwrite)
-    click.echo(str(plots.save_figure(plots.filters(model, which), out)))
+    report_written([plots.save_figure(plots.filters(model, which), out)])
 
 
 @click.command(help=f"""Activation maps of one image after each convolution and pooling stage.
@@ -111,7 +111,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
         from dualnet.trained_data import trained_on
 
         data_source = data_source or trained_on(model)["data"] or "mnist"
-    refuse_replacing_inputs(out, [ckpt, image, data_source if index is not None else None], "-o")
+    named_output(out, [ckpt, image, data_source if index is not None else None], "--out", overwrite)
     label = None
     if image is not None:
         from dualnet import inference
@@ -127,7 +127,7 @@ def featuremaps(ckpt, image, index, data_source, split, invert, out, overwrite):
                                      f"N must be below that", param_hint="'--index'")
         x, label = dataset.images[index], int(dataset.labels[index])
     out = out or _beside(ckpt, "featuremaps", overwrite)
-    click.echo(str(plots.save_figure(plots.feature_maps(model, x, label=label), out)))
+    report_written([plots.save_figure(plots.feature_maps(model, x, label=label), out)])
 
 
 COMMANDS = [plot, filters, featuremaps]

@@ -12,7 +12,7 @@ import dualnet as dn
 from dualnet import checkpoint, inference, outputs
 from dualnet.data.images import FORMATS_TEXT
 
-from .common import device_option, refuse_replacing_inputs, resolve_device
+from .common import device_option, named_output, overwrite_option, report_written, resolve_device
 
 CKPT = click.Path(exists=False, dir_okay=False, path_type=pathlib.Path)
 #: --show-input draws each prepared input at least this many pixels high
@@ -71,8 +71,9 @@ def _table(top: list[tuple[int, str, float]]) -> list[str]:
               type=click.Path(dir_okay=False, path_type=pathlib.Path),
               help="Write the prepared inputs (what the model sees) side by side to this PNG.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per image.")
-def predict(ckpt, files, device, top, invert, show_path, as_json):
-    refuse_replacing_inputs(show_path, [ckpt, *files], "--show-input")
+@overwrite_option()
+def predict(ckpt, files, device, top, invert, show_path, as_json, overwrite):
+    named_output(show_path, [ckpt, *files], "--show-input", overwrite)
     dev = resolve_device(device, echo=False)
     model = checkpoint.load(ckpt, device=dev.name)
     try:
@@ -101,8 +102,7 @@ def predict(ckpt, files, device, top, invert, show_path, as_json):
             click.echo(line)
         if answer.hint is not None:
             click.echo(f"  hint: {answer.hint}; --show-input FILE.png shows what the model saw")
-    if show_path is not None and not as_json:
-        click.echo(f"prepared input: {show_path}")
+    report_written([show_path], as_json)
 
 
 COMMANDS = [predict]

@@ -24,10 +24,13 @@ from .common import (
     device_option,
     folder_options,
     free_default,
+    named_output,
     non_negative,
     overwrite_option,
     preparation_line,
+    refuse_existing,
     refuse_replacing_inputs,
+    report_written,
     resolve_device,
 )
 from .common import positive as _positive
@@ -142,7 +145,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     if resume is not None:  # what is wrong with the checkpoint read comes before what would be written
         dn.checkpoint.reader.check_readable(resume)
     declare_inputs([data_source], resumed=resume)
-    refuse_replacing_inputs(log_csv, [], "--log-csv", role="csv-log")
+    # a resumed run appends to its CSV log; TensorBoard adds an event file of its own to an existing folder
+    named_output(log_csv, [], "--log-csv", overwrite or resume is not None, role="csv-log")
     refuse_replacing_inputs(tensorboard, [], "--tensorboard", role="tensorboard", folder=True)
     if model_name is not None or out is not None or resume is not None:
         chosen = _check_outputs(out, resume, model_name, data_source, overwrite, early_stop)
@@ -219,34 +223,60 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
         png = free_default(out.with_name(out.stem + ".curves.png"), overwrite)
         plots.save_figure(plots.training_curves([out]), png)
         result["plot"] = str(png)
+    wrote = [out, done.best, *written_by(extra), result.get("plot")]
     if as_json:
         click.echo(json.dumps(result))
+        report_written(wrote, as_json=True)
         return
     if "test_accuracy" in result:
         click.echo(f"test accuracy: {result['test_accuracy']:.2%} ({len(prepared.test_set):,} images)")
     click.echo(f"checkpoints: last {out}, best {done.best} (val acc {done.best_acc:.2%})")
     for line in summary_lines(result):
         click.echo(line)
-    if plot:
-        click.echo(f"curves: {result['plot']}")
     took = f"{minutes * 60:.0f} s" if minutes < 2 else f"{minutes:.1f} min"
     click.echo(f"trained in {took} on {dev.name}")
+    report_written(wrote)
 
 
 def _check_outputs(out, resume, model_name: str, data_source, overwrite: bool, early_stop) -> pathlib.Path:
     """The checkpoint path to write: --out, else the --resume checkpoint (a resumed run goes on
     writing its own), else runs/<model>.h5 or, when that (or its .best/.earlystop file) exists and
     --overwrite is not given, the first free runs/<model>-N.h5. Refused before anything is loaded:
-    a path that would replace the data or another output."""
+    a path that would replace the data or another output, and an --out the user named whose files
+    exist, unless --overwrite (the files of the run --resume continues are its own)."""
     target = pathlib.Path(out) if out is not None else (resume or pathlib.Path("runs") / f"{model_name}.h5")
     if out is None and resume is None and not overwrite:
         target = run.free_run_path(target)
+    copy = target.with_name(target.stem + ".earlystop" + target.suffix)
     refuse_replacing_inputs(target, [], "--out", role="checkpoint")
     refuse_replacing_inputs(run.best_path(target), [], "--out", role="best-checkpoint")
     if early_stop is not None:
-        copy = target.with_name(target.stem + ".earlystop" + target.suffix)
         refuse_replacing_inputs(copy, [], "--early-stop", role="early-stop-copy")
+    own = resume is not None and (out is None or _same_file(out, resume))
+    if out is not None and not own:
+        refuse_existing(target, "--out", overwrite)
+        refuse_existing(run.best_path(target), "--out", overwrite, named=target, what="best checkpoint")
+        if early_stop is not None:
+            refuse_existing(copy, "--out", overwrite, named=target, what="early-stop copy")
     return target
+
+
+def _same_file(a: pathlib.Path, b: pathlib.Path) -> bool:
+    try:
+        return pathlib.Path(a).samefile(b)
+    except OSError:
+        return False
+
+
+def written_by(callbacks: list) -> list[pathlib.Path]:
+    """The files the callbacks wrote: the early-stop copy, the CSV log, the TensorBoard event file."""
+    found = []
+    for cb in callbacks:
+        for attr in ("best_copy", "path", "written"):
+            path = getattr(cb, attr, None)
+            if isinstance(path, pathlib.Path) and path.is_file():
+                found.append(path)
+    return found
 
 
 COMMANDS = [train]

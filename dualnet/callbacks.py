@@ -250,6 +250,7 @@ class TensorBoard:
         self.logdir = pathlib.Path(logdir)
         self._proto = (Event, SessionLog, scalar, masked_crc32c)
         self._writer: pathlib.Path | None = None
+        self.written: pathlib.Path | None = None  # the event file of the last fit, once it has ended
         self._records: list[bytes] = []
 
     def declare_outputs(self) -> None:
@@ -282,6 +283,8 @@ class TensorBoard:
         outputs.write_bytes(self._writer, b"".join(self._records), "TensorBoard event file")
 
     def on_train_end(self, state: Any, model: Any, optimizer: Any) -> None:
+        # the file this fit wrote stays known (the CLI's `wrote:` line); the next fit starts its own
+        self.written = self._writer
         self._writer, self._records = None, []
 
 

@@ -21,31 +21,51 @@ from ..layers import Dropout, Layer
 from ..layers.walk import walk
 
 __all__ = ["owned_buffers", "dropout_layers", "collect_buffers", "write_buffers", "read_buffers",
-           "FIRST_VERSION_WITH_BUFFERS"]
+           "FIRST_VERSION_WITH_BUFFERS", "Tree", "tree", "named"]
 
 FIRST_VERSION_WITH_BUFFERS = 2
 Fail = Callable[[str], CheckpointError]
 
 
-def owned_buffers(layer: Layer, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
+#: (dotted path, layer) of a model and every layer in it, as `walk(model, include_self=True)` gives
+#: them: walked once and shared by every step of a save or a read (a model may have 10**5 layers)
+Tree = list[tuple[str, Layer]]
+
+
+def tree(layer: Layer) -> Tree:
+    """`layer` and every layer in it, depth first (see Tree)."""
+    return list(walk(layer, include_self=True))
+
+
+def named(layers: Tree, what: str) -> Iterator[tuple[str, Any]]:
+    """(name, value) of every parameter (`what` "parameters") or buffer ("buffers") of a Tree, in
+    the order and with the names of `named_parameters` and `named_buffers`."""
+    for path, sub in layers:
+        for attr, value in (sub.own_parameters() if what == "parameters" else sub.own_buffers()):
+            yield f"{path}.{attr}" if path else attr, value
+
+
+def owned_buffers(layer: Layer | Tree, prefix: str = "") -> Iterator[tuple[str, Layer, str]]:
     """(dotted name, owning layer, attribute) of every buffer, in `named_buffers` order."""
-    for path, sub in walk(layer, include_self=True):
+    for path, sub in (layer if isinstance(layer, list) else walk(layer, include_self=True)):
         for attr, _ in sub.own_buffers():
             yield f"{prefix}{path}.{attr}" if path else prefix + attr, sub, attr
 
 
-def dropout_layers(layer: Layer, nested: bool = True) -> list[Dropout]:
+def dropout_layers(layer: Layer, nested: bool = True, layers: Tree | None = None) -> list[Dropout]:
     """The Dropout layers whose RNG states a checkpoint keeps, depth first; format 1 kept only
-    those directly in the model (nested=False), so reading one must count the same way."""
+    those directly in the model (nested=False), so reading one must count the same way. `layers`:
+    the model's Tree, when the caller has it."""
     if nested:
-        return [sub for _, sub in walk(layer) if isinstance(sub, Dropout)]
+        return [sub for _, sub in (layers[1:] if layers is not None else walk(layer)) if isinstance(sub, Dropout)]
     return [child for _, child in layer.children() if isinstance(child, Dropout)]
 
 
-def collect_buffers(model: Layer, refuse: Fail) -> dict[str, np.ndarray]:
-    """Every buffer of `model` as a host array, validated before any file is opened."""
+def collect_buffers(model: Layer, refuse: Fail, layers: Tree | None = None) -> dict[str, np.ndarray]:
+    """Every buffer of `model` (whose Tree is `layers`, when given) as a host array, validated
+    before any file is opened."""
     out: dict[str, np.ndarray] = {}
-    for name, b in model.named_buffers():
+    for name, b in (named(layers, "buffers") if layers is not None else model.named_buffers()):
         if "/" in name or name in out:
             raise refuse(f"buffer name {name!r} is {'duplicated' if name in out else 'not allowed (has /)'}; "
                          "rename the layer or the buffer")
@@ -66,7 +86,7 @@ def write_buffers(model_group: Any, buffers: dict[str, np.ndarray]) -> None:
         bg.create_dataset(name, data=arr, **options)
 
 
-def read_buffers(model_group: Any, model: Layer, version: int, fail: Fail) -> None:
+def read_buffers(model_group: Any, model: Layer, version: int, fail: Fail, layers: Tree | None = None) -> None:
     """Load the stored buffers into `model` (already cast to the checkpoint's dtype), each checked
     against the buffer the rebuilt layer holds: same names, shapes and dtypes, finite values, and
     values the layer accepts (`Layer.buffer_problem`: a batch norm's variance >= 0)."""
@@ -75,7 +95,7 @@ def read_buffers(model_group: Any, model: Layer, version: int, fail: Fail) -> No
     bg = model_group.get("buffers")
     if not isinstance(bg, h5py.Group):
         raise fail(f"missing group 'model/buffers' (required from format {FIRST_VERSION_WITH_BUFFERS})")
-    owners = list(owned_buffers(model))
+    owners = list(owned_buffers(layers if layers is not None else model))
     extra = sorted(set(bg) - {name for name, _, _ in owners})
     if extra:
         raise fail(f"unexpected buffers not in the model architecture: {', '.join(extra)}")

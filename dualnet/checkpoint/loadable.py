@@ -30,10 +30,16 @@ def _qualified(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> None:
+def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse,
+                   tree: list[tuple[str, Layer]] | None = None) -> Layer:
     """Raise (through `refuse`) unless the file of `model`, whose config JSON is `config` and
-    parameter dtype `dtype`, would load back as the same model."""
-    for path, layer in walk(model):
+    parameter dtype `dtype`, would load back as the same model; returns the model rebuilt from
+    `config` (on the host, cast to `dtype`), which `save`'s read-back of the file reuses rather
+    than building the same config a second time. `tree`: `walk(model, include_self=True)` as a
+    list, when the caller has it (a model may have 10**5 layers: it is walked once)."""
+    if tree is None:
+        tree = list(walk(model, include_self=True))
+    for path, layer in tree[1:]:
         cls = type(layer)
         known = LAYER_TYPES.get(cls.__name__)
         if known is None:
@@ -43,7 +49,7 @@ def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> Non
             raise refuse(f"layer {path} is a {_qualified(cls)}, but the name {cls.__name__!r} is registered for "
                          f"{_qualified(known)}, which loading would build instead; rename the class and register it")
     # children before their parents: the layer that holds the Parameter is the one named
-    for path, layer in reversed(list(walk(model, include_self=True))):
+    for path, layer in reversed(tree):
         hidden = hidden_parameters(layer)
         if hidden:
             where, p = hidden[0]
@@ -60,10 +66,11 @@ def check_loadable(model: Layer, config: str, dtype: str, refuse: Refuse) -> Non
         raise refuse(f"layer {path} ({type(layer).__name__}) cannot be rebuilt from its config() "
                      f"{shown} ({type(error).__name__}: {error}), so the file could not be loaded; "
                      f"{FIX_CONFIG}") from None
-    problem = _difference(model, rebuilt)
+    problem = _difference(tree, list(walk(rebuilt, include_self=True)))
     if problem:
         raise refuse(f"the model rebuilt from its config differs from the model: {problem}, so the file would load "
                      f"as another model; {FIX_CONFIG}")
+    return rebuilt
 
 
 def _first_failing(model: Layer, error: Exception) -> tuple[str, Layer, Exception]:
@@ -79,19 +86,26 @@ def _first_failing(model: Layer, error: Exception) -> tuple[str, Layer, Exceptio
     return found
 
 
-def _difference(model: Layer, rebuilt: Layer) -> str | None:
-    """The first difference in layer types, parameters or buffers, in words; None when none."""
-    def layers(m: Layer) -> dict[str, str]:
-        return {path: type(layer).__name__ for path, layer in walk(m)}
+def _index(tree: list[tuple[str, Layer]]) -> tuple[dict[str, str], dict[str, Any], dict[str, Any]]:
+    """Layer types, parameter shapes and buffer shapes and dtypes by name, from one walk's layers
+    (named as `named_parameters` and `named_buffers` name them)."""
+    layers: dict[str, str] = {}
+    params: dict[str, Any] = {}
+    buffers: dict[str, Any] = {}
+    for path, layer in tree:
+        if path:
+            layers[path] = type(layer).__name__
+        for name, p in layer.own_parameters():
+            params[f"{path}.{name}" if path else name] = tuple(p.shape)
+        for name, b in layer.own_buffers():
+            buffers[f"{path}.{name}" if path else name] = (tuple(b.shape), str(b.dtype))
+    return layers, params, buffers
 
-    def params(m: Layer) -> dict[str, Any]:
-        return {name: tuple(p.shape) for name, p in m.named_parameters()}
 
-    def buffers(m: Layer) -> dict[str, Any]:
-        return {name: (tuple(b.shape), str(b.dtype)) for name, b in m.named_buffers()}
-
-    for what, get in (("layer", layers), ("parameter", params), ("buffer", buffers)):
-        mine, theirs = get(model), get(rebuilt)
+def _difference(model: list[tuple[str, Layer]], rebuilt: list[tuple[str, Layer]]) -> str | None:
+    """The first difference in layer types, parameters or buffers between two walks (with the
+    root), in words; None when none."""
+    for what, mine, theirs in zip(("layer", "parameter", "buffer"), _index(model), _index(rebuilt), strict=True):
         for name in mine:
             if name not in theirs:
                 return f"{what} {name} of the model is missing from it"

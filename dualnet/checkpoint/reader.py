@@ -6,6 +6,7 @@ the problem; sizes are judged from the file's metadata before anything large is 
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import pathlib
@@ -22,8 +23,9 @@ from ..data.limits import h5_check_size, h5_credible_size
 from ..data.normalize import stored_normalization
 from ..errors import CheckpointError, DataError
 from ..layers import Parameter, Sequential, from_config
-from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json
-from .layer_state import FIRST_VERSION_WITH_BUFFERS, dropout_layers, read_buffers
+from .format import _FLOAT_DTYPES, FORMAT, FORMAT_VERSION, _plain, _read_json, gc_paused
+from .layer_state import FIRST_VERSION_WITH_BUFFERS, dropout_layers, read_buffers, tree
+from .layer_state import named as named_in
 
 __all__ = ["Checkpoint", "load", "read"]
 
@@ -107,9 +109,18 @@ def check_readable(path: str | os.PathLike) -> pathlib.Path:
     return path
 
 
-def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
-    """Read and validate a checkpoint; the model is rebuilt on `device` (default: the active one)."""
-    path = pathlib.Path(path)
+def read(path: str | os.PathLike, device: Any = None, built: tuple[str, Sequential] | None = None) -> Checkpoint:
+    """Read and validate a checkpoint; the model is rebuilt on `device` (default: the active one).
+
+    `built` is for `save`'s read-back of the file it wrote: (config JSON, a fresh model built from
+    it on `device`, cast to the file's dtype); when the file's config attribute is that very text,
+    its parameters are read into that model instead of building the same config again (with
+    10**5 layers, building is most of the time a read takes)."""
+    with gc_paused():  # see gc_paused: reading builds a model of possibly 10**5 layers
+        return _read(pathlib.Path(path), device, built)
+
+
+def _read(path: pathlib.Path, device: Any, built: tuple[str, Sequential] | None) -> Checkpoint:
     dev = get_device_object(device) if device is not None else get_device()
 
     def fail(problem: str) -> CheckpointError:
@@ -132,14 +143,15 @@ def read(path: str | os.PathLike, device: Any = None) -> Checkpoint:
         with f:
             # before any group or dataset is looked up: a lookup can follow an external link
             h5_check_contained(f, fail)
-            return _read_open(f, path, dev, fail)
+            return _read_open(f, path, dev, fail, built)
     except CheckpointError:
         raise
     except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:  # damaged beyond our checks
         raise fail(f"damaged or unreadable ({type(exc).__name__}: {exc})") from None
 
 
-def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint:
+def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any, built: tuple[str, Sequential] | None = None
+               ) -> Checkpoint:
     fmt = _plain(f.attrs.get("format"))
     if fmt != FORMAT:
         raise fail(f"not a dualnet checkpoint (root attribute 'format' is {fmt!r}, expected {FORMAT!r})")
@@ -174,8 +186,11 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     if needed > 2 * stored + 10**6:
         raise fail(f"the architecture in 'config' needs {needed:,} parameters but the file stores {stored:,}")
     try:
-        with _device_scope(device):
-            model = from_config(config)
+        if built is not None and _plain(mg.attrs["config"]) == built[0]:
+            model = built[1]
+        else:
+            with _device_scope(device):
+                model = from_config(config)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise fail(f"bad model config: {exc}") from None
     if model.input_shape is not None:
@@ -186,11 +201,13 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     except DataError as exc:
         raise CheckpointError(str(exc)) from None
     model.spec = spec
-    model.astype(dtype)
-    pairs = list(model.named_parameters())
+    if built is None or model is not built[1]:  # (save's model is built in the file's dtype already)
+        model.astype(dtype)
+    layers = tree(model)  # walked once for the parameters, buffers and Dropout layers below
+    pairs = list(named_in(layers, "parameters"))
     named = dict(pairs)
     if len(named) != len(pairs):  # one name for two parameters: one of them would keep fresh weights
-        twice = sorted({n for n, _ in pairs if sum(m == n for m, _ in pairs) > 1})
+        twice = sorted(n for n, k in collections.Counter(n for n, _ in pairs).items() if k > 1)
         raise fail(f"bad model config: parameter names {', '.join(twice)} occur twice (duplicate layer names)")
     extra = sorted(set(pg) - set(named))
     if extra:
@@ -199,7 +216,7 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
         arr = _dataset(pg, name, p.shape, dtype, f"parameter {name}", fail)
         p.data = to_device(arr, p.device)
         p.requires_grad = bool(pg[name].attrs.get("requires_grad", True))
-    read_buffers(mg, model, version, fail)
+    read_buffers(mg, model, version, fail, layers)
     optimizer_state = _read_optimizer(f, list(named.values()), dtype, fail)
     history = _read_history(f, fail)
     rg = f.get("rng")
@@ -207,12 +224,12 @@ def _read_open(f: Any, path: pathlib.Path, device: Any, fail: Any) -> Checkpoint
     if isinstance(rg, h5py.Group):
         rng_state = _read_json(rg, "state", "group 'rng'", fail, required=False)
         drop = _read_json(rg, "dropout", "group 'rng'", fail, required=False)
-        layers = dropout_layers(model, nested=version >= FIRST_VERSION_WITH_BUFFERS)
+        dropouts = dropout_layers(model, nested=version >= FIRST_VERSION_WITH_BUFFERS, layers=layers)
         if drop is not None:
-            if not isinstance(drop, list) or len(drop) != len(layers):
+            if not isinstance(drop, list) or len(drop) != len(dropouts):
                 raise fail(f"rng 'dropout' holds {len(drop) if isinstance(drop, list) else 'no'} states "
-                           f"for {len(layers)} Dropout layers")
-            for layer, state in zip(layers, drop, strict=True):
+                           f"for {len(dropouts)} Dropout layers")
+            for layer, state in zip(dropouts, drop, strict=True):
                 try:
                     layer.rng.bit_generator.state = state
                 except (TypeError, ValueError, KeyError) as exc:

@@ -26,8 +26,8 @@ from ..backend import to_numpy
 from ..errors import CheckpointError
 from ..layers import Sequential
 from ..outputs import OutputError, probe_writable, writing
-from .format import FORMAT, FORMAT_VERSION, _json
-from .layer_state import collect_buffers, dropout_layers, write_buffers
+from .format import FORMAT, FORMAT_VERSION, _json, gc_paused
+from .layer_state import collect_buffers, dropout_layers, named, tree, write_buffers
 from .loadable import check_loadable
 
 __all__ = ["check_writable", "save"]
@@ -40,7 +40,8 @@ def check_writable(path: str | os.PathLike) -> pathlib.Path:
     try:
         return probe_writable(path, "checkpoint")
     except OutputError as exc:
-        raise CheckpointError(f"cannot write checkpoint to {path}: {exc.reason}; choose another --out") from None
+        fix = exc.fix.replace("choose another path", "choose another --out")
+        raise CheckpointError(f"cannot write checkpoint to {path}: {exc.reason}; {fix}") from None
 
 
 def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata: dict, path: Any) -> dict:
@@ -52,8 +53,12 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
         raise refuse(f"expected a dualnet Sequential, got {type(model).__name__}")
     import dualnet
 
+    layers = tree(model)  # walked once for every step below
     params: dict[str, np.ndarray] = {}
-    for name, p in model.named_parameters():
+    frozen: list[str] = []
+    for name, p in named(layers, "parameters"):
+        if not p.requires_grad:
+            frozen.append(name)
         if "/" in name or name in params:
             raise refuse(f"parameter name {name!r} is {'duplicated' if name in params else 'not allowed (has /)'}; "
                          "rename the layer")
@@ -74,8 +79,8 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "device": getattr(getattr(model, "device", None), "name", "cpu"),
             "dtype": dtypes.pop() if dtypes else "float32", "metadata": _json(metadata, "metadata", path)}
-    out: dict[str, Any] = {"root": root, "params": params, "buffers": collect_buffers(model, refuse),
-                           "frozen": [name for name, p in model.named_parameters() if not p.requires_grad],
+    out: dict[str, Any] = {"root": root, "params": params, "buffers": collect_buffers(model, refuse, layers),
+                           "frozen": set(frozen),
                            "config": _json(model.config(), "model config", path),
                            "spec": _json(getattr(model, "spec", None) or {}, "model spec", path)}
     if optimizer is not None:
@@ -90,8 +95,8 @@ def _collect(model: Any, optimizer: Any, history: Any, rng_state: Any, metadata:
                             "buffers": {int(i): {k: to_numpy(v) for k, v in b.items()}
                                         for i, b in state["buffers"].items()}}
     out["history"] = _history_columns(list(history or []), path)
-    check_loadable(model, out["config"], root["dtype"], refuse)
-    drop = [layer.rng.bit_generator.state for layer in dropout_layers(model)]
+    out["rebuilt"] = check_loadable(model, out["config"], root["dtype"], refuse, layers)
+    drop = [layer.rng.bit_generator.state for layer in dropout_layers(model, layers=layers)]
     out["rng"] = {"dropout": _json(drop, "dropout rng state", path)}
     if rng_state is not None:
         out["rng"]["state"] = _json(rng_state, "rng_state", path)
@@ -164,6 +169,11 @@ def save(model: Any, path: str | os.PathLike, /, optimizer: Any = None, history:
     a model `dn.load` could not rebuild, e.g. one with a layer class that is not registered
     (dn.layers.register) or a config() that does not rebuild its layer (see loadable.py)."""
     path = pathlib.Path(path)
+    with gc_paused():  # a model of 10**5 layers is a few million objects: see gc_paused
+        return _save(model, path, optimizer, history, rng_state, metadata)
+
+
+def _save(model: Any, path: pathlib.Path, optimizer: Any, history: Any, rng_state: Any, metadata: dict) -> pathlib.Path:
     data = _collect(model, optimizer, history, rng_state, metadata, path)
     try:
         with writing(path, "checkpoint", durable=True, check=lambda tmp: _verify(tmp, path, data)) as out:
@@ -199,14 +209,15 @@ def _verify(tmp: pathlib.Path, path: pathlib.Path, data: dict) -> None:
     """What was written must load, and give back the parameters and buffers saved, bit for bit."""
     from .reader import read
 
-    try:
-        model = read(tmp, device="cpu").model
+    try:  # the model check_loadable built from this very config is the one the file's config builds
+        model = read(tmp, device="cpu", built=(data["config"], data.pop("rebuilt"))).model
     except CheckpointError as exc:
         problem = str(exc).split(": ", 1)[-1]
         raise CheckpointError(f"cannot save checkpoint {path}: the file would not load back ({problem}); "
                               "the previous file is kept") from None
-    got = [(f"parameter {n}", p.data) for n, p in model.named_parameters()]
-    got += [(f"buffer {n}", b) for n, b in model.named_buffers()]
+    layers = tree(model)
+    got = [(f"parameter {n}", p.data) for n, p in named(layers, "parameters")]
+    got += [(f"buffer {n}", b) for n, b in named(layers, "buffers")]
     want = [(f"parameter {n}", a) for n, a in data["params"].items()]
     want += [(f"buffer {n}", a) for n, a in data["buffers"].items()]
     for (name, a), (_, b) in zip(got, want, strict=True):

@@ -108,8 +108,7 @@ class LinearReLU(FusedStep):
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
         linear = self.linear
         x, y = self._need_cache()
-        dz = self.ops.relu_backward(dy, y)
-        return self.ops.linear_backward(dz, x, linear.weight.data, *linear.grad_buffers(), need_input_grad)
+        return self.ops.linear_relu_backward(dy, y, x, linear.weight.data, *linear.grad_buffers(), need_input_grad)
 
 
 class ConvReLUMaxPool(FusedStep):

@@ -1,9 +1,10 @@
 """The op interface: one declared table of ops, three tables that implement it.
 
 `ReferenceOps` (reference.py, device "ref") declares and implements every op a layer, loss or
-optimizer calls; `CpuOps` (cpu.py, device "cpu") and `CupyOps` (cuda.py, devices "gpu"/"gpu:N";
-`EmulatedOps` for "emu"; its products in products.py, batch norm in cuda_norm.py) override only
-what they make faster. Which table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
+optimizer calls; `CpuOps` (cpu.py; batch norm and pooling in cpu_norm.py, device "cpu") and
+`CupyOps` (cuda.py, devices "gpu"/"gpu:N"; `EmulatedOps` for "emu"; its products in
+products.py, batch norm in cuda_norm.py) override only what they make faster. Which
+table overrides which op (`tests/ops/test_op_table.py` holds this table to the code):
 
 | op                         | reference | cpu | cuda (kernel) |
 | -------------------------- | --------- | --- | ------------- |
@@ -19,11 +20,11 @@ what they make faster. Which table overrides which op (`tests/ops/test_op_table.
 | maxpool_backward           | yes       | yes | pooling.cu    |
 | avgpool_forward            | yes       |     | pooling.cu    |
 | avgpool_backward           | yes       |     | pooling.cu    |
-| global_avgpool_forward     | yes       |     | pooling.cu    |
-| global_avgpool_backward    | yes       |     | pooling.cu    |
-| batchnorm_forward          | yes       |     | norm.cu       |
-| batchnorm_eval             | yes       |     | norm.cu       |
-| batchnorm_backward         | yes       |     | norm.cu       |
+| global_avgpool_forward     | yes       | yes | pooling.cu    |
+| global_avgpool_backward    | yes       | yes | pooling.cu    |
+| batchnorm_forward          | yes       | yes | norm.cu       |
+| batchnorm_eval             | yes       | yes | norm.cu       |
+| batchnorm_backward         | yes       | yes | norm.cu       |
 | bias_act                   | yes       |     | activation.cu |
 | relu_forward               | yes       |     |               |
 | relu_backward              | yes       | yes | activation.cu |
@@ -52,10 +53,11 @@ what they make faster. Which table overrides which op (`tests/ops/test_op_table.
 | upsample_backward          | yes       |     | upsample.cu   |
 | batchnorm_eval_backward    | yes       |     |               |
 | conv2d_input_grad          | yes       |     |               |
-| batchnorm_act_forward      | yes       |     | norm.cu       |
-| batchnorm_act_backward     | yes       |     | norm.cu       |
-| batchnorm_act_eval         | yes       |     | norm.cu       |
-| add_relu_forward           | yes       |     | norm.cu       |
+| batchnorm_act_forward      | yes       | yes | norm.cu       |
+| batchnorm_act_backward     | yes       | yes | norm.cu       |
+| batchnorm_act_eval         | yes       | yes | norm.cu       |
+| add_relu_forward           | yes       | yes | norm.cu       |
+| linear_relu_backward       | yes       |     | fused_grads.cu |
 
 `saved` values (what a forward op returns for its own backward) belong to the table that made
 them; see reference.py.
@@ -79,6 +81,7 @@ OPS: tuple[str, ...] = (
     "gather_batch", "step_stats", "softmax_forward", "softmax_backward",
     "pad2d_forward", "pad2d_backward", "upsample_forward", "upsample_backward", "batchnorm_eval_backward",
     "conv2d_input_grad", "batchnorm_act_forward", "batchnorm_act_backward", "batchnorm_act_eval", "add_relu_forward",
+    "linear_relu_backward",
 )
 
 

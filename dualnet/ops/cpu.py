@@ -10,6 +10,8 @@ each other on drawn geometries. What changes (profile and figures: benchmarks/RE
   out_w) order copies rows of out_w values); the product then comes out as (o, out_h, out_w, n)
   and is returned as a transposed *view* of shape (n, o, out_h, out_w). Values and shapes are the
   reference's; only strides differ, which NumPy hides, and the next op reads the buffer as is.
+  Batch norm, ReLU, residual sums, global pooling (cpu_norm.py) and col2im (cpu_layout.py) keep
+  that layout, so a residual network never transposes between its convolutions.
 - The bias rides in the product: cols gets a row of ones and the weight matrix the bias as a
   column, so the weight-gradient product yields the bias gradient as its last column.
 - Max pooling whose windows tile the input copies each window offset into one contiguous plane,
@@ -34,9 +36,15 @@ import sys
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
+from . import cpu_conv
 from .cpu_inference import inference_chunk, max_tiles
+from .cpu_layout import batch_first as _batch_first
+from .cpu_layout import batch_last as _batch_last
+from .cpu_layout import col2im_batch_last
+from .cpu_layout import window_view as _window_view
+from .cpu_norm import CpuNormOps
 from .geometry import ConvGeometry, PoolGeometry
-from .reference import Geometry, ReferenceOps
+from .reference import Geometry
 
 
 class _BatchLastCols:
@@ -56,32 +64,6 @@ class _PoolMask:
 
     def __init__(self, first):
         self.first = first
-
-
-def _batch_last(x):
-    """(n, c, h, w) array -> (c, h, w, n) view; contiguous when x came from a CpuOps op."""
-    return x.transpose(1, 2, 3, 0)
-
-
-def _batch_first(x):
-    """(c, h, w, n) array -> the (n, c, h, w) view every caller expects."""
-    return x.transpose(3, 0, 1, 2)
-
-
-def _window_slices(geom: Geometry, i: int, j: int):
-    y0, x0 = i * geom.dh, j * geom.dw
-    return (slice(y0, y0 + geom.sh * (geom.out_h - 1) + 1, geom.sh),
-            slice(x0, x0 + geom.sw * (geom.out_w - 1) + 1, geom.sw))
-
-
-def _window_view(padded, geom: Geometry):
-    """padded (c, H, W, n) -> read-only view (c, kh, kw, out_h, out_w, n) of every kernel offset's
-    window: im2col as one copy (one NumPy call instead of kh*kw, the same bytes moved)."""
-    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-    c, _, _, n = padded.shape
-    s_c, s_h, s_w, s_n = padded.strides
-    return as_strided(padded, shape=(c, kh, kw, out_h, out_w, n),
-                      strides=(s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w, s_n), writeable=False)
 
 
 def _tile_view(a, kh: int, kw: int, writeable: bool = False):
@@ -152,11 +134,13 @@ def keep_freed_memory() -> bool:
     return bool(mallopt(m_mmap_threshold, 32 << 20)) and bool(mallopt(m_trim_threshold, 128 << 20))
 
 
-class CpuOps(ReferenceOps):
+class CpuOps(CpuNormOps):
     """ReferenceOps with fused, copy-free fast paths for the shapes a CNN trains with."""
 
     name = "cpu"
     xp = numpy
+    #: plain convolutions by blocks of output rows (cpu_conv.py) instead of whole cols
+    conv_blocks = True
 
     def __init__(self) -> None:
         self.keeps_freed_memory = keep_freed_memory()
@@ -190,25 +174,20 @@ class CpuOps(ReferenceOps):
 
     @staticmethod
     def _col2im(dcols, x_shape, geom: Geometry):
-        """Adjoint of _im2col (without the ones row): (c*kh*kw, out_h*out_w*n) -> (n, c, h, w) view."""
-        kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
-        n, c, h, w = x_shape
-        windows = dcols.reshape(c, kh, kw, out_h, out_w, n)
-        padded = numpy.zeros((c, *geom.padded_hw(h, w), n), dtype=dcols.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                ys, xs = _window_slices(geom, i, j)
-                padded[:, ys, xs] += windows[:, i, j]
-        return _batch_first(padded[:, ph:ph + h, pw:pw + w])
+        """Adjoint of _im2col (without the ones row): (c*kh*kw, out_h*out_w*n) -> (n, c, h, w) view
+        of a contiguous batch-last buffer (ops/cpu_layout.py)."""
+        return col2im_batch_last(dcols, x_shape, geom)
 
     @staticmethod
-    def _product(weight, bias, cols):
-        """(o, k [+1]) @ cols: with a bias, it rides along as the column against the ones row."""
+    def _wmat(weight, bias):
+        """(o, k [+1]): the weight matrix, with the bias as its last column when given."""
         o = weight.shape[0]
         wmat = weight.reshape(o, -1)
-        if bias is not None:
-            wmat = numpy.concatenate([wmat, bias.reshape(o, 1)], axis=1)
-        return numpy.matmul(wmat, cols)
+        return wmat if bias is None else numpy.concatenate([wmat, bias.reshape(o, 1)], axis=1)
+
+    def _product(self, weight, bias, cols):
+        """(o, k [+1]) @ cols: with a bias, it rides along as the column against the ones row."""
+        return numpy.matmul(self._wmat(weight, bias), cols)
 
     @staticmethod
     def _add_weight_grads(dym, cols, weight, wgrad, bgrad) -> None:
@@ -224,10 +203,14 @@ class CpuOps(ReferenceOps):
             bgrad += grads[:, k]
 
     def conv2d_forward(self, x, weight, bias, geom: ConvGeometry, groups: int, act: str | None = None):
-        """As ReferenceOps.conv2d_forward; y is a view of a batch-last buffer, and `saved` holds
-        cols (c*kh*kw [+1 row of ones if bias], out_h*out_w*n)."""
+        """As ReferenceOps.conv2d_forward; y is a view of a batch-last buffer. With conv_blocks
+        (cpu_conv.py) `saved` is the padded input, else the cols (c*kh*kw [+1 row of ones if
+        bias], out_h*out_w*n)."""
         if groups != 1:
             return super().conv2d_forward(x, weight, bias, geom, groups, act)
+        if self.conv_blocks:
+            wmat = self._wmat(weight, bias)
+            return cpu_conv.forward(self._padded(x, geom), x.shape, wmat, geom, act, bias is not None)
         cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         y = self._product(weight, bias, cols)
         if act == "relu":
@@ -237,10 +220,19 @@ class CpuOps(ReferenceOps):
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
                         need_dx: bool = True):
         """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there)."""
+        o = weight.shape[0]
+        if isinstance(saved, cpu_conv.ConvInput):
+            dy_rows = numpy.ascontiguousarray(_batch_last(dy))
+            dx, grads = cpu_conv.backward(dy_rows, saved, weight.reshape(o, -1), geom, need_dx)
+            k = weight[0].size
+            if wgrad is not None:
+                wgrad += grads[:, :k].reshape(weight.shape)
+            if bgrad is not None:
+                bgrad += grads[:, k]
+            return dx
         if not isinstance(saved, _BatchLastCols):
             return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, wgrad, bgrad, need_dx)
         cols = saved.cols
-        o = weight.shape[0]
         dym = numpy.ascontiguousarray(_batch_last(dy)).reshape(o, -1)
         self._add_weight_grads(dym, cols, weight, wgrad, bgrad)
         if not need_dx:

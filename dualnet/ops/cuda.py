@@ -17,11 +17,13 @@ another device whatever the caller's current device is.
 
 The fused conv + ReLU + max pooling (groups == 1) is one kernel forward (fused.cu: the
 convolution is recomputed per pooling window, never stored); backward is the gradient routed to
-the conv output in the layout the products read (one kernel), im2col, the two products, the
-bias reduction and col2im. Gradients are added into a layer's weight and bias in one kernel
-(grads.cu); a linear layer's bias gradient is gathered by that same kernel. The training loop
-gathers each batch and tallies each step (loss, accuracy, a finite check of the flat gradient)
-with one kernel each (train.cu), so a step never waits for the host.
+the conv output in the layout the products read (one kernel), the parameter gradients (for a
+small layer one kernel straight from the input, conv_wgrad_direct; else im2col, a product added
+into the weight gradient and the bias reduction) and the input gradient (a product and col2im).
+Every parameter gradient is added into its buffer by the op that makes it: a product with beta =
+1, a kernel that adds (grads.cu, norm.cu, fused_grads.cu). The training loop gathers each batch and
+tallies each step (loss, accuracy, a finite check of the flat gradient) with one kernel each
+(train.cu), so a step never waits for the host.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ from .products import ProductOps
 from .reference import Geometry
 
 _ACT = {None: 0, "relu": 1}
+#: the fused convolution's backward computes its parameter gradients directly (conv_wgrad_direct, one
+#: block per weight) up to this many multiply-adds, o * (c*kh*kw + 1) * n*out_h*out_w: LeNet-sized
+#: layers, where im2col + a product + a bias reduction are three launches for a few microseconds of
+#: work; beyond it every block's gather would re-read the input too often, and cuBLAS wins
+_DIRECT_WGRAD_MACS = 1 << 25
 
 
 class _FusedSaved:
@@ -125,11 +132,18 @@ class CupyOps(NormKernelOps, LayerKernelOps, ProductOps):
         self.launcher.launch("conv_relu_maxpool_dz", dy.dtype, self._c(dy), saved.y, saved.argmax, dz, n, o,
                              geom.out_h, geom.out_w, *saved.pool_geom.kernel_args())
         k = c * geom.kh * geom.kw
-        if wgrad is not None:
-            cols = self.im2col(x, geom)
-            self._mm_add(dz, cols.reshape(k, n * hw).T, wgrad.reshape(o, k))
-        if bgrad is not None:
-            self._add_channel_sums(dz, 1, o, n * hw, bgrad)
+        if (wgrad is not None or bgrad is not None) and o * (k + 1) * n * hw <= _DIRECT_WGRAD_MACS:
+            # a small layer: both gradients from x and dz in one launch, no column matrix
+            dt = dy.dtype
+            self.launcher.launch("conv_wgrad_direct", dt, dz, x, self._nothing(dt) if wgrad is None else wgrad,
+                                 self._nothing(dt) if bgrad is None else bgrad, n, c, h, w, o, *geom,
+                                 int(wgrad is not None), int(bgrad is not None))
+        else:
+            if wgrad is not None:
+                cols = self.im2col(x, geom)
+                self._mm_add(dz, cols.reshape(k, n * hw).T, wgrad.reshape(o, k))
+            if bgrad is not None:
+                self._add_channel_sums(dz, 1, o, n * hw, bgrad)
         if not need_dx:
             return None
         dcols = self._mm(weight.reshape(o, k).T, dz).reshape(c, geom.kh, geom.kw, n, geom.out_h, geom.out_w)
@@ -141,6 +155,17 @@ class CupyOps(NormKernelOps, LayerKernelOps, ProductOps):
         """out (c,) += x viewed as (n, c, inner) summed over n and inner: a bias gradient added in
         (grads.cu; one block per channel, a fixed-order tree)."""
         self.launcher.launch("channel_sums", x.dtype, self._c(x), out, n, c, inner)
+
+    def linear_relu_backward(self, dy, y, x, weight, wgrad, bgrad, need_dx: bool = True):
+        """As ReferenceOps.linear_relu_backward: with a bias gradient wanted, the ReLU's mask and the
+        bias gradient in one kernel (relu_bias_grad), then the two products."""
+        if bgrad is None:
+            return super().linear_relu_backward(dy, y, x, weight, wgrad, bgrad, need_dx)
+        dy, y = self._c(dy), self._c(y)
+        n, o = dy.shape
+        dz = self.xp.empty_like(dy)
+        self.launcher.launch("relu_bias_grad", dy.dtype, dy, y, dz, bgrad, n, o)
+        return self.linear_backward(dz, x, weight, wgrad, None, need_dx)
 
     def accumulate_grads(self, wgrad, dw, bgrad, db) -> None:
         if bgrad is None:

@@ -172,8 +172,8 @@ class NormKernelOps:
         return self.batchnorm_act_eval(x, weight, bias, running_mean, running_var, eps, None, None)
 
     def add_relu_forward(self, a, b):
-        """relu(a + b) in one launch: bn_apply with mean 0, scale 1, bias 0 (exact: (a - 0) * 1 + 0
-        is a) and b as the residual."""
+        """relu(a + b) in one launch: bn_apply with mean 0, scale 1, bias 0 ((a - 0) * 1 + 0 is a, up
+        to the sign of a zero) and b as the residual."""
         c = int(a.shape[1]) if a.ndim > 1 else 1
         zero, one = self._constant(0.0, c, a.dtype), self._constant(1.0, c, a.dtype)
         return self._apply(a if a.ndim > 1 else a.reshape(-1, 1), zero, one, zero, "relu",

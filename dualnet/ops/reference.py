@@ -153,11 +153,9 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
                         need_dx: bool = True):
         """dy: (n, o, out_h, out_w) -> dx (n, c, h, w), or None when need_dx is False (a first layer).
-
-        The parameter gradients are added in place: dL/dweight into wgrad (like weight) and dL/dbias
-        into bgrad ((o,)); None for either skips it (a frozen parameter, or no bias). Every op that
-        makes parameter gradients adds them into the gradient buffers this way, so a GPU table can
-        run the weight gradient as one product that accumulates (cuBLAS's beta = 1)."""
+        Adds dL/dweight into wgrad (like weight) and dL/dbias into bgrad ((o,)), each skipped when None
+        (frozen, or no bias): every op that makes parameter gradients adds them into their buffers, so
+        a GPU table runs the weight gradient as one product that accumulates (cuBLAS's beta = 1)."""
         xp = self.xp
         cols = saved
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
@@ -323,11 +321,9 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
         return y if bias is None else y + bias.reshape(per_channel)
 
     def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx: bool = True):
-        """dy like x -> dx like x, or None, for batchnorm_forward's `saved`; the parameter gradients
-        are added in: dL/dweight = sum dy * xhat into wgrad, dL/dbias = sum dy into bgrad ((c,) each;
-        None: not wanted, as conv2d_backward's). Both sums are computed even without them (dx needs
-        them); dx = weight * inv_std * (dy - dbias / m - xhat * dweight / m).
-        """
+        """dy like x -> dx like x, or None, for batchnorm_forward's `saved`; adds dL/dweight = sum dy *
+        xhat into wgrad and dL/dbias = sum dy into bgrad ((c,), each skipped when None, as in
+        conv2d_backward); dx = weight * inv_std * (dy - dbias / m - xhat * dweight / m)."""
         xhat, inv_std = saved
         axes = (0, *range(2, dy.ndim))
         per_channel = (1, -1) + (1,) * (dy.ndim - 2)

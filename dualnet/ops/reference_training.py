@@ -12,6 +12,18 @@ class TrainingOps:
 
     xp: Any
 
+    def relu_backward(self, dy: Any, y: Any) -> Any:
+        raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
+
+    def linear_backward(self, dy: Any, x: Any, weight: Any, wgrad: Any, bgrad: Any, need_dx: bool = True) -> Any:
+        raise NotImplementedError  # pragma: no cover - ReferenceOps defines it
+
+    def linear_relu_backward(self, dy, y, x, weight, wgrad, bgrad, need_dx: bool = True):
+        """The backward of relu(linear(x)) (layers/fused.py's LinearReLU): relu_backward(dy, y), y the
+        forward's output, then linear_backward; a table may do the ReLU's mask and the bias gradient
+        in one pass (the GPU's relu_bias_grad)."""
+        return self.linear_backward(self.relu_backward(dy, y), x, weight, wgrad, bgrad, need_dx)
+
     # --- optimizer updates (in place) ----------------------------------------------------
 
     def sgd_update(self, param, grad, velocity, lr: float, momentum: float, weight_decay: float, nesterov: bool):

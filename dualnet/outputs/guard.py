@@ -21,19 +21,21 @@ _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
 class OutputError(DualnetError, ValueError):
     """An output dualnet refuses to write; the message names the file, the reason and the fix.
 
-    `.reason` is the middle part alone, for callers that word the fix themselves; `.collision` says
-    whether the target is an input or another output (else: its kind, or its folder, is wrong)."""
+    `.reason` is the middle part alone and `.fix` the last, for callers that word the fix in their
+    own terms (an option's name for "another path"); `.collision` says whether the target is an
+    input or another output (else: its kind, or its folder, is wrong)."""
 
-    def __init__(self, message: str, reason: str = "", collision: bool = False) -> None:
+    def __init__(self, message: str, reason: str = "", collision: bool = False, fix: str = "") -> None:
         super().__init__(message)
         self.reason = reason or message
         self.collision = collision
+        self.fix = fix or "choose another path"
 
 
 def refuse(what: str, path: os.PathLike | str, reason: str, fix: str = "choose another path",
            collision: bool = False) -> OutputError:
     """OutputError "cannot write {what} to {path}: {reason}; {fix}"."""
-    return OutputError(f"cannot write {what} to {path}: {reason}; {fix}", reason, collision)
+    return OutputError(f"cannot write {what} to {path}: {reason}; {fix}", reason, collision, fix)
 
 
 def _kind(mode: int) -> str:
@@ -161,13 +163,15 @@ def check_target(path: str | os.PathLike, what: str = "output", folder: bool = F
                  inputs: Iterable[_Input] | None = None, role: str | None = None) -> pathlib.Path:
     """`path` if dualnet may create or replace it; else OutputError (nothing is opened).
 
-    Refused: an existing target that is not a regular file (or, for `folder`, not a directory),
-    symbolic links followed; a parent that is a file; and any input of the current command (or of
-    `inputs`): the same inode, a path inside an input folder, or (hard links) a file of one.
+    Refused: an existing target that is not a regular file (or, for `folder`, not a directory,
+    symbolic links followed); a file target that is itself a symbolic link (from lstat: replacing
+    it would put a regular file in the link's place); a parent that is a file; and any input of
+    the current command (or of `inputs`): the same inode, a path inside an input folder, or (hard links) a file of one.
     An input declared rewritable by `role` (default: the role `path` was declared with) is allowed.
     """
     path = pathlib.Path(path)
     want = "directory" if folder else "regular file"
+    link = None if folder else _link_target(path)
     try:
         st: os.stat_result | None = os.stat(path)
     except FileNotFoundError:
@@ -208,7 +212,25 @@ def check_target(path: str | os.PathLike, what: str = "output", folder: bool = F
             if st is not None and not folder and st.st_nlink > 1 and _linked_into(st, inp.path):
                 raise refuse(what, path, f"it is a hard link to a file of the {inp.label} and would replace it",
                              "choose another output path", collision=True)
+    if link is not None:  # (a link to an input is refused above, as that input)
+        # os.replace would put a regular file in the link's place and leave the file it points to as it was
+        shown, gone = link
+        raise refuse(what, path, f"it is a symbolic link to {shown}{' (which does not exist)' if gone else ''}, "
+                     "and dualnet replaces only regular files", f"name the file it points to ({shown}) to write "
+                     "there, or choose another path")
     return path
+
+
+def _link_target(path: pathlib.Path) -> tuple[str, bool] | None:
+    """(where the link points, whether that is missing) if `path` itself is a symbolic link (from
+    lstat: the final component only, links among its folders are followed), else None."""
+    try:
+        if not stat.S_ISLNK(os.lstat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    real = os.path.realpath(path)
+    return real, not os.path.exists(real)
 
 
 def _same_inode(a: pathlib.Path, b: pathlib.Path) -> bool:

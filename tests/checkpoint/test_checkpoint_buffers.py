@@ -164,8 +164,8 @@ def test_save_verifies_buffers_read_back_exactly(tmp_path, monkeypatch):
 
     real = layer_state.read_buffers
 
-    def off_by_one(mg, model, version, fail):  # a reader that damages what it reads
-        real(mg, model, version, fail)
+    def off_by_one(mg, model, version, fail, *rest):  # a reader that damages what it reads
+        real(mg, model, version, fail, *rest)
         model["bn1"].num_batches_tracked = model["bn1"].num_batches_tracked + 1
 
     monkeypatch.setattr("dualnet.checkpoint.reader.read_buffers", off_by_one)

@@ -73,3 +73,31 @@ def test_the_device_line_is_short_and_sends_the_gpu_story_to_devices(tmp_path, c
     assert len(line) <= 80 and "install" not in line
     if line.startswith("device: cpu (auto"):
         assert "dualnet devices" in line
+
+
+def _all_commands(group: click.Group = cli, prefix: str = "") -> list[tuple[str, click.Command]]:
+    found = []
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            found += _all_commands(command, f"{prefix}{name} ")
+        else:
+            found.append((f"{prefix}{name}", command))
+    return found
+
+
+# the parameters that name a file a command writes (issue 20.8)
+OUTPUT_PARAMS = {"out", "out_option", "plot_path", "show_path", "log_csv"}
+WRITING = {"train", "export", "evaluate", "predict", "plot", "filters", "featuremaps", "data convert"}
+
+
+def test_every_command_that_writes_a_named_file_takes_overwrite_with_the_same_help():
+    # `data fetch` writes too, but into the user cache, never to a path the user names: it has no
+    # --overwrite and ends with `wrote:` lines for the files it downloaded (tests/data/test_named.py)
+    from dualnet_cli.common import OVERWRITE_HELP
+
+    writing = {name for name, command in _all_commands() if {p.name for p in command.params} & OUTPUT_PARAMS}
+    assert writing == WRITING
+    for name, command in _all_commands():
+        if name in WRITING:
+            overwrite = [o for o in _options(command) if o.name == "overwrite"]
+            assert overwrite and overwrite[0].opts == ["--overwrite"] and overwrite[0].help == OVERWRITE_HELP, name

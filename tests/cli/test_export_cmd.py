@@ -32,7 +32,8 @@ def test_export_writes_a_file_that_onnxruntime_runs_like_the_checkpoint(ckpt, tm
     out = tmp_path / "classic.onnx"
     code, stdout, err = run_main(["export", str(ckpt), str(out)], capsys)
     assert code == 0, err
-    assert stdout.strip() == f"wrote {out}: N x 1 x 28 x 28 -> N x 10, opset 17, 61,706 parameters"
+    assert stdout.strip().splitlines() == ["ONNX graph: N x 1 x 28 x 28 -> N x 10, opset 17, 61,706 parameters",
+                                           f"wrote: {out}"]
     x = np.random.default_rng(0).uniform(0, 1, (3, 1, 28, 28)).astype(np.float32)
     got = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
     model = dn.load(ckpt).eval()

@@ -105,12 +105,12 @@ def test_picture_defaults_never_replace_an_earlier_picture(tmp_path, files):
     curves = tmp_path / "run.curves.png"
     made = curves.read_bytes()
     result = invoke(["plot", tmp_path / "run.h5"])
-    assert result.exit_code == 0 and result.output.strip() == str(tmp_path / "run.curves-2.png")
+    assert result.exit_code == 0 and result.output.strip() == f"wrote: {tmp_path / 'run.curves-2.png'}"
     assert curves.read_bytes() == made
     ckpt = tmp_path / "run.h5"
     result = invoke(["featuremaps", ckpt, files["digit"]])
     again = invoke(["featuremaps", ckpt, "--index", "0"])
-    assert result.output.strip() == str(tmp_path / "run.featuremaps.png")
-    assert again.output.strip() == str(tmp_path / "run.featuremaps-2.png")
+    assert result.output.strip() == f"wrote: {tmp_path / 'run.featuremaps.png'}"
+    assert again.output.strip() == f"wrote: {tmp_path / 'run.featuremaps-2.png'}"
     replaced = invoke(["featuremaps", ckpt, "--index", "1", "--overwrite"])
-    assert replaced.output.strip() == str(tmp_path / "run.featuremaps.png")
+    assert replaced.output.strip() == f"wrote: {tmp_path / 'run.featuremaps.png'}"

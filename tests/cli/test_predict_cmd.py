@@ -52,7 +52,7 @@ def test_predict_reads_an_off_centre_dark_digit_on_a_large_light_canvas(digit_mo
     shown = tmp_path / "seen.png"
     result = CliRunner().invoke(cli, ["predict", str(ckpt), str(png), "--json", "--show-input", str(shown)])
     assert result.exit_code == 0, result.output
-    row = json.loads(result.output)
+    row = json.loads(result.stdout)
     assert row["class"] == 2, row
     seen = np.asarray(Image.open(shown))
     assert seen.shape[0] >= 112 and seen.shape[0] % 28 == 0  # the 28x28 input, enlarged
@@ -107,7 +107,7 @@ def test_a_colour_model_predicts_an_rgb_jpeg(colour_model, tmp_path):
     result = CliRunner().invoke(cli, ["predict", str(ckpt), str(tmp_path / "photo.jpg"), "--top", "10", "--json",
                                       "--show-input", str(shown)])
     assert result.exit_code == 0, result.output
-    row = json.loads(result.output)
+    row = json.loads(result.stdout)
     assert sum(t["probability"] for t in row["top"]) == pytest.approx(1.0)
     assert row["name"] == names[row["class"]] and {t["name"] for t in row["top"]} == set(names)
     seen = np.asarray(Image.open(shown))

@@ -42,7 +42,7 @@ def test_colour_h5_trains_resnet8_then_evaluates_and_draws(tmp_path, colour_h5, 
     evaluated = invoke("evaluate", str(ckpt), "--data", str(colour_h5), "--device", "cpu", "--json",
                        "--plot", str(tmp_path / "eval.png"))
     assert evaluated.exit_code == 0, evaluated.output
-    report = json.loads(evaluated.output.splitlines()[-1])
+    report = json.loads(evaluated.stdout.splitlines()[-1])
     model = dn.load(ckpt)
     assert report["n"] == 32 and report["accuracy"] == dn.evaluate(model, dn.data.load(colour_h5, "test"))["accuracy"]
     assert (tmp_path / "eval.png").stat().st_size > 0

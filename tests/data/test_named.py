@@ -196,7 +196,14 @@ def test_train_on_a_named_dataset_end_to_end_picks_its_recipe_and_stores_class_n
 def test_data_list_and_info_describe_the_named_datasets(mirror, capsys):
     code, out, err = run_cli(["data", "list"], capsys)
     assert "fashion-mnist" in out and "not here: `dualnet data fetch fashion-mnist`" in out and "MIT" in out
-    run_cli(["data", "fetch", "fashion-mnist"], capsys)
+    code, out, err = run_cli(["data", "fetch", "fashion-mnist"], capsys)
+    # the closing lines name each file downloaded (issue 20.8); a second fetch downloads, and names, none
+    wrote = [line for line in out.splitlines() if line.startswith("wrote: ")]
+    files = sorted(f.name for f in named.NAMED["fashion-mnist"].files)
+    assert sorted(line.rsplit("/", 1)[-1] for line in wrote) == files
+    assert out.splitlines()[-len(wrote):] == wrote
+    code, out, err = run_cli(["data", "fetch", "fashion-mnist"], capsys)
+    assert "wrote: " not in out
     code, out, err = run_cli(["data", "list"], capsys)
     assert "fashion-mnist" in out and "found in" in out
     code, out, err = run_cli(["data", "info", "fashion-mnist", "--json"], capsys)

@@ -182,3 +182,46 @@ def test_channel_sums(emu, dtype, shape):
     y = y0.copy()
     emu.launch("channel_sums", dtype, x, y, *shape)  # adds into y (a bias gradient's buffer)
     close(y, (y0.astype(np.float64) + x.astype(np.float64).sum(axis=(0, 2))).astype(dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("geom", [
+    # n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw
+    (2, 1, 9, 9, 3, 5, 5, 1, 1, 2, 2, 1, 1),
+    (3, 2, 7, 6, 4, 3, 2, 2, 1, 1, 0, 1, 2),
+    (1, 3, 5, 5, 2, 1, 1, 1, 1, 0, 0, 1, 1),
+    (2, 2, 20, 17, 3, 3, 3, 1, 1, 1, 1, 1, 1),
+], ids=str)
+@pytest.mark.parametrize("has_wgrad,has_bgrad", [(1, 1), (1, 0), (0, 1)])
+def test_conv_wgrad_direct_adds_the_products_gradients(emu, dtype, geom, has_wgrad, has_bgrad):
+    """conv_wgrad_direct against the column-matrix product the GPU runs otherwise: dz @ cols.T into
+    the weight gradient and dz's row sums into the bias gradient, added to what the buffers held."""
+    from dualnet.ops.geometry import ConvGeometry
+    from dualnet.ops.reference import ReferenceOps
+
+    n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw = geom
+    g = ConvGeometry.of(h, w, (kh, kw), (sh, sw), (pw, pw, ph, ph), (dh, dw), "test")
+    rng = np.random.default_rng(sum(geom))
+    x = rng.standard_normal((n, c, h, w)).astype(dtype)
+    dz = rng.standard_normal((o, n * g.out_h * g.out_w)).astype(dtype)
+    k = c * kh * kw
+    w0, b0 = rng.standard_normal((o, k)).astype(dtype), rng.standard_normal(o).astype(dtype)
+    wgrad, bgrad = w0.copy(), b0.copy()
+    emu.launch("conv_wgrad_direct", dtype, dz, x, wgrad if has_wgrad else np.empty(0, dtype),
+               bgrad if has_bgrad else np.empty(0, dtype), n, c, h, w, o, *g, has_wgrad, has_bgrad)
+    cols = ReferenceOps().im2col(x.astype(np.float64), g).reshape(k, -1)
+    dz64 = dz.astype(np.float64)
+    close(wgrad, (w0 + dz64 @ cols.T).astype(dtype) if has_wgrad else w0)
+    close(bgrad, (b0 + dz64.sum(axis=1)).astype(dtype) if has_bgrad else b0)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,o", [(1, 1), (5, 9), (33, 8), (64, 120), (100, 3)], ids=str)
+def test_relu_bias_grad_masks_and_adds_the_column_sums(emu, dtype, n, o):
+    rng = np.random.default_rng(n * o)
+    dy, y = rng.standard_normal((n, o)).astype(dtype), rng.standard_normal((n, o)).astype(dtype)
+    b0 = rng.standard_normal(o).astype(dtype)
+    dz, bgrad = np.empty_like(dy), b0.copy()
+    emu.launch("relu_bias_grad", dtype, dy, y, dz, bgrad, n, o)
+    np.testing.assert_array_equal(dz, np.where(y > 0, dy, 0))
+    close(bgrad, (b0 + np.where(y > 0, dy, 0).astype(np.float64).sum(axis=0)).astype(dtype))

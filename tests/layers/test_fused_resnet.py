@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch_reference import assert_same, copy_parameters, dualnet_run, torch_run
 
 import dualnet as dn
 from dualnet import layers as L
@@ -173,3 +174,54 @@ def test_resnet8_float32_training_agrees_on_ref_and_cpu():
 
     assert_devices_agree(step, uniform((4, 3, 16, 16), 1, np.float32), uniform((4, 10), 2, np.float32),
                          devices=("ref", "cpu"), rtol=2e-4, atol=2e-5)
+
+
+# --- against PyTorch (skipped where torch is not installed) ---------------------------------------
+
+
+def _torch_net(torch, net):
+    """The torch twin of _net(c_in, c_out, stride, ...) with its parameters and running statistics."""
+    from torch import nn
+
+    block = net.layers[3]
+
+    def twin(layer):
+        if isinstance(layer, L.Conv2d):
+            return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                             bias=layer.bias is not None, dtype=torch.float64)
+        if isinstance(layer, L.BatchNorm2d):
+            return nn.BatchNorm2d(layer.num_features, dtype=torch.float64)
+        return nn.ReLU()
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = nn.Sequential(*(twin(lay) for lay in block.body.layers))
+            self.shortcut = nn.Sequential(*(twin(lay) for lay in block.shortcut.layers)) if block.shortcut else None
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    module = nn.Sequential(*(twin(lay) for lay in net.layers[:3]), Block(), nn.ReLU())
+    with torch.no_grad():
+        stats = [b for n, b in net.named_buffers() if not n.endswith("num_batches_tracked")]
+        twins = [t for n, t in module.named_buffers() if not n.endswith("num_batches_tracked")]
+        for b, t in zip(stats, twins, strict=True):
+            t.copy_(torch.from_numpy(dn.to_numpy(b)))
+    return module
+
+
+@pytest.mark.parametrize("dev", ["ref", "cpu", "emu"])
+@pytest.mark.parametrize("stride, c_out, last_bn", [(1, 2, True), (2, 3, True), (1, 3, False)])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_fused_resnet_steps_match_pytorch_in_float64(dev, stride, c_out, last_bn, mode):
+    torch = pytest.importorskip("torch")
+    seed = 7
+    net = _randomise(_net(2, c_out, stride, seed, last_bn).astype(np.float64), seed)
+    module = _torch_net(torch, net)
+    copy_parameters(net, module)
+    module.train(mode == "train")
+    x = uniform((3, 2, 6, 6), seed)
+    dy = uniform((3, *net.output_shape((2, 6, 6))), seed + 1)
+    got = dualnet_run(dev, net, x, dy, train=mode == "train")
+    assert_same(got, torch_run(module, x, dy))

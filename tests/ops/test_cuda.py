@@ -332,6 +332,21 @@ def test_gradient_accumulation_kernels_agree(device, n, k, o, dtype, bias, need_
 
 
 @DEVICES
+@given(st.integers(1, 40), st.integers(1, 9), st.integers(1, 9), DTYPES, st.booleans(), st.booleans(),
+       st.integers(0, 2**16))
+def test_linear_relu_backward_agrees(device, n, k, o, dtype, bias, need_dx, seed):
+    """The ReLU's mask and the bias gradient in one kernel (relu_bias_grad), then the products."""
+    x, dy = uniform((n, k), seed, dtype), uniform((n, o), seed + 1, dtype)
+    y = np.maximum(uniform((n, o), seed + 2, dtype), 0)  # a ReLU's output: zeros mask the gradient
+    weight = uniform((o, k), seed + 3, dtype)
+    grads = {"weight_shape": (o, k), "bias": o if bias else None, "dtype": dtype, "need_dx": need_dx}
+    ref = param_grads(REF.linear_relu_backward, dy, y, x, weight, **grads)
+    got = param_grads(kernel_ops(device).linear_relu_backward, dy, y, x, weight, **grads)
+    assert (got[0] is None) == (ref[0] is None) == (not need_dx)
+    agree(tuple(r for r in ref if r is not None), tuple(g for g in got if g is not None), dtype, reduction=n)
+
+
+@DEVICES
 @given(st.integers(1, 30), st.integers(1, 12), DTYPES, st.data())
 def test_gather_batch_agrees(device, count, per, dtype, data):
     images = uniform((count, 1, per, 1), 0, dtype)

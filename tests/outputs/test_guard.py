@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import os
 import pathlib
-import socket
 import stat
+import sys
 
 import pytest
 
 from dualnet import outputs
 from dualnet.outputs import OutputError, files
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "reliability"))
+from writers import make_special  # noqa: E402
 
 
 def temporaries(folder: pathlib.Path) -> list[str]:
@@ -19,22 +22,8 @@ def temporaries(folder: pathlib.Path) -> list[str]:
 
 
 def special(tmp_path: pathlib.Path, kind: str) -> pathlib.Path:
-    """A target of `kind` that is not a regular file: directory, fifo, socket or (root only) a
-    character device made like /dev/null."""
-    path = tmp_path / f"target-{kind}"
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "socket":
-        s = socket.socket(socket.AF_UNIX)
-        s.bind(str(path))
-        s.close()
-    else:
-        if os.geteuid() != 0:
-            pytest.skip("making a device node needs root")
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    return path
+    """A target of `kind` that is not a regular file (tests/reliability/writers.py makes it)."""
+    return make_special(tmp_path / f"target-{kind}", kind)
 
 
 @pytest.mark.parametrize("kind", ["directory", "fifo", "socket", "device"])
@@ -68,6 +57,28 @@ def test_a_symbolic_link_to_a_fifo_is_refused_by_what_it_points_to(tmp_path):
     with pytest.raises(OutputError, match="a FIFO"):
         outputs.write_text(link, "x", "CSV log")
     assert link.is_symlink() and stat.S_ISFIFO(os.stat(link).st_mode)
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_symbolic_link_as_a_file_target_is_refused_naming_the_file_it_points_to(tmp_path, dangling):
+    # from lstat: os.replace would put a regular file in the link's place and leave its file as it was
+    real, link = tmp_path / "real.csv", tmp_path / "log.csv"
+    if not dangling:
+        real.write_text("keep")
+    link.symlink_to(real)
+    with pytest.raises(OutputError, match=r"it is a symbolic link to .*real\.csv.*name the file it points to") as info:
+        outputs.write_text(link, "x", "CSV log")
+    assert ("does not exist" in str(info.value)) == dangling
+    assert link.is_symlink() and (dangling or real.read_text() == "keep")
+    assert not temporaries(tmp_path)
+
+
+def test_links_among_the_folders_of_a_target_and_a_linked_output_folder_are_followed(tmp_path):
+    (tmp_path / "real").mkdir()
+    (tmp_path / "runs").symlink_to(tmp_path / "real")
+    outputs.write_text(tmp_path / "runs" / "log.csv", "x", "CSV log")
+    assert (tmp_path / "real" / "log.csv").read_text() == "x"
+    assert outputs.output_folder(tmp_path / "runs", "TensorBoard folder") == tmp_path / "runs"
 
 
 @pytest.mark.parametrize("how", ["same-path", "hard-link", "symbolic-link", "inside-folder", "hard-link-into-folder",

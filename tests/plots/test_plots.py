@@ -201,7 +201,7 @@ def test_cli_plot(run):
     result = invoke(plot_cmd.plot, [first, second, "--label", "a", "--label", "b"])
     assert result.exit_code == 0, result.output
     default = first.with_name("run0.curves.png")
-    assert result.output.strip() == str(default) and default.is_file()
+    assert result.output.strip() == f"wrote: {default}" and default.is_file()
     out = run["folder"] / "sub" / "c.png"
     assert invoke(plot_cmd.plot, [first, "-o", out]).exit_code == 0 and out.is_file()
     bad = invoke(plot_cmd.plot, [first, second, "--label", "a"])

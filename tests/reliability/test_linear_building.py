@@ -87,3 +87,33 @@ def test_layer_names_and_fusion_are_unchanged_by_the_linear_builder():
     first.name = second.name = "act"
     with pytest.raises(ValueError, match=r"layer names must be unique, act appear more than once"):
         Sequential(Linear(3, 4, seed=0), first, second)
+
+
+def save_load_cpu(n: int, path) -> float:
+    """CPU seconds of this process to build, save and load a Sequential of n ReLU layers (CPU time,
+    not wall time: other processes on a loaded machine slow the clock, not this count)."""
+    gc.collect()  # as in `ratio`: what earlier tests left behind is not this test's to scan
+    gc.disable()
+    try:
+        start = time.process_time()
+        model = Sequential(*[ReLU() for _ in range(n)], input_shape=(2,))
+        dn.save(model, path)
+        assert len(dn.load(path)) == n
+        return time.process_time() - start
+    finally:
+        gc.enable()
+
+
+# 10**5 small layers save and load in seconds: about 4 s of CPU on a shared 2-core machine (it took
+# about 20 s and a minute of wall time before save stopped building the model three times)
+HUNDRED_THOUSAND_CPU_SECONDS = 30.0
+
+
+def test_a_hundred_thousand_layers_save_and_load_in_seconds(tmp_path):
+    dn.use_device("cpu")
+    save_load_cpu(1000, tmp_path / "warm.h5")
+    small = min(save_load_cpu(10**4, tmp_path / f"s{i}.h5") for i in range(2))
+    large = save_load_cpu(10**5, tmp_path / "large.h5")
+    # linear: about 10x the time for 10x the layers (quadratic would be 100x)
+    assert large / small < 20, f"10**4 layers: {small:.2f} s, 10**5 layers: {large:.2f} s of CPU"
+    assert large < HUNDRED_THOUSAND_CPU_SECONDS, f"10**5 layers: {large:.1f} s of CPU to build, save and load"

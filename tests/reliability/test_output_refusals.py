@@ -10,8 +10,6 @@ from __future__ import annotations
 import os
 import pathlib
 import shutil
-import socket
-import stat
 import sys
 
 import pytest
@@ -20,64 +18,23 @@ from dualnet_cli.main import main
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 from make_corpus import IMAGES, LABELS, gz, idx_bytes  # noqa: E402
+from writers import CORPUS, DERIVED, QUICK, WRITERS, input_files, make_special, run_writer  # noqa: E402
 
-HERE = pathlib.Path(__file__).resolve().parent
-CORPUS = HERE / "corpus"
-QUICK = ["--epochs", "1", "--limit", "10", "--validation", "5", "--device", "cpu"]
-
-# writer -> (argv with {T} for the target, {ckpt}, {data}, {digit}; needs matplotlib / onnx)
-WRITERS = {
-    "checkpoint": (["train", *QUICK, "--data", "{data}", "--out", "{T}"], None),
-    "best-checkpoint": (["train", *QUICK, "--data", "{data}", "--out", "{Tbase}.h5"], None),
-    "early-stop-copy": (["train", *QUICK, "--data", "{data}", "--early-stop", "1", "--out", "{Tbase}.h5"], None),
-    "csv-log": (["train", *QUICK, "--data", "{data}", "--out", "{tmp}/run.h5", "--log-csv", "{T}"], None),
-    "tensorboard": (["train", *QUICK, "--data", "{data}", "--out", "{tmp}/run.h5", "--tensorboard", "{T}"],
-                    "tensorboardX"),
-    "onnx": (["export", "{ckpt}", "{T}"], "onnx"),
-    "evaluate-plot": (["evaluate", "{ckpt}", "--data", "{data}", "--device", "cpu", "--plot", "{T}"], "matplotlib"),
-    "plot": (["plot", "{ckpt}", "-o", "{T}"], "matplotlib"),
-    "filters": (["filters", "{ckpt}", "--layer", "1", "-o", "{T}"], "matplotlib"),
-    "featuremaps": (["featuremaps", "{ckpt}", "{digit}", "-o", "{T}"], "matplotlib"),
-    "show-input": (["predict", "{ckpt}", "{digit}", "--show-input", "{T}"], None),
-}
-# where the target of each writer lies when the writer derives it from --out
-DERIVED = {"best-checkpoint": ".best.h5", "early-stop-copy": ".earlystop.h5"}
 KINDS = ["directory", "fifo", "socket", "device"]
 INPUTS = ["input", "hard-link", "symbolic-link"]
 
 
 def _make(path: pathlib.Path, kind: str) -> None:
-    if kind == "directory":
-        path.mkdir()
-    elif kind == "fifo":
-        os.mkfifo(path)
-    elif kind == "socket":
-        s = socket.socket(socket.AF_UNIX)
-        s.bind(str(path))
-        s.close()
-    else:
-        if os.geteuid() != 0:
-            pytest.skip("making a device node needs root")
-        os.mknod(path, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # what /dev/null is
+    make_special(path, kind)
 
 
 def _run(writer: str, target: pathlib.Path, tmp: pathlib.Path, files: dict, capsys) -> tuple[int, str, str]:
-    argv, needs = WRITERS[writer]
-    if needs:
-        pytest.importorskip(needs)
-    base = str(target)[: -len(DERIVED[writer])] if writer in DERIVED else str(target)
-    places = dict(T=str(target), Tbase=base, tmp=str(tmp), **{k: str(v) for k, v in files.items()})
-    with pytest.raises(SystemExit) as info:
-        main([a.format(**places) for a in argv])
-    captured = capsys.readouterr()
-    return info.value.code, captured.out, captured.err
+    return run_writer(writer, target, tmp, files, capsys)
 
 
 @pytest.fixture
 def files(tmp_path) -> dict[str, pathlib.Path]:
-    return {"ckpt": pathlib.Path(shutil.copy(CORPUS / "good" / "tiny.h5", tmp_path / "tiny.h5")),
-            "data": pathlib.Path(shutil.copy(CORPUS / "data" / "h5-no-test-group.h5", tmp_path / "data.h5")),
-            "digit": pathlib.Path(shutil.copy(CORPUS / "good" / "digit.png", tmp_path / "digit.png"))}
+    return input_files(tmp_path)
 
 
 def _refused(code: int, out: str, err: str, target: pathlib.Path) -> None:
@@ -109,9 +66,14 @@ def test_a_target_that_is_not_a_regular_file_is_refused(tmp_path, files, capsys,
 @pytest.mark.parametrize("writer", list(WRITERS))
 def test_an_input_is_never_replaced(tmp_path, files, capsys, monkeypatch, writer, how):
     monkeypatch.chdir(tmp_path)
-    source = files["ckpt"] if writer in ("onnx", "plot", "filters", "featuremaps", "show-input") else files["data"]
-    if writer == "evaluate-plot":
-        source = files["ckpt"]
+    source = files["ckpt"] if writer in ("onnx", "plot", "show-input", "evaluate-plot") else files["data"]
+    if writer in ("filters", "featuremaps"):
+        source = files["cnn"]
+    if writer == "data-convert":  # its input is a folder of photos in class subfolders
+        source = files["photos"] / "a" / "a_00.jpg"
+        if how == "hard-link":
+            pytest.skip("a hard link into a class subfolder is found by the existing-output rule "
+                        "(test_output_rule.py), not by inode")
     if writer in DERIVED:  # the derived name is itself the data file
         target = tmp_path / f"precious{DERIVED[writer]}"
         shutil.copy(files["data"], target)

@@ -48,7 +48,7 @@ def test_exploding_lr_exits_1_naming_step_and_layer_and_keeps_the_previous_check
     code, _, err = run(["train", "--epochs", "1", "--out", str(out), *QUICK], capsys)
     assert code == 0, err
     before = out.read_bytes()
-    code, _, err = run(["train", "--epochs", "1", "--lr", "1e6", "--out", str(out), *QUICK], capsys)
+    code, _, err = run(["train", "--epochs", "1", "--lr", "1e6", "--out", str(out), "--overwrite", *QUICK], capsys)
     line = one_error_line(err)
     assert code == 1
     assert re.search(r"training diverged at epoch 1, step \d+ \(global step \d+\): the loss is \w+; non-finite "

@@ -1,0 +1,103 @@
+"""The CPU table's convolution by blocks of output rows: im2col, the products and col2im run one
+cache-sized block of columns at a time, and the whole cols matrix is never built.
+
+A 3x3 convolution's cols are kh*kw times its input: for a ResNet's first stage at batch 64 (16
+channels of 32x32) that is 38 MB against the input's 4 MB, so building them, keeping them for
+backward and writing the input gradient's columns before col2im each stream tens of megabytes
+through memory. Here a block of output rows gets its columns (COLS_BLOCK values, in the caches),
+its share of the product and, in backward, its share of the weight gradient and of dx; forward
+keeps only the padded batch-last input, from which backward rebuilds each block's columns.
+Layouts are ops/cpu.py's: x (c, H, W, n) padded batch-last, cols (c*kh*kw, rows*out_w*n).
+"""
+
+from __future__ import annotations
+
+import numpy
+
+from .cpu_layout import batch_first, clipped, window_view
+
+#: values per block of columns (float32: 1 MiB); a block is at least one output row
+COLS_BLOCK = 1 << 18
+
+
+class ConvInput:
+    """What a blocked convolution keeps for backward: the padded batch-last input (c, H, W, n),
+    the unpadded input's (n, c, h, w) and whether a bias rode along."""
+
+    __slots__ = ("padded", "x_shape", "has_bias")
+
+    def __init__(self, padded, x_shape, has_bias: bool):
+        self.padded, self.x_shape, self.has_bias = padded, x_shape, has_bias
+
+
+def row_blocks(geom, k: int, n: int) -> list[tuple[int, int]]:
+    """[start, stop) ranges of output rows whose columns hold about COLS_BLOCK values."""
+    rows = max(1, COLS_BLOCK // max(1, k * geom.out_w * n))
+    return [(a, min(geom.out_h, a + rows)) for a in range(0, geom.out_h, rows)]
+
+
+def _fill(buf, windows, a: int, b: int, k: int, bias_row: bool):
+    """buf's first (k [+1]) x ((b - a)*out_w*n) values as the columns of output rows [a, b)."""
+    c, kh, kw, _, out_w, n = windows.shape
+    cols = buf[:(k + bias_row) * (b - a) * out_w * n].reshape(k + bias_row, (b - a) * out_w * n)
+    numpy.copyto(cols[:k].reshape(c, kh, kw, b - a, out_w, n), windows[:, :, :, a:b])
+    if bias_row:
+        cols[k] = 1
+    return cols
+
+
+def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool):
+    """padded (c, H, W, n), wmat (o, k [+1 bias column]) -> (y (n, o, out_h, out_w) view of a
+    batch-last buffer, ConvInput)."""
+    c, n = padded.shape[0], padded.shape[3]
+    k = c * geom.kh * geom.kw
+    o = wmat.shape[0]
+    y = numpy.empty((o, geom.out_h, geom.out_w, n), dtype=padded.dtype)
+    windows = window_view(padded, geom)
+    blocks = row_blocks(geom, k, n)
+    buf = numpy.empty((k + has_bias) * (blocks[0][1] - blocks[0][0]) * geom.out_w * n, dtype=padded.dtype)
+    for a, b in blocks:
+        cols = _fill(buf, windows, a, b, k, has_bias)
+        numpy.matmul(wmat, cols, out=y[:, a:b].reshape(o, -1))
+    if act == "relu":
+        numpy.maximum(y, 0, out=y)
+    return batch_first(y), ConvInput(padded, tuple(x_shape), has_bias)
+
+
+def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
+    """dy_rows (o, out_h, out_w, n) -> (dx (n, c, h, w) view of a batch-last buffer or None,
+    grads (o, k [+1]): the weight gradient, the bias's as its last column)."""
+    padded = saved.padded
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    c, n = padded.shape[0], padded.shape[3]
+    h, w = saved.x_shape[2], saved.x_shape[3]
+    k = c * kh * kw
+    o = wmat.shape[0]
+    windows = window_view(padded, geom)
+    blocks = row_blocks(geom, k, n)
+    rows = blocks[0][1] - blocks[0][0]
+    buf = numpy.empty((k + saved.has_bias) * rows * out_w * n, dtype=padded.dtype)
+    dbuf = numpy.empty(k * rows * out_w * n, dtype=padded.dtype) if need_dx else None
+    grads = numpy.zeros((o, k + saved.has_bias), dtype=padded.dtype)
+    part = numpy.empty_like(grads)
+    dx = numpy.zeros((c, h, w, n), dtype=padded.dtype) if need_dx else None
+    w_t = wmat[:, :k].T
+    for a, b in blocks:
+        cols = _fill(buf, windows, a, b, k, saved.has_bias)
+        dyb = dy_rows[:, a:b].reshape(o, -1)
+        numpy.matmul(dyb, cols.T, out=part)
+        grads += part
+        if dx is None or dbuf is None:
+            continue
+        dcols = dbuf[:k * (b - a) * out_w * n].reshape(k, -1)
+        numpy.matmul(w_t, dyb, out=dcols)
+        win = dcols.reshape(c, kh, kw, b - a, out_w, n)
+        for i in range(kh):
+            oy, iy = clipped(h, a, b, i * dh, sh, ph)
+            if oy.stop <= oy.start:
+                continue
+            for j in range(kw):
+                ox, ix = clipped(w, 0, out_w, j * dw, sw, pw)
+                if ox.stop > ox.start:
+                    dx[:, iy, ix] += win[:, i, j, oy.start - a:oy.stop - a, ox]
+    return (None if dx is None else batch_first(dx)), grads
