@@ -63,7 +63,7 @@ def load_average() -> str:
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
 
 
-def machine_header(threads: int) -> dict:
+def machine_header(threads: int | str) -> dict:
     """What the parent prints before the runs: CPU, load average, threads, each side's version."""
     info = {"cpu": cpu_model(), "load_average_start": load_average(), "threads": threads}
     print(f"machine: {info['cpu']}; load average {info['load_average_start']}; {threads} threads per framework",

@@ -78,11 +78,14 @@ def _cores() -> int:
 def set_threads(local_size: int) -> int:
     """Give each of the host's `local_size` ranks its share of the cores for BLAS/OpenMP.
 
-    Threads set in OMP_NUM_THREADS or OPENBLAS_NUM_THREADS are kept as given. Warns when the
+    Threads set in OMP_NUM_THREADS or OPENBLAS_NUM_THREADS are kept as given (the CLI's own
+    default, marked in DUALNET_DEFAULT_BLAS_THREADS, is replaced). Warns when the
     ranks would oversubscribe the cores. Returns the thread count per rank.
     """
     cores = _cores()
     given = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    if given and os.environ.get("DUALNET_DEFAULT_BLAS_THREADS") == given:
+        given = None  # the CLI's default (dualnet_cli/blas_threads.py), not the user's: ranks share the cores
     threads = int(given) if given and given.isdigit() and int(given) > 0 else max(1, cores // local_size)
     if threads * local_size > cores:
         warnings.warn(f"dualnet.distributed: {local_size} ranks x {threads} threads on {cores} cores oversubscribe "

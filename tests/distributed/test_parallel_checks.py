@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 import warnings
 
 import numpy as np
@@ -100,3 +102,17 @@ def test_threads_warn_when_ranks_oversubscribe_the_cores(monkeypatch: pytest.Mon
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert set_threads(2) == 2
+
+
+def test_the_cli_default_thread_count_gives_way_to_the_ranks_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    """dualnet_cli sets OPENBLAS_NUM_THREADS to its default (cores - 1) and marks it as such: the
+    ranks then share the cores instead of each keeping that count."""
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
+    monkeypatch.setenv("DUALNET_DEFAULT_BLAS_THREADS", "7")
+    monkeypatch.setattr("dualnet.distributed.job._cores", lambda: 8)
+    monkeypatch.setitem(sys.modules, "threadpoolctl", types.SimpleNamespace(threadpool_limits=lambda n: None))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert set_threads(2) == 4
+
