@@ -51,7 +51,7 @@ def measure_kernels(dn: Any, cp: Any, model_name: str, batch: int) -> dict[str, 
     from dualnet.ops.products import ProductOps
 
     records: list[tuple[str, Any, Any]] = []
-    launch, mm = CupyLauncher.launch, ProductOps._mm
+    launch, mm, mm_add = CupyLauncher.launch, ProductOps._mm, ProductOps._mm_add
 
     def bracket(name: str, call: Any) -> Any:
         start, end = cp.cuda.Event(), cp.cuda.Event()
@@ -63,6 +63,8 @@ def measure_kernels(dn: Any, cp: Any, model_name: str, batch: int) -> dict[str, 
 
     CupyLauncher.launch = lambda self, name, dtype, *args: bracket(name, lambda: launch(self, name, dtype, *args))
     ProductOps._mm = lambda self, a, b, out=None: bracket("cublas matmul", lambda: mm(self, a, b, out))
+    # the weight gradients: one GEMM with beta = 1 each (cupy.cublas.gemm)
+    ProductOps._mm_add = lambda self, a, b, out: bracket("cublas gemm", lambda: mm_add(self, a, b, out))
     try:
         fit = _dualnet_fit(dn, model_name, batch, STEPS)
         fit()
@@ -77,7 +79,7 @@ def measure_kernels(dn: Any, cp: Any, model_name: str, batch: int) -> dict[str, 
             for name, ms in sums.items():
                 per_name.setdefault(name, []).append(ms)
     finally:
-        CupyLauncher.launch, ProductOps._mm = launch, mm
+        CupyLauncher.launch, ProductOps._mm, ProductOps._mm_add = launch, mm, mm_add
     return {name: statistics.median(v) for name, v in per_name.items()}
 
 
@@ -173,7 +175,7 @@ def measure_main(model_name: str, batch: int, gpu: Any, json_path: pathlib.Path 
     print(f"  {'kernel':<30} {'est ms':>8} {'meas ms':>8} {'of BW peak':>10} {'of FLOP peak':>12}")
     rows = []
     for kname, ms in sorted(per_kernel.items(), key=lambda kv: -kv[1]):
-        e = by_est.get(kname) or by_est.get("cublas matmul[fp32]" if kname == "cublas matmul" else kname, {})
+        e = by_est.get(kname) or by_est.get(f"{kname}[fp32]" if kname.startswith("cublas ") else kname, {})
         bw = e.get("mb", 0) * 1e6 / (ms * 1e-3) / gpu.bandwidth if ms else 0.0
         fl = e.get("mflop", 0) * 1e6 / (ms * 1e-3) / gpu.fp32 if ms else 0.0
         rows.append({"kernel": kname, "measured_ms": ms, "estimated_ms": e.get("us", 0) / 1e3, "bw": bw, "flop": fl})

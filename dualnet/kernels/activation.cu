@@ -1,5 +1,7 @@
 // Fused bias + activation, and the ReLU backward pass.
 
+#include "device.cuh"
+
 // y[b, ci, k] = act(x[...] + bias[ci]), y laid out (n, c, inner).
 // x is laid out (c, n, inner) when channel_major == 1 (the output of one GEMM over the whole
 // batch), else (n, c, inner).
@@ -8,8 +10,7 @@ template <typename T>
 __global__ void bias_act_forward(const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y,
                                  int n, int c, int inner, int act, int channel_major) {
     const long long total = (long long)n * c * inner;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, total) {
         const long long k = idx % inner;
         const long long r = idx / inner;
         const int ci = (int)(r % c);
@@ -25,8 +26,7 @@ __global__ void bias_act_forward(const T* __restrict__ x, const T* __restrict__ 
 template <typename T>
 __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ y, T* __restrict__ dx,
                               long long size) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         dx[idx] = y[idx] > T(0) ? dy[idx] : T(0);
     }
 }
@@ -34,8 +34,7 @@ __global__ void relu_backward(const T* __restrict__ dy, const T* __restrict__ y,
 // Leaky ReLU: y = x > 0 ? x : slope * x, elementwise over size elements.
 template <typename T>
 __global__ void leaky_relu_forward(const T* __restrict__ x, T* __restrict__ y, long long size, T slope) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         const T v = x[idx];
         y[idx] = v > T(0) ? v : slope * v;
     }
@@ -45,8 +44,7 @@ __global__ void leaky_relu_forward(const T* __restrict__ x, T* __restrict__ y, l
 template <typename T>
 __global__ void leaky_relu_backward(const T* __restrict__ dy, const T* __restrict__ x, T* __restrict__ dx,
                                     long long size, T slope) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         dx[idx] = x[idx] > T(0) ? dy[idx] : slope * dy[idx];
     }
 }

@@ -15,6 +15,24 @@
 // Threads per block of the cooperative kernels (signatures.py declares the same: COOP_BLOCK).
 #define DN_BLOCK 256
 
+// The grid-stride loop of the one-thread-per-element kernels: `DN_FOR_EACH(idx, total) { ... }`
+// visits idx = 0..total-1 whatever the grid's size (a small grid loops; the emulator's checking
+// mode launches tiny grids on purpose so every loop wraps).
+#define DN_FOR_EACH(idx, total)                                                          \
+    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < (total); \
+         idx += (long long)blockDim.x * gridDim.x)
+
+// Element `idx` of a stack of rows x cols planes (an NCHW tensor, plane = image * C + channel):
+// its column x, its row y and its plane.
+struct DnPixel {
+    int x;
+    int y;
+    long long plane;
+};
+__device__ __forceinline__ DnPixel dn_pixel(long long idx, int rows, int cols) {
+    return DnPixel{(int)(idx % cols), (int)((idx / cols) % rows), idx / ((long long)cols * rows)};
+}
+
 __device__ __forceinline__ float dn_sqrt(float v) { return sqrtf(v); }
 __device__ __forceinline__ double dn_sqrt(double v) { return sqrt(v); }
 __device__ __forceinline__ float dn_exp(float v) { return expf(v); }

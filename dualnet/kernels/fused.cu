@@ -19,11 +19,10 @@ __global__ void conv_relu_maxpool_forward(const T* __restrict__ x, const T* __re
                                           int out_h, int out_w, int pkh, int pkw, int psh, int psw,
                                           int pph, int ppw, int pout_h, int pout_w, int has_bias) {
     const long long total = (long long)n * o * pout_h * pout_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int px = (int)(idx % pout_w);
-        const int py = (int)((idx / pout_w) % pout_h);
-        const int oc = (int)((idx / ((long long)pout_w * pout_h)) % o);
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, pout_h, pout_w);
+        const int px = at.x, py = at.y;
+        const int oc = (int)(at.plane % o);
         const long long b = idx / ((long long)pout_w * pout_h * o);
         const T* wo = weight + (long long)oc * c * kh * kw;
         const T* xb = x + b * c * h * w;
@@ -61,11 +60,10 @@ __global__ void conv_relu_maxpool_dz(const T* __restrict__ dy, const T* __restri
                                      int out_h, int out_w, int pkh, int pkw, int psh, int psw, int pph,
                                      int ppw, int pout_h, int pout_w) {
     const long long total = (long long)o * n * out_h * out_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ox = (int)(idx % out_w);
-        const int oy = (int)((idx / out_w) % out_h);
-        const long long b = (idx / ((long long)out_w * out_h)) % n;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, out_h, out_w);
+        const int ox = at.x, oy = at.y;
+        const long long b = at.plane % n;
         const long long oc = idx / ((long long)out_w * out_h * n);
         const long long base = (b * o + oc) * pout_h * pout_w;
         const int me = oy * out_w + ox;

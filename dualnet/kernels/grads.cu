@@ -7,8 +7,7 @@ template <typename T>
 __global__ void accumulate_grads(const T* __restrict__ dw, const T* __restrict__ db, T* __restrict__ wgrad,
                                  T* __restrict__ bgrad, long long nw, long long nb) {
     const long long total = nw + nb;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, total) {
         if (idx < nw) wgrad[idx] += dw[idx];
         else bgrad[idx - nw] += db[idx - nw];
     }

@@ -39,8 +39,7 @@ template <typename T>
 __global__ void softmax_xent_backward(const T* __restrict__ probs, const int* __restrict__ labels,
                                       T* __restrict__ dlogits, int n, int k, T scale) {
     const long long total = (long long)n * k;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, total) {
         const int j = (int)(idx % k);
         const T hit = (j == labels[idx / k]) ? T(1) : T(0);
         dlogits[idx] = (probs[idx] - hit) * scale;

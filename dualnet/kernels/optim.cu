@@ -10,8 +10,7 @@
 template <typename T>
 __global__ void sgd_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ velocity,
                            long long size, T lr, T momentum, T weight_decay, int nesterov) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         const T p = param[idx];
         T g = grad[idx];
         if (weight_decay != T(0)) g += weight_decay * p;
@@ -45,8 +44,7 @@ template <typename T>
 __global__ void adam_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
                             T* __restrict__ v, long long size, T lr, T beta1, T beta2, T eps,
                             T weight_decay, T bias_correction1, T bias_correction2) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         const T p = param[idx];
         T g = grad[idx];
         if (weight_decay != T(0)) g += weight_decay * p;
@@ -60,8 +58,7 @@ template <typename T>
 __global__ void adamw_update(T* __restrict__ param, const T* __restrict__ grad, T* __restrict__ m,
                              T* __restrict__ v, long long size, T lr, T beta1, T beta2, T eps,
                              T decay, T bias_correction1, T bias_correction2) {
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < size;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, size) {
         dn_adam_step(param, m, v, idx, param[idx] * decay, grad[idx], lr, beta1, beta2, eps, bias_correction1,
                      bias_correction2);
     }

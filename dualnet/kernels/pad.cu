@@ -6,6 +6,8 @@
 // Forward gathers one input element per output; backward gathers, for each input element, the
 // outputs that read it (one writer per element, a fixed order: deterministic).
 
+#include "device.cuh"
+
 // Input index read by output position o along an axis (-1: the constant fill).
 __device__ __forceinline__ int dn_pad_src(int o, int before, int size, int mode) {
     int p = o - before;
@@ -51,11 +53,10 @@ template <typename T>
 __global__ void pad2d_forward(const T* __restrict__ x, T* __restrict__ y, int n, int c, int h, int w, int out_h,
                               int out_w, int top, int left, int mode, T value) {
     const long long total = (long long)n * c * out_h * out_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ox = (int)(idx % out_w);
-        const int oy = (int)((idx / out_w) % out_h);
-        const long long plane = idx / ((long long)out_w * out_h);
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, out_h, out_w);
+        const int ox = at.x, oy = at.y;
+        const long long plane = at.plane;
         const int iy = dn_pad_src(oy, top, h, mode);
         const int ix = dn_pad_src(ox, left, w, mode);
         y[idx] = (iy < 0 || ix < 0) ? value : x[(plane * h + iy) * w + ix];
@@ -68,11 +69,10 @@ template <typename T>
 __global__ void pad2d_backward(const T* __restrict__ dy, T* __restrict__ dx, int n, int c, int h, int w, int out_h,
                                int out_w, int top, int left, int mode) {
     const long long total = (long long)n * c * h * w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ix = (int)(idx % w);
-        const int iy = (int)((idx / w) % h);
-        const T* dyp = dy + (idx / ((long long)w * h)) * out_h * out_w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, h, w);
+        const int ix = at.x, iy = at.y;
+        const T* dyp = dy + at.plane * out_h * out_w;
         int rlo[3], rhi[3], clo[3], chi[3];
         const int nr = dn_pad_readers(iy, top, h, out_h, mode, rlo, rhi);
         const int nc = dn_pad_readers(ix, left, w, out_w, mode, clo, chi);

@@ -32,11 +32,10 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
                                 int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                                 int ph, int pw, int dh, int dw, int out_h, int out_w) {
     const long long total = (long long)n * c * out_h * out_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ox = (int)(idx % out_w);
-        const int oy = (int)((idx / out_w) % out_h);
-        const long long plane = idx / ((long long)out_w * out_h);  // b * c + ci
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, out_h, out_w);
+        const int ox = at.x, oy = at.y;
+        const long long plane = at.plane;  // b * c + ci
         const T* xp = x + plane * h * w;
         T best = T(0);
         int arg = -1;
@@ -66,11 +65,10 @@ __global__ void maxpool_backward(const T* __restrict__ dy, const int* __restrict
                                  int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                                  int ph, int pw, int dh, int dw, int out_h, int out_w) {
     const long long total = (long long)n * c * h * w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ix = (int)(idx % w);
-        const int iy = (int)((idx / w) % h);
-        const long long base = (idx / ((long long)w * h)) * out_h * out_w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, h, w);
+        const int ix = at.x, iy = at.y;
+        const long long base = at.plane * out_h * out_w;
         const int me = iy * w + ix;
         const int oy1 = dn_pool_last(iy, sh, ph, out_h);
         const int ox0 = dn_pool_first(ix, (kw - 1) * dw + 1, sw, pw);
@@ -92,11 +90,10 @@ __global__ void avgpool_forward(const T* __restrict__ x, T* __restrict__ y,
                                 int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                                 int ph, int pw, int dh, int dw, int out_h, int out_w, int include_pad) {
     const long long total = (long long)n * c * out_h * out_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ox = (int)(idx % out_w);
-        const int oy = (int)((idx / out_w) % out_h);
-        const T* xp = x + (idx / ((long long)out_w * out_h)) * h * w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, out_h, out_w);
+        const int ox = at.x, oy = at.y;
+        const T* xp = x + at.plane * h * w;
         T sum = T(0);
         for (int i = 0; i < kh; ++i) {
             const int iy = oy * sh - ph + i * dh;
@@ -120,11 +117,10 @@ __global__ void avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx,
                                  int n, int c, int h, int w, int kh, int kw, int sh, int sw,
                                  int ph, int pw, int dh, int dw, int out_h, int out_w, int include_pad) {
     const long long total = (long long)n * c * h * w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ix = (int)(idx % w);
-        const int iy = (int)((idx / w) % h);
-        const T* dyp = dy + (idx / ((long long)w * h)) * out_h * out_w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, h, w);
+        const int ix = at.x, iy = at.y;
+        const T* dyp = dy + at.plane * out_h * out_w;
         const int ox0 = dn_pool_first(ix, (kw - 1) * dw + 1, sw, pw);
         const int ox1 = dn_pool_last(ix, sw, pw, out_w);
         const int oy0 = dn_pool_first(iy, (kh - 1) * dh + 1, sh, ph);
@@ -165,8 +161,7 @@ __global__ void global_avgpool_forward(const T* __restrict__ x, T* __restrict__ 
 template <typename T>
 __global__ void global_avgpool_backward(const T* __restrict__ dy, T* __restrict__ dx, int n, int c, int inner) {
     const long long total = (long long)n * c * inner;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, total) {
         dx[idx] = dy[idx / inner] / (T)inner;
     }
 }

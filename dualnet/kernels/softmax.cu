@@ -4,6 +4,8 @@
 // One thread per (outer, inner) row of k values, which it reads in ascending order: every output
 // has one writer and a fixed summation order, so results are deterministic.
 
+#include "device.cuh"
+
 __device__ __forceinline__ float dn_sm_exp(float v) { return expf(v); }
 __device__ __forceinline__ double dn_sm_exp(double v) { return exp(v); }
 __device__ __forceinline__ float dn_sm_log(float v) { return logf(v); }
@@ -14,8 +16,7 @@ template <typename T>
 __global__ void softmax_forward(const T* __restrict__ x, T* __restrict__ y, int outer, int k, int inner,
                                 int log) {
     const long long rows = (long long)outer * inner;
-    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
-         r += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(r, rows) {
         const long long base = (r / inner) * k * inner + r % inner;
         T m = x[base];
         for (int j = 1; j < k; ++j) {
@@ -37,8 +38,7 @@ template <typename T>
 __global__ void softmax_backward(const T* __restrict__ dy, const T* __restrict__ y, T* __restrict__ dx,
                                  int outer, int k, int inner, int log) {
     const long long rows = (long long)outer * inner;
-    for (long long r = (long long)blockIdx.x * blockDim.x + threadIdx.x; r < rows;
-         r += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(r, rows) {
         const long long base = (r / inner) * k * inner + r % inner;
         T s = T(0);
         for (int j = 0; j < k; ++j) {

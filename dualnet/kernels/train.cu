@@ -1,5 +1,7 @@
 // The training loop's own device work: one batch gathered, one step's tally.
 
+#include "device.cuh"
+
 // xb[r] = images[order[start + r]] (per elements each), yb[r] = labels[order[start + r]]:
 // one thread per output element, xb's first, then yb's.
 template <typename T>
@@ -7,8 +9,7 @@ __global__ void gather_batch(const T* __restrict__ images, const int* __restrict
                              const int* __restrict__ order, T* __restrict__ xb, int* __restrict__ yb,
                              int count, int per, int total, int start, int b) {
     const long long nx = (long long)b * per;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < nx + b;
-         idx += (long long)blockDim.x * gridDim.x) {
+    DN_FOR_EACH(idx, nx + b) {
         if (idx < nx) {
             const long long r = idx / per;
             xb[idx] = images[(long long)order[start + r] * per + idx % per];
@@ -27,7 +28,6 @@ __global__ void gather_batch(const T* __restrict__ images, const int* __restrict
 //   value is not finite and tally[2 * cap + t] is still 0, stores step there (the first bad step,
 //   from 1).
 // Values are T; counts and steps are exact below 2**24 in float.
-#include "device.cuh"
 
 // Does candidate (v, j) beat (bv, bj) as the first maximal logit (NaN first)? j < 0: no candidate.
 template <typename T>

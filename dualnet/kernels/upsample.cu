@@ -7,6 +7,8 @@
 // indices; first[i]..last[i] are the outputs whose i0 or i1 is i (a contiguous range: the tables
 // are non-decreasing), so backward gathers: one writer per element, in a fixed order.
 
+#include "device.cuh"
+
 // Weight of input i in output o along one axis.
 template <typename T>
 __device__ __forceinline__ T dn_up_weight(int i, int o, const int* i0, const int* i1, const T* lam) {
@@ -22,11 +24,10 @@ __global__ void upsample2d_forward(const T* __restrict__ x, T* __restrict__ y, c
                                    const int* __restrict__ col0, const int* __restrict__ col1,
                                    const T* __restrict__ clam, int n, int c, int h, int w, int out_h, int out_w) {
     const long long total = (long long)n * c * out_h * out_w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ox = (int)(idx % out_w);
-        const int oy = (int)((idx / out_w) % out_h);
-        const T* xp = x + (idx / ((long long)out_w * out_h)) * h * w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, out_h, out_w);
+        const int ox = at.x, oy = at.y;
+        const T* xp = x + at.plane * h * w;
         const T ly = rlam[oy], lx = clam[ox];
         const T* r0 = xp + (long long)row0[oy] * w;
         const T* r1 = xp + (long long)row1[oy] * w;
@@ -51,11 +52,10 @@ __global__ void upsample2d_backward(const T* __restrict__ dy, T* __restrict__ dx
                                     const int* __restrict__ clast, int n, int c, int h, int w, int out_h,
                                     int out_w) {
     const long long total = (long long)n * c * h * w;
-    for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-         idx += (long long)blockDim.x * gridDim.x) {
-        const int ix = (int)(idx % w);
-        const int iy = (int)((idx / w) % h);
-        const T* dyp = dy + (idx / ((long long)w * h)) * out_h * out_w;
+    DN_FOR_EACH(idx, total) {
+        const DnPixel at = dn_pixel(idx, h, w);
+        const int ix = at.x, iy = at.y;
+        const T* dyp = dy + at.plane * out_h * out_w;
         T sum = T(0);
         for (int oy = rfirst[iy]; oy <= rlast[iy]; ++oy) {
             const T wy = dn_up_weight(iy, oy, row0, row1, rlam);

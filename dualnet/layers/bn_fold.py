@@ -89,7 +89,7 @@ def fold(conv: Conv2d, bn: BatchNorm2d) -> tuple[Any, Any]:
     map folded in, on the layers' device and in their dtype. The scale is computed as the
     batch norm's eval op computes it (1 / sqrt(var + eps), times the weight), so the folded
     convolution differs from conv-then-batch-norm by float rounding only."""
-    xp = bn.ops.xp
+    xp = bn.device.xp  # the array module, not an op: every op a layer calls is declared on the reference
     mean, var = bn.running_mean, bn.running_var
     scale = 1 / xp.sqrt(var + var.dtype.type(bn.eps))
     if bn.weight is not None:

@@ -59,8 +59,18 @@ def test_source_rules(source):
             assert "(I)blockIdx.x * blockDim.x + threadIdx.x" in body, f"{name}: not grid-stride"
             assert "(I)blockDim.x * gridDim.x" in body, f"{name}: not grid-stride"
             continue
+        if "DN_FOR_EACH(" in body:  # device.cuh's grid-stride loop (checked below)
+            continue
         assert "(long long)blockIdx.x * blockDim.x + threadIdx.x" in body, f"{name}: not grid-stride"
         assert "(long long)blockDim.x * gridDim.x" in body, f"{name}: not grid-stride"
+
+
+def test_the_shared_loop_is_grid_stride():
+    text = KERNELS.read_source("pooling.cu")
+    loop = text[text.index("#define DN_FOR_EACH"):]
+    loop = loop[:loop.index("\n\n")]
+    assert "(long long)blockIdx.x * blockDim.x + threadIdx.x" in loop
+    assert "(long long)blockDim.x * gridDim.x" in loop
 
 
 def test_name_expressions_and_signature():
