@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import UsageError
@@ -144,6 +144,24 @@ def _folded_layers(layers: Sequence[Layer]) -> list[Layer] | None:
             out.append(layers[i])
             i += 1
     return out if folded else None
+
+
+def run_inference(seq: Any, steps: list[Layer], x: Any, run: Callable[[list[Layer], Any], Any]) -> Any:
+    """An eval-mode forward of Sequential `seq` under no_grad(): `run(steps, x)` with the batch
+    norms folded (eval_steps), inside one eval pass, so that the Sequentials nested in it (a
+    block's body and shortcut) fold once per forward, not once per chunk; the outermost
+    Sequential alone runs a large batch in the table's cache-sized chunks (inference_in_chunks),
+    since a nested one would cut its chunk into smaller ones still."""
+    if getattr(_PASS, "inside", False):
+        folded = seq._ran = eval_steps(seq, steps)
+        return run(folded, x)
+    with eval_pass():
+        _PASS.inside = True
+        try:
+            folded = seq._ran = eval_steps(seq, steps)
+            return seq.ops.inference_in_chunks(lambda part: run(folded, part), x)
+        finally:
+            _PASS.inside = False
 
 
 def eval_steps(seq: Any, steps: list[Layer]) -> list[Layer]:

@@ -5,7 +5,7 @@ followed by ReLU, a Conv2d + ReLU + MaxPool2d, or a Residual + ReLU (with its bo
 norm), runs as one fused step. Forward and backward
 are then two plain loops over the steps; the plan is made again only when the layers change.
 An eval-mode forward under no_grad() runs Conv2d + BatchNorm2d pairs as one folded convolution
-(`bn_fold.eval_steps`).
+(`bn_fold.run_inference`).
 A Sequential may hold other containers (Sequential, Residual): parameters, buffers, modes,
 moves and casts reach every nested layer through `Layer.children`.
 """
@@ -19,7 +19,7 @@ from typing import Any
 from ..backend import on_device
 from ..errors import UsageError
 from .base import Layer, layer_entry
-from .bn_fold import eval_steps
+from .bn_fold import run_inference
 from .fused import plan
 
 
@@ -94,10 +94,9 @@ class Sequential(Layer):
         steps = self._ran = self.steps()
         if self.training or self._records():  # backward needs every step's cache of the whole batch
             return _run(steps, x)
-        # inference: batch norms folded into their convolutions (bn_fold.py; only under no_grad())
-        steps = self._ran = eval_steps(self, steps)
-        # inference in eval mode is per image: the table may run a large batch in cache-sized chunks
-        return self.ops.inference_in_chunks(lambda part: _run(steps, part), x)
+        # inference (no_grad): batch norms folded into their convolutions, and a large batch run
+        # in cache-sized chunks by the outermost Sequential (bn_fold.run_inference)
+        return run_inference(self, steps, x, _run)
 
     @on_device  # as __call__: on "gpu:N" everything happens on N
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:

@@ -244,3 +244,22 @@ def test_evaluate_gives_the_unfused_results():
     unfused = dn.evaluate(model, data, batch_size=5)
     np.testing.assert_allclose(folded["probabilities"], unfused["probabilities"], rtol=1e-4, atol=1e-6)
     assert folded["accuracy"] == unfused["accuracy"]
+
+
+def test_only_the_outermost_sequential_runs_chunks_and_blocks_fold_once_per_forward(monkeypatch):
+    """A block's body and shortcut run inside the outer forward's chunk: chunking them again would
+    cut it into smaller products, and folding them per chunk would repeat the work."""
+    model = dn.models.get("resnet8").eval()
+    ops = model.ops
+    calls = []
+    real = ops.inference_in_chunks
+    monkeypatch.setattr(ops, "inference_in_chunks", lambda run, x: calls.append(len(x)) or real(run, x))
+    import dualnet.layers.bn_fold as bn_fold
+
+    folds = []
+    real_fold = bn_fold.fold
+    monkeypatch.setattr(bn_fold, "fold", lambda conv, bn: folds.append(conv.name) or real_fold(conv, bn))
+    with dn.no_grad():
+        model(uniform((100, 3, 32, 32), 0, np.float32))
+    assert calls == [100]
+    assert len(folds) == 1 + 2 * 3 + 2  # the stem, two per block, two downsampling shortcuts
