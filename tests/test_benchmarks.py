@@ -86,3 +86,10 @@ def test_the_folder_conversion_benchmark_reports_images_per_second(tmp_path):
     r = json.loads(out.read_text())
     assert set(r["runs"]) == {"jpeg", "png"}
     assert all(r["runs"][fmt][p]["median"] > 0 for fmt in ("jpeg", "png") for p in ("1", "2"))
+
+
+def test_resnet_steps_trains_a_few_dualnet_steps():
+    script = str(ROOT / "benchmarks" / "resnet_steps.py")
+    proc = subprocess.run([sys.executable, script, "dualnet", "resnet8", "2", "1"], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
