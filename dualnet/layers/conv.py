@@ -18,15 +18,15 @@ def conv_padding(padding: Any, kernel: tuple[int, int], stride: tuple[int, int],
     pair or an explicit (left, right, top, bottom) 4-tuple of ints >= 0."""
     if isinstance(padding, str):
         if padding not in ("same", "valid"):
-            raise ValueError(f"{layer}: padding must be 'same', 'valid', an int, an (h, w) pair or a (left, right, "
+            raise UsageError(f"{layer}: padding must be 'same', 'valid', an int, an (h, w) pair or a (left, right, "
                              f"top, bottom) tuple, got {padding!r}")
         if padding == "same" and stride != (1, 1):
-            raise ValueError(f"{layer}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}; give "
+            raise UsageError(f"{layer}: padding='same' needs stride 1 (as in PyTorch), got stride {stride}; give "
                              "explicit padding for a strided convolution")
         return padding
     if isinstance(padding, (tuple, list)) and len(padding) == 4:
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 0 for v in padding):
-            raise ValueError(f"{layer}: padding (left, right, top, bottom) must be 4 ints >= 0, got {padding!r}")
+            raise UsageError(f"{layer}: padding (left, right, top, bottom) must be 4 ints >= 0, got {padding!r}")
         return tuple(int(v) for v in padding)
     return _pair(padding, "padding", layer, 0)
 
@@ -47,6 +47,17 @@ def explicit_pads(padding: str | tuple[int, ...], kernel: tuple[int, int], dilat
     return pw, pw, ph, ph
 
 
+def channel_arguments(name: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
+    """(in_channels, out_channels, groups) of a convolution layer `name`, checked: positive
+    integers, groups dividing both channel counts (Conv2d and ConvTranspose2d alike)."""
+    cin = _positive_int(in_channels, "in_channels", name)
+    cout = _positive_int(out_channels, "out_channels", name)
+    g = _positive_int(groups, "groups", name)
+    if cin % g or cout % g:
+        raise UsageError(f"{name}: groups={g} must divide in_channels={cin} and out_channels={cout}")
+    return cin, cout, g
+
+
 class Conv2d(WeightedLayer):
     """2-D convolution (cross-correlation) by im2col and one matrix product over the batch.
 
@@ -62,12 +73,7 @@ class Conv2d(WeightedLayer):
                  init: str = "he", dtype: Any = np.float32, seed: int | None = None):
         super().__init__()
         name = "Conv2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.groups = _positive_int(groups, "groups", name)
-        if in_channels % groups or out_channels % groups:
-            raise UsageError(f"Conv2d: groups={groups} must divide in_channels={in_channels} "
-                             f"and out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = channel_arguments(name, in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = _pair(stride, "stride", name, 1)
         self.dilation = _pair(dilation, "dilation", name, 1)

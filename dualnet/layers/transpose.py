@@ -14,8 +14,10 @@ from typing import Any
 import numpy as np
 
 from .. import init as _init
+from ..errors import UsageError
 from ..ops.geometry import ConvGeometry
-from .base import WeightedLayer, _pair, _positive_int
+from .base import WeightedLayer, _pair
+from .conv import channel_arguments
 
 
 class ConvTranspose2d(WeightedLayer):
@@ -30,19 +32,14 @@ class ConvTranspose2d(WeightedLayer):
                  init: str = "he", dtype: Any = np.float32, seed: int | None = None):
         super().__init__()
         name = "ConvTranspose2d"
-        self.in_channels = _positive_int(in_channels, "in_channels", name)
-        self.out_channels = _positive_int(out_channels, "out_channels", name)
-        self.groups = _positive_int(groups, "groups", name)
-        if in_channels % groups or out_channels % groups:
-            raise ValueError(f"{name}: groups={groups} must divide in_channels={in_channels} "
-                             f"and out_channels={out_channels}")
+        self.in_channels, self.out_channels, self.groups = channel_arguments(name, in_channels, out_channels, groups)
         self.kernel_size = _pair(kernel_size, "kernel_size", name, 1)
         self.stride = _pair(stride, "stride", name, 1)
         self.padding = _pair(padding, "padding", name, 0)
         self.output_padding = _pair(output_padding, "output_padding", name, 0)
         self.dilation = _pair(dilation, "dilation", name, 1)
         if any(op >= max(s, d) for op, s, d in zip(self.output_padding, self.stride, self.dilation)):
-            raise ValueError(f"{name}: output_padding {self.output_padding} must be smaller than the stride "
+            raise UsageError(f"{name}: output_padding {self.output_padding} must be smaller than the stride "
                              f"{self.stride} or the dilation {self.dilation} (as in PyTorch)")
         self.init = init
         kh, kw = self.kernel_size
@@ -58,11 +55,11 @@ class ConvTranspose2d(WeightedLayer):
                     groups=self.groups, bias=self.bias is not None, dilation=list(self.dilation))
 
     def out_hw(self, h: int, w: int) -> tuple[int, int]:
-        """The output size for an h x w input; ValueError if it is empty."""
+        """The output size for an h x w input; UsageError (a ValueError) if it is empty."""
         out = tuple((size - 1) * s - 2 * p + d * (k - 1) + op + 1 for size, k, s, p, d, op in
                     zip((h, w), self.kernel_size, self.stride, self.padding, self.dilation, self.output_padding))
         if min(out) < 1:
-            raise ValueError(f"{self.name}: input {h}x{w} gives an empty {out[0]}x{out[1]} output (padding "
+            raise UsageError(f"{self.name}: input {h}x{w} gives an empty {out[0]}x{out[1]} output (padding "
                              f"{self.padding} removes more than the kernel adds); use less padding")
         return out[0], out[1]
 
@@ -76,13 +73,13 @@ class ConvTranspose2d(WeightedLayer):
 
     def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
         if len(shape) != 3 or shape[0] != self.in_channels:
-            raise ValueError(f"{self.name}: expected inputs of shape ({self.in_channels}, H, W), got {tuple(shape)}")
+            raise UsageError(f"{self.name}: expected inputs of shape ({self.in_channels}, H, W), got {tuple(shape)}")
         return (self.out_channels, *self.out_hw(shape[1], shape[2]))
 
     def forward(self, x: Any) -> Any:
         self._check_input(x, 4, "(N, C, H, W)")
         if x.shape[1] != self.in_channels:
-            raise ValueError(f"{self.name}: expected {self.in_channels} input channels, got input of shape "
+            raise UsageError(f"{self.name}: expected {self.in_channels} input channels, got input of shape "
                              f"{tuple(x.shape)}")
         n = x.shape[0]
         geom = self.geometry(x.shape[2], x.shape[3])
