@@ -73,14 +73,16 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
     h, w = saved.x_shape[2], saved.x_shape[3]
     k = c * kh * kw
     o = wmat.shape[0]
+    transposed = _transposed_geometry(geom, h, w) if need_dx and TRANSPOSED_INPUT_GRAD else None
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
     rows = blocks[0][1] - blocks[0][0]
     buf = numpy.empty((k + saved.has_bias) * rows * out_w * n, dtype=padded.dtype)
-    dbuf = numpy.empty(k * rows * out_w * n, dtype=padded.dtype) if need_dx else None
+    scatter = need_dx and transposed is None
+    dbuf = numpy.empty(k * rows * out_w * n, dtype=padded.dtype) if scatter else None
     grads = numpy.zeros((o, k + saved.has_bias), dtype=padded.dtype)
     part = numpy.empty_like(grads)
-    dx = numpy.zeros((c, h, w, n), dtype=padded.dtype) if need_dx else None
+    dx = numpy.zeros((c, h, w, n), dtype=padded.dtype) if scatter else None
     w_t = wmat[:, :k].T
     for a, b in blocks:
         cols = _fill(buf, windows, a, b, k, saved.has_bias)
@@ -100,4 +102,36 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
                 ox, ix = clipped(w, 0, out_w, j * dw, sw, pw)
                 if ox.stop > ox.start:
                     dx[:, iy, ix] += win[:, i, j, oy.start - a:oy.stop - a, ox]
+    if transposed is not None:
+        return _input_grad_transposed(dy_rows, wmat[:, :k], geom, transposed, c, h, w), grads
     return (None if dx is None else batch_first(dx)), grads
+
+
+#: a stride-1 convolution's input gradient as the transposed convolution (dy padded, convolved
+#: with the flipped weights: no columns of dx to scatter back) instead of dcols + col2im's adds
+TRANSPOSED_INPUT_GRAD = True
+
+
+def _transposed_geometry(geom, h: int, w: int):
+    """The geometry that convolves the padded dy into dx for a stride-1, undilated convolution
+    whose padding is below the kernel (else None): the kernel's size, padding kh-1-ph leading,
+    output (h, w)."""
+    kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w = geom
+    big_h, big_w = geom.padded_hw(h, w)
+    pads = (kh - 1 - ph, kw - 1 - pw, kh - 1 - (big_h - h - ph), kw - 1 - (big_w - w - pw))
+    if (sh, sw, dh, dw) != (1, 1, 1, 1) or min(pads) < 0:
+        return None
+    return geom._replace(ph=pads[0], pw=pads[1], out_h=h, out_w=w)
+
+
+def _input_grad_transposed(dy_rows, wmat, geom, tgeom, c: int, h: int, w: int):
+    """dx (n, c, h, w), batch-last: dy_rows (o, out_h, out_w, n) zero-padded to (h + kh - 1,
+    w + kw - 1), then forward with the weights flipped in both kernel axes and transposed to
+    (c, o*kh*kw); dx[iy] gathers dy[iy + ph - i] * w[i], which is what col2im adds up."""
+    kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
+    o, n = dy_rows.shape[0], dy_rows.shape[3]
+    top, left = tgeom.ph, tgeom.pw
+    padded = numpy.zeros((o, h + kh - 1, w + kw - 1, n), dtype=dy_rows.dtype)
+    padded[:, top:top + out_h, left:left + out_w] = dy_rows
+    flipped = wmat.reshape(o, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(c, -1)
+    return forward(padded, (n, o, out_h, out_w), flipped, tgeom, None, False)[0]
