@@ -143,13 +143,16 @@ def unet_mini(b: Build) -> Sequential:
 
 @_builder("fashion-cnn", MNIST_SHAPE)
 def fashion_cnn(b: Build) -> Sequential:
-    """Two convolutions with batch norm and pooling, the family of Zalando's Fashion-MNIST benchmark
-    table that reaches 92.5-93.4% ("2 Conv", "2 Conv+pooling+BN"), narrow enough for a CPU: conv 16
-    3x3 pad 1, BN, ReLU, maxpool 2; conv 32 3x3 pad 1, BN, ReLU, maxpool 2; flatten 1568; linear 128,
-    ReLU; linear 10 (for 28x28 inputs; 206,970 parameters)."""
+    """Three convolutions with batch norm and pooling (Zalando's benchmark table puts such nets at
+    92.5-93.4%): conv 32 3x3 pad 1, BN, ReLU, maxpool 2; conv 64 3x3 pad 1, BN, ReLU; conv 64 3x3
+    pad 1, BN, ReLU, maxpool 2; flatten 3136; linear 128, ReLU; linear 10 (for 28x28 inputs;
+    458,730 parameters). The two-convolution 16/32 version of this net reached 91.66% test accuracy
+    in the fashion recipe, 32/64 91.73%, this one 92.75% (docs/data.md, Recipes)."""
     s, dtype = b.s, b.dtype
-    feats, out = b.chain(Conv2d(b.shape[0], 16, 3, padding=1, bias=False, dtype=dtype, seed=s()),
-                         BatchNorm2d(16, dtype=dtype), ReLU(), MaxPool2d(2),
-                         Conv2d(16, 32, 3, padding=1, bias=False, dtype=dtype, seed=s()),
-                         BatchNorm2d(32, dtype=dtype), ReLU(), MaxPool2d(2))
+    feats, out = b.chain(Conv2d(b.shape[0], 32, 3, padding=1, bias=False, dtype=dtype, seed=s()),
+                         BatchNorm2d(32, dtype=dtype), ReLU(), MaxPool2d(2),
+                         Conv2d(32, 64, 3, padding=1, bias=False, dtype=dtype, seed=s()),
+                         BatchNorm2d(64, dtype=dtype), ReLU(),
+                         Conv2d(64, 64, 3, padding=1, bias=False, dtype=dtype, seed=s()),
+                         BatchNorm2d(64, dtype=dtype), ReLU(), MaxPool2d(2))
     return b.model(*b.classifier(feats, out, (128, b.k)))
