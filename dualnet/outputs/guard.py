@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 
 from ..errors import DualnetError
 
-# a hard-linked output is compared with at most this many files of each input folder
+# a hard-linked output is compared with at most this many entries of each input folder (all depths)
 _FOLDER_SCAN = 10_000
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
@@ -262,19 +262,28 @@ def _inside(folder: pathlib.Path, paths: list[pathlib.Path], inp: _Input | None 
 
 
 def _linked_into(st: os.stat_result, folder: pathlib.Path) -> bool:
-    try:
-        with os.scandir(folder) as entries:
-            for n, entry in enumerate(entries):
-                if n >= _FOLDER_SCAN:
-                    break
-                try:
-                    e = entry.stat()
-                except OSError:
-                    continue
-                if (e.st_dev, e.st_ino) == (st.st_dev, st.st_ino):
-                    return True
-    except OSError:
-        return False
+    """Whether a file at any depth of `folder` (class subfolders included) is the inode of `st`: a
+    hard link to an input file. At most _FOLDER_SCAN entries are compared; folder links are not
+    followed, so a link loop cannot make the scan endless."""
+    ident, seen, pending = (st.st_dev, st.st_ino), 0, [folder]
+    while pending and seen < _FOLDER_SCAN:
+        try:
+            with os.scandir(pending.pop()) as entries:
+                for entry in entries:
+                    seen += 1
+                    if seen > _FOLDER_SCAN:
+                        break
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            pending.append(pathlib.Path(entry.path))
+                            continue
+                        e = entry.stat()
+                    except OSError:
+                        continue
+                    if (e.st_dev, e.st_ino) == ident:
+                        return True
+        except OSError:
+            continue
     return False
 
 

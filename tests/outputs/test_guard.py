@@ -82,15 +82,18 @@ def test_links_among_the_folders_of_a_target_and_a_linked_output_folder_are_foll
 
 
 @pytest.mark.parametrize("how", ["same-path", "hard-link", "symbolic-link", "inside-folder", "hard-link-into-folder",
-                                 "folder-through-symlink"])
+                                 "hard-link-into-a-subfolder", "folder-through-symlink"])
 def test_an_input_of_the_command_is_never_written(tmp_path, how):
     data = tmp_path / "data.h5"
     data.write_bytes(b"precious")
     folder = tmp_path / "idx"
     folder.mkdir()
     (folder / "images.gz").write_bytes(b"precious too")
+    (folder / "cat").mkdir()  # a class subfolder of a photo folder
+    (folder / "cat" / "a.jpg").write_bytes(b"precious photo")
     target = {"same-path": data, "hard-link": tmp_path / "hard.h5", "symbolic-link": tmp_path / "sym.h5",
               "inside-folder": folder / "new.h5", "hard-link-into-folder": tmp_path / "hard2.h5",
+              "hard-link-into-a-subfolder": tmp_path / "hard3.h5",
               "folder-through-symlink": tmp_path / "alias" / "new.h5"}[how]
     if how == "hard-link":
         os.link(data, target)
@@ -98,6 +101,8 @@ def test_an_input_of_the_command_is_never_written(tmp_path, how):
         target.symlink_to(data)
     elif how == "hard-link-into-folder":
         os.link(folder / "images.gz", target)
+    elif how == "hard-link-into-a-subfolder":
+        os.link(folder / "cat" / "a.jpg", target)
     elif how == "folder-through-symlink":
         (tmp_path / "alias").symlink_to(folder)
     with outputs.command():
@@ -108,7 +113,8 @@ def test_an_input_of_the_command_is_never_written(tmp_path, how):
         with pytest.raises(OutputError, match="would replace"):
             outputs.declare_output(target, "checkpoint")
     assert data.read_bytes() == b"precious" and (folder / "images.gz").read_bytes() == b"precious too"
-    assert sorted(p.name for p in folder.iterdir()) == ["images.gz"]
+    assert (folder / "cat" / "a.jpg").read_bytes() == b"precious photo"
+    assert sorted(p.name for p in folder.iterdir()) == ["cat", "images.gz"]
 
 
 def test_outside_a_command_nothing_is_an_input(tmp_path):
