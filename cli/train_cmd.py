@@ -210,6 +210,8 @@ def train(model_name, data_source, device, epochs, batch_size, lr, optimizer_nam
     except TrainingInterrupted as exc:
         click.echo(f"\ndualnet: {exc}; saved a resumable checkpoint to {out}\n"
                    f"resume with: {resume_command(comm)} --resume {out} --epochs {config.epochs}", err=True)
+        if comm is None or not comm.rank:
+            report_written([out], as_json=as_json)  # the closing line of every command that writes
         sys.exit(130)
     if comm is not None and comm.rank:
         return  # rank 0 reports and draws for the job

@@ -160,9 +160,10 @@ def test_signal_saves_a_resumable_checkpoint_and_exits_130(tmp_path, sig, dualne
         time.sleep(0.1)
     time.sleep(0.3)
     proc.send_signal(sig)
-    _, err = proc.communicate(timeout=120)
+    stdout, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert f"resume with: dualnet train --resume {out}" in err
+    assert stdout.splitlines()[-1] == f"wrote: {out}"  # the closing line of every command that writes
     import dualnet as dn
 
     ckpt = dn.checkpoint.read(out)
