@@ -35,7 +35,15 @@ import tempfile
 import time
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from peer_runs import describe_pools, load_average, machine_header, report, spawn, torch_sgd_epoch  # noqa: E402
+from peer_runs import (  # noqa: E402
+    describe_pools,
+    load_average,
+    machine_header,
+    report,
+    spawn,
+    torch_resnet,
+    torch_sgd_epoch,
+)
 
 BATCH = 64
 LR = 0.05
@@ -113,30 +121,7 @@ def run_dualnet(args, weights_file: str) -> dict:
 
 
 def _torch_resnet(torch, blocks: int):
-    from torch import nn
-
-    def block(cin, cout, stride):
-        body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
-                             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
-        shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-                    if stride != 1 or cin != cout else None)
-        return Residual(body, shortcut)
-
-    class Residual(nn.Module):
-        def __init__(self, body, shortcut):
-            super().__init__()
-            self.body, self.shortcut = body, shortcut
-
-        def forward(self, x):
-            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
-    cin = 16
-    for stage, cout in enumerate((16, 32, 64)):
-        for i in range(blocks):
-            layers += [block(cin, cout, 2 if stage > 0 and i == 0 else 1), nn.ReLU()]
-            cin = cout
-    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    return torch_resnet(torch.nn, blocks)
 
 
 def _torch_model(torch, model_name: str, weights_file: str):

@@ -118,3 +118,31 @@ def torch_sgd_epoch(torch: Any, net: Any, images: Any, labels: Any, order: Any, 
         opt.step()
         loss_sum += loss.item() * len(idx)
     return time.perf_counter() - started, loss_sum / len(idx_all)
+
+
+def torch_resnet(nn, blocks: int):
+    """dn.models' resnet8 (blocks=1) or resnet20 (blocks=3) in torch.nn (`nn` is torch.nn: torch is
+    imported by the caller, only where it is installed)."""
+
+    class Residual(nn.Module):
+        def __init__(self, body, shortcut):
+            super().__init__()
+            self.body, self.shortcut = body, shortcut
+
+        def forward(self, x):
+            return self.body(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def block(cin, cout, stride):
+        body = nn.Sequential(nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                             nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout))
+        shortcut = (nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+                    if stride != 1 or cin != cout else None)
+        return Residual(body, shortcut)
+
+    layers = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()]
+    cin = 16
+    for stage, cout in enumerate((16, 32, 64)):
+        for i in range(blocks):
+            layers += [block(cin, cout, 2 if stage > 0 and i == 0 else 1), nn.ReLU()]
+            cin = cout
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
