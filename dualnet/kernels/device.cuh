@@ -22,6 +22,23 @@
     for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < (total); \
          idx += (long long)blockDim.x * gridDim.x)
 
+// Calls f(iy, ix, i, j) for every in-bounds tap (i, j) of the window at output (oy, ox) of an h x w
+// input (the convolution's geometry: rows oy*sh - ph + i*dh, columns ox*sw - pw + j*dw): rows
+// outer, columns inner, both ascending, so a sum over the taps keeps one fixed order everywhere.
+template <typename F>
+__device__ __forceinline__ void dn_window_taps(int oy, int ox, int kh, int kw, int sh, int sw, int ph, int pw,
+                                               int dh, int dw, int h, int w, F f) {
+    for (int i = 0; i < kh; ++i) {
+        const int iy = oy * sh - ph + i * dh;
+        if (iy < 0 || iy >= h) continue;
+        for (int j = 0; j < kw; ++j) {
+            const int ix = ox * sw - pw + j * dw;
+            if (ix < 0 || ix >= w) continue;
+            f(iy, ix, i, j);
+        }
+    }
+}
+
 // Element `idx` of a stack of rows x cols planes (an NCHW tensor, plane = image * C + channel):
 // its column x, its row y and its plane.
 struct DnPixel {

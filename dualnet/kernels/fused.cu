@@ -33,15 +33,9 @@ __global__ void conv_relu_maxpool_forward(const T* __restrict__ x, const T* __re
             for (int ci = 0; ci < c; ++ci) {
                 const T* xc = xb + (long long)ci * h * w;
                 const T* wc = wo + (long long)ci * kh * kw;
-                for (int i = 0; i < kh; ++i) {
-                    const int iy = oy * sh - ph + i * dh;
-                    if (iy < 0 || iy >= h) continue;
-                    for (int j = 0; j < kw; ++j) {
-                        const int ix = ox * sw - pw + j * dw;
-                        if (ix < 0 || ix >= w) continue;
-                        z += xc[iy * w + ix] * wc[i * kw + j];
-                    }
-                }
+                dn_window_taps(oy, ox, kh, kw, sh, sw, ph, pw, dh, dw, h, w, [&](int iy, int ix, int i, int j) {
+                    z += xc[iy * w + ix] * wc[i * kw + j];
+                });
             }
             if (has_bias) z += bias[oc];
             return z;

@@ -39,19 +39,13 @@ __global__ void maxpool_forward(const T* __restrict__ x, T* __restrict__ y, int*
         const T* xp = x + plane * h * w;
         T best = T(0);
         int arg = -1;
-        for (int i = 0; i < kh; ++i) {
-            const int iy = oy * sh - ph + i * dh;
-            if (iy < 0 || iy >= h) continue;
-            for (int j = 0; j < kw; ++j) {
-                const int ix = ox * sw - pw + j * dw;
-                if (ix < 0 || ix >= w) continue;
-                const T v = xp[iy * w + ix];
-                if (arg < 0 || v > best) {
-                    best = v;
-                    arg = iy * w + ix;
-                }
+        dn_window_taps(oy, ox, kh, kw, sh, sw, ph, pw, dh, dw, h, w, [&](int iy, int ix, int, int) {
+            const T v = xp[iy * w + ix];
+            if (arg < 0 || v > best) {
+                best = v;
+                arg = iy * w + ix;
             }
-        }
+        });
         // a dilated window may hold only padding (PyTorch allows it): -inf, and no input gets its gradient
         y[idx] = arg < 0 ? -(T(1e308) * T(10)) : best;
         argmax[idx] = arg;
@@ -95,15 +89,9 @@ __global__ void avgpool_forward(const T* __restrict__ x, T* __restrict__ y,
         const int ox = at.x, oy = at.y;
         const T* xp = x + at.plane * h * w;
         T sum = T(0);
-        for (int i = 0; i < kh; ++i) {
-            const int iy = oy * sh - ph + i * dh;
-            if (iy < 0 || iy >= h) continue;
-            for (int j = 0; j < kw; ++j) {
-                const int ix = ox * sw - pw + j * dw;
-                if (ix < 0 || ix >= w) continue;
-                sum += xp[iy * w + ix];
-            }
-        }
+        dn_window_taps(oy, ox, kh, kw, sh, sw, ph, pw, dh, dw, h, w, [&](int iy, int ix, int, int) {
+            sum += xp[iy * w + ix];
+        });
         const int rows = include_pad ? dn_pool_taps(oy * sh - ph, kh, dh, -ph, h + ph) : dn_pool_taps(oy * sh - ph, kh, dh, 0, h);
         const int cols = include_pad ? dn_pool_taps(ox * sw - pw, kw, dw, -pw, w + pw) : dn_pool_taps(ox * sw - pw, kw, dw, 0, w);
         y[idx] = sum / (T)(rows * cols);
