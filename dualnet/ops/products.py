@@ -163,11 +163,12 @@ class ProductOps(ReferenceOps):
         return y.reshape(n, o, geom.out_h, geom.out_w), cols
 
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
-                        need_dx: bool = True):
+                        need_dx: bool = True, dx_add=None):
         """As ReferenceOps.conv2d_backward. dy is made channel-major once (a copy unless dy is
         already a channel-major view: both products read it as (o, n*out_h*out_w)); the weight
         gradient is one product per group added into wgrad (beta = 1), reading the column matrix
-        through a transposed view; the column gradient reads the weight through one."""
+        through a transposed view; the column gradient reads the weight through one, then col2im
+        and the addend (dx_add) added into its result."""
         cols = saved
         n, c = x_shape[0], x_shape[1]
         o = weight.shape[0]
@@ -187,7 +188,10 @@ class ProductOps(ReferenceOps):
         w2 = weight.reshape(o, k)
         dcols = self._blocks([(w2[g * og:(g + 1) * og].T, dy_cm[g * og:(g + 1) * og]) for g in range(groups)],
                              groups * k, n * hw, dy.dtype).reshape(cols.shape)
-        return self.col2im(dcols, x_shape, geom)
+        dx = self.col2im(dcols, x_shape, geom)
+        if dx_add is not None:
+            dx += dx_add
+        return dx
 
     # --- linear --------------------------------------------------------------------------
 
