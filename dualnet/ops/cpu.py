@@ -40,7 +40,7 @@ from . import cpu_conv
 from .cpu_inference import inference_chunk, max_tiles
 from .cpu_layout import batch_first as _batch_first
 from .cpu_layout import batch_last as _batch_last
-from .cpu_layout import col2im_batch_last
+from .cpu_layout import col2im_batch_last, is_batch_last
 from .cpu_layout import window_view as _window_view
 from .cpu_norm import CpuNormOps
 from .geometry import ConvGeometry, PoolGeometry
@@ -210,7 +210,8 @@ class CpuOps(CpuNormOps):
             return super().conv2d_forward(x, weight, bias, geom, groups, act)
         if self.conv_blocks:
             wmat = self._wmat(weight, bias)
-            return cpu_conv.forward(self._padded(x, geom), x.shape, wmat, geom, act, bias is not None)
+            x_rows = _batch_last(x) if is_batch_last(x) else None
+            return cpu_conv.forward(self._padded(x, geom), x.shape, wmat, geom, act, bias is not None, x_rows)
         cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         y = self._product(weight, bias, cols)
         if act == "relu":
