@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy
 
-from .cpu_layout import batch_first, clipped, window_view
+from .cpu_layout import batch_first, clipped, relu_in_place, window_view
 
 #: values per block of columns (float32: 1 MiB); a block is at least one output row
 COLS_BLOCK = 1 << 18
@@ -65,7 +65,7 @@ def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool, x_rows
     batch-last buffer, ConvInput); x_rows: the unpadded input as (c, h, w, n), if contiguous."""
     y = _convolve(padded, wmat, geom, has_bias)
     if act == "relu":
-        numpy.maximum(y, 0, out=y)
+        relu_in_place(y)
     return batch_first(y), ConvInput(padded, tuple(x_shape), has_bias, x_rows)
 
 
