@@ -20,6 +20,9 @@ kernels is the reliable part). The model, per launch:
     col2im decode every element, is instruction-bound before it is memory-bound.
   - re-read bytes: what a kernel reads again and again from L2 (a gather whose blocks share their
     inputs, as conv_wgrad_direct's one block per weight does), at `l2_bandwidth`;
+  - dualnet's own tiled products (conv_dgrad: shared-memory tiles, 4 x 4 outputs per thread, on the
+    FP32/FP64 CUDA cores, not cuBLAS) reach `TILED_EFFICIENCY` of the FLOP peak on the SMs that hold a
+    block (a grid of fewer blocks than SMs leaves the rest idle): see TILED_EFFICIENCY for why 40%;
 The serial loop of a thread (its grid-stride share of the items x the loop inside each item) bounds
 the time from below at `serial_ns` per iteration. Host time is not in this model: see
 gpu_host_overhead.py for dualnet's and the report's host line for the assumption.
@@ -29,6 +32,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+#: the fraction of the FLOP peak assumed for dualnet's shared-memory tiled product kernels (conv_dgrad):
+#: per step of 8 K rows a thread issues 8 x (4 + 4 shared loads + 16 FMAs) = 192 instructions, 128 of
+#: them FMAs (67% at best), plus its share of the tile loads (2-8 global loads and shared stores and
+#: their address arithmetic) and two barriers; the tiles are not double-buffered, so a step's global
+#: loads are hidden only by the other resident blocks (256 threads and 10 KB of shared memory each:
+#: several per SM). Issue alone caps it near 55%; barrier and load stalls take it to an assumed 40%,
+#: against cuBLAS's 70% (`Gpu.gemm_efficiency`: double-buffered, larger tiles, FP32 without tensor cores).
+TILED_EFFICIENCY = 0.4
 
 
 @dataclass(frozen=True)
@@ -94,6 +106,7 @@ class Launch:
     math: str = "fp32"          # fp32 | fp64 | tf32: which FLOP peak applies
     gemm: tuple[int, int, int] | None = None  # (m, n, k) of a product
     l2_bytes: int = 0           # bytes read again from L2 (beyond nbytes from memory)
+    tiled: bool = False         # a shared-memory tiled product kernel: FLOPs at TILED_EFFICIENCY of the peak
     time_us: float = 0.0
     bound: str = ""
 
@@ -141,9 +154,12 @@ def cost(gpu: Gpu, launch: Launch) -> Launch:
     else:
         in_flight = min(launch.threads, gpu.resident_threads)
         bandwidth = min(gpu.bandwidth, in_flight * gpu.ilp * gpu.word / (gpu.mem_latency_us * 1e-6))
+        rate = _peak(gpu, launch.math)
+        if launch.tiled:  # only the SMs that hold a block compute
+            rate *= TILED_EFFICIENCY * min(1.0, launch.grid / gpu.sms)
         terms = {
             "memory": launch.nbytes / bandwidth if launch.nbytes else 0.0,
-            "flops": launch.flops / _peak(gpu, launch.math),
+            "flops": launch.flops / rate,
             "instructions": launch.instructions / gpu.issue_rate,
             "serial loop": launch.serial * gpu.serial_ns * 1e-9,
             "L2 re-reads": launch.l2_bytes / gpu.l2_bandwidth,
