@@ -84,13 +84,25 @@ COOP_WORK: dict[str, tuple[str, str, str]] = {
     # per position: the carried (b, oy, ox) step, the tap's bounds and address, two loads, one FMA
     "conv_wgrad_direct": ("(n*out_h*out_w+255)//256+8", "2", "24"),
 }
+#: dualnet's shared-memory tiled products: (M*N*K of the multiply-adds the kernel executes, the K loop
+#: of one thread, shared bytes per block of float32 (doubled for float64)). conv_dgrad: M = c rounded
+#: up to tiles of bm, N = n*h*w, K = kh*kw*o, o rounded up to steps of 8 (taps that miss a pixel, a
+#: stride's other phases included, are multiplied as zeros and counted); two tiles, 8 x 64 weights
+#: and 8 x 256 gathered dy values
+TILED: dict[str, tuple[str, str, str]] = {
+    "conv_dgrad": ("(c+bm-1)//bm*bm*n*h*w*((o+7)//8*8)*kh*kw", "kh*kw*((o+7)//8)*8", "8*(64+256)*4"),
+}
 _DEFAULT_WORK = ("1", "2", "20")
 #: elements a kernel reads again from L2, beyond its arrays read once (every block of
 #: conv_wgrad_direct walks its output channel's dz and the matching input positions; the batch-norm
 #: kernels' second pass reads x again, backward dy and the ReLU's y too, right after the first)
-L2_REREAD: dict[str, str] = {"conv_wgrad_direct": "(c*kh*kw+1)*o*n*out_h*out_w*2",
-                             "bn_forward": "n*c*inner",
-                             "bn_backward": "write_dx*(2+act*(1-write_dz))*n*c*inner"}
+L2_REREAD: dict[str, str] = {
+    "conv_wgrad_direct": "(c*kh*kw+1)*o*n*out_h*out_w*2",
+    # every row of tiles gathers its pixels' dy once per tap, every tile reads its rows' weights
+    "conv_dgrad": "o*kh*kw*(n*h*w*((c+bm-1)//bm) + ((n*h*w*bm+4095)//4096)*bm*((c+bm-1)//bm))",
+    "bn_forward": "n*c*inner",
+    "bn_backward": "write_dx*(2+act*(1-write_dz))*n*c*inner",
+}
 #: kernels whose code keeps several loads in flight per thread: (loads in flight, the condition of
 #: its 16-byte vector path as an expression of the scalars; `v` = 16 // itemsize). norm.cu's
 #: dn_bn_walk: 4 groups per step, loaded before any is used (`vec` and `busy`, the threads with any
@@ -140,6 +152,12 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
     scalars["w32"] = int(largest + grid * block <= 0xFFFFFFFF)
     fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
     itemsize = 8 if fp64 else 4
+    if name in TILED:
+        mnk, loop_expr, shared = TILED[name]
+        flops, serial = 2.0 * _eval(mnk, scalars), _eval(loop_expr, scalars)
+        return Launch(name, grid, block, _eval(shared, scalars) * itemsize // 4, nbytes, flops, serial,
+                      math="fp64" if itemsize == 8 else "fp32", tiled=True,
+                      l2_bytes=_eval(L2_REREAD[name], scalars) * itemsize)
     ilp, word = 0, 0
     if name in VECTOR_LOADS:
         ilp, condition = VECTOR_LOADS[name]

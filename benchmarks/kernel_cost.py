@@ -31,6 +31,9 @@ kernels is the reliable part). The model, per launch:
     SM's L1 <-> L2 path, not measured here), so a launch of fewer blocks than SMs (one block per
     channel of a 16-channel layer) gets min(grid, SMs) x that, for its memory and L2 bytes alike;
     with a full grid the cap (14.8 TB/s on an H100) never binds.
+  - dualnet's own tiled products (conv_dgrad: shared-memory tiles, 4 x 4 outputs per thread, on the
+    FP32/FP64 CUDA cores, not cuBLAS) reach `TILED_EFFICIENCY` of the FLOP peak on the SMs that hold a
+    block (a grid of fewer blocks than SMs leaves the rest idle): see TILED_EFFICIENCY for why 40%;
 The serial loop of a thread (its grid-stride share of the items x the loop inside each item) bounds
 the time from below at `serial_ns` per iteration. Host time is not in this model: see
 gpu_host_overhead.py for dualnet's and the report's host line for the assumption.
@@ -40,6 +43,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+#: the fraction of the FLOP peak assumed for dualnet's shared-memory tiled product kernels (conv_dgrad):
+#: per step of 8 K rows a thread issues 8 x (4 + 4 shared loads + 16 FMAs) = 192 instructions, 128 of
+#: them FMAs (67% at best), plus its share of the tile loads (2-8 global loads and shared stores and
+#: their address arithmetic) and two barriers; the tiles are not double-buffered, so a step's global
+#: loads are hidden only by the other resident blocks (256 threads and 10 KB of shared memory each:
+#: several per SM). Issue alone caps it near 55%; barrier and load stalls take it to an assumed 40%,
+#: against cuBLAS's 70% (`Gpu.gemm_efficiency`: double-buffered, larger tiles, FP32 without tensor cores).
+TILED_EFFICIENCY = 0.4
 
 
 @dataclass(frozen=True)
@@ -114,6 +126,7 @@ class Launch:
     l2_bytes: int = 0           # bytes read again from L2 (beyond nbytes from memory)
     ilp: int = 0                # independent loads in flight per thread (0: the GPU's default)
     word: int = 0               # bytes per load (0: the GPU's default)
+    tiled: bool = False         # a shared-memory tiled product kernel: FLOPs at TILED_EFFICIENCY of the peak
     time_us: float = 0.0
     bound: str = ""
 
@@ -163,9 +176,12 @@ def cost(gpu: Gpu, launch: Launch) -> Launch:
         ilp, word = launch.ilp or gpu.ilp, launch.word or gpu.word
         bandwidth = min(gpu.bandwidth, in_flight * ilp * word / (gpu.mem_latency_us * 1e-6))
         sm_port = min(launch.grid, gpu.sms) * gpu.sm_bandwidth
+        rate = _peak(gpu, launch.math)
+        if launch.tiled:  # only the SMs that hold a block compute
+            rate *= TILED_EFFICIENCY * min(1.0, launch.grid / gpu.sms)
         terms = {
             "memory": launch.nbytes / bandwidth if launch.nbytes else 0.0,
-            "flops": launch.flops / _peak(gpu, launch.math),
+            "flops": launch.flops / rate,
             "instructions": launch.instructions / gpu.issue_rate,
             "serial loop": launch.serial * gpu.serial_ns * 1e-9,
             "L2 re-reads": launch.l2_bytes / gpu.l2_bandwidth,

@@ -234,7 +234,8 @@ class TensorBoard:
     """Every number of each epoch record as a scalar (global step: the epoch) under `logdir`, in
     TensorBoard's event format (tensorboardX's protocol buffers: `pip install "dualnet[tensorboard]"`).
 
-    Each fit writes one event file of its own, `events.out.tfevents.<time>.<host>.from-epoch-<N>`,
+    Each fit writes one event file of its own,
+    `events.out.tfevents.<time>.<host>.<pid>.<number>.from-epoch-<N>` (a name no other file has),
     replaced whole after each epoch through the guarded writer (dualnet.outputs): the folder must
     not be an input's, and no file is opened in place. A resumed run's file starts with a session
     restart at its first epoch (tensorboardX's purge_step), so TensorBoard shows each epoch once.
@@ -269,10 +270,7 @@ class TensorBoard:
         epoch = int(record["epoch"])
         if self._writer is None:
             folder = outputs.output_folder(self.logdir, "TensorBoard folder")
-            # named by the second, as tensorboardX does; the suffix keeps a run resumed within that
-            # second from replacing its first part (and TensorBoard's by-name order = the parts' order)
-            self._writer = folder / (f"events.out.tfevents.{str(time.time())[:10]}.{socket.gethostname()}"
-                                   f".from-epoch-{epoch:06d}")
+            self._writer = _free_event_file(folder, epoch)
             self._records = [self._frame(Event(wall_time=time.time(), file_version="brain.Event:2")),
                              self._frame(Event(step=epoch, file_version="brain.Event:2")),
                              self._frame(Event(step=epoch, session_log=SessionLog(status=SessionLog.START)))]
@@ -286,6 +284,20 @@ class TensorBoard:
         # the file this fit wrote stays known (the CLI's `wrote:` line); the next fit starts its own
         self.written = self._writer
         self._writer, self._records = None, []
+
+
+def _free_event_file(folder: pathlib.Path, epoch: int) -> pathlib.Path:
+    """A new event file's path in `folder`: named by the second, as tensorboardX does, then the
+    process and a number free in the folder, so no other fit's file (another process, or this one,
+    within the same second) is replaced; the epoch suffix keeps a resumed run's parts in
+    TensorBoard's by-name order."""
+    stem = f"events.out.tfevents.{str(time.time())[:10]}.{socket.gethostname()}.{os.getpid()}"
+    for number in range(1, 10_000):
+        path = folder / f"{stem}.{number}.from-epoch-{epoch:06d}"
+        if not os.path.lexists(path):
+            return path
+    raise UsageError(f"{folder}: 10,000 TensorBoard event files of this process in one second; "
+                     "give each run its own --tensorboard folder")
 
 
 def collect_states(callbacks: Iterable[Any]) -> dict[str, dict]:

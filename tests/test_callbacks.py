@@ -201,6 +201,23 @@ def test_tensorboard_writes_every_number_of_each_epoch_and_closes_at_the_end(tin
     assert shown["val_loss"] == {1: pytest.approx(history[0]["val_loss"]), 2: pytest.approx(history[1]["val_loss"])}
 
 
+def test_two_fits_in_one_second_into_one_tensorboard_folder_keep_both_event_files(tiny, tmp_path, monkeypatch):
+    # event files are named by the second: a second fit (another process, or the same one) that
+    # starts within it must not replace the first's file
+    pytest.importorskip("tensorboardX")
+    import dualnet.callbacks as callbacks
+
+    train, val = tiny
+    monkeypatch.setattr(callbacks.time, "time", lambda: 1_800_000_000.25)
+    first, second = TensorBoard(tmp_path / "tb"), TensorBoard(tmp_path / "tb")
+    dn.fit(dn.models.lenet5(seed=0), train, val, epochs=1, callbacks=[first])
+    kept = first.written.read_bytes()
+    dn.fit(dn.models.lenet5(seed=1), train, val, epochs=1, callbacks=[second])
+    assert first.written != second.written
+    assert first.written.read_bytes() == kept
+    assert len(list((tmp_path / "tb").iterdir())) == 2
+
+
 def test_tensorboard_without_tensorboardx_names_the_install_command(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     hint = r'^TensorBoard logs need tensorboardX: pip install "dualnet\[tensorboard\]"$'

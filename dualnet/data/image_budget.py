@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
+import warnings
+from collections.abc import Iterator
 
 from ..errors import DataError
 
@@ -26,3 +29,22 @@ def check_budget(width: int, height: int, sample_bytes: float, path, what: str) 
     if need > MAX_DECODE_BYTES:
         raise DataError(f"{path}: {what} declares {width}x{height} pixels, which need about {need / 2**20:,.0f} MB "
                         f"to decode, more than the {MAX_DECODE_BYTES / 2**20:,.0f} MB budget; resize the image first")
+
+
+@contextlib.contextmanager
+def pillow_budget(label: str) -> Iterator[None]:
+    """Pillow opening one image under MAX_PIXELS: its decompression-bomb warning becomes an error,
+    either kind raised as a DataError starting with `label` (the file, and what it is read as);
+    Pillow's own limit is restored after, so code outside dualnet keeps its setting."""
+    from PIL import Image
+
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+            yield
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise DataError(f"{label} refused as a decompression bomb ({exc})") from None
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved

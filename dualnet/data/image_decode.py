@@ -17,12 +17,11 @@ import io
 import math
 import re
 import struct
-import warnings
 
 import numpy as np
 
 from ..errors import DataError
-from .image_budget import MAX_PIXELS, check_budget
+from .image_budget import check_budget, pillow_budget
 from .png_check import PNG_SIGNATURE, PngInfo, check_png, composite, png_pixels
 
 #: the formats read_image reads, by leading bytes -> the name Pillow knows them by (None: not Pillow)
@@ -76,15 +75,9 @@ def decode_pillow(data: bytes, path, fmt: str, png: PngInfo | None, size: tuple[
         from PIL import Image
     except ImportError:
         raise DataError(f"{path}: reading {fmt} images needs Pillow: {INSTALL_PILLOW}") from None
-    saved = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
-                return _decode_open(im, path, fmt, png, size)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{path}: {fmt} image refused as a decompression bomb ({exc})") from None
+        with pillow_budget(f"{path}: {fmt} image"), Image.open(io.BytesIO(data), formats=[fmt]) as im:
+            return _decode_open(im, path, fmt, png, size)
     except DataError:
         raise
     except Image.UnidentifiedImageError:
@@ -92,8 +85,6 @@ def decode_pillow(data: bytes, path, fmt: str, png: PngInfo | None, size: tuple[
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, IndexError, KeyError, TypeError) as exc:
         # Pillow's decoders report damage with many exception types
         raise DataError(f"{path}: corrupt or truncated {fmt} file ({type(exc).__name__}: {exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
 
 
 def _decode_open(im, path, fmt: str, png: PngInfo | None, size: tuple[int, int] | None) -> np.ndarray:

@@ -16,13 +16,13 @@ the header before any pixel is decoded (dualnet.data.image_decode.check_budget).
 from __future__ import annotations
 
 import os
-import warnings
 
 import numpy as np
 
 from ..errors import DataError
 from .files import regular_file
-from .image_decode import INSTALL_PILLOW, MAX_PIXELS, check_budget
+from .image_budget import pillow_budget
+from .image_decode import INSTALL_PILLOW, check_budget
 from .images import MAX_FILE_BYTES
 
 __all__ = ["IMAGE_SUFFIXES", "PHOTO_FORMATS", "PREPARATION", "decode_photo", "photo_input"]
@@ -54,33 +54,25 @@ def decode_photo(path: str | os.PathLike, size: tuple[int, int],
             raise DataError(f"{path}: larger than {MAX_FILE_BYTES:,} bytes; not read as an image")
     except OSError as exc:
         raise DataError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    saved = Image.MAX_IMAGE_PIXELS
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            Image.MAX_IMAGE_PIXELS = MAX_PIXELS
-            with Image.open(path, formats=PHOTO_FORMATS) as im:
-                width, height = im.size
-                check_budget(width, height, max(1, len(im.getbands())), path, f"{im.format} header")
-                if im.format in ("JPEG", "MPO"):  # MPO: a phone's multi-picture JPEG
-                    # draft before the orientation is applied: a rotated photo's stored axes are swapped
-                    rotated = im.getexif().get(0x0112) in _ROTATED
-                    im.draft("RGB" if im.mode != "L" else "L", (h, w) if rotated else (w, h))
-                im.load()
-                upright = ImageOps.exif_transpose(im)
-                plane = _flatten(upright, channels)
-                fitted = ImageOps.fit(plane, (w, h), method=Image.Resampling.BILINEAR)
-                pixels = np.asarray(fitted, dtype=np.uint8)
+        with pillow_budget(f"{path}:"), Image.open(path, formats=PHOTO_FORMATS) as im:
+            width, height = im.size
+            check_budget(width, height, max(1, len(im.getbands())), path, f"{im.format} header")
+            if im.format in ("JPEG", "MPO"):  # MPO: a phone's multi-picture JPEG
+                # draft before the orientation is applied: a rotated photo's stored axes are swapped
+                rotated = im.getexif().get(0x0112) in _ROTATED
+                im.draft("RGB" if im.mode != "L" else "L", (h, w) if rotated else (w, h))
+            im.load()
+            upright = ImageOps.exif_transpose(im)
+            plane = _flatten(upright, channels)
+            fitted = ImageOps.fit(plane, (w, h), method=Image.Resampling.BILINEAR)
+            pixels = np.asarray(fitted, dtype=np.uint8)
     except DataError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{path}: refused as a decompression bomb ({exc})") from None
     except Image.UnidentifiedImageError:
         raise DataError(f"{path}: not a JPEG, PNG, BMP, GIF or WebP image, or its header is damaged") from None
     except Exception as exc:  # Pillow's decoders report damage with many exception types
         raise DataError(f"{path}: corrupt or truncated image ({type(exc).__name__}: {exc})") from None
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
     if pixels.ndim == 2:
         return np.ascontiguousarray(pixels[None]), False
     chw = np.ascontiguousarray(pixels.transpose(2, 0, 1))

@@ -128,6 +128,14 @@ class Layer(metaclass=_LayerType):
         are still added); every layer has this signature."""
         raise NotImplementedError
 
+    def backward_add(self, dy: Any, addend: Any) -> Any:
+        """dL/d(input) + addend (same shape as the input, read only): the backward of a layer whose
+        input also feeds another path (a residual block's body and shortcut), with the other path's
+        gradient summed in. This default adds after `backward`; a layer whose backward op can write
+        the sum in the same pass overrides it (Conv2d: the input-gradient kernel adds it), so the
+        sum costs no pass of its own. Parameter gradients are added as by `backward`."""
+        return self.backward(dy) + addend
+
     @on_device  # the layer's own array code (outside the ops) allocates on its GPU
     def __call__(self, x: Any) -> Any:
         return self.forward(x)

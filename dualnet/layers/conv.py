@@ -47,6 +47,13 @@ def explicit_pads(padding: str | tuple[int, ...], kernel: tuple[int, int], dilat
     return pw, pw, ph, ph
 
 
+def check_addend(layer: str, addend: Any, x_shape: tuple[int, ...]) -> None:
+    """Refuse a backward_add addend whose shape is not the input's (x_shape)."""
+    if tuple(getattr(addend, "shape", ())) != tuple(x_shape):
+        raise UsageError(f"{layer}: backward_add's addend has shape {tuple(getattr(addend, 'shape', ()))}, expected "
+                         f"the input's {tuple(x_shape)}; pass the other path's gradient of this layer's input")
+
+
 def channel_arguments(name: str, in_channels: Any, out_channels: Any, groups: Any) -> tuple[int, int, int]:
     """(in_channels, out_channels, groups) of a convolution layer `name`, checked: positive
     integers, groups dividing both channel counts (Conv2d and ConvTranspose2d alike)."""
@@ -125,3 +132,10 @@ class Conv2d(WeightedLayer):
         saved, x_shape, geom = self._need_cache()
         return self.ops.conv2d_backward(dy, saved, self.weight.data, x_shape, geom, self.groups,
                                         *self.grad_buffers(), need_input_grad)
+
+    def backward_add(self, dy: Any, addend: Any) -> Any:
+        """dx + addend (N, C, H, W), summed by the op that makes dx (Layer.backward_add)."""
+        saved, x_shape, geom = self._need_cache()
+        check_addend(self.name, addend, x_shape)
+        return self.ops.conv2d_backward(dy, saved, self.weight.data, x_shape, geom, self.groups,
+                                        *self.grad_buffers(), True, addend)

@@ -17,12 +17,12 @@ from typing import Any
 from ..backend import Device, get_device_object
 from ..errors import UsageError
 from .base import Layer
-from .conv import Conv2d
+from .conv import Conv2d, check_addend
 from .elementwise import ReLU
 from .linear import Linear
 from .norm import BatchNorm1d, BatchNorm2d
 from .pooling import MaxPool2d
-from .residual import Residual
+from .residual import Residual, backward_both
 
 
 class FusedStep(Layer):
@@ -89,6 +89,15 @@ class ConvReLU(FusedStep):
         dz = self.ops.relu_backward(dy, y)
         return self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
                                         *conv.grad_buffers(), need_input_grad)
+
+    def backward_add(self, dy: Any, addend: Any) -> Any:
+        """dx + addend, summed by the convolution's backward op (Layer.backward_add)."""
+        conv = self.conv
+        saved, x_shape, geom, y = self._need_cache()
+        check_addend(self.name, addend, x_shape)
+        dz = self.ops.relu_backward(dy, y)
+        return self.ops.conv2d_backward(dz, saved, conv.weight.data, x_shape, geom, conv.groups,
+                                        *conv.grad_buffers(), True, addend)
 
 
 class LinearReLU(FusedStep):
@@ -206,19 +215,24 @@ class ResidualReLU(FusedStep):
         return out
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
-        """dy -> the body's input gradient plus the shortcut's (the sum's gradient itself for the identity)."""
+        """dy -> the body's input gradient plus the shortcut's (the sum's gradient itself for the
+        identity). The shortcut runs first, so the body's first step adds its gradient into its own
+        (backward_add: no pass of its own for the sum on a GPU)."""
         res = self.res
         split, bn_cache, out = self._need_cache()
         if split is None:
             dz = self.ops.relu_backward(dy, out)
-            dx = res.body.backward(dz, need_input_grad)
+            first, dx = res.body, dz
         else:
             head, bn = split
             dx, dz = bn.run_backward(dy, bn_cache, True)
-            for i in range(len(head) - 1, -1, -1):
-                dx = head[i].backward(dx, need_input_grad or i > 0)
-        ds = res.shortcut.backward(dz, need_input_grad) if res.shortcut is not None else dz
-        return dx + ds if need_input_grad else None
+            if not head:  # the body is its batch norm alone
+                ds = res.shortcut.backward(dz, need_input_grad) if res.shortcut is not None else dz
+                return dx + ds if need_input_grad else None
+            for i in range(len(head) - 1, 0, -1):
+                dx = head[i].backward(dx)
+            first = head[0]
+        return backward_both(first, dx, res.shortcut, dz, need_input_grad)
 
 
 #: (layer types in a row, the step that runs them), tried in order at each position

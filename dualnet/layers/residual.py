@@ -58,11 +58,21 @@ class Residual(Layer):
         return y + side
 
     def backward(self, dy: Any, need_input_grad: bool = True) -> Any:
-        """dy: dL/dy -> dL/dx = body's input gradient + shortcut's (dy itself for the identity)."""
+        """dy: dL/dy -> dL/dx = body's input gradient + shortcut's (dy itself for the identity); the
+        shortcut runs first and the body adds its gradient in (backward_both)."""
         self._need_cache()
-        dx = self.body.backward(dy, need_input_grad)
-        if self.shortcut is not None:
-            ds = self.shortcut.backward(dy, need_input_grad)
-        else:
-            ds = dy
-        return dx + ds if need_input_grad else None
+        return backward_both(self.body, dy, self.shortcut, dy, need_input_grad)
+
+
+def backward_both(body: Layer, dy_body: Any, shortcut: Layer | None, dy_shortcut: Any, need_input_grad: bool) -> Any:
+    """The input gradient of two paths from one input: body's for dy_body plus shortcut's for
+    dy_shortcut (dy_shortcut itself for an identity shortcut, None). The shortcut's runs first and
+    the body's backward_add sums it into its own (a convolution's kernel writes the sum, no pass of
+    its own); need_input_grad False: parameter gradients only, None returned."""
+    if not need_input_grad:
+        body.backward(dy_body, False)
+        if shortcut is not None:
+            shortcut.backward(dy_shortcut, False)
+        return None
+    ds = shortcut.backward(dy_shortcut) if shortcut is not None else dy_shortcut
+    return body.backward_add(dy_body, ds)

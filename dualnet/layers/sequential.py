@@ -107,6 +107,17 @@ class Sequential(Layer):
         """
         return self._backward(dy, need_input_grad)
 
+    @on_device
+    def backward_add(self, dy: Any, addend: Any) -> Any:
+        """Backward through every step, the first step's input gradient summed with `addend` by
+        that step's backward_add (Layer.backward_add); returns dL/dx + addend."""
+        steps = getattr(self, "_ran", None) or self.steps()
+        if not steps:
+            return dy + addend
+        for i in range(len(steps) - 1, 0, -1):
+            dy = steps[i].backward(dy)
+        return steps[0].backward_add(dy, addend)
+
     def _backward(self, dy: Any, need_input_grad: bool) -> Any:
         steps = getattr(self, "_ran", None) or self.steps()
         first = 0

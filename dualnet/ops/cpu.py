@@ -218,8 +218,18 @@ class CpuOps(CpuNormOps):
         return _batch_first(y.reshape(weight.shape[0], geom.out_h, geom.out_w, x.shape[0])), _BatchLastCols(cols)
 
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
-                        need_dx: bool = True):
-        """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there)."""
+                        need_dx: bool = True, dx_add=None):
+        """As ReferenceOps.conv2d_backward (the reference's `saved` when groups > 1 went there); dx_add
+        is added into the fresh dx in place (one rounding per element, as dx + dx_add)."""
+        if not isinstance(saved, (cpu_conv.ConvInput, _BatchLastCols)):
+            return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, wgrad, bgrad, need_dx, dx_add)
+        dx = self._conv2d_backward(dy, saved, weight, x_shape, geom, wgrad, bgrad, need_dx)
+        if dx is not None and dx_add is not None:
+            numpy.add(dx, dx_add, out=dx)
+        return dx
+
+    def _conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, wgrad, bgrad, need_dx: bool):
+        """conv2d_backward of this table's own `saved` (groups == 1), without the addend."""
         o = weight.shape[0]
         if isinstance(saved, cpu_conv.ConvInput):
             dy_rows = numpy.ascontiguousarray(_batch_last(dy))
@@ -230,8 +240,6 @@ class CpuOps(CpuNormOps):
             if bgrad is not None:
                 bgrad += grads[:, k]
             return dx
-        if not isinstance(saved, _BatchLastCols):
-            return super().conv2d_backward(dy, saved, weight, x_shape, geom, groups, wgrad, bgrad, need_dx)
         cols = saved.cols
         dym = numpy.ascontiguousarray(_batch_last(dy)).reshape(o, -1)
         self._add_weight_grads(dym, cols, weight, wgrad, bgrad)

@@ -36,10 +36,23 @@ def row_blocks(geom, k: int, n: int) -> list[tuple[int, int]]:
     return [(a, min(geom.out_h, a + rows)) for a in range(0, geom.out_h, rows)]
 
 
+#: extra values at the end of each row of a block of columns: a block's row length (out_w*n
+#: values per output row) is a multiple of 4 KiB in every ResNet stage at batch 64, and OpenBLAS
+#: reads those rows (while packing) at conflicting cache addresses: 16 more values made a
+#: first-stage forward 1.7x faster (RESULTS.md, issue 26 part h26c); the arithmetic is the same
+ROW_PAD = 16
+
+
+def _cols_buffer(k: int, rows: int, out_w: int, n: int, dtype):
+    """(k, rows*out_w*n + ROW_PAD) buffer for the columns of up to `rows` output rows."""
+    return numpy.empty((k, rows * out_w * n + ROW_PAD), dtype=dtype)
+
+
 def _fill(buf, windows, a: int, b: int, k: int, bias_row: bool):
-    """buf's first (k [+1]) x ((b - a)*out_w*n) values as the columns of output rows [a, b)."""
+    """The columns of output rows [a, b): buf's (k [+1], (b - a)*out_w*n) leading part, a view
+    with buf's padded row stride."""
     c, kh, kw, _, out_w, n = windows.shape
-    cols = buf[:(k + bias_row) * (b - a) * out_w * n].reshape(k + bias_row, (b - a) * out_w * n)
+    cols = buf[:k + bias_row, :(b - a) * out_w * n]
     numpy.copyto(cols[:k].reshape(c, kh, kw, b - a, out_w, n), windows[:, :, :, a:b])
     if bias_row:
         cols[k] = 1
@@ -55,7 +68,7 @@ def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool):
     y = numpy.empty((o, geom.out_h, geom.out_w, n), dtype=padded.dtype)
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
-    buf = numpy.empty((k + has_bias) * (blocks[0][1] - blocks[0][0]) * geom.out_w * n, dtype=padded.dtype)
+    buf = _cols_buffer(k + has_bias, blocks[0][1] - blocks[0][0], geom.out_w, n, padded.dtype)
     for a, b in blocks:
         cols = _fill(buf, windows, a, b, k, has_bias)
         numpy.matmul(wmat, cols, out=y[:, a:b].reshape(o, -1))
@@ -77,18 +90,20 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
     rows = blocks[0][1] - blocks[0][0]
-    buf = numpy.empty((k + saved.has_bias) * rows * out_w * n, dtype=padded.dtype)
+    buf = _cols_buffer(k + saved.has_bias, rows, out_w, n, padded.dtype)
     scatter = need_dx and transposed is None
     dbuf = numpy.empty(k * rows * out_w * n, dtype=padded.dtype) if scatter else None
-    grads = numpy.zeros((o, k + saved.has_bias), dtype=padded.dtype)
-    part = numpy.empty_like(grads)
+    # the weight gradient as cols @ dy.T, (k [+1], o): OpenBLAS runs this orientation of the
+    # long-sum product about twice as fast as dy @ cols.T (RESULTS.md, issue 26 part h26c)
+    grads_t = numpy.zeros((k + saved.has_bias, o), dtype=padded.dtype)
+    part = numpy.empty_like(grads_t)
     dx = numpy.zeros((c, h, w, n), dtype=padded.dtype) if scatter else None
     w_t = wmat[:, :k].T
     for a, b in blocks:
         cols = _fill(buf, windows, a, b, k, saved.has_bias)
         dyb = dy_rows[:, a:b].reshape(o, -1)
-        numpy.matmul(dyb, cols.T, out=part)
-        grads += part
+        numpy.matmul(cols, dyb.T, out=part)
+        grads_t += part
         if dx is None or dbuf is None:
             continue
         dcols = dbuf[:k * (b - a) * out_w * n].reshape(k, -1)
@@ -102,6 +117,7 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
                 ox, ix = clipped(w, 0, out_w, j * dw, sw, pw)
                 if ox.stop > ox.start:
                     dx[:, iy, ix] += win[:, i, j, oy.start - a:oy.stop - a, ox]
+    grads = grads_t.T
     if transposed is not None:
         return _input_grad_transposed(dy_rows, wmat[:, :k], geom, transposed, c, h, w), grads
     return (None if dx is None else batch_first(dx)), grads

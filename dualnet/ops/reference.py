@@ -151,16 +151,15 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
         return y.reshape(n, o, out_h, out_w), cols
 
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
-                        need_dx: bool = True):
+                        need_dx: bool = True, dx_add=None):
         """dy: (n, o, out_h, out_w) -> dx (n, c, h, w), or None when need_dx is False (a first layer).
         Adds dL/dweight into wgrad (like weight) and dL/dbias into bgrad ((o,)), each skipped when None
         (frozen, or no bias): every op that makes parameter gradients adds them into their buffers, so
-        a GPU table runs the weight gradient as one product that accumulates (cuBLAS's beta = 1)."""
-        xp = self.xp
-        cols = saved
+        a GPU table runs the weight gradient as one product that accumulates (cuBLAS's beta = 1).
+        dx_add: None, or an (n, c, h, w) addend (read only): returns dx + dx_add (Layer.backward_add)."""
+        xp, cols = self.xp, saved
         kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
-        n, c, h, w = x_shape
-        o = weight.shape[0]
+        n, c, o = x_shape[0], x_shape[1], weight.shape[0]
         k = (c // groups) * kh * kw
         if wgrad is not None:
             g_dy = xp.ascontiguousarray(dy.transpose(1, 0, 2, 3)).reshape(groups, o // groups, n * out_h * out_w)
@@ -170,7 +169,8 @@ class ReferenceOps(LayerOps, TrainingOps, FusedOps):
             bgrad += dy.sum(axis=(0, 2, 3))
         if not need_dx:
             return None
-        return self.conv2d_input_grad(dy, weight, x_shape, geom, groups)
+        dx = self.conv2d_input_grad(dy, weight, x_shape, geom, groups)
+        return dx if dx_add is None else dx + dx_add
 
     # --- fused: convolution + ReLU + max pooling -----------------------------------------
 

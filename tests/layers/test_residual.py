@@ -170,3 +170,33 @@ def test_sequential_names_continue_after_named_parts():
     with pytest.raises(ValueError, match="unique"):
         relu = L.ReLU()
         L.Sequential(relu, L.Conv2d(1, 1, 1), relu)
+
+
+@pytest.mark.parametrize("device", ["ref", "cpu", "emu"])
+@pytest.mark.parametrize("make", [lambda: L.Conv2d(2, 3, 3, stride=2, padding=1, seed=1),
+                                  lambda: L.Sequential(L.Conv2d(2, 3, 3, padding=1, seed=1), L.ReLU()),
+                                  lambda: L.Sequential(L.BatchNorm2d(2), L.LeakyReLU(0.1)), lambda: L.ReLU()],
+                         ids=["conv", "conv+relu", "bn+leaky", "default"])
+def test_backward_add_is_the_input_gradient_plus_the_addend_bit_for_bit(device, make):
+    """Layer.backward_add(dy, a) == backward(dy) + a exactly, parameter gradients alike, whether the
+    layer's op sums it (Conv2d, a fused ConvReLU step) or the default adds after."""
+    with dn.device(device):
+        layer = make().astype(np.float64)
+    x, a = uniform((2, 2, 5, 5), 3), uniform((2, 2, 5, 5), 4)
+    xd, ad = dn.to_device(x, device), dn.to_device(a, device)
+    dy = dn.to_device(uniform(tuple(layer(xd).shape), 5), device)
+    layer.zero_grad()
+    want = dn.to_numpy(layer.backward(dy)) + a
+    grads = [dn.to_numpy(p.grad).copy() for p in layer.parameters()]
+    layer.zero_grad()
+    layer(xd)
+    np.testing.assert_array_equal(dn.to_numpy(layer.backward_add(dy, ad)), want)
+    for g, p in zip(grads, layer.parameters()):
+        np.testing.assert_array_equal(dn.to_numpy(p.grad), g)
+
+
+def test_backward_add_refuses_an_addend_of_another_shape():
+    conv = L.Conv2d(2, 3, 3, padding=1)
+    conv(np.zeros((1, 2, 4, 4), np.float32))
+    with pytest.raises(dn.UsageError, match=r"addend has shape \(1, 2, 4, 5\), expected the input's \(1, 2, 4, 4\)"):
+        conv.backward_add(np.zeros((1, 3, 4, 4), np.float32), np.zeros((1, 2, 4, 5), np.float32))
