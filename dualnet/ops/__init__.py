@@ -11,7 +11,7 @@ table overrides which op (`tests/ops/test_op_table.py` holds this table to the c
 | im2col                     | yes       |     | im2col.cu     |
 | col2im                     | yes       |     | im2col.cu     |
 | conv2d_forward             | yes       | yes | products.py   |
-| conv2d_backward            | yes       | yes | products.py, grads.cu |
+| conv2d_backward            | yes       | yes | products.py, grads.cu, conv_dgrad.cu |
 | conv_relu_maxpool_forward  | yes       | yes | fused.cu      |
 | conv_relu_maxpool_backward | yes       | yes | fused.cu      |
 | conv_relu_maxpool_inference| yes       | yes |               |

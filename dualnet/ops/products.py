@@ -167,8 +167,7 @@ class ProductOps(ReferenceOps):
         """As ReferenceOps.conv2d_backward. dy is made channel-major once (a copy unless dy is
         already a channel-major view: both products read it as (o, n*out_h*out_w)); the weight
         gradient is one product per group added into wgrad (beta = 1), reading the column matrix
-        through a transposed view; the column gradient reads the weight through one, then col2im
-        and the addend (dx_add) added into its result."""
+        through a transposed view; the input gradient (dx_add summed in) is _conv_input_grad's."""
         cols = saved
         n, c = x_shape[0], x_shape[1]
         o = weight.shape[0]
@@ -185,10 +184,20 @@ class ProductOps(ReferenceOps):
             self._add_channel_sums(dy_cm, 1, o, n * hw, bgrad)
         if not need_dx:
             return None
+        return self._conv_input_grad(dy_cm, weight, x_shape, geom, groups, dx_add)
+
+    def _conv_input_grad(self, dy_cm, weight, x_shape, geom: ConvGeometry, groups: int, dx_add):
+        """dx (n, c, h, w) (+ dx_add) from dy_cm (o, n*out_h*out_w): the column path, readable and
+        general: the column gradient W.T @ dy per group, then col2im, then the addend added in.
+        CupyOps runs groups == 1 as one implicit-GEMM kernel instead (conv_dgrad.cu)."""
+        n, c = x_shape[0], x_shape[1]
+        o = weight.shape[0]
+        k = (c // groups) * geom.kh * geom.kw
+        og = o // groups
         w2 = weight.reshape(o, k)
         dcols = self._blocks([(w2[g * og:(g + 1) * og].T, dy_cm[g * og:(g + 1) * og]) for g in range(groups)],
-                             groups * k, n * hw, dy.dtype).reshape(cols.shape)
-        dx = self.col2im(dcols, x_shape, geom)
+                             groups * k, dy_cm.shape[1], dy_cm.dtype)
+        dx = self.col2im(dcols.reshape(c, geom.kh, geom.kw, n, geom.out_h, geom.out_w), x_shape, geom)
         if dx_add is not None:
             dx += dx_add
         return dx
