@@ -62,15 +62,20 @@ WORK: dict[str, tuple[str, str, str]] = {
     "global_avgpool_forward": ("inner", "1", "4"),
     "global_avgpool_backward": ("1", "1", "20"),
 }
+_P = "((n*inner+4*vec*1024-1)//(4*vec*1024))"
 #: the cooperative kernels (declared with a fixed block and a grid: one block per channel, a warp per
 #: row, ...): the loop is one thread's share of its block's (or warp's) items, tree steps included
 COOP_WORK: dict[str, tuple[str, str, str]] = {
-    # the two-level batch norm: a block walks one chunk of L = ceil(n*inner / parts) values (twice for
-    # the statistics), the kernels of level 2 first combine `parts` partials in one warp (~12 steps)
-    "bn_partials": ("2*(((n*inner+parts-1)//parts+255)//256)+8", "3", "6"),
-    "bn_normalize": ("((n*inner+parts-1)//parts+255)//256+12", "4", "8"),
-    "bn_grad_partials": ("((n*inner+parts-1)//parts+255)//256+8", "5", "8"),
-    "bn_input_grad": ("((n*inner+parts-1)//parts+255)//256+12", "6", "8"),
+    # batch norm, one block of 1024 threads per channel (norm.cu): each thread steps through its share
+    # of the channel's n*inner values 4 groups of `vec` at a time, P = ceil(n*inner / (4*vec*1024))
+    # steps per pass, twice (statistics or gradient sums, then the outputs), plus the fixed tree
+    # (shuffles at 5 offsets on two levels, 3-6 barriers: ~15 steps of ~8 instructions). Per value and
+    # pass ~4 FLOPs (forward; backward ~4 then ~5) and ~5 instructions (6 backward), +12 per step;
+    # threads past the channel's groups (`busy` of 1024 have any) do no steps: averaged in
+    "bn_forward": (f"2*{_P}+15", f"2*{_P}*16*vec*busy//1024//(2*{_P}+15)",
+                   f"(2*{_P}*(20*vec+12)*busy//1024+15*8)//(2*{_P}+15)"),
+    "bn_backward": (f"2*{_P}+15", f"2*{_P}*18*vec*busy//1024//(2*{_P}+15)",
+                    f"(2*{_P}*(24*vec+12)*busy//1024+15*8)//(2*{_P}+15)"),
     "channel_sums": ("(n*inner+255)//256+8", "1", "4"),
     "softmax_xent_forward": ("3*((k+31)//32)+5", "8", "6"),
     "global_avgpool_forward": ("(inner+31)//32+5", "1", "4"),
@@ -89,11 +94,24 @@ TILED: dict[str, tuple[str, str, str]] = {
 }
 _DEFAULT_WORK = ("1", "2", "20")
 #: elements a kernel reads again from L2, beyond its arrays read once (every block of
-#: conv_wgrad_direct walks its output channel's dz and the matching input positions)
+#: conv_wgrad_direct walks its output channel's dz and the matching input positions; the batch-norm
+#: kernels' second pass reads x again, backward dy and the ReLU's y too, right after the first)
 L2_REREAD: dict[str, str] = {
     "conv_wgrad_direct": "(c*kh*kw+1)*o*n*out_h*out_w*2",
     # every row of tiles gathers its pixels' dy once per tap, every tile reads its rows' weights
     "conv_dgrad": "o*kh*kw*(n*h*w*((c+bm-1)//bm) + ((n*h*w*bm+4095)//4096)*bm*((c+bm-1)//bm))",
+    "bn_forward": "n*c*inner",
+    "bn_backward": "write_dx*(2+act*(1-write_dz))*n*c*inner",
+}
+#: kernels whose code keeps several loads in flight per thread: (loads in flight, the condition of
+#: its 16-byte vector path as an expression of the scalars; `v` = 16 // itemsize). norm.cu's
+#: dn_bn_walk: 4 groups per step, loaded before any is used (`vec` and `busy`, the threads with any
+#: group, are set for COOP_WORK's expressions); float4 / double2 where inner and both
+#: strides are multiples of the vector (and the arrays 16-byte aligned, as CuPy's allocations are:
+#: ASSUMED for the views the kernels read)
+VECTOR_LOADS: dict[str, tuple[int, str]] = {
+    "bn_forward": (4, "inner % v == 0 and sn % v == 0 and sc % v == 0"),
+    "bn_backward": (4, "inner % v == 0 and sn % v == 0 and sc % v == 0"),
 }
 
 
@@ -132,13 +150,23 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
     grid, block = math.prod(detail["grid"]), math.prod(detail["block"])
     largest = max((v.size for p, v in zip(kernel.params, values) if p.is_pointer), default=0)
     scalars["w32"] = int(largest + grid * block <= 0xFFFFFFFF)
+    fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
+    itemsize = 8 if fp64 else 4
     if name in TILED:
         mnk, loop_expr, shared = TILED[name]
         flops, serial = 2.0 * _eval(mnk, scalars), _eval(loop_expr, scalars)
-        itemsize = 8 if any(getattr(v, "dtype", None) == "float64" for v in values) else 4
         return Launch(name, grid, block, _eval(shared, scalars) * itemsize // 4, nbytes, flops, serial,
                       math="fp64" if itemsize == 8 else "fp32", tiled=True,
                       l2_bytes=_eval(L2_REREAD[name], scalars) * itemsize)
+    ilp, word = 0, 0
+    if name in VECTOR_LOADS:
+        ilp, condition = VECTOR_LOADS[name]
+        vector = _eval(condition, {**scalars, "v": 16 // itemsize})
+        scalars["vec"] = 16 // itemsize if vector else 1
+        word = scalars["vec"] * itemsize
+        # loads in flight per thread, averaged over the block: threads with no group load nothing
+        scalars["busy"] = min(block, -(-scalars["n"] * scalars["inner"] // scalars["vec"]))
+        ilp = max(1, round(ilp * scalars["busy"] / block))
     if getattr(kernel, "cooperative", False):  # the loop is per thread already; work counts every thread's
         loop, flops, instr = (_eval(e, scalars) for e in COOP_WORK.get(name, _DEFAULT_WORK))
         items, serial = grid * block, loop
@@ -146,11 +174,9 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
         items = kernel.launch_size(scalars)
         loop, flops, instr = (_eval(e, scalars) for e in WORK.get(name, _DEFAULT_WORK))
         serial = math.ceil(items / max(grid * block, 1)) * loop
-    fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
-    itemsize = 8 if fp64 else 4
     reread = _eval(L2_REREAD[name], scalars) * itemsize if name in L2_REREAD else 0
     return Launch(name, grid, block, detail["shared_mem"], nbytes, float(items * loop * flops), serial,
-                  float(items * loop * instr), "fp64" if fp64 else "fp32", l2_bytes=reread)
+                  float(items * loop * instr), "fp64" if fp64 else "fp32", l2_bytes=reread, ilp=ilp, word=word)
 
 
 def launches(trace: list[tuple[str, str, int, dict]]) -> list[Launch]:

@@ -5,12 +5,15 @@ Every figure it gives is an ESTIMATE (good to about a factor of 2 per kernel; th
 kernels is the reliable part). The model, per launch:
 
     time = launch + max(bytes / bandwidth, flops / flop peak, instructions / issue rate,
-                        re-read bytes / L2 bandwidth)
+                        re-read bytes / L2 bandwidth, (bytes + re-read bytes) / SM port bandwidth)
 
   - launch: the GPU-side gap of one more kernel in a stream of dependent launches (`launch_us`);
   - bandwidth: the peak, unless too few threads are in flight to cover the memory latency
     (Little's law: threads in flight x `ilp` loads of `word` bytes each per `mem_latency_us`), which
-    is what a kernel of a few thousand threads, each walking a row serially, runs into;
+    is what a kernel of a few thousand threads, each walking a row serially, runs into. `ilp` and
+    `word` are the GPU's defaults (4 loads of 4 bytes) unless a launch states its own, justified by
+    its kernel's code (the batch-norm kernels: 4 independent 16-byte loads per thread step,
+    float4 / double2, where inner and the strides are multiples of the vector: norm.cu);
   - flop peak: FP32 or FP64 CUDA cores, or TF32 tensor cores; products (cuBLAS, cuDNN) reach
     `gemm_efficiency` of it on full waves of 128 x 128 tiles, less on a partial last wave; as cuBLAS's
     heuristics do, smaller tiles (64 x 64 at 80%, 32 x 32 at 60% of that efficiency) and split-K are
@@ -19,7 +22,15 @@ kernels is the reliable part). The model, per launch:
     SM, one warp instruction each per cycle): index arithmetic with 64-bit division, as im2col and
     col2im decode every element, is instruction-bound before it is memory-bound.
   - re-read bytes: what a kernel reads again and again from L2 (a gather whose blocks share their
-    inputs, as conv_wgrad_direct's one block per weight does), at `l2_bandwidth`;
+    inputs, as conv_wgrad_direct's one block per weight does; the batch-norm kernels' second pass
+    over the channel their block just read), at `l2_bandwidth`. ASSUMED an L2 hit: the working set
+    of the blocks in flight (at most 132 channels x their arrays) fits the 50 MB L2 for the models
+    reported; a larger one would read it from memory again;
+  - SM port bandwidth: a block runs on one SM, and one SM moves at most `sm_bytes_per_clock` bytes
+    per clock between its L1 and L2 (ASSUMED 64 B/clock, ~112 GB/s at 1.755 GHz: the order of one
+    SM's L1 <-> L2 path, not measured here), so a launch of fewer blocks than SMs (one block per
+    channel of a 16-channel layer) gets min(grid, SMs) x that, for its memory and L2 bytes alike;
+    with a full grid the cap (14.8 TB/s on an H100) never binds.
   - dualnet's own tiled products (conv_dgrad: shared-memory tiles, 4 x 4 outputs per thread, on the
     FP32/FP64 CUDA cores, not cuBLAS) reach `TILED_EFFICIENCY` of the FLOP peak on the SMs that hold a
     block (a grid of fewer blocks than SMs leaves the rest idle): see TILED_EFFICIENCY for why 40%;
@@ -59,6 +70,7 @@ class Gpu:
     clock: float                # Hz, sustained boost
     l2_bandwidth: float = 7e12  # bytes/s, L2 reads (microbenchmarks put an H100's at 5.5-10 TB/s)
     launch_us: float = 2.5      # one more dependent kernel in a stream, GPU side
+    sm_bytes_per_clock: float = 64.0  # one SM's L1 <-> L2 traffic per clock (loads and stores)
     mem_latency_us: float = 0.6
     ilp: int = 4                # independent loads in flight per thread
     word: int = 4               # bytes per load
@@ -80,7 +92,13 @@ class Gpu:
                 f"(dense), {self.clock / 1e9:.2f} GHz; assumed: {self.launch_us} us per launch, memory latency "
                 f"{self.mem_latency_us} us with {self.ilp} loads of {self.word} B in flight per thread, products at "
                 f"{self.gemm_efficiency:.0%} of peak on full waves, {self.serial_ns} ns per serial loop iteration, "
-                f"L2 re-reads at {self.l2_bandwidth / 1e12:.1f} TB/s")
+                f"L2 re-reads at {self.l2_bandwidth / 1e12:.1f} TB/s, {self.sm_bytes_per_clock:.0f} B/clock per SM "
+                f"({self.sm_bandwidth / 1e9:.0f} GB/s)")
+
+    @property
+    def sm_bandwidth(self) -> float:
+        """Bytes/s one SM moves to and from L2 (loads and stores)."""
+        return self.sm_bytes_per_clock * self.clock
 
 
 GPUS = {
@@ -106,6 +124,8 @@ class Launch:
     math: str = "fp32"          # fp32 | fp64 | tf32: which FLOP peak applies
     gemm: tuple[int, int, int] | None = None  # (m, n, k) of a product
     l2_bytes: int = 0           # bytes read again from L2 (beyond nbytes from memory)
+    ilp: int = 0                # independent loads in flight per thread (0: the GPU's default)
+    word: int = 0               # bytes per load (0: the GPU's default)
     tiled: bool = False         # a shared-memory tiled product kernel: FLOPs at TILED_EFFICIENCY of the peak
     time_us: float = 0.0
     bound: str = ""
@@ -153,7 +173,9 @@ def cost(gpu: Gpu, launch: Launch) -> Launch:
         terms = {"flops": t_flop, "memory": t_mem}
     else:
         in_flight = min(launch.threads, gpu.resident_threads)
-        bandwidth = min(gpu.bandwidth, in_flight * gpu.ilp * gpu.word / (gpu.mem_latency_us * 1e-6))
+        ilp, word = launch.ilp or gpu.ilp, launch.word or gpu.word
+        bandwidth = min(gpu.bandwidth, in_flight * ilp * word / (gpu.mem_latency_us * 1e-6))
+        sm_port = min(launch.grid, gpu.sms) * gpu.sm_bandwidth
         rate = _peak(gpu, launch.math)
         if launch.tiled:  # only the SMs that hold a block compute
             rate *= TILED_EFFICIENCY * min(1.0, launch.grid / gpu.sms)
@@ -163,6 +185,7 @@ def cost(gpu: Gpu, launch: Launch) -> Launch:
             "instructions": launch.instructions / gpu.issue_rate,
             "serial loop": launch.serial * gpu.serial_ns * 1e-9,
             "L2 re-reads": launch.l2_bytes / gpu.l2_bandwidth,
+            "SM ports (few blocks)": (launch.nbytes + launch.l2_bytes) / max(sm_port, 1.0),
         }
         if bandwidth < gpu.bandwidth and terms["memory"] == max(terms.values()):
             terms = {("latency (few threads)" if k == "memory" else k): v for k, v in terms.items()}

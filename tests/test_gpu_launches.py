@@ -24,21 +24,23 @@ def _per_step(tmp_path, model: str, batch: int) -> dict:
     return json.loads(out.read_text())["ops_per_step_by_name"]
 
 
-def test_a_resnet_step_launches_no_zero_bias_no_batch_counter_and_one_gradient_kernel_per_batch_norm(tmp_path):
+def test_a_resnet_step_launches_no_zero_bias_no_batch_counter_and_one_kernel_per_batch_norm_each_way(tmp_path):
     """resnet8: 9 convolutions without bias, 9 batch norms, 3 residual blocks. No CuPy add is left:
-    the forward sum is in the block's last batch norm (bn_normalize), the residual gradients' sums in
+    the forward sum is in the block's last batch norm (bn_forward), the residual gradients' sums in
     the input-gradient kernel of the body's first convolution (conv_dgrad, one per convolution but
     the first: no column gradient, no col2im); no transpose of a convolution's output or gradient; no
-    zero-filled bias per convolution; each batch norm adds its two gradients in its input-gradient
-    kernel; each weight gradient is a product that adds into its buffer (no add kernel); the batch
-    counter stays on the host."""
+    zero-filled bias per convolution; each batch norm is one launch forward and one backward
+    (bn_backward adds its two parameter gradients); each weight gradient is a product that adds into
+    its buffer (no add kernel); the batch counter stays on the host."""
     by_name = _per_step(tmp_path, "resnet8", 8)
     assert by_name.get("kernel:add", 0) == 0, by_name
     assert by_name["kernel:dualnet:conv_dgrad"] == 8 and by_name.get("kernel:dualnet:col2im", 0) == 0, by_name
     assert by_name.get("kernel:ascontiguousarray", 0) == 0, by_name
     assert by_name.get("kernel:dualnet:bias_act_forward", 0) == 1, by_name  # the linear layer's bias
     assert by_name.get("memset:zeros", 0) == 0, by_name
-    assert by_name.get("kernel:dualnet:accumulate_grads", 0) == 0, by_name  # bn_input_grad adds them
+    assert by_name.get("kernel:dualnet:accumulate_grads", 0) == 0, by_name  # bn_backward adds them
+    bn = {k: v for k, v in by_name.items() if k.startswith("kernel:dualnet:bn_")}
+    assert bn == {"kernel:dualnet:bn_forward": 9, "kernel:dualnet:bn_backward": 9}, by_name
     assert by_name["cublas:gemm[fp32]"] == 9 + 1, by_name
 
 

@@ -85,6 +85,114 @@ __device__ __forceinline__ T dn_warp_sum(T v) {
     return v;
 }
 
+// Merge the moments (count nb, mean mb, sum of squared deviations qb) of a group of values into
+// (na, ma, qa) of another (Chan et al.'s parallel formula: no sum of squares, so no cancellation):
+// n = na + nb, d = mb - ma, mean = ma + d nb / n, M2 = qa + qb + d^2 na nb / n. An empty side
+// leaves the other's bits unchanged.
+template <typename T>
+__device__ __forceinline__ void dn_merge_moments(long long& na, T& ma, T& qa, long long nb, T mb, T qb) {
+    if (nb == 0) return;
+    if (na == 0) {
+        na = nb;
+        ma = mb;
+        qa = qb;
+        return;
+    }
+    const long long nn = na + nb;
+    const T d = mb - ma, fb = (T)nb / (T)nn;
+    ma = ma + d * fb;
+    qa = qa + qb + d * d * ((T)na * fb);
+    na = nn;
+}
+
+// dn_block_sum for moments: each warp merges its lanes' (count, mean, M2) with shuffles at
+// offsets 16, 8, 4, 2, 1 (lane l takes lane l + off), then warp 0 merges the warp results the
+// same way: one fixed order whatever the schedule. Every thread gets the block's moments. The
+// scratch arrays: DN_SHARED(., ., 32) of the caller; every thread of the block must call.
+template <typename T, typename SN, typename ST>
+__device__ __forceinline__ void dn_block_moments(long long& cnt, T& mean, T& m2, SN& s_n, ST& s_mean, ST& s_m2) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+    for (int off = 16; off > 0; off >>= 1) {
+        const long long on = __shfl_down_sync(DN_FULL_MASK, cnt, off);
+        const T om = __shfl_down_sync(DN_FULL_MASK, mean, off), oq = __shfl_down_sync(DN_FULL_MASK, m2, off);
+        if (lane + off < 32) dn_merge_moments(cnt, mean, m2, on, om, oq);
+    }
+    if (lane == 0) {
+        s_n[warp] = cnt;
+        s_mean[warp] = mean;
+        s_m2[warp] = m2;
+    }
+    __syncthreads();
+    if (warp == 0) {
+        long long n = lane < warps ? s_n[lane] : 0;
+        T mu = lane < warps ? s_mean[lane] : T(0), q = lane < warps ? s_m2[lane] : T(0);
+        for (int off = 16; off > 0; off >>= 1) {
+            const long long on = __shfl_down_sync(DN_FULL_MASK, n, off);
+            const T om = __shfl_down_sync(DN_FULL_MASK, mu, off), oq = __shfl_down_sync(DN_FULL_MASK, q, off);
+            if (lane + off < 32) dn_merge_moments(n, mu, q, on, om, oq);
+        }
+        if (lane == 0) {
+            s_n[0] = n;
+            s_mean[0] = mu;
+            s_m2[0] = q;
+        }
+    }
+    __syncthreads();
+    cnt = s_n[0];
+    mean = s_mean[0];
+    m2 = s_m2[0];
+    __syncthreads();  // the scratch may be reused after this
+}
+
+// V consecutive values of T at p, in one access: V == 1 (any T) or V * sizeof(T) == 16 (float4,
+// double2: p 16-byte aligned, else the GPU faults with a misaligned address and the emulator
+// reports it). The emulator moves the V values one by one after that check.
+template <typename T, int V>
+struct DnVec {
+    static_assert(V == 1 || V * sizeof(T) == 16, "DnVec: one value or 16 bytes");
+    static __device__ __forceinline__ void load(const T* __restrict__ p, T* v) {
+#ifdef DN_EMULATOR
+        if (V > 1) dn::check_aligned16(p, "load");
+#endif
+        for (int i = 0; i < V; ++i) v[i] = p[i];
+    }
+    static __device__ __forceinline__ void store(T* __restrict__ p, const T* v) {
+#ifdef DN_EMULATOR
+        if (V > 1) dn::check_aligned16(p, "store");
+#endif
+        for (int i = 0; i < V; ++i) p[i] = v[i];
+    }
+};
+#ifndef DN_EMULATOR
+template <>
+struct DnVec<float, 4> {
+    static __device__ __forceinline__ void load(const float* __restrict__ p, float* v) {
+        const float4 q = *reinterpret_cast<const float4*>(p);
+        v[0] = q.x;
+        v[1] = q.y;
+        v[2] = q.z;
+        v[3] = q.w;
+    }
+    static __device__ __forceinline__ void store(float* __restrict__ p, const float* v) {
+        *reinterpret_cast<float4*>(p) = make_float4(v[0], v[1], v[2], v[3]);
+    }
+};
+template <>
+struct DnVec<double, 2> {
+    static __device__ __forceinline__ void load(const double* __restrict__ p, double* v) {
+        const double2 q = *reinterpret_cast<const double2*>(p);
+        v[0] = q.x;
+        v[1] = q.y;
+    }
+    static __device__ __forceinline__ void store(double* __restrict__ p, const double* v) {
+        *reinterpret_cast<double2*>(p) = make_double2(v[0], v[1]);
+    }
+};
+#endif
+
+// Whether p is 16-byte aligned (a null pointer of an unused array counts as aligned).
+__device__ __forceinline__ bool dn_aligned16(const void* p) { return ((unsigned long long)p & 15ull) == 0; }
+
 // Visit the n * inner values of channel ch of an (n, c, inner) array, thread t taking values
 // t, t + B, t + 2B, ... of the channel (B = blockDim.x): neighbouring threads read neighbouring
 // addresses. f(offset) gets each value's flat offset; (b, k) advance by additions only.

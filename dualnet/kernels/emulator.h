@@ -29,6 +29,7 @@
 #define __device__
 #define __host__
 #define __forceinline__ inline
+#define __launch_bounds__(...)
 #define __restrict__ __restrict
 
 struct uint3 { unsigned int x, y, z; };
@@ -319,6 +320,13 @@ struct Shared {
         return data[i];
     }
 };
+
+// A 16-byte vector access (DnVec in device.cuh) must be 16-byte aligned, as on a GPU.
+inline void check_aligned16(const void* p, const char* what) {
+    if ((uintptr_t)p & 15u)
+        fail("a 16-byte vector %s at %p is not 16-byte aligned (a GPU faults: misaligned address); "
+             "check the kernel's alignment test before its vector path", what, p);
+}
 
 inline void fiber_entry() {
     Launch* L = cur;

@@ -1,129 +1,253 @@
-// Batch normalization, training forward and backward, as two-level fixed-order reductions.
+// Batch normalization, training forward and backward: one block of DN_BN_BLOCK threads per channel,
+// one launch each way.
 //
 // x, dx: (n, c, inner) values read through an image stride sn and a channel stride sc (inner
 // contiguous values per image): sn = c * inner, sc = inner for a C-contiguous (n, c, inner)
 // array; sn = inner, sc = n * inner for a channel-major one (the GPU convolution's output, read
 // without a transpose). y, dy, residual, dz: C-contiguous (n, c, inner).
 //
-// Level 1 splits each channel's m = n * inner values into `parts` chunks of L = ceil(m / parts)
-// (every chunk non-empty; parts <= 32) and runs one block per (chunk, channel): grid (parts, c),
-// so a layer of 16 channels still fills the GPU. Level 2 is in the kernel that uses the
-// statistics: each of its blocks combines its channel's `parts` partials in warp 0 with the fixed
-// shuffle tree (dn_warp_sum) before its chunk's elementwise work, so no launch is spent on the
-// combination and every block computes the same bits: deterministic whatever the
-// schedule (the checking emulator runs four).
+// Block ch walks channel ch twice: the first pass reduces (moments forward, the two gradient sums
+// backward) in a fixed-order tree (per-thread accumulation in a fixed order, then
+// dn_block_moments / dn_block_sum), a barrier, then the second pass writes the channel's outputs.
+// On a GPU the second pass reads what the first just read, from L2. Every output has one writer
+// and no order depends on scheduling: the same bits run to run (the checking emulator runs four
+// schedules).
+//
+// The walk: the channel's n rows of `inner` values in groups of V consecutive values; thread t
+// takes groups t, t + B, t + 2B, ... (B = blockDim.x: neighbouring threads read neighbouring
+// addresses), DN_BN_UNROLL groups per step, all loaded before any is used (several loads in flight
+// per thread). V = 16 bytes / sizeof(T) (float4, double2) when inner, sn, sc are multiples of V and
+// every array the pass touches is 16-byte aligned (the kernel checks, the whole block takes one
+// path); else V = 1. A row's length is a multiple of V on the vector path, so there is no tail.
 #include "device.cuh"
 
-// The chunk [start, end) of channel ch: f(x offset, C-contiguous offset) for each value, thread t
-// taking values start + t, start + t + B, ... (B = blockDim.x; neighbouring threads read
-// neighbouring addresses). Image and position advance by additions only.
-template <typename F>
-__device__ __forceinline__ void dn_chunk_each(long long start, long long end, int c, int inner, long long sn,
-                                              long long sc, int ch, F f) {
-    long long at = start + threadIdx.x;
-    if (at >= end) return;
-    const int step = blockDim.x;
-    const int db = step / inner, dk = step % inner;
-    long long b = at / inner;
-    int k = (int)(at % inner);
-    const long long row = (long long)c * inner;
-    for (; at < end; at += step) {
-        f(b * sn + (long long)ch * sc + k, b * row + (long long)ch * inner + k);
-        k += dk;
-        b += db;
-        if (k >= inner) {
-            k -= inner;
-            ++b;
+// Threads per block of the batch-norm kernels (signatures.py: BN_BLOCK) and groups per thread step.
+#define DN_BN_BLOCK 1024
+#define DN_BN_UNROLL 4
+
+// f(xo, po, k) for each step of this thread's walk over channel ch: k (1..DN_BN_UNROLL) groups,
+// group u starting at x offset xo[u] (through sn, sc) and C-contiguous offset po[u]. (b, g) advance
+// by additions only.
+template <int V, typename F>
+__device__ __forceinline__ void dn_bn_walk(int n, int c, int inner, long long sn, long long sc, int ch, F f) {
+    const int per_row = inner / V, step = blockDim.x;
+    const int db = step / per_row, dg = step % per_row;
+    int b = (int)threadIdx.x / per_row, g = (int)threadIdx.x % per_row;
+    const long long row = (long long)c * inner, xch = (long long)ch * sc, pch = (long long)ch * inner;
+    while (b < n) {
+        long long xo[DN_BN_UNROLL], po[DN_BN_UNROLL];
+        int k = 0;
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u) {
+            if (b < n) {  // b only grows: the valid groups are a prefix
+                xo[u] = (long long)b * sn + xch + (long long)g * V;
+                po[u] = (long long)b * row + pch + (long long)g * V;
+                k = u + 1;
+            }
+            g += dg;
+            b += db;
+            if (g >= per_row) {
+                g -= per_row;
+                ++b;
+            }
         }
+        f(xo, po, k);
     }
 }
 
-// This block's chunk of its channel: (start, end) of chunk blockIdx.x.
-__device__ __forceinline__ void dn_chunk(long long m, int parts, long long& start, long long& end) {
-    const long long len = (m + parts - 1) / parts;
-    start = (long long)blockIdx.x * len;
-    end = start + len < m ? start + len : m;
-}
-
-// Level 1 of the statistics: chunk p of channel ch (block (p, ch)) stores its sum and its sum of
-// squared deviations from its own mean (two passes over the chunk, the second from cache: no
-// cancellation) at [ch * parts + p].
-template <typename T>
-__global__ void bn_partials(const T* __restrict__ x, T* __restrict__ part_sum, T* __restrict__ part_m2, int n, int c,
-                            int inner, long long sn, long long sc, int parts) {
-    DN_SHARED(T, scratch, 32);
-    const int ch = blockIdx.y;
-    long long start, end;
-    dn_chunk((long long)n * inner, parts, start, end);
-    T s = T(0);
-    dn_chunk_each(start, end, c, inner, sn, sc, ch, [&](long long o, long long) { s += x[o]; });
-    s = dn_block_sum(s, scratch);
-    const T mu = s / (T)(end - start);
-    T q = T(0);
-    dn_chunk_each(start, end, c, inner, sn, sc, ch, [&](long long o, long long) {
-        const T d = x[o] - mu;
-        q += d * d;
+// Training forward of channel ch (block ch): pass 1 takes each step's k * V values' exact moments
+// (their mean, then the squared deviations from it) and merges them into the thread's (Chan);
+// the block merges the threads' (dn_block_moments): mean, M2, var = M2 / m (m = n * inner). Thread 0
+// writes mean, inv_std = 1 / sqrt(var + eps), scale = weight * inv_std and updates the running
+// statistics in place: running = (1 - momentum) * running + momentum * stat, with the unbiased
+// variance M2 / (m - 1). Pass 2: y = act((x - mean) * scale + bias (+ residual)); act 1 = ReLU
+// (v < 0 ? 0 : v, NaN passes), else identity.
+template <typename T, int V, typename S, typename SN>
+__device__ __forceinline__ void bn_forward_channel(const T* __restrict__ x, const T* __restrict__ weight,
+                                                   const T* __restrict__ bias, const T* __restrict__ residual,
+                                                   T* __restrict__ running_mean, T* __restrict__ running_var,
+                                                   T* __restrict__ y, T* __restrict__ mean, T* __restrict__ inv_std,
+                                                   T* __restrict__ scale, int n, int c, int inner, long long sn,
+                                                   long long sc, T eps, T momentum, int act, int has_residual,
+                                                   int ch, SN& s_n, S& s_mean, S& s_m2) {
+    long long cnt = 0;
+    T mu = T(0), m2 = T(0);
+    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long*, int k) {
+        T v[DN_BN_UNROLL][V];
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) DnVec<T, V>::load(x + xo[u], v[u]);
+        T s = T(0);
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k)
+                for (int i = 0; i < V; ++i) s += v[u][i];
+        const T cm = s / (T)(k * V);
+        T q = T(0);
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k)
+                for (int i = 0; i < V; ++i) {
+                    const T d = v[u][i] - cm;
+                    q += d * d;
+                }
+        dn_merge_moments(cnt, mu, m2, (long long)k * V, cm, q);
     });
-    q = dn_block_sum(q, scratch);
-    if (threadIdx.x == 0) {
-        part_sum[(long long)ch * parts + blockIdx.x] = s;
-        part_m2[(long long)ch * parts + blockIdx.x] = q;
-    }
-}
-
-// Level 2, then the apply: the block combines channel ch's partials (Chan et al.: mean = sum of the
-// sums / m, M2 = sum over chunks of M2_j + m_j (mean_j - mean)^2), var = M2 / m, and writes
-// y = act((x - mean) * scale + bias (+ residual)) over its chunk, scale = weight / sqrt(var + eps);
-// act 1 = ReLU (v < 0 ? 0 : v, NaN passes), else identity. Block (0, ch) also writes mean, inv_std,
-// scale and updates the running statistics in place: running = (1 - momentum) * running +
-// momentum * stat, with the unbiased variance M2 / (m - 1).
-template <typename T>
-__global__ void bn_normalize(const T* __restrict__ x, const T* __restrict__ weight, const T* __restrict__ bias,
-                             const T* __restrict__ residual, const T* __restrict__ part_sum,
-                             const T* __restrict__ part_m2, T* __restrict__ running_mean, T* __restrict__ running_var,
-                             T* __restrict__ y, T* __restrict__ mean, T* __restrict__ inv_std, T* __restrict__ scale,
-                             int n, int c, int inner, long long sn, long long sc, int parts, T eps, T momentum,
-                             int act, int has_residual) {
-    DN_SHARED(T, stats, 2);
-    const int ch = blockIdx.y;
-    const long long m = (long long)n * inner;
-    const T count = (T)m;
-    if (threadIdx.x < 32) {
-        const long long len = (m + parts - 1) / parts;
-        const int j = threadIdx.x;
-        const T sj = j < parts ? part_sum[(long long)ch * parts + j] : T(0);
-        const T mu = __shfl_sync(DN_FULL_MASK, dn_warp_sum(sj), 0) / count;
-        T term = T(0);
-        if (j < parts) {
-            const long long mj = (long long)j * len + len < m ? len : m - (long long)j * len;
-            const T d = sj / (T)mj - mu;
-            term = part_m2[(long long)ch * parts + j] + (T)mj * d * d;
-        }
-        const T m2 = dn_warp_sum(term);
-        if (j == 0) {
-            stats[0] = mu;
-            stats[1] = m2;
-        }
-    }
-    __syncthreads();
-    const T mu = stats[0], m2 = stats[1];
+    dn_block_moments(cnt, mu, m2, s_n, s_mean, s_m2);
+    const T count = (T)((long long)n * inner);
     const T is = T(1) / dn_sqrt(m2 / count + eps);
     const T sc_ = weight[ch] * is, b = bias[ch];
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
+    if (threadIdx.x == 0) {
         mean[ch] = mu;
         inv_std[ch] = is;
         scale[ch] = sc_;
         running_mean[ch] = (T(1) - momentum) * running_mean[ch] + momentum * mu;
         running_var[ch] = (T(1) - momentum) * running_var[ch] + momentum * (m2 / (count - T(1)));
     }
-    long long start, end;
-    dn_chunk(m, parts, start, end);
-    dn_chunk_each(start, end, c, inner, sn, sc, ch, [&](long long o, long long p) {
-        T v = (x[o] - mu) * sc_ + b;
-        if (has_residual) v += residual[p];
-        if (act == 1 && v < T(0)) v = T(0);
-        y[p] = v;
+    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
+        T v[DN_BN_UNROLL][V], r[DN_BN_UNROLL][V];
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                DnVec<T, V>::load(x + xo[u], v[u]);
+                if (has_residual) DnVec<T, V>::load(residual + po[u], r[u]);
+            }
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                for (int i = 0; i < V; ++i) {
+                    T o = (v[u][i] - mu) * sc_ + b;
+                    if (has_residual) o += r[u][i];
+                    if (act == 1 && o < T(0)) o = T(0);
+                    v[u][i] = o;
+                }
+                DnVec<T, V>::store(y + po[u], v[u]);
+            }
     });
+}
+
+template <typename T>
+__global__ void __launch_bounds__(DN_BN_BLOCK)
+    bn_forward(const T* __restrict__ x, const T* __restrict__ weight, const T* __restrict__ bias,
+               const T* __restrict__ residual, T* __restrict__ running_mean, T* __restrict__ running_var,
+               T* __restrict__ y, T* __restrict__ mean, T* __restrict__ inv_std, T* __restrict__ scale, int n, int c,
+               int inner, long long sn, long long sc, T eps, T momentum, int act, int has_residual) {
+    DN_SHARED(long long, s_n, 32);
+    DN_SHARED(T, s_mean, 32);
+    DN_SHARED(T, s_m2, 32);
+    constexpr int V = 16 / sizeof(T);
+    const bool vec = inner % V == 0 && sn % V == 0 && sc % V == 0 && dn_aligned16(x) && dn_aligned16(y) &&
+                     (!has_residual || dn_aligned16(residual));
+    if (vec)
+        bn_forward_channel<T, V>(x, weight, bias, residual, running_mean, running_var, y, mean, inv_std, scale, n, c,
+                                 inner, sn, sc, eps, momentum, act, has_residual, blockIdx.x, s_n, s_mean,
+                                 s_m2);
+    else
+        bn_forward_channel<T, 1>(x, weight, bias, residual, running_mean, running_var, y, mean, inv_std, scale, n, c,
+                                 inner, sn, sc, eps, momentum, act, has_residual, blockIdx.x, s_n, s_mean,
+                                 s_m2);
+}
+
+// Training backward of channel ch (block ch). Pass 1: dz = dy, or dy where y > 0 for a fused ReLU
+// (act 1; y the forward's output), written out when write_dz (the residual's gradient); the block
+// sums dbias = sum dz and sum dz (x - mean) (dn_block_sum), dweight = inv_std * the latter = sum
+// dz * xhat. Thread 0 adds dweight into wgrad and dbias into bgrad (the layer's gradient buffers;
+// skipped without has_wgrad / has_bgrad): one rounding each, as `+=` is. Pass 2 (when write_dx):
+// dx = scale * (dz - dbias / m - xhat * dweight / m), xhat = (x - mean) * inv_std, through x's
+// strides (dx takes x's layout); dz read back from the thread's own pass-1 writes when written
+// (one array instead of dy and y).
+template <typename T, int V, typename S>
+__device__ __forceinline__ void bn_backward_channel(const T* __restrict__ dy, const T* __restrict__ y,
+                                                    const T* __restrict__ x, const T* __restrict__ mean,
+                                                    const T* __restrict__ inv_std, const T* __restrict__ scale,
+                                                    T* __restrict__ dz, T* __restrict__ dx, T* __restrict__ wgrad,
+                                                    T* __restrict__ bgrad, int n, int c, int inner, long long sn,
+                                                    long long sc, int act, int write_dz, int write_dx, int has_wgrad,
+                                                    int has_bgrad, int ch, S& scratch) {
+    const T mu = mean[ch];
+    // dz of k groups into g: the masked gradient (the ReLU's mask read from y)
+    auto masked = [&](const long long* po, int k, T (*g)[V]) {
+        T yv[DN_BN_UNROLL][V];
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                DnVec<T, V>::load(dy + po[u], g[u]);
+                if (act == 1) DnVec<T, V>::load(y + po[u], yv[u]);
+            }
+        if (act == 1) {
+#pragma unroll
+            for (int u = 0; u < DN_BN_UNROLL; ++u)
+                if (u < k)
+                    for (int i = 0; i < V; ++i)
+                        if (!(yv[u][i] > T(0))) g[u][i] = T(0);
+        }
+    };
+    T s = T(0), sx = T(0);
+    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
+        T g[DN_BN_UNROLL][V], xv[DN_BN_UNROLL][V];
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) DnVec<T, V>::load(x + xo[u], xv[u]);
+        masked(po, k, g);
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                if (write_dz) DnVec<T, V>::store(dz + po[u], g[u]);
+                for (int i = 0; i < V; ++i) {
+                    s += g[u][i];
+                    sx += g[u][i] * (xv[u][i] - mu);
+                }
+            }
+    });
+    s = dn_block_sum(s, scratch);
+    sx = dn_block_sum(sx, scratch);
+    const T is = inv_std[ch];
+    const T db = s, dw = sx * is;
+    if (threadIdx.x == 0) {
+        if (has_wgrad) wgrad[ch] += dw;
+        if (has_bgrad) bgrad[ch] += db;
+    }
+    if (!write_dx) return;
+    const T count = (T)((long long)n * inner);
+    const T sc_ = scale[ch], db_m = db / count, dw_m = dw / count;
+    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
+        T g[DN_BN_UNROLL][V], xv[DN_BN_UNROLL][V];
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                DnVec<T, V>::load(x + xo[u], xv[u]);
+                if (write_dz) DnVec<T, V>::load(dz + po[u], g[u]);  // this thread's pass-1 values
+            }
+        if (!write_dz) masked(po, k, g);
+#pragma unroll
+        for (int u = 0; u < DN_BN_UNROLL; ++u)
+            if (u < k) {
+                for (int i = 0; i < V; ++i) {
+                    const T xhat = (xv[u][i] - mu) * is;
+                    xv[u][i] = sc_ * (g[u][i] - db_m - xhat * dw_m);
+                }
+                DnVec<T, V>::store(dx + xo[u], xv[u]);
+            }
+    });
+}
+
+template <typename T>
+__global__ void __launch_bounds__(DN_BN_BLOCK)
+    bn_backward(const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x, const T* __restrict__ mean,
+                const T* __restrict__ inv_std, const T* __restrict__ scale, T* __restrict__ dz, T* __restrict__ dx,
+                T* __restrict__ wgrad, T* __restrict__ bgrad, int n, int c, int inner, long long sn, long long sc,
+                int act, int write_dz, int write_dx, int has_wgrad, int has_bgrad) {
+    DN_SHARED(T, scratch, 32);
+    constexpr int V = 16 / sizeof(T);
+    const bool vec = inner % V == 0 && sn % V == 0 && sc % V == 0 && dn_aligned16(dy) && dn_aligned16(x) &&
+                     (act != 1 || dn_aligned16(y)) && (!write_dz || dn_aligned16(dz)) &&
+                     (!write_dx || dn_aligned16(dx));
+    if (vec)
+        bn_backward_channel<T, V>(dy, y, x, mean, inv_std, scale, dz, dx, wgrad, bgrad, n, c, inner, sn, sc, act,
+                                  write_dz, write_dx, has_wgrad, has_bgrad, blockIdx.x, scratch);
+    else
+        bn_backward_channel<T, 1>(dy, y, x, mean, inv_std, scale, dz, dx, wgrad, bgrad, n, c, inner, sn, sc, act,
+                                  write_dz, write_dx, has_wgrad, has_bgrad, blockIdx.x, scratch);
 }
 
 // y = act((x - mean[ch]) * scale[ch] + bias[ch] (+ residual)) with given statistics (eval mode, the
@@ -156,73 +280,4 @@ __global__ void bn_apply(const T* __restrict__ x, const T* __restrict__ mean, co
         bn_apply_range<long long>(x, mean, scale, bias, residual, y, (long long)c, (long long)inner, total, sn, sc,
                                   act, has_residual);
     }
-}
-
-// Level 1 of the gradients: dz = dy, or dy where y > 0 for a fused ReLU (act 1; y the forward's
-// output); chunk p of channel ch stores sum dz and sum dz * (x - mean) at [ch * parts + p], and
-// writes dz itself when write_dz (the residual's gradient).
-template <typename T>
-__global__ void bn_grad_partials(const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x,
-                                 const T* __restrict__ mean, T* __restrict__ part_db, T* __restrict__ part_dw,
-                                 T* __restrict__ dz, int n, int c, int inner, long long sn, long long sc, int parts,
-                                 int act, int write_dz) {
-    DN_SHARED(T, scratch, 32);
-    const int ch = blockIdx.y;
-    const T mu = mean[ch];
-    long long start, end;
-    dn_chunk((long long)n * inner, parts, start, end);
-    T s = T(0), sx = T(0);
-    dn_chunk_each(start, end, c, inner, sn, sc, ch, [&](long long o, long long p) {
-        const T g = (act == 1 && !(y[p] > T(0))) ? T(0) : dy[p];
-        if (write_dz) dz[p] = g;
-        s += g;
-        sx += g * (x[o] - mu);
-    });
-    s = dn_block_sum(s, scratch);
-    sx = dn_block_sum(sx, scratch);
-    if (threadIdx.x == 0) {
-        part_db[(long long)ch * parts + blockIdx.x] = s;
-        part_dw[(long long)ch * parts + blockIdx.x] = sx;
-    }
-}
-
-// Level 2, then the input gradient: the block combines channel ch's partials (dbias = sum dz,
-// dweight = inv_std * sum dz (x - mean) = sum dz * xhat) and, when write_dx, writes over its chunk
-// dx = scale * (dz - dbias / m - xhat * dweight / m), xhat = (x - mean) * inv_std, through x's
-// strides (dx takes x's layout). Block (0, ch) adds dweight into wgrad and dbias into bgrad (the
-// layer's gradient buffers; skipped without has_wgrad / has_bgrad): one rounding each, as `+=` is.
-template <typename T>
-__global__ void bn_input_grad(const T* __restrict__ dy, const T* __restrict__ y, const T* __restrict__ x,
-                              const T* __restrict__ mean, const T* __restrict__ inv_std, const T* __restrict__ scale,
-                              const T* __restrict__ part_db, const T* __restrict__ part_dw, T* __restrict__ dx,
-                              T* __restrict__ wgrad, T* __restrict__ bgrad, int n, int c, int inner, long long sn,
-                              long long sc, int parts, int act, int write_dx, int has_wgrad, int has_bgrad) {
-    DN_SHARED(T, sums, 2);
-    const int ch = blockIdx.y;
-    if (threadIdx.x < 32) {
-        const int j = threadIdx.x;
-        const T db = dn_warp_sum(j < parts ? part_db[(long long)ch * parts + j] : T(0));
-        const T dw = dn_warp_sum(j < parts ? part_dw[(long long)ch * parts + j] : T(0));
-        if (j == 0) {
-            sums[0] = db;
-            sums[1] = dw * inv_std[ch];
-        }
-    }
-    __syncthreads();
-    const T db = sums[0], dw = sums[1];
-    if (blockIdx.x == 0 && threadIdx.x == 0) {
-        if (has_wgrad) wgrad[ch] += dw;
-        if (has_bgrad) bgrad[ch] += db;
-    }
-    if (!write_dx) return;
-    const long long m = (long long)n * inner;
-    const T mu = mean[ch], is = inv_std[ch], s = scale[ch];
-    const T db_m = db / (T)m, dw_m = dw / (T)m;
-    long long start, end;
-    dn_chunk(m, parts, start, end);
-    dn_chunk_each(start, end, c, inner, sn, sc, ch, [&](long long o, long long p) {
-        const T g = (act == 1 && !(y[p] > T(0))) ? T(0) : dy[p];
-        const T xhat = (x[o] - mu) * is;
-        dx[o] = s * (g - db_m - xhat * dw_m);
-    });
 }

@@ -39,7 +39,7 @@ from .table import (  # re-exported: the declaration API is imported from here b
 )
 
 __all__ = ["FIXED_DTYPES", "POINTER_TYPES", "ROLES", "SCALAR_TYPES", "TYPE_DTYPES", "Kernel", "KernelTable", "Param",
-           "array_in", "array_inout", "array_out", "int32", "int64", "real", "KERNELS", "COOP_BLOCK",
+           "array_in", "array_inout", "array_out", "int32", "int64", "real", "KERNELS", "COOP_BLOCK", "BN_BLOCK",
            "RESEARCH_KERNELS", "LAYER_KERNELS"]
 
 
@@ -62,35 +62,29 @@ _WARP_ROWS = "({} + 7) // 8"
 # --- research-grade layers (layers-and-models branch): batch norm, global pooling, leaky ReLU
 # (n, c, inner) arrays of the per-channel kernels
 _NCI, _NCI_DIMS = "n*c*inner", (int32("n"), int32("c"), int32("inner"))
-# the two-level batch-norm kernels (norm.cu): x read through an image and a channel stride, the
-# channel's values in `parts` chunks, one block per (chunk, channel)
-_BN_DIMS = (*_NCI_DIMS, int64("sn"), int64("sc"), int32("parts"))
-_PARTS = "c*parts"
+# the batch-norm training kernels (norm.cu): x read through an image and a channel stride, one block
+# of BN_BLOCK threads per channel (DN_BN_BLOCK in norm.cu: 32 warps, enough 16-byte loads in flight
+# per SM that a layer of 16 channels is not latency-bound)
+_BN_DIMS = (*_NCI_DIMS, int64("sn"), int64("sc"))
+BN_BLOCK = 1024
 
 RESEARCH_KERNELS = [
-    Kernel("bn_partials", "norm.cu",
-           (array_in("x", _NCI), array_out("part_sum", _PARTS), array_out("part_m2", _PARTS), *_BN_DIMS),
-           _PARTS, block=COOP_BLOCK, grid=("parts", "c")),
-    Kernel("bn_normalize", "norm.cu",
+    Kernel("bn_forward", "norm.cu",
            (array_in("x", _NCI), array_in("weight", "c"), array_in("bias", "c"),
-            array_in("residual", "has_residual*n*c*inner"), array_in("part_sum", _PARTS), array_in("part_m2", _PARTS),
-            array_inout("running_mean", "c"), array_inout("running_var", "c"), array_out("y", _NCI),
-            array_out("mean", "c"), array_out("inv_std", "c"), array_out("scale", "c"), *_BN_DIMS, real("eps"),
-            real("momentum"), int32("act"), int32("has_residual")), _NCI, block=COOP_BLOCK, grid=("parts", "c")),
+            array_in("residual", "has_residual*n*c*inner"), array_inout("running_mean", "c"),
+            array_inout("running_var", "c"), array_out("y", _NCI), array_out("mean", "c"), array_out("inv_std", "c"),
+            array_out("scale", "c"), *_BN_DIMS, real("eps"), real("momentum"), int32("act"), int32("has_residual")),
+           "c", block=BN_BLOCK, grid=("c",)),
     Kernel("bn_apply", "norm.cu",
            (array_in("x", _NCI), array_in("mean", "c"), array_in("scale", "c"), array_in("bias", "c"),
             array_in("residual", "has_residual*n*c*inner"), array_out("y", _NCI), *_NCI_DIMS, int64("sn"),
             int64("sc"), int32("act"), int32("has_residual")), _NCI),
-    Kernel("bn_grad_partials", "norm.cu",
+    Kernel("bn_backward", "norm.cu",
            (array_in("dy", _NCI), array_in("y", "act*n*c*inner"), array_in("x", _NCI), array_in("mean", "c"),
-            array_out("part_db", _PARTS), array_out("part_dw", _PARTS), array_out("dz", "write_dz*n*c*inner"),
-            *_BN_DIMS, int32("act"), int32("write_dz")), _NCI, block=COOP_BLOCK, grid=("parts", "c")),
-    Kernel("bn_input_grad", "norm.cu",
-           (array_in("dy", _NCI), array_in("y", "act*n*c*inner"), array_in("x", _NCI), array_in("mean", "c"),
-            array_in("inv_std", "c"), array_in("scale", "c"), array_in("part_db", _PARTS),
-            array_in("part_dw", _PARTS), array_out("dx", "write_dx*n*c*inner"), array_inout("wgrad", "has_wgrad*c"),
-            array_inout("bgrad", "has_bgrad*c"), *_BN_DIMS, int32("act"), int32("write_dx"), int32("has_wgrad"),
-            int32("has_bgrad")), _NCI, block=COOP_BLOCK, grid=("parts", "c")),
+            array_in("inv_std", "c"), array_in("scale", "c"), array_out("dz", "write_dz*n*c*inner"),
+            array_out("dx", "write_dx*n*c*inner"), array_inout("wgrad", "has_wgrad*c"),
+            array_inout("bgrad", "has_bgrad*c"), *_BN_DIMS, int32("act"), int32("write_dz"), int32("write_dx"),
+            int32("has_wgrad"), int32("has_bgrad")), "c", block=BN_BLOCK, grid=("c",)),
     Kernel("global_avgpool_forward", "pooling.cu",
            (array_in("x", _NCI), array_out("y", "n*c"), *_NCI_DIMS), "n*c", block=COOP_BLOCK,
            grid=(_WARP_ROWS.format("n*c"),)),

@@ -1,10 +1,11 @@
 """Batch normalization on the GPU tables (norm.cu), mixed into CupyOps: training forward and backward
-as two-level fixed-order reductions, with what follows a batch norm in a residual network fused in
-(the ReLU, the residual sum: layers/fused.py's batchnorm_act_* ops), and eval mode.
+as one block per channel (a fixed-order tree reduction, a barrier, then the channel's outputs), with
+what follows a batch norm in a residual network fused in (the ReLU, the residual sum: layers/fused.py's
+batchnorm_act_* ops), and eval mode.
 
-Launches per batch norm: forward two (bn_partials: per-chunk sums over a (chunks, channels) grid;
-bn_normalize: combines them and writes the output), backward two (bn_grad_partials, bn_input_grad),
-whatever the ReLU and residual. The input is read through strides: the GPU convolution's output,
+Launches per batch norm: forward one (bn_forward: statistics, running statistics, output), backward
+one (bn_backward: the gradient sums, the parameter gradients added in, dz and dx), whatever the ReLU
+and residual. The input is read through strides: the GPU convolution's output,
 a channel-major view (ops/products.py), is normalised without a transpose, and its input gradient
 is written in that same layout, which the convolution's backward reads as it is (no transpose).
 """
@@ -12,17 +13,6 @@ is written in that same layout, which the convolution's backward reads as it is 
 from __future__ import annotations
 
 from typing import Any
-
-#: values per chunk the two-level reductions aim at (a block of 256 threads, 8 values each), and
-#: the most chunks per channel (one warp combines them)
-_CHUNK, _MAX_PARTS = 2048, 32
-
-
-def _parts(m: int) -> int:
-    """Chunks of a channel's m values: enough to fill the GPU, every chunk non-empty."""
-    parts = min(_MAX_PARTS, max(1, -(-m // _CHUNK)))
-    length = -(-m // parts)
-    return -(-m // length)
 
 
 def _swap01(a: Any) -> Any:
@@ -51,13 +41,13 @@ class _Strided:
 
 class _BnSaved:
     """What the training forward keeps for its backward: the input as read, the batch statistics,
-    the output when a ReLU followed (its mask), whether a residual was added, the chunking."""
+    the output when a ReLU followed (its mask), whether a residual was added."""
 
-    __slots__ = ("x", "mean", "inv_std", "scale", "y", "has_residual", "parts")
+    __slots__ = ("x", "mean", "inv_std", "scale", "y", "has_residual")
 
-    def __init__(self, x: _Strided, mean: Any, inv_std: Any, scale: Any, y: Any, has_residual: bool, parts: int):
+    def __init__(self, x: _Strided, mean: Any, inv_std: Any, scale: Any, y: Any, has_residual: bool):
         self.x, self.mean, self.inv_std, self.scale = x, mean, inv_std, scale
-        self.y, self.has_residual, self.parts = y, has_residual, parts
+        self.y, self.has_residual = y, has_residual
 
 
 class NormKernelOps:
@@ -97,51 +87,42 @@ class NormKernelOps:
 
     def batchnorm_act_forward(self, x, weight, bias, running_mean, running_var, eps, momentum, act="relu",
                               residual=None):
-        """As ReferenceOps.batchnorm_act_forward: two launches (bn_partials, bn_normalize) whatever
-        act and residual; y C-contiguous; running statistics updated in place."""
+        """As ReferenceOps.batchnorm_act_forward: one launch (bn_forward) whatever act and residual; y
+        C-contiguous; running statistics updated in place."""
         xp = self.xp
         s = self._strided(x)
-        n, c, inner = s.n, s.c, s.inner
-        dt = x.dtype
-        parts = _parts(n * inner)
-        part_sum, part_m2 = xp.empty(c * parts, dtype=dt), xp.empty(c * parts, dtype=dt)
-        self.launcher.launch("bn_partials", dt, s.base, part_sum, part_m2, *s.dims, parts)
+        c, dt = s.c, x.dtype
         w, b = self._affine(weight, bias, c, dt)
         res = self._c(residual) if residual is not None else self._nothing(dt)
         y = xp.empty(x.shape, dtype=dt)
         mean, inv_std, scale = (xp.empty(c, dtype=dt) for _ in range(3))
         relu = int(act == "relu")
-        self.launcher.launch("bn_normalize", dt, s.base, w, b, res, part_sum, part_m2, running_mean, running_var, y,
-                             mean, inv_std, scale, *s.dims, parts, float(eps), float(momentum), relu,
-                             int(residual is not None))
-        return y, _BnSaved(s, mean, inv_std, scale, y if relu else None, residual is not None, parts)
+        self.launcher.launch("bn_forward", dt, s.base, w, b, res, running_mean, running_var, y, mean, inv_std, scale,
+                             *s.dims, float(eps), float(momentum), relu, int(residual is not None))
+        return y, _BnSaved(s, mean, inv_std, scale, y if relu else None, residual is not None)
 
     def batchnorm_forward(self, x, weight, bias, running_mean, running_var, eps, momentum):
         """As ReferenceOps.batchnorm_forward (batchnorm_act_forward with nothing fused)."""
         return self.batchnorm_act_forward(x, weight, bias, running_mean, running_var, eps, momentum, None, None)
 
     def batchnorm_act_backward(self, dy, saved, weight, wgrad, bgrad, need_dx=True):
-        """As ReferenceOps.batchnorm_act_backward: two launches, the parameter gradients added into
-        wgrad and bgrad by the second; dx in the input's layout (a channel-major view for the
-        convolution's output), dresidual C-contiguous."""
+        """As ReferenceOps.batchnorm_act_backward: one launch (bn_backward), the parameter gradients added
+        into wgrad and bgrad; dx in the input's layout (a channel-major view for the convolution's
+        output), dresidual C-contiguous."""
         if not isinstance(saved, _BnSaved):
             return super().batchnorm_act_backward(dy, saved, weight, wgrad, bgrad, need_dx)  # type: ignore[misc]
         xp = self.xp
-        s, parts = saved.x, saved.parts
+        s = saved.x
         dy = self._c(dy)
         dt = dy.dtype
-        c = s.c
         relu = int(saved.y is not None)
         y = saved.y if relu else self._nothing(dt)
-        part_db, part_dw = xp.empty(c * parts, dtype=dt), xp.empty(c * parts, dtype=dt)
         dz = xp.empty(dy.shape, dtype=dt) if saved.has_residual else self._nothing(dt)
-        self.launcher.launch("bn_grad_partials", dt, dy, y, s.base, saved.mean, part_db, part_dw, dz, *s.dims, parts,
-                             relu, int(saved.has_residual))
         dx = xp.empty(s.base.shape, dtype=dt) if need_dx else self._nothing(dt)
-        self.launcher.launch("bn_input_grad", dt, dy, y, s.base, saved.mean, saved.inv_std, saved.scale, part_db,
-                             part_dw, dx, self._nothing(dt) if wgrad is None else wgrad,
-                             self._nothing(dt) if bgrad is None else bgrad, *s.dims, parts, relu, int(need_dx),
-                             int(wgrad is not None), int(bgrad is not None))
+        self.launcher.launch("bn_backward", dt, dy, y, s.base, saved.mean, saved.inv_std, saved.scale, dz, dx,
+                             self._nothing(dt) if wgrad is None else wgrad,
+                             self._nothing(dt) if bgrad is None else bgrad, *s.dims, relu,
+                             int(saved.has_residual), int(need_dx), int(wgrad is not None), int(bgrad is not None))
         return (s.like(dx) if need_dx else None), (dz if saved.has_residual else None)
 
     def batchnorm_backward(self, dy, saved, weight, wgrad, bgrad, need_dx=True):

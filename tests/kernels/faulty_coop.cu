@@ -127,6 +127,15 @@ __global__ void divergent_shuffle(const T* x, T* y, int rows, int cols) {
     if (tid == 0) y[blockIdx.x] = v;
 }
 
+// FAULT: a 16-byte vector load one value past a 16-byte boundary (row 0 starts aligned).
+template <typename T>
+__global__ void misaligned_vector(const T* x, T* y, int rows, int cols) {
+    constexpr int V = 16 / sizeof(T);
+    T v[V];
+    DnVec<T, V>::load(x + (long long)blockIdx.x * cols + 1, v);
+    if (threadIdx.x == 0) y[blockIdx.x] = v[0];
+}
+
 // FAULT: a grid-stride kernel (declared without a block) that calls __syncthreads().
 template <typename T>
 __global__ void undeclared_barrier(const T* x, T* y, int size) {

@@ -1,6 +1,7 @@
 """The cooperative emulator: shared memory, barriers and warp primitives run as CUDA defines them,
 and every planted fault (missing barrier, divergent barrier, early exit, out-of-bounds shared
-index, racy write, too much shared memory, divergent shuffle) is caught on the CPU."""
+index, racy write, too much shared memory, divergent shuffle, misaligned 16-byte access) is caught
+on the CPU."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from dualnet.kernels.signatures import Kernel, KernelTable, array_in, array_out,
 
 DTYPES = [np.float32, np.float64]
 FAULTS = ("missing_barrier", "divergent_barrier", "exit_before_barrier", "shared_out_of_bounds", "racy_write",
-          "read_before_write", "too_much_shared", "divergent_shuffle")
+          "read_before_write", "too_much_shared", "divergent_shuffle", "misaligned_vector")
 
 
 def _rows(name: str) -> Kernel:
@@ -119,6 +120,13 @@ def test_divergent_shuffle(emus):
     with pytest.raises(KernelCheckError, match=r"divergent_shuffle<float>.*thread 16: exited while 16 threads "
                                                r"of its warp wait at __shfl_down_sync"):
         emus[1].launch("divergent_shuffle", np.float32, *rows_input(np.float32), 3, 100)
+
+
+def test_misaligned_vector_access(emus):
+    """A float4 / double2 access off a 16-byte boundary faults on a GPU: the emulator reports it."""
+    with pytest.raises(KernelCheckError, match=r"misaligned_vector<float>.* a 16-byte vector load at 0x[0-9a-f]+ "
+                                               r"is not 16-byte aligned"):
+        emus[1].launch("misaligned_vector", np.float32, *rows_input(np.float32, cols=64), 3, 64)
 
 
 def test_barrier_in_an_undeclared_kernel(emus):

@@ -28,36 +28,61 @@ def _layout(a, channel_major):
     return a, c * inner, inner
 
 
-def _parts(m, parts):
-    length = -(-m // parts)
-    return -(-m // length)
+def _misaligned(a):
+    """A copy of a whose data starts 4 bytes past a 16-byte boundary: the kernels' scalar path."""
+    buf = np.empty(a.size + 16 // a.itemsize, a.dtype)
+    skip = (-buf.ctypes.data % 16 + 4) // a.itemsize if a.itemsize == 4 else 1
+    out = buf[skip:skip + a.size].reshape(a.shape)
+    out[...] = a
+    return out
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("shape", NCI, ids=str)
-@pytest.mark.parametrize("parts", [1, 3, 32])
-@pytest.mark.parametrize("channel_major", [False, True])
-def test_bn_two_level_statistics_and_gradients(emu, dtype, shape, parts, channel_major):
-    """bn_partials + bn_normalize (statistics, running statistics, y with ReLU and residual) and
-    bn_grad_partials + bn_input_grad (dweight and dbias added into the gradient buffers, dz, dx in
-    x's layout) against NumPy."""
+def _bn_case(dtype, shape, seed):
     n, c, inner = shape
-    m = n * inner
-    parts = _parts(m, min(parts, m))
-    rng = np.random.default_rng(sum(shape) + parts)
+    rng = np.random.default_rng(seed)
     x = (rng.standard_normal(shape) * 3 + 1).astype(dtype)
     res, dy = (rng.standard_normal(shape).astype(dtype) for _ in range(2))
     w, b = rng.uniform(0.5, 2, c).astype(dtype), rng.standard_normal(c).astype(dtype)
     rm, rv = rng.standard_normal(c).astype(dtype), rng.uniform(0.5, 2, c).astype(dtype)
+    grads = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
+    return x, res, dy, w, b, rm, rv, grads
+
+
+def _bn_run(emu, dtype, x, res, dy, w, b, rm, rv, grads, channel_major, act, residual, aligned=True):
+    """bn_forward then bn_backward; every output, dx in x's (n, c, inner) view. aligned=False: the
+    arrays 4 bytes off a 16-byte boundary (for a launcher that does not stage them)."""
+    n, c, inner = x.shape
     base, sn, sc = _layout(x, channel_major)
-    dims = (n, c, inner, sn, sc, parts)
-    psum, pm2 = np.empty(c * parts, dtype), np.empty(c * parts, dtype)
-    emu.launch("bn_partials", dtype, base, psum, pm2, *dims)
-    y = np.empty(shape, dtype)
+    if not aligned:
+        base, res, dy = _misaligned(base), _misaligned(res), _misaligned(dy)
+    dims = (n, c, inner, sn, sc)
+    none = np.empty(0, dtype)
+    y = np.empty(x.shape, dtype) if aligned else _misaligned(np.empty(x.shape, dtype))
     mean, inv_std, scale = (np.empty(c, dtype) for _ in range(3))
     rm2, rv2 = rm.copy(), rv.copy()
-    emu.launch("bn_normalize", dtype, base, w, b, res, psum, pm2, rm2, rv2, y, mean, inv_std, scale, *dims, 1e-5,
-               0.1, 1, 1)
+    emu.launch("bn_forward", dtype, base, w, b, res if residual else none, rm2, rv2, y, mean, inv_std, scale, *dims,
+               1e-5, 0.1, act, int(residual))
+    dz = np.empty(x.shape, dtype) if residual else none
+    dx_base = np.empty_like(base)
+    wgrad, bgrad = grads[0].copy(), grads[1].copy()  # the layer's gradient buffers: added into
+    emu.launch("bn_backward", dtype, dy, y if act else none, base, mean, inv_std, scale, dz, dx_base, wgrad, bgrad,
+               *dims, act, int(residual), 1, 1, 1)
+    dx = dx_base.transpose(1, 0, 2) if channel_major else dx_base
+    return y, mean, inv_std, scale, rm2, rv2, dz, dx, wgrad, bgrad
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", NCI, ids=str)
+@pytest.mark.parametrize("channel_major", [False, True])
+def test_bn_one_block_per_channel(emu, dtype, shape, channel_major):
+    """bn_forward (statistics, running statistics, y with ReLU and residual) and bn_backward (dweight
+    and dbias added into the gradient buffers, dz, dx in x's layout) against NumPy; shapes whose inner
+    is a multiple of 4 take the 16-byte vector path, the others the scalar one."""
+    n, c, inner = shape
+    m = n * inner
+    x, res, dy, w, b, rm, rv, grads = _bn_case(dtype, shape, sum(shape))
+    y, mean, inv_std, scale, rm2, rv2, dz, dx, wgrad, bgrad = _bn_run(emu, dtype, x, res, dy, w, b, rm, rv, grads,
+                                                                      channel_major, 1, True)
     x64 = x.astype(np.float64)
     mu, var = x64.mean(axis=(0, 2)), x64.var(axis=(0, 2))
     close(mean, mu.astype(dtype))
@@ -69,25 +94,53 @@ def test_bn_two_level_statistics_and_gradients(emu, dtype, shape, parts, channel
     xhat = (x64 - mu[None, :, None]) / np.sqrt(var + 1e-5)[None, :, None]
     want = np.maximum(xhat * w[None, :, None] + b[None, :, None] + res, 0)
     close(y, want.astype(dtype))
-
-    pdb, pdw = np.empty(c * parts, dtype), np.empty(c * parts, dtype)
-    dz = np.empty(shape, dtype)
-    emu.launch("bn_grad_partials", dtype, dy, y, base, mean, pdb, pdw, dz, *dims, 1, 1)
     np.testing.assert_array_equal(dz, np.where(y > 0, dy, 0))  # the ReLU's mask: exact
-    dx_base = np.empty_like(base)
-    wgrad0, bgrad0 = rng.standard_normal(c).astype(dtype), rng.standard_normal(c).astype(dtype)
-    wgrad, bgrad = wgrad0.copy(), bgrad0.copy()  # the layer's gradient buffers: added into
-    emu.launch("bn_input_grad", dtype, dy, y, base, mean, inv_std, scale, pdb, pdw, dx_base, wgrad, bgrad, *dims,
-               1, 1, 1, 1)
     g = dz.astype(np.float64)
     xh = (x64 - mean.astype(np.float64)[None, :, None]) * inv_std.astype(np.float64)[None, :, None]
-    close(bgrad, (bgrad0 + g.sum(axis=(0, 2))).astype(dtype))
-    close(wgrad, (wgrad0 + (g * xh).sum(axis=(0, 2))).astype(dtype))
-    dx = dx_base.transpose(1, 0, 2) if channel_major else dx_base
+    close(bgrad, (grads[1] + g.sum(axis=(0, 2))).astype(dtype))
+    close(wgrad, (grads[0] + (g * xh).sum(axis=(0, 2))).astype(dtype))
     want_dx = scale.astype(np.float64)[None, :, None] * (g - g.sum(axis=(0, 2))[None, :, None] / m
                                                          - xh * (g * xh).sum(axis=(0, 2))[None, :, None] / m)
     tol = RTOL[np.dtype(dtype)] * 10
     np.testing.assert_allclose(dx, want_dx.astype(dtype), rtol=tol, atol=tol * max(1.0, float(np.abs(want_dx).max())))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("act,residual", [(0, False), (1, False), (0, True)])
+def test_bn_paths_agree_and_repeat_bit_for_bit(emu, dtype, act, residual):
+    """The vector path (16-byte loads) and the scalar path (the same arrays 4 bytes off a 16-byte
+    boundary) give the same bits up to the per-thread grouping of the statistics; each path run twice
+    gives the same bits (no order depends on the run); without the ReLU or the residual the outputs
+    are still right."""
+    shape = (6, 3, 40)  # inner a multiple of 4: the vector path where aligned
+    args = _bn_case(dtype, shape, 7)
+    from dualnet.kernels.emulator import EmulatorLauncher
+
+    vec = _bn_run(emu, dtype, *args, True, act, residual)
+    again = _bn_run(emu, dtype, *args, True, act, residual)
+    scalar = _bn_run(EmulatorLauncher(), dtype, *args, True, act, residual, aligned=False)
+    for a, b2 in zip(vec, again):
+        assert a.tobytes() == b2.tobytes()
+    for a, b2 in zip(vec, scalar):
+        close(np.ascontiguousarray(b2), np.ascontiguousarray(a))
+    x = args[0].astype(np.float64)
+    xhat = (x - x.mean(axis=(0, 2))[:, None]) / np.sqrt(x.var(axis=(0, 2)) + 1e-5)[:, None]
+    want = xhat * args[3][:, None] + args[4][:, None] + (args[1] if residual else 0)
+    close(vec[0], (np.maximum(want, 0) if act else want).astype(dtype))
+
+
+def test_bn_misaligned_input_takes_the_scalar_path(emu):
+    """x 4 bytes off a 16-byte boundary: no vector access (the emulator would report a misaligned
+    one), the output still right."""
+    from dualnet.kernels.emulator import EmulatorLauncher
+
+    plain = EmulatorLauncher()  # the checking one stages (and so realigns) every array
+    x = _misaligned(np.full((2, 1, 8), 3, np.float32))
+    y = _misaligned(np.empty((2, 1, 8), np.float32))
+    c1, c0 = np.ones(1, np.float32), np.zeros(1, np.float32)
+    plain.launch("bn_forward", np.float32, x, c1, c0, np.empty(0, np.float32), c1.copy(), c1.copy(), y,
+                 *(np.empty(1, np.float32) for _ in range(3)), 2, 1, 8, 8, 8, 1e-5, 0.1, 0, 0)
+    np.testing.assert_array_equal(y, np.zeros_like(y))  # constant input: zero output
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -168,9 +221,11 @@ def test_cooperative_launch_shapes_are_recorded(emu):
     x = np.zeros((2, 3, 5), np.float32)
     plain.launch("global_avgpool_forward", np.float32, x, np.empty((2, 3), np.float32), 2, 3, 5)
     c = np.ones(3, np.float32)
-    plain.launch("bn_partials", np.float32, x, np.empty(6, np.float32), np.empty(6, np.float32), 2, 3, 5, 15, 5, 2)
+    none, y = np.empty(0, np.float32), np.empty((2, 3, 5), np.float32)
+    plain.launch("bn_forward", np.float32, x, c, c, none, c.copy(), c.copy(), y, *(np.empty(3, np.float32)
+                 for _ in range(3)), 2, 3, 5, 15, 5, 1e-5, 0.1, 1, 0)
     assert c.size == 3 and plain.record == [("global_avgpool_forward<float>", (1, 1, 1), 256, 0),
-                                            ("bn_partials<float>", (2, 3, 1), 256, 128)]
+                                            ("bn_forward<float>", (3, 1, 1), 1024, 512)]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

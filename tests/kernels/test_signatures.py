@@ -10,7 +10,8 @@ from dualnet.kernels.binding import grid_size
 from dualnet.kernels.signatures import KERNELS, Kernel, KernelTable, Param, array_out, int32
 
 SOURCES = sorted(KERNELS.sources())
-TEMPLATE = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)\s*\{")
+TEMPLATE = re.compile(r"template\s*<\s*typename\s+T\s*>\s*__global__\s+void\s+(?:__launch_bounds__\(\w+\)\s+)?(\w+)"
+                      r"\s*\(([^)]*)\)\s*\{")
 
 
 def kernels_in(source: str) -> dict[str, tuple[list[str], str]]:
