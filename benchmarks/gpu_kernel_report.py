@@ -62,20 +62,21 @@ WORK: dict[str, tuple[str, str, str]] = {
     "global_avgpool_forward": ("inner", "1", "4"),
     "global_avgpool_backward": ("1", "1", "20"),
 }
-_P = "((n*inner+4*vec*1024-1)//(4*vec*1024))"
+_P = "((n*inner+{0}*vec*1024-1)//({0}*vec*1024))"  # steps per pass of {0} groups of vec
 #: the cooperative kernels (declared with a fixed block and a grid: one block per channel, a warp per
 #: row, ...): the loop is one thread's share of its block's (or warp's) items, tree steps included
 COOP_WORK: dict[str, tuple[str, str, str]] = {
     # batch norm, one block of 1024 threads per channel (norm.cu): each thread steps through its share
-    # of the channel's n*inner values 4 groups of `vec` at a time, P = ceil(n*inner / (4*vec*1024))
-    # steps per pass, twice (statistics or gradient sums, then the outputs), plus the fixed tree
-    # (shuffles at 5 offsets on two levels, 3-6 barriers: ~15 steps of ~8 instructions). Per value and
-    # pass ~4 FLOPs (forward; backward ~4 then ~5) and ~5 instructions (6 backward), +12 per step;
-    # threads past the channel's groups (`busy` of 1024 have any) do no steps: averaged in
-    "bn_forward": (f"2*{_P}+15", f"2*{_P}*16*vec*busy//1024//(2*{_P}+15)",
-                   f"(2*{_P}*(20*vec+12)*busy//1024+15*8)//(2*{_P}+15)"),
-    "bn_backward": (f"2*{_P}+15", f"2*{_P}*18*vec*busy//1024//(2*{_P}+15)",
-                    f"(2*{_P}*(24*vec+12)*busy//1024+15*8)//(2*{_P}+15)"),
+    # of the channel's n*inner values U groups of `vec` at a time (forward U = 4, backward 2), P =
+    # ceil(n*inner / (U*vec*1024)) steps per pass, twice (statistics or gradient sums, then the
+    # outputs), plus the fixed tree (shuffles at 5 offsets on two levels, 3-6 barriers: ~15 steps of
+    # ~8 instructions). Per value and pass ~4 FLOPs (forward; backward ~4 then ~5) and ~5
+    # instructions (6 backward), +12 per step; threads past the channel's groups (`busy` of 1024
+    # have any) do no steps: averaged in
+    "bn_forward": (f"2*{_P.format(4)}+15", f"2*{_P.format(4)}*16*vec*busy//1024//(2*{_P.format(4)}+15)",
+                   f"(2*{_P.format(4)}*(20*vec+12)*busy//1024+15*8)//(2*{_P.format(4)}+15)"),
+    "bn_backward": (f"2*{_P.format(2)}+15", f"2*{_P.format(2)}*9*vec*busy//1024//(2*{_P.format(2)}+15)",
+                    f"(2*{_P.format(2)}*(12*vec+12)*busy//1024+15*8)//(2*{_P.format(2)}+15)"),
     "channel_sums": ("(n*inner+255)//256+8", "1", "4"),
     "softmax_xent_forward": ("3*((k+31)//32)+5", "8", "6"),
     "global_avgpool_forward": ("(inner+31)//32+5", "1", "4"),
@@ -105,7 +106,8 @@ L2_REREAD: dict[str, str] = {
 }
 #: kernels whose code keeps several loads in flight per thread: (loads in flight, the condition of
 #: its 16-byte vector path as an expression of the scalars; `v` = 16 // itemsize). norm.cu's
-#: dn_bn_walk: 4 groups per step, loaded before any is used (`vec` and `busy`, the threads with any
+#: dn_bn_walk: at least 4 loads per step, all issued before any is used (forward 4 groups of one or two
+#: arrays, backward 2 groups of two or three) (`vec` and `busy`, the threads with any
 #: group, are set for COOP_WORK's expressions); float4 / double2 where inner and both
 #: strides are multiples of the vector (and the arrays 16-byte aligned, as CuPy's allocations are:
 #: ASSUMED for the views the kernels read)

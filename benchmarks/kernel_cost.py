@@ -12,7 +12,7 @@ kernels is the reliable part). The model, per launch:
     (Little's law: threads in flight x `ilp` loads of `word` bytes each per `mem_latency_us`), which
     is what a kernel of a few thousand threads, each walking a row serially, runs into. `ilp` and
     `word` are the GPU's defaults (4 loads of 4 bytes) unless a launch states its own, justified by
-    its kernel's code (the batch-norm kernels: 4 independent 16-byte loads per thread step,
+    its kernel's code (the batch-norm kernels: at least 4 independent 16-byte loads in flight per thread,
     float4 / double2, where inner and the strides are multiples of the vector: norm.cu);
   - flop peak: FP32 or FP64 CUDA cores, or TF32 tensor cores; products (cuBLAS, cuDNN) reach
     `gemm_efficiency` of it on full waves of 128 x 128 tiles, less on a partial last wave; as cuBLAS's

@@ -1,5 +1,5 @@
 """The kernel cost report (benchmarks/gpu_kernel_report.py) and its model (benchmarks/kernel_cost.py):
-the model's arithmetic on hand-made launches, and the report on a traced LeNet-5 step (no GPU)."""
+the model's arithmetic on hand-made launches, and the report on traced LeNet-5 and resnet20 steps (no GPU)."""
 
 from __future__ import annotations
 
@@ -61,3 +61,33 @@ def test_the_report_costs_every_launch_of_a_lenet5_step_beside_pytorch(tmp_path)
     assert len(launch_rows) == r["dualnet_launches"]
     assert any("conv_relu_maxpool_forward" in line for line in launch_rows)
     assert "cudnn conv forward" in text and "multi-tensor SGD" in text
+
+
+def test_a_launch_of_few_blocks_gets_only_its_sms_ports():
+    """16 blocks (one per channel of a 16-channel batch norm) move their bytes through 16 SMs:
+    64 B/clock each, not the GPU's 3.35 TB/s; the same launch over 1,024 blocks streams at the peak.
+    Wide loads in flight (4 x 16 B per thread) keep 16 blocks of 1,024 threads off the latency bound."""
+    nbytes, l2 = 16 * 2**20, 8 * 2**20
+    few = cost(H100, Launch("bn", 16, 1024, 0, nbytes, 0.0, 31, l2_bytes=l2, ilp=4, word=16))
+    assert few.bound == "SM ports (few blocks)"
+    assert few.time_us == pytest.approx(H100.launch_us + (nbytes + l2) / (16 * H100.sm_bandwidth) * 1e6)
+    full = cost(H100, Launch("bn", 1024, 1024, 0, nbytes, 0.0, 31, l2_bytes=l2, ilp=4, word=16))
+    assert full.bound == "memory" and full.time_us < few.time_us / 2
+    narrow = cost(H100, Launch("bn", 16, 1024, 0, nbytes, 0.0, 31, l2_bytes=l2))  # 4 x 4 B in flight
+    assert narrow.bound == "latency (few threads)" and narrow.time_us > few.time_us
+
+
+def test_the_resnet20_report_meets_issue_21s_targets(tmp_path):
+    """resnet20, batch 128: at most 150 launches (exactly 139 today) and at most 1.5x PyTorch's
+    estimate; batch norm one launch each way per layer (21 layers)."""
+    out = tmp_path / "report.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_kernel_report.py"), "--model", "resnet20",
+                           "--batch-size", "128", "--summary", "--json", str(out)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(out.read_text())
+    by_kernel = {row["kernel"]: row["launches"] for row in r["dualnet_by_kernel"]}
+    assert by_kernel["bn_forward"] == 21 and by_kernel["bn_backward"] == 21, by_kernel
+    assert not any(k.startswith("bn_") and k not in ("bn_forward", "bn_backward") for k in by_kernel), by_kernel
+    assert r["dualnet_launches"] == 139, by_kernel
+    assert r["ratio"] <= 1.5, r["ratio"]

@@ -15,35 +15,53 @@
 //
 // The walk: the channel's n rows of `inner` values in groups of V consecutive values; thread t
 // takes groups t, t + B, t + 2B, ... (B = blockDim.x: neighbouring threads read neighbouring
-// addresses), DN_BN_UNROLL groups per step, all loaded before any is used (several loads in flight
-// per thread). V = 16 bytes / sizeof(T) (float4, double2) when inner, sn, sc are multiples of V and
+// addresses), U groups per step, all loaded before any is used: at least 4 loads in flight per
+// thread (forward U = 4, one or two arrays; backward U = 2, two or three arrays; fewer registers,
+// no spills at 64 registers per thread, which 1024 threads per block allow). V = 16 bytes / sizeof(T) (float4, double2) when inner, sn, sc are multiples of V and
 // every array the pass touches is 16-byte aligned (the kernel checks, the whole block takes one
 // path); else V = 1. A row's length is a multiple of V on the vector path, so there is no tail.
 #include "device.cuh"
 
 // Threads per block of the batch-norm kernels (signatures.py: BN_BLOCK) and groups per thread step.
 #define DN_BN_BLOCK 1024
-#define DN_BN_UNROLL 4
+#define DN_BN_FORWARD_UNROLL 4
+#define DN_BN_BACKWARD_UNROLL 2
 
-// f(xo, po, k) for each step of this thread's walk over channel ch: k (1..DN_BN_UNROLL) groups,
-// group u starting at x offset xo[u] (through sn, sc) and C-contiguous offset po[u]. (b, g) advance
-// by additions only.
-template <int V, typename F>
-__device__ __forceinline__ void dn_bn_walk(int n, int c, int inner, long long sn, long long sc, int ch, F f) {
-    const int per_row = inner / V, step = blockDim.x;
-    const int db = step / per_row, dg = step % per_row;
+// One step of a thread's walk: k (1..U) groups, group u at image b[u], V-group g[u] of the row.
+template <int U>
+struct DnBnStep {
+    int k;
+    int b[U], g[U];
+};
+
+// Offsets of a group: in x (through sn and sc) and in the C-contiguous arrays (y, dy, residual, dz).
+template <int V>
+struct DnBnAt {
+    long long sn, row, xch, pch;
+    __device__ __forceinline__ long long x(int b, int g) const { return (long long)b * sn + xch + (long long)g * V; }
+    __device__ __forceinline__ long long p(int b, int g) const { return (long long)b * row + pch + (long long)g * V; }
+};
+
+template <int V>
+__device__ __forceinline__ DnBnAt<V> dn_bn_at(int c, int inner, long long sn, long long sc, int ch) {
+    return DnBnAt<V>{sn, (long long)c * inner, (long long)ch * sc, (long long)ch * inner};
+}
+
+// f(step) for each step of this thread's walk over a channel of n rows of inner values; (b, g)
+// advance by additions only.
+template <int V, int U, typename F>
+__device__ __forceinline__ void dn_bn_walk(int n, int inner, F f) {
+    const int per_row = inner / V, stride = blockDim.x;
+    const int db = stride / per_row, dg = stride % per_row;
     int b = (int)threadIdx.x / per_row, g = (int)threadIdx.x % per_row;
-    const long long row = (long long)c * inner, xch = (long long)ch * sc, pch = (long long)ch * inner;
     while (b < n) {
-        long long xo[DN_BN_UNROLL], po[DN_BN_UNROLL];
-        int k = 0;
+        DnBnStep<U> st;
+        st.k = 0;
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u) {
-            if (b < n) {  // b only grows: the valid groups are a prefix
-                xo[u] = (long long)b * sn + xch + (long long)g * V;
-                po[u] = (long long)b * row + pch + (long long)g * V;
-                k = u + 1;
-            }
+        for (int u = 0; u < U; ++u) {
+            st.b[u] = b;  // b only grows: the valid groups are a prefix
+            st.g[u] = g;
+            if (b < n) st.k = u + 1;
             g += dg;
             b += db;
             if (g >= per_row) {
@@ -51,7 +69,7 @@ __device__ __forceinline__ void dn_bn_walk(int n, int c, int inner, long long sn
                 ++b;
             }
         }
-        f(xo, po, k);
+        f(st);
     }
 }
 
@@ -70,22 +88,25 @@ __device__ __forceinline__ void bn_forward_channel(const T* __restrict__ x, cons
                                                    T* __restrict__ scale, int n, int c, int inner, long long sn,
                                                    long long sc, T eps, T momentum, int act, int has_residual,
                                                    int ch, SN& s_n, S& s_mean, S& s_m2) {
+    constexpr int U = DN_BN_FORWARD_UNROLL;
+    const DnBnAt<V> at = dn_bn_at<V>(c, inner, sn, sc, ch);
     long long cnt = 0;
     T mu = T(0), m2 = T(0);
-    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long*, int k) {
-        T v[DN_BN_UNROLL][V];
+    dn_bn_walk<V, U>(n, inner, [&](const DnBnStep<U>& st) {
+        const int k = st.k;
+        T v[U][V];
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
-            if (u < k) DnVec<T, V>::load(x + xo[u], v[u]);
+        for (int u = 0; u < U; ++u)
+            if (u < k) DnVec<T, V>::load(x + at.x(st.b[u], st.g[u]), v[u]);
         T s = T(0);
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k)
                 for (int i = 0; i < V; ++i) s += v[u][i];
         const T cm = s / (T)(k * V);
         T q = T(0);
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k)
                 for (int i = 0; i < V; ++i) {
                     const T d = v[u][i] - cm;
@@ -104,16 +125,17 @@ __device__ __forceinline__ void bn_forward_channel(const T* __restrict__ x, cons
         running_mean[ch] = (T(1) - momentum) * running_mean[ch] + momentum * mu;
         running_var[ch] = (T(1) - momentum) * running_var[ch] + momentum * (m2 / (count - T(1)));
     }
-    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
-        T v[DN_BN_UNROLL][V], r[DN_BN_UNROLL][V];
+    dn_bn_walk<V, U>(n, inner, [&](const DnBnStep<U>& st) {
+        const int k = st.k;
+        T v[U][V], r[U][V];
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
-                DnVec<T, V>::load(x + xo[u], v[u]);
-                if (has_residual) DnVec<T, V>::load(residual + po[u], r[u]);
+                DnVec<T, V>::load(x + at.x(st.b[u], st.g[u]), v[u]);
+                if (has_residual) DnVec<T, V>::load(residual + at.p(st.b[u], st.g[u]), r[u]);
             }
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
                 for (int i = 0; i < V; ++i) {
                     T o = (v[u][i] - mu) * sc_ + b;
@@ -121,7 +143,7 @@ __device__ __forceinline__ void bn_forward_channel(const T* __restrict__ x, cons
                     if (act == 1 && o < T(0)) o = T(0);
                     v[u][i] = o;
                 }
-                DnVec<T, V>::store(y + po[u], v[u]);
+                DnVec<T, V>::store(y + at.p(st.b[u], st.g[u]), v[u]);
             }
     });
 }
@@ -164,35 +186,39 @@ __device__ __forceinline__ void bn_backward_channel(const T* __restrict__ dy, co
                                                     T* __restrict__ bgrad, int n, int c, int inner, long long sn,
                                                     long long sc, int act, int write_dz, int write_dx, int has_wgrad,
                                                     int has_bgrad, int ch, S& scratch) {
+    constexpr int U = DN_BN_BACKWARD_UNROLL;
+    const DnBnAt<V> at = dn_bn_at<V>(c, inner, sn, sc, ch);
     const T mu = mean[ch];
-    // dz of k groups into g: the masked gradient (the ReLU's mask read from y)
-    auto masked = [&](const long long* po, int k, T (*g)[V]) {
-        T yv[DN_BN_UNROLL][V];
+    // dz of a step's groups into g: the masked gradient (the ReLU's mask read from y)
+    auto masked = [&](const DnBnStep<U>& st, T (*g)[V]) {
+        const int k = st.k;
+        T yv[U][V];
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
-                DnVec<T, V>::load(dy + po[u], g[u]);
-                if (act == 1) DnVec<T, V>::load(y + po[u], yv[u]);
+                DnVec<T, V>::load(dy + at.p(st.b[u], st.g[u]), g[u]);
+                if (act == 1) DnVec<T, V>::load(y + at.p(st.b[u], st.g[u]), yv[u]);
             }
         if (act == 1) {
 #pragma unroll
-            for (int u = 0; u < DN_BN_UNROLL; ++u)
+            for (int u = 0; u < U; ++u)
                 if (u < k)
                     for (int i = 0; i < V; ++i)
                         if (!(yv[u][i] > T(0))) g[u][i] = T(0);
         }
     };
     T s = T(0), sx = T(0);
-    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
-        T g[DN_BN_UNROLL][V], xv[DN_BN_UNROLL][V];
+    dn_bn_walk<V, U>(n, inner, [&](const DnBnStep<U>& st) {
+        const int k = st.k;
+        T g[U][V], xv[U][V];
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
-            if (u < k) DnVec<T, V>::load(x + xo[u], xv[u]);
-        masked(po, k, g);
+        for (int u = 0; u < U; ++u)
+            if (u < k) DnVec<T, V>::load(x + at.x(st.b[u], st.g[u]), xv[u]);
+        masked(st, g);
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
-                if (write_dz) DnVec<T, V>::store(dz + po[u], g[u]);
+                if (write_dz) DnVec<T, V>::store(dz + at.p(st.b[u], st.g[u]), g[u]);
                 for (int i = 0; i < V; ++i) {
                     s += g[u][i];
                     sx += g[u][i] * (xv[u][i] - mu);
@@ -210,23 +236,24 @@ __device__ __forceinline__ void bn_backward_channel(const T* __restrict__ dy, co
     if (!write_dx) return;
     const T count = (T)((long long)n * inner);
     const T sc_ = scale[ch], db_m = db / count, dw_m = dw / count;
-    dn_bn_walk<V>(n, c, inner, sn, sc, ch, [&](const long long* xo, const long long* po, int k) {
-        T g[DN_BN_UNROLL][V], xv[DN_BN_UNROLL][V];
+    dn_bn_walk<V, U>(n, inner, [&](const DnBnStep<U>& st) {
+        const int k = st.k;
+        T g[U][V], xv[U][V];
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
-                DnVec<T, V>::load(x + xo[u], xv[u]);
-                if (write_dz) DnVec<T, V>::load(dz + po[u], g[u]);  // this thread's pass-1 values
+                DnVec<T, V>::load(x + at.x(st.b[u], st.g[u]), xv[u]);
+                if (write_dz) DnVec<T, V>::load(dz + at.p(st.b[u], st.g[u]), g[u]);  // this thread's pass-1 values
             }
-        if (!write_dz) masked(po, k, g);
+        if (!write_dz) masked(st, g);
 #pragma unroll
-        for (int u = 0; u < DN_BN_UNROLL; ++u)
+        for (int u = 0; u < U; ++u)
             if (u < k) {
                 for (int i = 0; i < V; ++i) {
                     const T xhat = (xv[u][i] - mu) * is;
                     xv[u][i] = sc_ * (g[u][i] - db_m - xhat * dw_m);
                 }
-                DnVec<T, V>::store(dx + xo[u], xv[u]);
+                DnVec<T, V>::store(dx + at.x(st.b[u], st.g[u]), xv[u]);
             }
     });
 }
