@@ -40,7 +40,7 @@ from . import cpu_conv
 from .cpu_inference import inference_chunk, max_tiles
 from .cpu_layout import batch_first as _batch_first
 from .cpu_layout import batch_last as _batch_last
-from .cpu_layout import col2im_batch_last
+from .cpu_layout import col2im_batch_last, is_batch_last, relu_in_place
 from .cpu_layout import window_view as _window_view
 from .cpu_norm import CpuNormOps
 from .geometry import ConvGeometry, PoolGeometry
@@ -210,11 +210,12 @@ class CpuOps(CpuNormOps):
             return super().conv2d_forward(x, weight, bias, geom, groups, act)
         if self.conv_blocks:
             wmat = self._wmat(weight, bias)
-            return cpu_conv.forward(self._padded(x, geom), x.shape, wmat, geom, act, bias is not None)
+            x_rows = _batch_last(x) if is_batch_last(x) else None
+            return cpu_conv.forward(self._padded(x, geom), x.shape, wmat, geom, act, bias is not None, x_rows)
         cols = self._im2col(self._padded(x, geom), geom, bias is not None)
         y = self._product(weight, bias, cols)
         if act == "relu":
-            numpy.maximum(y, 0, out=y)
+            relu_in_place(y)
         return _batch_first(y.reshape(weight.shape[0], geom.out_h, geom.out_w, x.shape[0])), _BatchLastCols(cols)
 
     def conv2d_backward(self, dy, saved, weight, x_shape, geom: ConvGeometry, groups: int, wgrad, bgrad,
@@ -269,7 +270,7 @@ class CpuOps(CpuNormOps):
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
         best, first = _pool_planes(z, pkh, pkw)
         positive = best > 0
-        numpy.maximum(best, 0, out=best)
+        relu_in_place(best)
         # the input, not cols, is kept: rebuilding cols in backward, right before the weight-gradient
         # product reads it, costs less than that product reading a cols the rest of the step
         # has pushed out of the caches (measured 4% of a step), and holds far less memory
@@ -311,7 +312,7 @@ class CpuOps(CpuNormOps):
         z = self._product(weight, bias, cols).reshape(o, out_h, out_w, n)
         del cols
         best = max_tiles(z, pool_geom.kh, pool_geom.kw)
-        numpy.maximum(best, 0, out=best)
+        relu_in_place(best)
         return _batch_first(best)
 
     def inference_in_chunks(self, run, x):
@@ -369,7 +370,7 @@ class CpuOps(CpuNormOps):
         if bias is not None:
             y += bias
         if act == "relu":
-            numpy.maximum(y, 0, out=y)
+            relu_in_place(y)
         return y
 
     # --- optimizer -----------------------------------------------------------------------

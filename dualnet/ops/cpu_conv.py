@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy
 
-from .cpu_layout import batch_first, clipped, window_view
+from .cpu_layout import batch_first, clipped, relu_in_place, window_view
 
 #: values per block of columns (float32: 1 MiB); a block is at least one output row
 COLS_BLOCK = 1 << 18
@@ -22,12 +22,13 @@ COLS_BLOCK = 1 << 18
 
 class ConvInput:
     """What a blocked convolution keeps for backward: the padded batch-last input (c, H, W, n),
-    the unpadded input's (n, c, h, w) and whether a bias rode along."""
+    the unpadded input's (n, c, h, w), whether a bias rode along, and the unpadded input itself
+    as a contiguous (c, h, w, n) array when it was one (a reference, no copy; else None)."""
 
-    __slots__ = ("padded", "x_shape", "has_bias")
+    __slots__ = ("padded", "x_shape", "has_bias", "x_rows")
 
-    def __init__(self, padded, x_shape, has_bias: bool):
-        self.padded, self.x_shape, self.has_bias = padded, x_shape, has_bias
+    def __init__(self, padded, x_shape, has_bias: bool, x_rows=None):
+        self.padded, self.x_shape, self.has_bias, self.x_rows = padded, x_shape, has_bias, x_rows
 
 
 def row_blocks(geom, k: int, n: int) -> list[tuple[int, int]]:
@@ -59,9 +60,20 @@ def _fill(buf, windows, a: int, b: int, k: int, bias_row: bool):
     return cols
 
 
-def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool):
+def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool, x_rows=None):
     """padded (c, H, W, n), wmat (o, k [+1 bias column]) -> (y (n, o, out_h, out_w) view of a
-    batch-last buffer, ConvInput)."""
+    batch-last buffer, ConvInput); x_rows: the unpadded input as (c, h, w, n), if contiguous."""
+    y = _convolve(padded, wmat, geom, has_bias)
+    if act == "relu":
+        relu_in_place(y)
+    return batch_first(y), ConvInput(padded, tuple(x_shape), has_bias, x_rows)
+
+
+def _convolve(padded, wmat, geom, has_bias: bool, x_rows=None, grads_t=None):
+    """y (o, out_h, out_w, n) = wmat @ the columns of padded (c, H, W, n), a block of output rows
+    at a time. With x_rows (c', out_h, out_w, n) and grads_t (k, c'), each block's columns also
+    give grads_t += cols @ x_rows' block.T while they are in the caches (the weight gradient of
+    the convolution whose input gradient this is: _input_grad_transposed)."""
     c, n = padded.shape[0], padded.shape[3]
     k = c * geom.kh * geom.kw
     o = wmat.shape[0]
@@ -69,12 +81,14 @@ def forward(padded, x_shape, wmat, geom, act: str | None, has_bias: bool):
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
     buf = _cols_buffer(k + has_bias, blocks[0][1] - blocks[0][0], geom.out_w, n, padded.dtype)
+    part = None if grads_t is None else numpy.empty_like(grads_t)
     for a, b in blocks:
         cols = _fill(buf, windows, a, b, k, has_bias)
         numpy.matmul(wmat, cols, out=y[:, a:b].reshape(o, -1))
-    if act == "relu":
-        numpy.maximum(y, 0, out=y)
-    return batch_first(y), ConvInput(padded, tuple(x_shape), has_bias)
+        if x_rows is not None and grads_t is not None:
+            numpy.matmul(cols, x_rows[:, a:b].reshape(x_rows.shape[0], -1).T, out=part)
+            grads_t += part
+    return y
 
 
 def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
@@ -87,6 +101,8 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
     k = c * kh * kw
     o = wmat.shape[0]
     transposed = _transposed_geometry(geom, h, w) if need_dx and TRANSPOSED_INPUT_GRAD else None
+    if transposed is not None and saved.x_rows is not None and not saved.has_bias and FUSED_WEIGHT_GRAD:
+        return _input_grad_transposed(dy_rows, wmat, geom, transposed, c, h, w, saved.x_rows)
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
     rows = blocks[0][1] - blocks[0][0]
@@ -119,13 +135,15 @@ def backward(dy_rows, saved: ConvInput, wmat, geom, need_dx: bool):
                     dx[:, iy, ix] += win[:, i, j, oy.start - a:oy.stop - a, ox]
     grads = grads_t.T
     if transposed is not None:
-        return _input_grad_transposed(dy_rows, wmat[:, :k], geom, transposed, c, h, w), grads
+        return _input_grad_transposed(dy_rows, wmat[:, :k], geom, transposed, c, h, w)[0], grads
     return (None if dx is None else batch_first(dx)), grads
 
 
 #: a stride-1 convolution's input gradient as the transposed convolution (dy padded, convolved
 #: with the flipped weights: no columns of dx to scatter back) instead of dcols + col2im's adds
 TRANSPOSED_INPUT_GRAD = True
+#: with it, the weight gradient from the same columns of the padded dy (no second im2col of x)
+FUSED_WEIGHT_GRAD = True
 
 
 def _transposed_geometry(geom, h: int, w: int):
@@ -140,14 +158,22 @@ def _transposed_geometry(geom, h: int, w: int):
     return geom._replace(ph=pads[0], pw=pads[1], out_h=h, out_w=w)
 
 
-def _input_grad_transposed(dy_rows, wmat, geom, tgeom, c: int, h: int, w: int):
-    """dx (n, c, h, w), batch-last: dy_rows (o, out_h, out_w, n) zero-padded to (h + kh - 1,
-    w + kw - 1), then forward with the weights flipped in both kernel axes and transposed to
-    (c, o*kh*kw); dx[iy] gathers dy[iy + ph - i] * w[i], which is what col2im adds up."""
+def _input_grad_transposed(dy_rows, wmat, geom, tgeom, c: int, h: int, w: int, x_rows=None):
+    """(dx (n, c, h, w), batch-last; the weight gradient (o, c*kh*kw) when x_rows is given, else
+    None): dy_rows (o, out_h, out_w, n) zero-padded to (h + kh - 1, w + kw - 1), then convolved
+    with the weights flipped in both kernel axes and transposed to (c, o*kh*kw); dx[iy] gathers
+    dy[iy + ph - i] * w[i], which is what col2im adds up. The same columns of the padded dy give
+    the weight gradient: dw[o, c, i, j] = sum over (iy, ix, n) of x[c, iy, ix, n] times the
+    column row (o, kh-1-i, kw-1-j) at (iy, ix, n), so the input's columns need not be rebuilt."""
     kh, kw, out_h, out_w = geom.kh, geom.kw, geom.out_h, geom.out_w
     o, n = dy_rows.shape[0], dy_rows.shape[3]
     top, left = tgeom.ph, tgeom.pw
     padded = numpy.zeros((o, h + kh - 1, w + kw - 1, n), dtype=dy_rows.dtype)
     padded[:, top:top + out_h, left:left + out_w] = dy_rows
     flipped = wmat.reshape(o, c, kh, kw)[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(c, -1)
-    return forward(padded, (n, o, out_h, out_w), flipped, tgeom, None, False)[0]
+    if x_rows is None:
+        return batch_first(_convolve(padded, flipped, tgeom, False)), None
+    g = numpy.zeros((o * kh * kw, c), dtype=dy_rows.dtype)
+    dx = _convolve(padded, flipped, tgeom, False, x_rows, g)
+    grads = g.reshape(o, kh, kw, c)[:, ::-1, ::-1].transpose(0, 3, 1, 2).reshape(o, -1)
+    return batch_first(dx), grads

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy
 
-from .cpu_layout import channel_rows, empty_batch_last, is_batch_last, like_batch_last
+from .cpu_layout import channel_rows, empty_batch_last, is_batch_last, like_batch_last, relu_in_place
 from .reference import ReferenceOps
 
 #: values per block of channels (float32: 128 KiB, a few such buffers fit a core's L2 cache);
@@ -56,7 +56,7 @@ def _affine_act(t, scale, shift, r, act, out) -> None:
     if r is not None:
         numpy.add(out, r, out=out)
     if act == "relu":
-        numpy.maximum(out, 0, out=out)
+        relu_in_place(out)
 
 
 class CpuNormOps(ReferenceOps):
@@ -207,7 +207,7 @@ class CpuNormOps(ReferenceOps):
     def add_relu_forward(self, a, b):
         """relu(a + b) in one new array laid out as a (NumPy's order="K"), the ReLU in place."""
         y = numpy.add(a, b)
-        numpy.maximum(y, 0, out=y)
+        relu_in_place(y)
         return y
 
     def global_avgpool_forward(self, x):
