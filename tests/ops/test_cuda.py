@@ -49,6 +49,11 @@ def test_conv2d_forward_and_backward_agree(device, g, dtype, bias, act, seed):
                       dtype=dtype)[:2 + bias],
           param_grads(kernel_ops(device).conv2d_backward, dy, cols, w, x.shape, geom, g["groups"], weight_shape=w.shape,
                       bias=nb, dtype=dtype)[:2 + bias], dtype, reduction=k)
+    # the addend (a residual's other path), summed into dx by the input-gradient kernel
+    add = uniform(x.shape, seed + 4, dtype)
+    agree(REF.conv2d_backward(dy, cols, w, x.shape, geom, g["groups"], None, None, True, add),
+          kernel_ops(device).conv2d_backward(dy, cols, w, x.shape, geom, g["groups"], None, None, True, add), dtype,
+          reduction=k)
 
 
 @DEVICES
