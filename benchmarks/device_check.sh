@@ -96,7 +96,7 @@ fi
 if command -v g++ > /dev/null; then
     # pytest's exit 5 (nothing selected) is a pass with a note: the suite may not have such tests yet
     run_step coop 90 bash -c '"$0" -m pytest -q -p no:cacheprovider "${@}" tests/kernels \
-        -k "coop or race or barrier or shared or warp or schedule"; rc=$?
+        -k "coop or race or barrier or shared or warp or schedule or dgrad"; rc=$?
         (( rc == 5 )) && { echo "no cooperative-kernel tests selected"; exit 0; }; exit $rc' "$PY" "${TIMEOUT_OPT[@]}"
 else
     echo "coop SKIPPED (no g++ for the emulator)" | tee -a "$OUT/summary.txt"

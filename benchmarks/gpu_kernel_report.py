@@ -27,6 +27,7 @@ import json
 import math
 import pathlib
 import sys
+from collections.abc import Callable
 from typing import Any
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -85,22 +86,36 @@ COOP_WORK: dict[str, tuple[str, str, str]] = {
     # per position: the carried (b, oy, ox) step, the tap's bounds and address, two loads, one FMA
     "conv_wgrad_direct": ("(n*out_h*out_w+255)//256+8", "2", "24"),
 }
-#: dualnet's shared-memory tiled products: (M*N*K of the multiply-adds the kernel executes, the K loop
-#: of one thread, shared bytes per block of float32 (doubled for float64)). conv_dgrad: M = c rounded
-#: up to tiles of bm, N = n*h*w, K = kh*kw*o, o rounded up to steps of 8 (taps that miss a pixel, a
-#: stride's other phases included, are multiplied as zeros and counted); two tiles, 8 x 64 weights
-#: and 8 x 256 gathered dy values
-TILED: dict[str, tuple[str, str, str]] = {
-    "conv_dgrad": ("(c+bm-1)//bm*bm*n*h*w*((o+7)//8*8)*kh*kw", "kh*kw*((o+7)//8)*8", "8*(64+256)*4"),
-}
+def conv_dgrad_work(s: dict[str, int]) -> tuple[int, int, int, int]:
+    """conv_dgrad's (multiply-adds executed, the longest K loop of a thread, shared bytes per block of
+    float32, elements re-read from L2) from its scalars, as conv_dgrad.cu runs it: per stride phase
+    (ry, rx), tiles of bm channels x 4096 / bm positions, each running the taps that reach the phase
+    over o rounded up to steps of 8; two tiles in shared memory, 8 x 64 weights and 8 x 256 dy values.
+    Every tile reads its taps' dy columns and weight rows: what exceeds dy and the weights once is
+    read again from L2."""
+    sh, sw, kh, kw, bm = s["sh"], s["sw"], s["kh"], s["kw"], s["bm"]
+    bn, o8 = 4096 // bm, (s["o"] + 7) // 8 * 8
+    tiles = -(-s["n"] * -(-s["h"] // sh) * -(-s["w"] // sw) // bn) * -(-s["c"] // bm)  # per phase
+
+    def reach(r: int, k: int, pad: int, d: int, stride: int) -> int:
+        return sum((r + pad - i * d) % stride == 0 for i in range(k))
+
+    taps = [reach(ry, kh, s["ph"], s["dh"], sh) * reach(rx, kw, s["pw"], s["dw"], sw)
+            for ry in range(sh) for rx in range(sw)]
+    macs = sum(tiles * 4096 * t * o8 for t in taps)
+    loads = sum(tiles * t * o8 * (bn + bm) for t in taps)
+    once = s["o"] * s["n"] * s["out_h"] * s["out_w"] + s["o"] * s["c"] * kh * kw
+    return macs, max(taps) * o8, 8 * (64 + 256) * 4, max(0, loads - once)
+
+
+#: dualnet's shared-memory tiled products: name -> its work from the scalars (see conv_dgrad_work)
+TILED: dict[str, Callable[[dict[str, int]], tuple[int, int, int, int]]] = {"conv_dgrad": conv_dgrad_work}
 _DEFAULT_WORK = ("1", "2", "20")
 #: elements a kernel reads again from L2, beyond its arrays read once (every block of
 #: conv_wgrad_direct walks its output channel's dz and the matching input positions; the batch-norm
 #: kernels' second pass reads x again, backward dy and the ReLU's y too, right after the first)
 L2_REREAD: dict[str, str] = {
     "conv_wgrad_direct": "(c*kh*kw+1)*o*n*out_h*out_w*2",
-    # every row of tiles gathers its pixels' dy once per tap, every tile reads its rows' weights
-    "conv_dgrad": "o*kh*kw*(n*h*w*((c+bm-1)//bm) + ((n*h*w*bm+4095)//4096)*bm*((c+bm-1)//bm))",
     "bn_forward": "n*c*inner",
     "bn_backward": "write_dx*(2+act*(1-write_dz))*n*c*inner",
 }
@@ -155,11 +170,9 @@ def _kernel_launch(name: str, detail: dict) -> Launch:
     fp64 = any(getattr(v, "dtype", None) == "float64" for v in values)
     itemsize = 8 if fp64 else 4
     if name in TILED:
-        mnk, loop_expr, shared = TILED[name]
-        flops, serial = 2.0 * _eval(mnk, scalars), _eval(loop_expr, scalars)
-        return Launch(name, grid, block, _eval(shared, scalars) * itemsize // 4, nbytes, flops, serial,
-                      math="fp64" if itemsize == 8 else "fp32", tiled=True,
-                      l2_bytes=_eval(L2_REREAD[name], scalars) * itemsize)
+        macs, serial, shared, reread = TILED[name](scalars)
+        return Launch(name, grid, block, shared * itemsize // 4, nbytes, 2.0 * macs, serial,
+                      math="fp64" if itemsize == 8 else "fp32", tiled=True, l2_bytes=reread * itemsize)
     ilp, word = 0, 0
     if name in VECTOR_LOADS:
         ilp, condition = VECTOR_LOADS[name]

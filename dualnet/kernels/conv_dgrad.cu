@@ -17,12 +17,18 @@
 // does bk x 16 multiply-adds from it. Each dx element is summed by one thread in that order (one writer,
 // no split K): the same bits run to run, and under every schedule the emulator tries.
 //
+// Strides: a tap (i, j) reaches pixel (y, x) only when y + ph - i*dh and x + pw - j*dw are multiples of
+// sh and sw, which depends on y mod sh and x mod sw alone. So the pixels are taken phase by phase
+// (phase (ry, rx): y = ry + yq*sh, x = rx + xq*sw), every tile within one phase (each phase padded to
+// ceil(h / sh) x ceil(w / sw) positions per image, the extra ones neither read nor written), and a
+// block skips the taps that cannot reach its phase: a stride-2 3x3 layer multiplies 9/4 taps per
+// pixel on average, not 9. For stride 1 there is one phase and every tap is taken.
+//
 // The gather: a thread loads one fixed pixel column of the dy tile for the whole K loop, so its pixel
-// (b, y, x) is decoded once (32-bit divisions) and, per tap, where it reads dy (or that the tap misses:
-// a zero); along the inner output-channel loop the address only advances by dy's channel stride.
-// Taps that miss a pixel (the padding, or a stride's other phases) are multiplied as zeros: for a
-// stride-2 layer 3/4 of the multiply-adds are of zeros (the cost report counts them). A weight that
-// is infinite or NaN therefore gives NaN where the reference (which skips those taps) gives a number.
+// (b, y, x) is decoded once (32-bit divisions) and, per tap, where it reads dy (or that the tap misses
+// it at the border: a zero); along the inner output-channel loop the address only advances by dy's
+// channel stride. A zero from the padding is multiplied like any value, so a weight that is infinite
+// or NaN gives NaN there where the reference (which skips padding) gives a number.
 #include "device.cuh"
 
 // output channels (K rows) per step of the K loop
@@ -31,32 +37,40 @@
 #define DN_DGRAD_MAX_BM 64
 #define DN_DGRAD_MAX_BN 256
 
+// The pixel of phase (ry, rx) at index p of the phase (images, then rows, then columns of the phase's
+// hq x wq grid): its image b and its (y, x); false when p or (y, x) is past the end.
+__device__ __forceinline__ bool dn_dgrad_pixel(int p, int per, int hq, int wq, int ry, int rx, int sh, int sw,
+                                               int h, int w, int& b, int& y, int& x) {
+    if (p >= per) return false;
+    b = p / (hq * wq);
+    const int r = p - b * (hq * wq);
+    const int yq = r / wq;
+    y = ry + yq * sh;
+    x = rx + (r - yq * wq) * sw;
+    return y < h && x < w;
+}
+
 // The tile loop, with index type I for dy's and dx's offsets (unsigned when every offset fits in 32
-// bits, else long long), for the tile at channel c0, pixel p0. a_tile: [kk][m] of bk x bm weights;
-// b_tile: [kk][p] of bk x bn gathered dy.
+// bits, else long long), for the tile at channel c0 and at pixel p0 of phase (ry, rx). a_tile:
+// [kk][m] of bk x bm weights; b_tile: [kk][p] of bk x bn gathered dy.
 template <typename I, typename T, typename SA, typename SB>
 __device__ __forceinline__ void conv_dgrad_tile(const T* __restrict__ dy, const T* __restrict__ weight,
                                                 const T* __restrict__ add, T* __restrict__ dx, int n, int c, int h,
                                                 int w, int o, int kh, int kw, int sh, int sw, int ph, int pw, int dh,
                                                 int dw, int out_h, int out_w, int bm, int has_add, int c0, int p0,
-                                                SA& a_tile, SB& b_tile) {
+                                                int ry, int rx, SA& a_tile, SB& b_tile) {
     const int t = threadIdx.x;
     const int bn = (DN_BLOCK * 16) / bm;
     const int tn = bn / 4;                    // threads across a tile's pixels
     const int tx = t % tn, ty = t / tn;       // outputs: channels c0 + 4*ty + r, pixels p0 + tx + s*tn
-    const int hw = h * w, npix = n * hw, taps = kh * kw;
+    const int hq = (h + sh - 1) / sh, wq = (w + sw - 1) / sw, per = n * hq * wq;  // a phase's positions
+    const int hw = h * w, taps = kh * kw;
     const I plane = (I)n * (I)out_h * (I)out_w;  // dy's channel stride
 
     // the dy tile's column this thread loads, and its rows (kk = lk0, lk0 + lk_step, ... < BK)
     const int lp = t % bn, lk0 = t / bn, lk_step = DN_BLOCK / bn;
-    const int pl = p0 + lp;
     int lb = 0, ly = 0, lx = 0;
-    if (pl < npix) {
-        lb = pl / hw;
-        const int q = pl - lb * hw;
-        ly = q / w;
-        lx = q - ly * w;
-    }
+    const bool l_in = dn_dgrad_pixel(p0 + lp, per, hq, wq, ry, rx, sh, sw, h, w, lb, ly, lx);
     // the weight tile's column (channel) this thread loads, and its rows
     const int am = t % bm, ak0 = t / bm, ak_step = DN_BLOCK / bm;
     const bool a_in = c0 + am < c;
@@ -67,12 +81,15 @@ __device__ __forceinline__ void conv_dgrad_tile(const T* __restrict__ dy, const 
 
     for (int tap = 0; tap < taps; ++tap) {
         const int i = tap / kw, j = tap - i * kw;
+        // the same for the whole block (its phase): does tap (i, j) reach this phase at all?
+        const int my = (ry + ph - i * dh) % sh, mx = (rx + pw - j * dw) % sw;
+        if (my != 0 || mx != 0) continue;  // (C's % keeps the sign: a multiple gives 0 either way)
         // where this thread's pixel reads dy for tap (i, j), if the tap covers it
         bool hit = false;
         I src = 0;
-        if (pl < npix) {
-            const int vy = ly + ph - i * dh, vx = lx + pw - j * dw;  // = oy*sh, ox*sw when covered
-            if (vy >= 0 && vx >= 0 && vy % sh == 0 && vx % sw == 0) {
+        if (l_in) {
+            const int vy = ly + ph - i * dh, vx = lx + pw - j * dw;  // = oy*sh, ox*sw (multiples, by phase)
+            if (vy >= 0 && vx >= 0) {
                 const int oy = vy / sh, ox = vx / sw;
                 if (oy < out_h && ox < out_w) {
                     hit = true;
@@ -103,35 +120,38 @@ __device__ __forceinline__ void conv_dgrad_tile(const T* __restrict__ dy, const 
     }
 
     for (int s = 0; s < 4; ++s) {
-        const int p = p0 + tx + s * tn;
-        if (p >= npix) continue;
-        const int b = p / hw;
-        const int q = p - b * hw;
+        int b = 0, y = 0, x = 0;
+        if (!dn_dgrad_pixel(p0 + tx + s * tn, per, hq, wq, ry, rx, sh, sw, h, w, b, y, x)) continue;
         for (int r = 0; r < 4; ++r) {
             const int ch = c0 + 4 * ty + r;
             if (ch >= c) continue;
-            const I at = ((I)b * (I)c + (I)ch) * (I)hw + (I)q;
+            const I at = ((I)b * (I)c + (I)ch) * (I)hw + (I)(y * w + x);
             dx[at] = has_add ? acc[r][s] + add[at] : acc[r][s];
         }
     }
 }
 
-// One block per tile: grid (ceil(n*h*w / bn), ceil(c / bm)), DN_BLOCK threads. bm: 16, 32 or 64
-// (the GPU table picks the smallest that holds c, so a 16-channel layer wastes no rows).
+// One block per tile: grid (sh*sw phases x ceil(n * ceil(h/sh) * ceil(w/sw) / bn) tiles each,
+// ceil(c / bm)), DN_BLOCK threads. bm: 16, 32 or 64 (the GPU table picks the smallest that holds c,
+// so a 16-channel layer wastes no rows).
 template <typename T>
 __global__ void conv_dgrad(const T* __restrict__ dy, const T* __restrict__ weight, const T* __restrict__ add,
                            T* __restrict__ dx, int n, int c, int h, int w, int o, int kh, int kw, int sh, int sw,
                            int ph, int pw, int dh, int dw, int out_h, int out_w, int bm, int has_add) {
     DN_SHARED(T, a_tile, DN_DGRAD_BK * DN_DGRAD_MAX_BM);
     DN_SHARED(T, b_tile, DN_DGRAD_BK * DN_DGRAD_MAX_BN);
-    const int c0 = blockIdx.y * bm, p0 = blockIdx.x * ((DN_BLOCK * 16) / bm);  // the tile's first channel, pixel
+    const int bn = (DN_BLOCK * 16) / bm;
+    const int tiles = (n * ((h + sh - 1) / sh) * ((w + sw - 1) / sw) + bn - 1) / bn;  // per phase
+    const int phase = blockIdx.x / tiles;
+    const int c0 = blockIdx.y * bm, p0 = (blockIdx.x - phase * tiles) * bn;  // the tile's first channel, pixel
+    const int ry = phase / sw, rx = phase - (phase / sw) * sw;
     const long long big = (long long)n * c * h * w > (long long)o * n * out_h * out_w
                               ? (long long)n * c * h * w : (long long)o * n * out_h * out_w;
     if (big <= 0x7FFFFFFFll) {
         conv_dgrad_tile<unsigned>(dy, weight, add, dx, n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w,
-                                  bm, has_add, c0, p0, a_tile, b_tile);
+                                  bm, has_add, c0, p0, ry, rx, a_tile, b_tile);
     } else {
         conv_dgrad_tile<long long>(dy, weight, add, dx, n, c, h, w, o, kh, kw, sh, sw, ph, pw, dh, dw, out_h, out_w,
-                                   bm, has_add, c0, p0, a_tile, b_tile);
+                                   bm, has_add, c0, p0, ry, rx, a_tile, b_tile);
     }
 }

@@ -181,11 +181,12 @@ KERNELS = KernelTable([
             *_CONV[4:], int32("has_wgrad"), int32("has_bgrad")), "o*(c*kh*kw+1)", block=COOP_BLOCK,
            grid=("c*kh*kw+1", "o")),
     # a convolution's input gradient as one implicit GEMM (conv_dgrad.cu): tiles of bm channels x
-    # 4096 / bm pixels of dx, bm in {16, 32, 64}; the addend summed in when has_add
+    # 4096 / bm pixels of dx (bm in {16, 32, 64}) within one stride phase; the addend summed in when has_add
     Kernel("conv_dgrad", "conv_dgrad.cu",
            (array_in("dy", "o*n*out_h*out_w"), array_in("weight", "o*c*kh*kw"), array_in("add", "has_add*n*c*h*w"),
             array_out("dx", _X), int32("n"), int32("c"), int32("h"), int32("w"), int32("o"), *_CONV[4:], int32("bm"),
-            int32("has_add")), _X, block=COOP_BLOCK, grid=("(n*h*w*bm+4095)//4096", "(c+bm-1)//bm")),
+            int32("has_add")), _X, block=COOP_BLOCK,
+           grid=("sh*sw*((n*((h+sh-1)//sh)*((w+sw-1)//sw)*bm+4095)//4096)", "(c+bm-1)//bm")),
     Kernel("channel_sums", "grads.cu", (array_in("x", _NCI), array_inout("y", "c"), *_NCI_DIMS), "c",
            block=COOP_BLOCK, grid=("c",)),
     Kernel("gather_batch", "train.cu",

@@ -4,7 +4,8 @@ the reference's column path (the column gradient, then col2im): float64 within 1
 float32 within 1e-5 of the largest |dx| (its fixed K order, taps then output channels, is not
 BLAS's; a sum of up to a few hundred float32 products). Shapes cover strides 1 and 2, padding,
 dilation, 1x1 and 3x3 (and non-square) kernels, odd sizes that leave tiles partly empty in both
-channels and pixels, each tile height (16, 32, 64 channels) and more than one tile each way."""
+channels and pixels, each tile height (16, 32, 64 channels), more than one tile each way, and the
+stride phases (unequal strides, taps that reach only some phases, none at all for some)."""
 
 from __future__ import annotations
 
@@ -26,12 +27,15 @@ CASES = [
     (2, 33, 5, 5, 3, (3, 3), 1, 2, 2),     # dilation 2, tile height 64
     (1, 70, 4, 3, 10, (3, 2), 1, 1, 1),    # two tiles of channels, a non-square kernel
     (2, 4, 6, 6, 11, (5, 5), 3, 2, 1),     # kernel larger than the stride, o not a multiple of 8
+    (2, 6, 9, 10, 5, (3, 3), (2, 3), 1, (2, 1)),  # unequal strides (6 phases), dilated rows
+    (1, 4, 7, 7, 3, (2, 2), 2, 0, 1),      # a 2x2 stride-2 kernel: one tap per phase
 ]
 
 
 def _inputs(case, dtype, seed=0):
     n, c, h, w, o, (kh, kw), s, p, d = case
-    geom = ConvGeometry.of(h, w, (kh, kw), (s, s), (p, p, p, p), (d, d), "conv")
+    geom = ConvGeometry.of(h, w, (kh, kw), np.broadcast_to(s, 2).tolist(), (p, p, p, p),
+                           np.broadcast_to(d, 2).tolist(), "conv")
     rng = np.random.default_rng(seed)
     dy = rng.standard_normal((n, o, geom.out_h, geom.out_w)).astype(dtype)
     weight = rng.standard_normal((o, c, kh, kw)).astype(dtype)

@@ -3,9 +3,9 @@ the checking emulator with tiny grids (and on "gpu" where CuPy sees one), float3
 
 from __future__ import annotations
 
+from cuda_agreement import DEVICES, DTYPES, REF, agree, kernel_ops
 from hypothesis import given
 from hypothesis import strategies as st
-from test_cuda import DEVICES, DTYPES, REF, agree, kernel_ops
 
 from dualnet.ops.geometry import Window
 from dualnet.ops.reference_layers import PAD_MODES, UPSAMPLE_MODES
