@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dualnet as dn
+from dualnet.ops import cpu_norm
 from dualnet.ops.cpu import CpuOps
 from dualnet.ops.cpu_layout import channel_rows, col2im_batch_last, is_batch_last
 from dualnet.ops.geometry import ConvGeometry, out_size
@@ -45,9 +46,19 @@ shapes = st.tuples(st.integers(1, 5), st.integers(1, 5), st.integers(1, 6), st.i
 
 
 @given(shapes, DTYPES, st.booleans(), st.sampled_from([None, "relu"]), st.booleans(), st.booleans(),
-       st.integers(0, 2**16))
+       st.sampled_from([1, 7, 50, cpu_norm.BLOCK]), st.integers(0, 2**16))
 def test_batch_last_batchnorm_agrees_with_the_reference_and_keeps_the_layout(shape, dtype, affine, act, residual,
-                                                                           need_dx, seed):
+                                                                           need_dx, block, seed):
+    """block: cpu_norm.BLOCK for the call (small values: blocks of one or a few channels, a last
+    block shorter than the others)."""
+    before, cpu_norm.BLOCK = cpu_norm.BLOCK, block
+    try:
+        _check_batch_last_batchnorm(shape, dtype, affine, act, residual, need_dx, seed)
+    finally:
+        cpu_norm.BLOCK = before
+
+
+def _check_batch_last_batchnorm(shape, dtype, affine, act, residual, need_dx, seed):
     c = shape[1]
     x, dy = uniform(shape, seed, dtype, -2, 3), uniform(shape, seed + 1, dtype)
     r = uniform(shape, seed + 6, dtype) if residual else None
