@@ -48,6 +48,37 @@ def _column(v):
     return v[:, None]
 
 
+#: per-channel sums as BLAS products (a product with a ones vector, row-by-row dot products)
+#: instead of numpy.sum over (b, m) blocks: about 3x faster in the caches (RESULTS.md, issue 26
+#: part h26c); the sums' order, so their float32 rounding, differs from numpy.sum's
+BLAS_SUMS = True
+_ones: dict = {}
+
+
+def _row_sums(a, out) -> None:
+    """out (b,) = the sums of a's rows (b, m)."""
+    if not BLAS_SUMS:
+        numpy.sum(a, axis=1, out=out)
+        return
+    m = a.shape[1]
+    ones = _ones.get(a.dtype)
+    if ones is None or ones.size < m:  # one buffer per dtype, as long as the longest rows yet
+        ones = numpy.ones(m, dtype=a.dtype)
+        ones.flags.writeable = False
+        _ones[a.dtype] = ones
+    numpy.matmul(a, ones[:m], out=out)
+
+
+def _row_dots(a, b, scratch, out) -> None:
+    """out (k,) = the dot products of a's and b's rows (k, m); scratch: a (k, m) buffer numpy.sum's
+    path writes a * b into."""
+    if not BLAS_SUMS:
+        numpy.multiply(a, b, out=scratch)
+        numpy.sum(scratch, axis=1, out=out)
+        return
+    numpy.matmul(a[:, None, :], b[:, :, None], out=out[:, None, None])
+
+
 def _affine_act(t, scale, shift, r, act, out) -> None:
     """out = act(t * scale + shift + r) per row; t, r, out: (b, m) blocks; scale, shift: (b,)."""
     numpy.multiply(t, _column(scale), out=out)
@@ -89,11 +120,10 @@ class CpuNormOps(ReferenceOps):
         for sl in blocks:
             xb = rows[sl]
             t, sq = t_buf[:xb.shape[0]], sq_buf[:xb.shape[0]]
-            numpy.sum(xb, axis=1, out=mean[sl])
+            _row_sums(xb, mean[sl])
             mean[sl] *= dt(1 / m)
             numpy.subtract(xb, _column(mean[sl]), out=t)
-            numpy.multiply(t, t, out=sq)
-            numpy.sum(sq, axis=1, out=var[sl])
+            _row_dots(t, t, sq, var[sl])
             var[sl] *= dt(1 / m)
             inv = 1 / numpy.sqrt(var[sl] + dt(eps))
             scale = inv if weight is None else inv * weight[sl]
@@ -153,10 +183,9 @@ class CpuNormOps(ReferenceOps):
                 numpy.multiply(dy_rows[sl], mask_buf[:b], out=dz)
             else:
                 dz = dy_rows[sl]
-            numpy.sum(dz, axis=1, out=dbias[sl])
+            _row_sums(dz, dbias[sl])
             numpy.subtract(rows[sl], _column(saved.mean[sl]), out=t)  # x - mean
-            numpy.multiply(t, dz, out=p)
-            numpy.sum(p, axis=1, out=dweight[sl])
+            _row_dots(t, dz, p, dweight[sl])
             dweight[sl] *= saved.inv_std[sl]  # sum dz * xhat
             if not need_dx:
                 continue
