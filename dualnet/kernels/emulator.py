@@ -38,7 +38,8 @@ from .binding import Bound, bind, check_launch_config, launch_shape
 from .errors import EmulatorUnavailableError, KernelArgTypeError, KernelCheckError, KernelCompileError
 from .signatures import KERNELS, Kernel, KernelTable
 
-HEADER_PATH = Path(__file__).resolve().parent / "emulator.h"
+#: the emulator's CUDA surface, then its block scheduler: compiled ahead of every kernel source
+HEADERS = tuple(Path(__file__).resolve().parent / name for name in ("emulator.h", "emulator_scheduler.h"))
 CXX_FLAGS = ("-O2", "-shared", "-fPIC", "-std=c++14", "-ffp-contract=off", "-Wall")
 
 #: number of compiler runs / disk-cache hits in this process (tests read these)
@@ -106,8 +107,8 @@ def symbol(kernel: Kernel, t: str) -> str:
 def translation_unit(table: KernelTable, source: str) -> str:
     """Header + kernel source + wrappers for every instantiation in it, as one C++ file."""
     path = table.source_path(source)
-    parts = [f'#line 1 "{HEADER_PATH.name}"\n', HEADER_PATH.read_text(),
-             f'\n#line 1 "{path}"\n', table.read_source(source),
+    parts = [text for header in HEADERS for text in (f'#line 1 "{header.name}"\n', header.read_text(), "\n")]
+    parts += [f'#line 1 "{path}"\n', table.read_source(source),
              '\n#line 1 "<generated emulator wrappers>"\n']
     parts += [wrapper_source(k, t) for k in table.sources()[source] for t in k.types]
     return "".join(parts)
