@@ -6,7 +6,10 @@ channels of 32x32) that is 38 MB against the input's 4 MB, so building them, kee
 backward and writing the input gradient's columns before col2im each stream tens of megabytes
 through memory. Here a block of output rows gets its columns (COLS_BLOCK values, in the caches),
 its share of the product and, in backward, its share of the weight gradient and of dx; forward
-keeps only the padded batch-last input, from which backward rebuilds each block's columns.
+keeps only the padded batch-last input (and a reference to the unpadded one), from which backward
+rebuilds each block's columns. A stride-1 convolution's backward builds only the columns of the
+zero-padded dy: its dx is their product with the flipped weights (a transposed convolution) and
+its weight gradient their product with the unpadded input (_input_grad_transposed).
 Layouts are ops/cpu.py's: x (c, H, W, n) padded batch-last, cols (c*kh*kw, rows*out_w*n).
 """
 
