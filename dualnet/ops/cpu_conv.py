@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numpy
 
+from . import cpu_workers
 from .cpu_layout import batch_first, clipped, relu_in_place, window_view
 
 #: values per block of columns (float32: 1 MiB); a block is at least one output row
@@ -76,20 +77,30 @@ def _convolve(padded, wmat, geom, has_bias: bool, x_rows=None, grads_t=None):
     """y (o, out_h, out_w, n) = wmat @ the columns of padded (c, H, W, n), a block of output rows
     at a time. With x_rows (c', out_h, out_w, n) and grads_t (k, c'), each block's columns also
     give grads_t += cols @ x_rows' block.T while they are in the caches (the weight gradient of
-    the convolution whose input gradient this is: _input_grad_transposed)."""
+    the convolution whose input gradient this is: _input_grad_transposed). The blocks are shared
+    among cpu_workers' threads; grads_t gets their parts added in block order, for any count."""
     c, n = padded.shape[0], padded.shape[3]
     k = c * geom.kh * geom.kw
     o = wmat.shape[0]
     y = numpy.empty((o, geom.out_h, geom.out_w, n), dtype=padded.dtype)
     windows = window_view(padded, geom)
     blocks = row_blocks(geom, k, n)
-    buf = _cols_buffer(k + has_bias, blocks[0][1] - blocks[0][0], geom.out_w, n, padded.dtype)
-    part = None if grads_t is None else numpy.empty_like(grads_t)
-    for a, b in blocks:
-        cols = _fill(buf, windows, a, b, k, has_bias)
-        numpy.matmul(wmat, cols, out=y[:, a:b].reshape(o, -1))
-        if x_rows is not None and grads_t is not None:
-            numpy.matmul(cols, x_rows[:, a:b].reshape(x_rows.shape[0], -1).T, out=part)
+    rows = blocks[0][1] - blocks[0][0]
+    fuse = x_rows is not None and grads_t is not None
+    parts: list = [None] * len(blocks)
+
+    def run(first: int, stop: int) -> None:
+        buf = _cols_buffer(k + has_bias, rows, geom.out_w, n, padded.dtype)
+        for i in range(first, stop):
+            a, b = blocks[i]
+            cols = _fill(buf, windows, a, b, k, has_bias)
+            numpy.matmul(wmat, cols, out=y[:, a:b].reshape(o, -1))
+            if fuse:
+                parts[i] = cols @ x_rows[:, a:b].reshape(x_rows.shape[0], -1).T
+
+    cpu_workers.split(run, len(blocks))
+    if fuse:
+        for part in parts:
             grads_t += part
     return y
 

@@ -11,6 +11,7 @@ The forward keeps x itself for backward (no normalised copy is written); backwar
 x - mean per block, in the caches.
 
 Inputs of another layout (batch-first arrays, (n, c) batch norm) take the reference's path.
+The blocks are shared among cpu_workers' threads; each writes only its own channels.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy
 
+from . import cpu_workers
 from .cpu_layout import channel_rows, empty_batch_last, is_batch_last, like_batch_last, relu_in_place
 from .reference import ReferenceOps
 
@@ -115,20 +117,24 @@ class CpuNormOps(ReferenceOps):
         mean = numpy.empty(c, dtype=x.dtype)
         var = numpy.empty(c, dtype=x.dtype)
         blocks, step = _blocks(c, m)
-        t_buf = numpy.empty((min(c, step), m), dtype=x.dtype)
-        sq_buf = numpy.empty_like(t_buf)
-        for sl in blocks:
-            xb = rows[sl]
-            t, sq = t_buf[:xb.shape[0]], sq_buf[:xb.shape[0]]
-            _row_sums(xb, mean[sl])
-            mean[sl] *= dt(1 / m)
-            numpy.subtract(xb, _column(mean[sl]), out=t)
-            _row_dots(t, t, sq, var[sl])
-            var[sl] *= dt(1 / m)
-            inv = 1 / numpy.sqrt(var[sl] + dt(eps))
-            scale = inv if weight is None else inv * weight[sl]
-            _affine_act(t, scale, None if bias is None else bias[sl], None if r_rows is None else r_rows[sl], act,
-                        y_rows[sl])
+
+        def run(first: int, stop: int) -> None:
+            t_buf = numpy.empty((min(c, step), m), dtype=x.dtype)
+            sq_buf = numpy.empty_like(t_buf)
+            for sl in blocks[first:stop]:
+                xb = rows[sl]
+                t, sq = t_buf[:xb.shape[0]], sq_buf[:xb.shape[0]]
+                _row_sums(xb, mean[sl])
+                mean[sl] *= dt(1 / m)
+                numpy.subtract(xb, _column(mean[sl]), out=t)
+                _row_dots(t, t, sq, var[sl])
+                var[sl] *= dt(1 / m)
+                inv = 1 / numpy.sqrt(var[sl] + dt(eps))
+                scale = inv if weight is None else inv * weight[sl]
+                _affine_act(t, scale, None if bias is None else bias[sl],
+                            None if r_rows is None else r_rows[sl], act, y_rows[sl])
+
+        cpu_workers.split(run, len(blocks))
         inv_std = 1 / numpy.sqrt(var + dt(eps))
         running_mean *= dt(1 - momentum)
         running_mean += mean * dt(momentum)
@@ -170,34 +176,38 @@ class CpuNormOps(ReferenceOps):
         dweight = numpy.empty(c, dtype=dy.dtype)
         dbias = numpy.empty(c, dtype=dy.dtype)
         blocks, step = _blocks(c, m)
-        t_buf = numpy.empty((min(c, step), m), dtype=dy.dtype)
-        p_buf = numpy.empty_like(t_buf)
-        dz_buf: Any = numpy.empty_like(t_buf) if relu and dres_rows is None else None
-        mask_buf: Any = numpy.empty(t_buf.shape, dtype=bool) if relu else None
-        for sl in blocks:
-            b = sl.stop - sl.start
-            t, p = t_buf[:b], p_buf[:b]
-            if relu:
-                dz = dres_rows[sl] if dres_rows is not None else dz_buf[:b]
-                numpy.greater(saved.y[sl], 0, out=mask_buf[:b])
-                numpy.multiply(dy_rows[sl], mask_buf[:b], out=dz)
-            else:
-                dz = dy_rows[sl]
-            _row_sums(dz, dbias[sl])
-            numpy.subtract(rows[sl], _column(saved.mean[sl]), out=t)  # x - mean
-            _row_dots(t, dz, p, dweight[sl])
-            dweight[sl] *= saved.inv_std[sl]  # sum dz * xhat
-            if not need_dx:
-                continue
-            # dx = a * (dz - dbias / m - xhat * dweight / m), a = weight / std, xhat = (x - mean) / std
-            a = saved.inv_std[sl] if weight is None else saved.inv_std[sl] * weight[sl]
-            k = a * saved.inv_std[sl] * dweight[sl] * dt(1 / m)
-            c0 = a * dbias[sl] * dt(1 / m)
-            out = dx_rows[sl]
-            numpy.multiply(dz, _column(a), out=out)
-            numpy.multiply(t, _column(k), out=t)
-            numpy.subtract(out, t, out=out)
-            numpy.subtract(out, _column(c0), out=out)
+
+        def run(first: int, stop: int) -> None:
+            t_buf = numpy.empty((min(c, step), m), dtype=dy.dtype)
+            p_buf = numpy.empty_like(t_buf)
+            dz_buf: Any = numpy.empty_like(t_buf) if relu and dres_rows is None else None
+            mask_buf: Any = numpy.empty(t_buf.shape, dtype=bool) if relu else None
+            for sl in blocks[first:stop]:
+                b = sl.stop - sl.start
+                t, p = t_buf[:b], p_buf[:b]
+                if relu:
+                    dz = dres_rows[sl] if dres_rows is not None else dz_buf[:b]
+                    numpy.greater(saved.y[sl], 0, out=mask_buf[:b])
+                    numpy.multiply(dy_rows[sl], mask_buf[:b], out=dz)
+                else:
+                    dz = dy_rows[sl]
+                _row_sums(dz, dbias[sl])
+                numpy.subtract(rows[sl], _column(saved.mean[sl]), out=t)  # x - mean
+                _row_dots(t, dz, p, dweight[sl])
+                dweight[sl] *= saved.inv_std[sl]  # sum dz * xhat
+                if not need_dx:
+                    continue
+                # dx = a * (dz - dbias / m - xhat * dweight / m), a = weight / std, xhat = (x - mean) / std
+                a = saved.inv_std[sl] if weight is None else saved.inv_std[sl] * weight[sl]
+                k = a * saved.inv_std[sl] * dweight[sl] * dt(1 / m)
+                c0 = a * dbias[sl] * dt(1 / m)
+                out = dx_rows[sl]
+                numpy.multiply(dz, _column(a), out=out)
+                numpy.multiply(t, _column(k), out=t)
+                numpy.subtract(out, t, out=out)
+                numpy.subtract(out, _column(c0), out=out)
+
+        cpu_workers.split(run, len(blocks))
         if wgrad is not None:
             wgrad += dweight
         if bgrad is not None:
@@ -227,8 +237,14 @@ class CpuNormOps(ReferenceOps):
         if bias is not None:
             shift = shift + bias
         y_rows, y = empty_batch_last(x.shape, x.dtype)
-        for sl in _blocks(c, m)[0]:
-            _affine_act(rows[sl], scale[sl], shift[sl], None if r_rows is None else r_rows[sl], act, y_rows[sl])
+        blocks = _blocks(c, m)[0]
+
+        def run(first: int, stop: int) -> None:
+            for sl in blocks[first:stop]:
+                _affine_act(rows[sl], scale[sl], shift[sl], None if r_rows is None else r_rows[sl], act,
+                            y_rows[sl])
+
+        cpu_workers.split(run, len(blocks))
         return y
 
     # --- residual sum + ReLU, global average pooling -----------------------------------------
