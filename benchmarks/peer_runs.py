@@ -36,6 +36,9 @@ def blas_pools() -> list[dict]:
         return [{"note": "threadpoolctl not installed (pip install threadpoolctl)"}]
     keys = ("user_api", "internal_api", "version", "architecture", "threading_layer", "num_threads")
     pools = [{k: pool[k] for k in keys if pool.get(k) is not None} for pool in threadpool_info()]
+    workers = sys.modules.get("dualnet.ops.cpu_workers")
+    if workers is not None:  # the CPU table's own threads, which took the BLAS's (the BLAS then shows 1)
+        pools.append({"user_api": "dualnet cpu blocks", "num_threads": workers.threads()})
     torch = sys.modules.get("torch")
     if torch is not None:  # its oneDNN / MKL are linked into libtorch: threadpoolctl does not list them
         pools.append({"user_api": "torch", "cpu_capability": torch.backends.cpu.get_cpu_capability(),

@@ -152,7 +152,8 @@ def main() -> None:
                 for busy in (0, args.busy):
                     r = _run(config, args, weights_file, busy)
                     times[config["name"]]["shared" if busy else "alone"].append(r["epoch_s"])
-                    threads = [p.get("num_threads") for p in r["blas"] if p.get("user_api") in ("blas", "torch")]
+                    pools = ("blas", "torch", "dualnet cpu blocks")
+                    threads = [p.get("num_threads") for p in r["blas"] if p.get("user_api") in pools]
                     print(f"run {run + 1}/{args.runs} {config['name']:40s} {'shared' if busy else 'alone ':6s} "
                           f"epoch {r['epoch_s']:7.2f} s  loss {r['loss']:.5f}  threads {threads}  "
                           f"load {load_average()}", flush=True)

@@ -1,20 +1,20 @@
 """The CLI's default BLAS thread count and kernels, fixed before NumPy loads OpenBLAS (imported
 first by the package, so no other import can have loaded NumPy yet; this module imports only os).
 
-OpenBLAS (NumPy's BLAS) starts one thread per core, and its threads spin while they wait for one
-another: each matrix product is split between them and finishes only when the last part does.
-When another process holds one of the cores, the part given to the descheduled thread waits a
-whole scheduler time slice while its peer spins, and that happens at every product. Measured on
-this project's 2-core machines while other processes ran (benchmarks/RESULTS.md, "Behaviour under
-load"): a LeNet-5 epoch of 10,000 images took 47-93 s with 2 threads and 2.0-2.2 s with 1; shorter
-spinning (OPENBLAS_THREAD_TIMEOUT=4) made it worse (82 s), since a sleeping thread then waits to be
-woken. So the CLI leaves one core to the rest of the machine: max(1, usable cores - 1) threads,
-which on 2 cores is 1 (no waiting at all) and costs 1/N of the BLAS throughput on an idle N-core
-machine. A thread count the user set (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS, OMP_NUM_THREADS) is
-kept as given: `OPENBLAS_NUM_THREADS=2 dualnet train ...` uses both cores of an idle machine.
+The count: the usable cores (the process's affinity mask). It is the CPU device's thread count:
+dualnet's CPU table takes the BLAS's threads as its own when it starts (dualnet/ops/cpu_workers.py),
+runs a convolution's blocks of output rows and batch norm's blocks of channels on that many
+threads of its own, which wait on locks, and leaves OpenBLAS one thread. OpenBLAS's own threads
+spin while they wait for one another, and beside another busy process a 2-thread LeNet-5 epoch
+took 16 s against 1.3 s with 1 thread (benchmarks/RESULTS.md, "Behaviour under load"); so until the
+table's own threads existed this default was one core fewer than usable, 1 on 2 cores. With them
+a ResNet-8 epoch on 2 cores takes 0.69 s alone and 0.95 s beside one busy process, against 0.92 and
+0.94 s on 1 thread and PyTorch's 0.61 and 1.44 s (part h26d). LeNet-5's products run on the one
+BLAS thread either way. A thread count the user set (OPENBLAS_NUM_THREADS, GOTO_NUM_THREADS,
+OMP_NUM_THREADS) is kept as given: `OPENBLAS_NUM_THREADS=1 dualnet train ...` runs on one core.
 
-The count may change float32 rounding, so a run is reproduced with the same count (the README and
-docs/training.md say how to set it).
+The count does not change the `cpu` device's results: the table's blocks give the same bits on any
+number of threads and its products run on the one BLAS thread (tests/ops/test_cpu_workers.py).
 
 The kernels: OpenBLAS picks its kernels by CPU model, and does not know every AMD CPU with
 AVX-512: on this project's machines (AMD EPYC, family 26) it falls back to its Haswell (AVX2) ones. On a CPU with
@@ -46,8 +46,8 @@ def usable_cores() -> int:
 
 
 def default_threads(cores: int) -> int:
-    """One core left to the rest of the machine, at least one thread."""
-    return max(1, cores - 1)
+    """Every usable core, at least one thread."""
+    return max(1, cores)
 
 
 #: the AVX-512 subsets OpenBLAS's SkylakeX kernels use (/proc/cpuinfo flag names)

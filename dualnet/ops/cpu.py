@@ -36,7 +36,7 @@ import sys
 import numpy
 from numpy.lib.stride_tricks import as_strided
 
-from . import cpu_conv
+from . import cpu_conv, cpu_workers
 from .cpu_inference import inference_chunk, max_tiles
 from .cpu_layout import batch_first as _batch_first
 from .cpu_layout import batch_last as _batch_last
@@ -144,6 +144,9 @@ class CpuOps(CpuNormOps):
 
     def __init__(self) -> None:
         self.keeps_freed_memory = keep_freed_memory()
+        # the BLAS's threads become the table's own (blocks on waiting-by-lock threads) and the
+        # BLAS runs one thread from here: OpenBLAS's spinning threads cost 10x beside a busy process
+        cpu_workers.threads()
 
     # --- convolution ---------------------------------------------------------------------
 

@@ -1,6 +1,6 @@
-"""The CLI's default BLAS thread count and kernels (dualnet_cli/blas_threads.py): one core left to
-the rest of the machine, AVX-512 kernels on AMD CPUs that have it, what the user set kept, and all
-of it set before NumPy loads OpenBLAS."""
+"""The CLI's default BLAS thread count and kernels (dualnet_cli/blas_threads.py): every usable
+core (the CPU table takes them as its own threads), AVX-512 kernels on AMD CPUs that have it, what
+the user set kept, and all of it set before NumPy loads OpenBLAS."""
 
 from __future__ import annotations
 
@@ -13,15 +13,15 @@ import pytest
 from dualnet_cli import blas_threads
 
 
-def test_default_leaves_one_core_and_keeps_at_least_one_thread():
-    assert [blas_threads.default_threads(c) for c in (1, 2, 3, 8)] == [1, 1, 2, 7]
+def test_default_takes_every_usable_core_and_at_least_one_thread():
+    assert [blas_threads.default_threads(c) for c in (0, 1, 2, 3, 8)] == [1, 1, 2, 3, 8]
 
 
 def test_choose_sets_the_default_and_marks_it(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(blas_threads, "usable_cores", lambda: 4)
     env: dict[str, str] = {}
-    assert blas_threads.choose(env) == 3
-    assert env == {"OPENBLAS_NUM_THREADS": "3", blas_threads.CHOSEN_MARK: "3"}
+    assert blas_threads.choose(env) == 4
+    assert env == {"OPENBLAS_NUM_THREADS": "4", blas_threads.CHOSEN_MARK: "4"}
 
 
 @pytest.mark.parametrize("var", blas_threads.THREAD_VARIABLES)

@@ -159,3 +159,18 @@ def test_every_share_runs_under_the_callers_numpy_error_state():
     with cpu_workers.using(3), np.errstate(over="ignore"):
         cpu_workers.split(run, 3)
     assert states == ["ignore"] * 3
+
+
+def test_the_cpu_table_takes_the_blas_threads_when_it_starts():
+    """So a model with no blocks (LeNet-5's products) runs the BLAS on one thread too."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    blas = cpu_workers._blas()
+    if not blas:
+        pytest.skip("NumPy's BLAS here is not OpenBLAS")
+    taken = cpu_workers._state["taken"]
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            CpuOps()
+            assert blas.get_num_threads() == 1 and cpu_workers.threads() == 2
+    finally:
+        cpu_workers._state["taken"] = taken
