@@ -105,7 +105,7 @@ def test_threads_warn_when_ranks_oversubscribe_the_cores(monkeypatch: pytest.Mon
 
 
 def test_the_cli_default_thread_count_gives_way_to_the_ranks_share(monkeypatch: pytest.MonkeyPatch) -> None:
-    """dualnet_cli sets OPENBLAS_NUM_THREADS to its default (cores - 1) and marks it as such: the
+    """dualnet_cli sets OPENBLAS_NUM_THREADS to its default (the usable cores) and marks it as such: the
     ranks then share the cores instead of each keeping that count."""
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     monkeypatch.setenv("OPENBLAS_NUM_THREADS", "7")
