@@ -1,14 +1,14 @@
 """N training steps of ResNet-8 or ResNet-20 at batch 64, dualnet "cpu" or PyTorch's CPU build: a whole
-process for an outside timer that alternates two commands and reads their CPU seconds (farm-bench).
+process for an outside timer that alternates two commands and reads their CPU seconds.
 
 Both train the same architecture (conv-BN-ReLU stem, three stages of residual blocks, global
 average pooling, linear; dn.models' resnet8/resnet20) with SGD (momentum 0.9, lr 0.05) on the same
 seeded 3x32x32 images, float32, with the given thread count. Nothing is printed: the timer measures
 the process. Run with 0 steps to measure each side's start-up alone (PyTorch's import is seconds).
 
-Usage (benchmarks/RESULTS.md, "ResNet CPU layout"):
-    OPENBLAS_NUM_THREADS=1 farm-bench -n 5 --vs "python benchmarks/resnet_steps.py torch resnet8 120 1" \\
-        -- python benchmarks/resnet_steps.py dualnet resnet8 120 1
+Usage (benchmarks/RESULTS.md, "ResNet CPU layout"), each command timed as a whole process, in turn:
+    OPENBLAS_NUM_THREADS=1 /usr/bin/time -v python benchmarks/resnet_steps.py torch resnet8 120 1
+    OPENBLAS_NUM_THREADS=1 /usr/bin/time -v python benchmarks/resnet_steps.py dualnet resnet8 120 1
 """
 
 from __future__ import annotations
