@@ -132,19 +132,24 @@ def test_batch_norm_gives_the_same_bits_on_any_number_of_threads(n, c, hw, block
         assert a.tobytes() == b.tobytes(), name
 
 
-def test_the_table_takes_the_blas_threads_and_leaves_the_blas_one():
+@pytest.fixture
+def openblas():
+    """(threadpoolctl, NumPy's OpenBLAS controller); the table's taken count restored afterwards."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     blas = cpu_workers._blas()
     if not blas:
         pytest.skip("NumPy's BLAS here is not OpenBLAS")
     taken = cpu_workers._state["taken"]
-    try:
-        with threadpoolctl.threadpool_limits(3, user_api="blas"):
-            assert cpu_workers.threads() == 3
-            assert blas.get_num_threads() == 1
-            assert cpu_workers.threads() == 3  # kept while the BLAS stays at one
-    finally:
-        cpu_workers._state["taken"] = taken
+    yield threadpoolctl, blas
+    cpu_workers._state["taken"] = taken
+
+
+def test_the_table_takes_the_blas_threads_and_leaves_the_blas_one(openblas):
+    threadpoolctl, blas = openblas
+    with threadpoolctl.threadpool_limits(3, user_api="blas"):
+        assert cpu_workers.threads() == 3
+        assert blas.get_num_threads() == 1
+        assert cpu_workers.threads() == 3  # kept while the BLAS stays at one
 
 
 def test_every_share_runs_under_the_callers_numpy_error_state():
@@ -161,16 +166,9 @@ def test_every_share_runs_under_the_callers_numpy_error_state():
     assert states == ["ignore"] * 3
 
 
-def test_the_cpu_table_takes_the_blas_threads_when_it_starts():
+def test_the_cpu_table_takes_the_blas_threads_when_it_starts(openblas):
     """So a model with no blocks (LeNet-5's products) runs the BLAS on one thread too."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    blas = cpu_workers._blas()
-    if not blas:
-        pytest.skip("NumPy's BLAS here is not OpenBLAS")
-    taken = cpu_workers._state["taken"]
-    try:
-        with threadpoolctl.threadpool_limits(2, user_api="blas"):
-            CpuOps()
-            assert blas.get_num_threads() == 1 and cpu_workers.threads() == 2
-    finally:
-        cpu_workers._state["taken"] = taken
+    threadpoolctl, blas = openblas
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        CpuOps()
+        assert blas.get_num_threads() == 1 and cpu_workers.threads() == 2
