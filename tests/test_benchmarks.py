@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import pathlib
 import subprocess
 import sys
+
+from benchmark_runs import benchmark_json, run_benchmark
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -14,12 +15,7 @@ def test_a_lenet5_fit_step_on_the_gpu_path_issues_at_most_40_device_operations_a
     """The operation-count guard of the host-overhead benchmark (counts, not times): the whole
     "gpu" code path over the stand-in cupy that counts every kernel, cuBLAS call, memset, copy
     and host sync."""
-    out = tmp_path / "host.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_host_overhead.py"), "--steps", "50",
-                           "--rounds", "1", "--no-peer", "--json", str(out)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(out.read_text())
+    r, _ = benchmark_json("gpu_host_overhead.py", tmp_path / "host.json", "--steps", 50, "--rounds", 1, "--no-peer")
     assert r["device_ops_per_step"] <= 40, r["ops_per_step_by_name"]
     by_name = r["ops_per_step_by_name"]
     # one optimizer kernel, one gradient fill, one batch gather and one tally per step
@@ -31,19 +27,14 @@ def test_a_lenet5_fit_step_on_the_gpu_path_issues_at_most_40_device_operations_a
 
 
 def test_gpu_bench_smoke_on_emu_times_a_real_fit(tmp_path):
-    out = tmp_path / "bench.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_bench.py"), "--device", "emu", "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    row = json.loads(out.read_text())["batches"]["64"]
+    r, proc = benchmark_json("gpu_bench.py", tmp_path / "bench.json", "--device", "emu", "--quick", flag="--out")
+    row = r["batches"]["64"]
     assert row["dualnet_ms_per_step"] > 0 and row["dualnet_s_per_epoch"] > 0 and row["steps_per_fit"] == 4
     assert "dualnet" in proc.stdout and "peer: none on device emu" in proc.stdout
 
 
 def test_step_time_prints_a_ratio_against_its_peer():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_time.py"), "--repeats", "2"],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    proc = run_benchmark("step_time.py", "--repeats", 2)
     assert "dualnet / gemm floor =" in proc.stdout
 
 
@@ -67,29 +58,17 @@ def test_compare_resnet_explains_how_to_install_pytorch_when_it_is_missing():
 
 
 def test_the_stream_memory_benchmark_runs_and_reports_the_streamed_peak(tmp_path):
-    out = tmp_path / "stream.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "stream_memory.py"), "--gigabytes", "0.002",
-                           "--peer-rows", "300", "--limit", "200", "--dir", str(tmp_path), "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(out.read_text())
+    r, proc = benchmark_json("stream_memory.py", tmp_path / "stream.json", "--gigabytes", 0.002, "--peer-rows", 300,
+                             "--limit", 200, "--dir", tmp_path)
     assert r["images"] == 651 and r["trained_images"] == 200 and r["stream_peak_rss_bytes"] > 0
     assert "peak resident memory: streamed" in proc.stdout
 
 
 def test_the_folder_conversion_benchmark_reports_images_per_second(tmp_path):
-    out = tmp_path / "convert.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "folder_convert.py"), "--images", "8",
-                           "--runs", "1", "--size", "40,30", "--json", str(out)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(out.read_text())
+    r, _ = benchmark_json("folder_convert.py", tmp_path / "convert.json", "--images", 8, "--runs", 1, "--size", "40,30")
     assert set(r["runs"]) == {"jpeg", "png"}
     assert all(r["runs"][fmt][p]["median"] > 0 for fmt in ("jpeg", "png") for p in ("1", "2"))
 
 
 def test_resnet_steps_trains_a_few_dualnet_steps():
-    script = str(ROOT / "benchmarks" / "resnet_steps.py")
-    proc = subprocess.run([sys.executable, script, "dualnet", "resnet8", "2", "1"], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
+    run_benchmark("resnet_steps.py", "dualnet", "resnet8", 2, 1)

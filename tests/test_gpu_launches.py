@@ -3,25 +3,16 @@ a child process): the per-layer glue that does not need a launch launches nothin
 
 from __future__ import annotations
 
-import json
-import pathlib
-import subprocess
-import sys
-
 import numpy as np
+from benchmark_runs import benchmark_json
 
 import dualnet as dn
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-
 
 def _per_step(tmp_path, model: str, batch: int) -> dict:
-    out = tmp_path / "host.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_host_overhead.py"), "--model", model,
-                           "--batch", str(batch), "--steps", "3", "--rounds", "1", "--no-peer", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(out.read_text())["ops_per_step_by_name"]
+    r, _ = benchmark_json("gpu_host_overhead.py", tmp_path / "host.json", "--model", model, "--batch", batch,
+                          "--steps", 3, "--rounds", 1, "--no-peer")
+    return r["ops_per_step_by_name"]
 
 
 def test_a_resnet_step_launches_no_zero_bias_no_batch_counter_and_one_kernel_per_batch_norm_each_way(tmp_path):

@@ -3,12 +3,11 @@ the model's arithmetic on hand-made launches, and the report on traced LeNet-5 a
 
 from __future__ import annotations
 
-import json
 import pathlib
-import subprocess
 import sys
 
 import pytest
+from benchmark_runs import benchmark_json
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -47,11 +46,7 @@ def test_a_large_product_is_flop_bound_and_tf32_is_faster():
 
 
 def test_the_report_costs_every_launch_of_a_lenet5_step_beside_pytorch(tmp_path):
-    out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_kernel_report.py"), "--model", "lenet5",
-                           "--batch-size", "64", "--json", str(out)], capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(out.read_text())
+    r, proc = benchmark_json("gpu_kernel_report.py", tmp_path / "report.json", "--model", "lenet5", "--batch-size", 64)
     assert r["estimate"] is True and r["gpu"] == "H100 SXM"
     assert r["dualnet_launches"] == sum(row["launches"] for row in r["dualnet_by_kernel"])
     assert r["ratio"] == pytest.approx(r["dualnet_ms"] / r["torch_ms"])
@@ -80,12 +75,8 @@ def test_a_launch_of_few_blocks_gets_only_its_sms_ports():
 def test_the_resnet20_report_meets_issue_21s_targets(tmp_path):
     """resnet20, batch 128: at most 150 launches (exactly 139 today) and at most 1.5x PyTorch's
     estimate; batch norm one launch each way per layer (21 layers)."""
-    out = tmp_path / "report.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_kernel_report.py"), "--model", "resnet20",
-                           "--batch-size", "128", "--summary", "--json", str(out)], capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, proc.stderr
-    r = json.loads(out.read_text())
+    r, _ = benchmark_json("gpu_kernel_report.py", tmp_path / "report.json", "--model", "resnet20", "--batch-size", 128,
+                          "--summary")
     by_kernel = {row["kernel"]: row["launches"] for row in r["dualnet_by_kernel"]}
     assert by_kernel["bn_forward"] == 21 and by_kernel["bn_backward"] == 21, by_kernel
     assert not any(k.startswith("bn_") and k not in ("bn_forward", "bn_backward") for k in by_kernel), by_kernel
