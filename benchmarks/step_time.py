@@ -3,7 +3,8 @@
 Never a bare time: each figure is printed beside a peer measured in the same run,
   - "gemm floor": the same step's matrix products alone (NumPy matmul on the same shapes), so
     the ratio says how much time goes to everything around the GEMMs;
-  - PyTorch's CPU build on the same architecture and batch, when torch is installed.
+  - PyTorch's CPU build on the same architecture and batch, when torch is installed, with as many
+    threads as dualnet's "cpu" device has (OPENBLAS_NUM_THREADS sets both).
 Usage: python benchmarks/step_time.py [--device cpu|emu|gpu] [--batch 64] [--repeats 30]
 """
 
@@ -16,6 +17,7 @@ import time
 import numpy as np
 
 import dualnet as dn
+from dualnet.ops import cpu_workers
 
 
 def median_ms(fn, repeats: int, warmup: int = 3) -> float:
@@ -44,11 +46,12 @@ def gemm_floor(batch: int):
     return run
 
 
-def torch_step(batch: int):
+def torch_step(batch: int, threads: int):
     try:
         import torch
     except ImportError:
         return None
+    torch.set_num_threads(threads)  # as many as dualnet's "cpu" device has (its default: every core)
     torch.manual_seed(0)
     nn = torch.nn
     net = nn.Sequential(nn.Conv2d(1, 6, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2), nn.Conv2d(6, 16, 5), nn.ReLU(),
@@ -86,10 +89,12 @@ def main() -> None:
 
     ours = median_ms(step, args.repeats)
     floor = median_ms(gemm_floor(args.batch), args.repeats)
-    print(f"lenet5 forward+backward, batch {args.batch}, device {dev.name}, median of {args.repeats}")
+    threads = cpu_workers.threads() if dev.kind == "cpu" else 1
+    print(f"lenet5 forward+backward, batch {args.batch}, device {dev.name}, median of {args.repeats}, "
+          f"{threads} thread(s) each")
     print(f"  dualnet            {ours:8.2f} ms/step")
     print(f"  gemm floor (numpy) {floor:8.2f} ms/step   dualnet / gemm floor = {ours / floor:.2f}x")
-    peer = torch_step(args.batch)
+    peer = torch_step(args.batch, threads)
     if peer is not None:
         import torch
         theirs = median_ms(peer, args.repeats)
