@@ -1,7 +1,8 @@
 """The CPU table's worker threads: a convolution's blocks of output rows (cpu_conv.py) and batch
 norm's blocks of channels (cpu_norm.py) run on as many threads as the BLAS has been given
 (OPENBLAS_NUM_THREADS, threadpoolctl's limits, the CLI's default), each block's products on one
-BLAS thread: at its first blocks the table takes the BLAS's threads as its own (`threads`).
+BLAS thread: when the table starts (CpuOps()), and at any later split that finds the BLAS given
+more threads, the table takes the BLAS's threads as its own and leaves it one (`threads`).
 
 Why not leave the threads to the BLAS: the blocks are cache-sized products (16-64 output channels
 by a few thousand columns) between single-threaded copies. OpenBLAS splitting each of them between
@@ -76,6 +77,8 @@ def _pool(size: int) -> ThreadPoolExecutor:
     """A pool of at least `size` threads, made anew in a forked child (a fork copies no threads)."""
     with _lock:
         if _state["pool"] is None or _state["size"] < size or _state["pid"] != os.getpid():
+            if _state["pool"] is not None and _state["pid"] == os.getpid():
+                _state["pool"].shutdown(wait=False)  # a smaller pool's idle threads end
             _state["pool"] = ThreadPoolExecutor(size, thread_name_prefix="dualnet-cpu")
             _state["size"], _state["pid"] = size, os.getpid()
         return _state["pool"]
