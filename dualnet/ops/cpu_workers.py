@@ -40,6 +40,8 @@ def _blas() -> Any:
             found = ThreadpoolController().select(internal_api="openblas").lib_controllers
         except ImportError:  # threadpoolctl is a dependency; a stripped install runs one thread
             found = []
+        # NumPy's own first (its wheels keep it in numpy.libs): SciPy may load a second OpenBLAS
+        found.sort(key=lambda lib: "numpy" not in str(lib.filepath))
         _state["blas"] = found[0] if found else False
     return _state["blas"]
 
