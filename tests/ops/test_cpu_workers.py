@@ -5,6 +5,7 @@ takes the BLAS's threads as its own and leaves the BLAS one."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -172,3 +173,33 @@ def test_the_cpu_table_takes_the_blas_threads_when_it_starts(openblas):
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
         CpuOps()
         assert blas.get_num_threads() == 1 and cpu_workers.threads() == 2
+
+
+_TRAIN_AND_HASH = """
+import hashlib, numpy as np, dualnet as dn
+dn.use_device("cpu")
+model = dn.models.get("lenet5")
+gen = np.random.default_rng(0)
+x = gen.random((256, 1, 28, 28), dtype=np.float32); y = gen.integers(0, 10, 256).astype(np.int64)
+opt = dn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+dn.fit(model, dn.data.Dataset(x, y, name="s"), None, epochs=1, batch_size=32, optimizer=opt, seed=0)
+print(hashlib.sha256(b"".join(dn.to_numpy(p.data).tobytes() for _, p in model.named_parameters())).hexdigest())
+"""
+
+
+def test_cpu_training_gives_the_same_bits_whatever_blas_threads_the_process_started_with():
+    """A corpus case: with OpenBLAS's Haswell kernels, LeNet-5's products rounded differently on 2
+    BLAS threads than on 1, so a run resumed in another process (the CLI's default count against a
+    script's) drifted from the uninterrupted one. The cpu device now runs the BLAS on one thread."""
+    import subprocess
+    import sys
+
+    digests = set()
+    for count in ("1", "2"):
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "GOTO_NUM_THREADS")}
+        env.update(OPENBLAS_NUM_THREADS=count, OPENBLAS_CORETYPE="Haswell")
+        proc = subprocess.run([sys.executable, "-c", _TRAIN_AND_HASH], env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        digests.add(proc.stdout.strip().splitlines()[-1])
+    assert len(digests) == 1, digests
