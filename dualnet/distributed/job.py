@@ -99,6 +99,9 @@ def set_threads(local_size: int) -> int:
                           f"{INSTALL_HINT}", RuntimeWarning, stacklevel=2)
         else:
             threadpool_limits(threads)
+            from ..ops import cpu_workers  # the cpu table's own threads, which took the BLAS's
+
+            cpu_workers.set_threads(threads)
             # threads the process starts later (OpenMP pools of libraries loaded afterwards) follow too
             os.environ["OMP_NUM_THREADS"] = str(threads)
     return threads

@@ -62,6 +62,18 @@ def threads() -> int:
     return int(_state["taken"])
 
 
+def set_threads(count: int) -> None:
+    """The table's thread count from now on, the BLAS left at one: dualnet.distributed gives each
+    rank of a host its share of the cores this way (a count the BLAS alone would not pass on once
+    the table has taken the BLAS's threads)."""
+    if count < 1:
+        raise ValueError(f"cpu_workers.set_threads: count must be at least 1, got {count}")
+    blas = _blas()
+    if blas:
+        blas.set_num_threads(1)
+    _state["taken"] = int(count)
+
+
 @contextmanager
 def using(count: int):
     """Run the blocks on `count` threads inside the block whatever the BLAS has (tests, benchmarks)."""

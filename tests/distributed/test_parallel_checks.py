@@ -16,6 +16,7 @@ from test_nccl_comm import _on_ranks  # noqa: E402
 
 import dualnet as dn  # noqa: E402
 from dualnet.distributed import Communicator, DataParallel, DistributedError, local_device, set_threads  # noqa: E402
+from dualnet.ops import cpu_workers  # noqa: E402
 from dualnet.train import TrainState  # noqa: E402
 from dualnet.train.batches import DeviceBatches, HostBatches  # noqa: E402
 
@@ -112,7 +113,10 @@ def test_the_cli_default_thread_count_gives_way_to_the_ranks_share(monkeypatch: 
     monkeypatch.setenv("DUALNET_DEFAULT_BLAS_THREADS", "7")
     monkeypatch.setattr("dualnet.distributed.job._cores", lambda: 8)
     monkeypatch.setitem(sys.modules, "threadpoolctl", types.SimpleNamespace(threadpool_limits=lambda n: None))
+    monkeypatch.setitem(cpu_workers._state, "blas", False)  # the real BLAS left alone
+    monkeypatch.setitem(cpu_workers._state, "taken", 8)  # as if the cpu table had taken the CLI's count
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert set_threads(2) == 4
+    assert cpu_workers.threads() == 4  # the table's own threads follow the rank's share
 

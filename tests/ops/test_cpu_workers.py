@@ -64,10 +64,12 @@ def test_a_split_inside_a_share_runs_on_that_shares_thread():
     assert all(len(names) == 1 for names in inner.values()) and len(inner) == 2
 
 
-def test_using_refuses_a_count_below_one():
+def test_using_and_set_threads_refuse_a_count_below_one():
     with pytest.raises(ValueError, match="at least 1"):
         with cpu_workers.using(0):
             pass
+    with pytest.raises(ValueError, match="at least 1"):
+        cpu_workers.set_threads(0)
 
 
 def _convolution(x, w, geom, dy):
