@@ -144,9 +144,7 @@ class CpuOps(CpuNormOps):
 
     def __init__(self) -> None:
         self.keeps_freed_memory = keep_freed_memory()
-        # the BLAS's threads become the table's own (blocks on waiting-by-lock threads) and the
-        # BLAS runs one thread from here: OpenBLAS's spinning threads cost 10x beside a busy process
-        cpu_workers.threads()
+        cpu_workers.take_blas_threads()  # no OpenBLAS thread left to spin (cpu_workers.py says why)
 
     # --- convolution ---------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 norm's blocks of channels (cpu_norm.py) run on as many threads as the BLAS has been given
 (OPENBLAS_NUM_THREADS, threadpoolctl's limits, the CLI's default), each block's products on one
 BLAS thread: when the table starts (CpuOps()), and at any later split that finds the BLAS given
-more threads, the table takes the BLAS's threads as its own and leaves it one (`threads`).
+more threads, the table takes the BLAS's threads as its own and leaves it one (`take_blas_threads`).
 
 Why not leave the threads to the BLAS: the blocks are cache-sized products (16-64 output channels
 by a few thousand columns) between single-threaded copies. OpenBLAS splitting each of them between
@@ -46,20 +46,25 @@ def _blas() -> Any:
     return _state["blas"]
 
 
-def threads() -> int:
-    """Threads the CPU table's blocks run on (`using`'s count inside `using`). The table takes the
-    BLAS's threads: when the BLAS has n > 1, the blocks get n threads from then on and the BLAS is
-    set to one, for good, since an idle OpenBLAS thread spins for a while after each product it
-    shared and would take a core from the blocks' threads (benchmarks/RESULTS.md, part h26d)."""
-    if _state["forced"] is not None:
-        return int(_state["forced"])
+def take_blas_threads() -> int:
+    """The table's thread count, after taking the BLAS's: when the BLAS has n > 1 threads, the
+    blocks get n threads from then on and the BLAS is set to one, for good, since an idle OpenBLAS
+    thread spins for a while after each product it shared and would take a core from the blocks'
+    threads (benchmarks/RESULTS.md, part h26d). CpuOps() calls it, so LeNet-5's products (no
+    blocks) run on one BLAS thread too."""
     blas = _blas()
     if blas:
         given = int(blas.get_num_threads())
         if given > 1:
-            blas.set_num_threads(1)
-            _state["taken"] = given
+            set_threads(given)
     return int(_state["taken"])
+
+
+def threads() -> int:
+    """Threads the CPU table's blocks run on: `using`'s count inside `using`, else take_blas_threads()."""
+    if _state["forced"] is not None:
+        return int(_state["forced"])
+    return take_blas_threads()
 
 
 def set_threads(count: int) -> None:
